@@ -1,0 +1,279 @@
+//! The error every client sees: a stable `group` and `code`, a message and optional metadata.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::value::{Value, to_value};
+
+/// An error that reaches clients with a stable `group.code`.
+///
+/// Applications switch on [`code`](Self::code). Errors built with the public constructors
+/// ([`user`](Self::user), [`forbidden`](Self::forbidden), ...) reach clients as they are; errors
+/// built with [`internal`](Self::internal) are *masked* before they leave the server: the
+/// client sees only `internal_error` and a generic message, and the details are logged.
+///
+/// ```
+/// use footlights_protocol::ActionError;
+/// let e = ActionError::user("room_full", "the room is full").with_metadata(&serde_json::json!({"max": 8}));
+/// assert_eq!(e.group(), "user");
+/// assert_eq!(e.code(), "room_full");
+/// assert!(e.is_public());
+/// assert_eq!(e.http_status(), 400);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionError {
+    group: Cow<'static, str>,
+    code: Cow<'static, str>,
+    message: String,
+    metadata: Option<Value>,
+    public: bool,
+}
+
+/// The message clients see for masked internal errors.
+pub const INTERNAL_MESSAGE: &str = "An internal error occurred";
+
+impl ActionError {
+    /// A public error with any group and code.
+    pub fn new(
+        group: impl Into<Cow<'static, str>>,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        ActionError {
+            group: group.into(),
+            code: code.into(),
+            message: message.into(),
+            metadata: None,
+            public: true,
+        }
+    }
+
+    /// A user error with its own code (group `user`), as application code raises it.
+    pub fn user(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self::new("user", code, message)
+    }
+
+    /// A user error with the generic code `user_error`.
+    pub fn user_error(message: impl Into<String>) -> Self {
+        Self::user("user_error", message)
+    }
+
+    /// Access denied (`auth.forbidden`, HTTP 403).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new("auth", "forbidden", message)
+    }
+
+    /// The caller is not authenticated (`auth.unauthorized`, HTTP 401).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new("auth", "unauthorized", message)
+    }
+
+    /// The caller sent too many requests (`actor.rate_limited`, HTTP 429).
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new("actor", "rate_limited", message)
+    }
+
+    /// No such actor (`actor.not_found`, HTTP 404).
+    pub fn actor_not_found(message: impl Into<String>) -> Self {
+        Self::new("actor", "not_found", message)
+    }
+
+    /// No such action on this actor (`actor.action_not_found`, HTTP 404).
+    pub fn action_not_found(name: &str) -> Self {
+        Self::new(
+            "actor",
+            "action_not_found",
+            format!("action `{name}` not found"),
+        )
+    }
+
+    /// An action ran past its timeout (`actor.action_timed_out`, HTTP 408).
+    pub fn action_timed_out() -> Self {
+        Self::new("actor", "action_timed_out", "action timed out")
+    }
+
+    /// A connect hook ran past its timeout (`actor.callback_timed_out`).
+    pub fn callback_timed_out() -> Self {
+        Self::new("actor", "callback_timed_out", "callback timed out")
+    }
+
+    /// Malformed input (`actor.invalid_request`, HTTP 400).
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new("actor", "invalid_request", message)
+    }
+
+    /// `create` on a key that already has an actor (`actor.duplicate_key`, HTTP 400).
+    pub fn duplicate_key(message: impl Into<String>) -> Self {
+        Self::new("actor", "duplicate_key", message)
+    }
+
+    /// An incoming message or body over the size limit (`message.incoming_too_long`).
+    pub fn incoming_too_long() -> Self {
+        Self::new("message", "incoming_too_long", "incoming message too long")
+    }
+
+    /// A reply or event over the size limit (`message.outgoing_too_long`).
+    pub fn outgoing_too_long() -> Self {
+        Self::new("message", "outgoing_too_long", "outgoing message too long")
+    }
+
+    /// The actor is stopping and cannot take this call (`actor.stopping`); clients retry.
+    pub fn stopping() -> Self {
+        Self::new("actor", "stopping", "actor is stopping")
+    }
+
+    /// A connection that no longer exists (`connection.not_found`).
+    pub fn connection_not_found() -> Self {
+        Self::new("connection", "not_found", "connection not found")
+    }
+
+    /// A non-public error. Clients see `internal_error` and a generic message; the details stay
+    /// in the server log.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ActionError {
+            group: "core".into(),
+            code: "internal_error".into(),
+            message: message.into(),
+            metadata: None,
+            public: false,
+        }
+    }
+
+    /// Attaches structured metadata. A value that fails to serialize is dropped.
+    #[must_use]
+    pub fn with_metadata<T: Serialize + ?Sized>(mut self, metadata: &T) -> Self {
+        self.metadata = to_value(metadata).ok();
+        self
+    }
+
+    /// Attaches metadata that is already a [`Value`].
+    #[must_use]
+    pub fn with_metadata_value(mut self, metadata: Option<Value>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The error's group, such as `user`, `auth` or `actor`.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The error's code, such as `forbidden` or `user_error`. Stable: match on it.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// A human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Structured details, if any.
+    pub fn metadata(&self) -> Option<&Value> {
+        self.metadata.as_ref()
+    }
+
+    /// Whether the error reaches clients as it is.
+    pub fn is_public(&self) -> bool {
+        self.public
+    }
+
+    /// `true` for `actor.not_found`.
+    pub fn is_not_found(&self) -> bool {
+        self.group == "actor" && self.code == "not_found"
+    }
+
+    /// `true` for timeouts of actions and callbacks.
+    pub fn is_timeout(&self) -> bool {
+        self.code == "action_timed_out" || self.code == "callback_timed_out"
+    }
+
+    /// What clients see: public errors unchanged, others with a generic message and no
+    /// metadata.
+    #[must_use]
+    pub fn masked(&self) -> ActionError {
+        if self.public {
+            self.clone()
+        } else {
+            ActionError {
+                group: self.group.clone(),
+                code: self.code.clone(),
+                message: INTERNAL_MESSAGE.to_owned(),
+                metadata: None,
+                public: true,
+            }
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn http_status(&self) -> u16 {
+        if !self.public {
+            return 500;
+        }
+        match (&*self.group, &*self.code) {
+            ("auth", "forbidden") => 403,
+            ("auth", "unauthorized") => 401,
+            ("actor", "not_found" | "action_not_found") => 404,
+            ("actor", "method_not_allowed") => 405,
+            ("actor", "action_timed_out") => 408,
+            ("actor", "rate_limited") => 429,
+            ("actor", "restarting" | "stopping" | "starting" | "overloaded") => 503,
+            (_, "internal_error") => 500,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}: {}", self.group, self.code, self.message)
+    }
+}
+
+impl std::error::Error for ActionError {}
+
+impl From<crate::value::ValueError> for ActionError {
+    fn from(e: crate::value::ValueError) -> Self {
+        ActionError::invalid_request(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_are_masked() {
+        let e = ActionError::internal("db password is hunter2").with_metadata(&1);
+        let m = e.masked();
+        assert_eq!(m.code(), "internal_error");
+        assert_eq!(m.message(), INTERNAL_MESSAGE);
+        assert!(m.metadata().is_none());
+        assert_eq!(e.http_status(), 500);
+    }
+
+    #[test]
+    fn public_errors_pass_unchanged() {
+        let e = ActionError::forbidden("no").with_metadata(&"why");
+        assert_eq!(e.masked(), e);
+        assert_eq!(e.http_status(), 403);
+    }
+
+    #[test]
+    fn user_error_without_metadata_has_none() {
+        let e = ActionError::user_error("bad");
+        assert_eq!(e.code(), "user_error");
+        assert!(e.metadata().is_none());
+    }
+
+    #[test]
+    fn statuses_follow_the_protocol_table() {
+        assert_eq!(ActionError::actor_not_found("x").http_status(), 404);
+        assert_eq!(ActionError::action_not_found("x").http_status(), 404);
+        assert_eq!(ActionError::action_timed_out().http_status(), 408);
+        assert_eq!(ActionError::incoming_too_long().http_status(), 400);
+        assert_eq!(ActionError::duplicate_key("k").http_status(), 400);
+    }
+}
