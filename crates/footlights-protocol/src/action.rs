@@ -103,3 +103,25 @@ pub fn args_to_value<T: Serialize + ?Sized>(args: &T) -> Result<Vec<Value>, Valu
 pub fn args_from_value<T: DeserializeOwned>(args: Vec<Value>) -> Result<T, ValueError> {
     from_value(Value::Array(args))
 }
+
+/// What clients need to know of an actor type: its registered name and its create input.
+///
+/// `#[footlights::actor]` implements it; the server-side behaviour lives in
+/// `footlights_core::Actor`.
+///
+/// ```
+/// use footlights_protocol::ActorSpec;
+/// struct Counter;
+/// impl ActorSpec for Counter {
+///     const NAME: &'static str = "counter";
+///     type Input = ();
+/// }
+/// assert_eq!(Counter::NAME, "counter");
+/// ```
+pub trait ActorSpec: 'static {
+    /// The name the actor type is registered and addressed under, such as `chatRoom`.
+    const NAME: &'static str;
+    /// The input given to `create` / `get_or_create`, handed to the actor's state
+    /// constructor on first creation. `()` when the actor takes none.
+    type Input: Serialize + DeserializeOwned + Send + Sync + 'static;
+}

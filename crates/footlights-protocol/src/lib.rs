@@ -31,7 +31,7 @@ mod key;
 mod message;
 mod value;
 
-pub use action::{Action, Event, args_from_value, args_to_value};
+pub use action::{Action, ActorSpec, Event, args_from_value, args_to_value};
 pub use error::{ActionError, INTERNAL_MESSAGE};
 pub use ids::{ActorId, ConnId};
 pub use key::ActorKey;
