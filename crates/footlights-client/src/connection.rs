@@ -425,11 +425,10 @@ impl Driver {
     }
 
     fn send(&mut self, msg: ToServer) {
-        if let Some(link) = &self.link {
-            if let Err(e) = link.sender.send(msg) {
+        if let Some(link) = &self.link
+            && let Err(e) = link.sender.send(msg) {
                 tracing::debug!(error = %e, "send on a closed link");
             }
-        }
     }
 
     fn send_action(&mut self, name: String, args: Vec<Value>, reply: Reply) {

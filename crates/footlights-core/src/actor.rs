@@ -1,0 +1,393 @@
+//! The traits a user implements to define an actor.
+//!
+//! An actor is its persisted state: a serde type implementing [`Actor`]. Actions are
+//! [`Handler`] (may change state), [`ReadHandler`] (reads only, never saves) or
+//! [`DeferredHandler`] (answers later, without holding the state). `#[footlights::actor]`
+//! writes these impls from plain methods; `examples/counter-no-macros` writes them by hand.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use footlights_protocol::{Action, ActionError, ActorSpec, Value};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::conn::{Conn, ConnRequest};
+use crate::ctx::Ctx;
+
+/// The connection-related types of an actor: params clients send, the per-connection state,
+/// and the auth data the before-connect hook returns.
+///
+/// Use [`Conns`] to name them: `type Conn = Conns<JoinParams, Member>;`.
+pub trait ConnTypes: Send + Sync + 'static {
+    /// What clients send when they connect (or with a stateless action).
+    type Params: DeserializeOwned + Send + Sync + 'static;
+    /// Per-connection state, in memory while the connection lives. Its `Default` is the
+    /// constant initial value used when [`Actor::create_conn_state`] is not overridden.
+    type State: Default + Send + Sync + 'static;
+    /// What [`Actor::on_before_connect`] returns; readable as [`Conn::auth`].
+    type Auth: Default + Send + Sync + 'static;
+}
+
+/// Names an actor's connection types. Every parameter has a default, so `Conns` alone means
+/// "any params, no state, no auth data".
+///
+/// ```
+/// use footlights_core::{Conns, ConnTypes};
+/// #[derive(serde::Deserialize)]
+/// struct JoinParams { name: String }
+/// #[derive(Default)]
+/// struct Member { name: String }
+/// type ChatConns = Conns<JoinParams, Member>;
+/// fn state_of<C: ConnTypes>() {}
+/// state_of::<ChatConns>();
+/// ```
+#[derive(Debug)]
+pub struct Conns<Params = Value, State = (), Auth = ()>(Marker<Params, State, Auth>);
+
+type Marker<P, S, A> = PhantomData<fn() -> (P, S, A)>;
+
+impl<P, S, A> ConnTypes for Conns<P, S, A>
+where
+    P: DeserializeOwned + Send + Sync + 'static,
+    S: Default + Send + Sync + 'static,
+    A: Default + Send + Sync + 'static,
+{
+    type Params = P;
+    type State = S;
+    type Auth = A;
+}
+
+/// The params type of actor `A`'s connections.
+pub type ParamsOf<A> = <<A as Actor>::Conn as ConnTypes>::Params;
+/// The per-connection state type of actor `A`.
+pub type ConnStateOf<A> = <<A as Actor>::Conn as ConnTypes>::State;
+/// The auth data type of actor `A`'s connections.
+pub type AuthOf<A> = <<A as Actor>::Conn as ConnTypes>::Auth;
+
+/// Per-actor-type settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ActorOptions {
+    /// How long an actor with no connections and no pending work stays awake.
+    pub sleep_timeout: Duration,
+    /// How long an action may run before its caller gets `actor.action_timed_out`.
+    pub action_timeout: Duration,
+    /// How long each connect hook may run before the connection fails with
+    /// `actor.callback_timed_out`.
+    pub connect_timeout: Duration,
+    /// Whether the actor sleeps at all.
+    pub no_sleep: bool,
+}
+
+impl Default for ActorOptions {
+    fn default() -> Self {
+        ActorOptions {
+            sleep_timeout: Duration::from_secs(30),
+            action_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            no_sleep: false,
+        }
+    }
+}
+
+/// A stateful actor. The implementing type is the actor's durable state.
+///
+/// Only [`create_state`](Actor::create_state) and [`actions`](Actor::actions) are required;
+/// every hook has a default that does nothing. Hooks and actions of one actor never run at the
+/// same time, so they take `&mut self` without locks.
+///
+/// Start order: on first creation `create_state` → `on_create` → `create_vars` → `on_wake`;
+/// on every later start (after sleep or a restart) `create_vars` → `on_wake`.
+/// Fields marked `#[serde(skip)]` are not saved: rebuild them in `create_vars`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an actor",
+    note = "add `#[footlights::actor]` to an `impl {Self}` block with `#[action]` methods, or implement `footlights::Actor` by hand"
+)]
+pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized {
+    /// The connection types: `Conns<Params, State, Auth>`.
+    type Conn: ConnTypes;
+
+    /// Builds the initial state from the create input. Runs once, on first creation.
+    fn create_state(
+        ctx: &Ctx<Self>,
+        input: &Self::Input,
+    ) -> impl Future<Output = Result<Self, ActionError>> + Send;
+
+    /// Registers the actor's actions by name.
+    fn actions(table: &mut ActionTable<Self>);
+
+    /// Settings for this actor type.
+    fn options() -> ActorOptions {
+        ActorOptions::default()
+    }
+
+    /// Runs once after the state is first created, with the create input.
+    fn on_create(
+        &mut self,
+        ctx: &Ctx<Self>,
+        input: &Self::Input,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (ctx, input);
+        async { Ok(()) }
+    }
+
+    /// Rebuilds ephemeral (`#[serde(skip)]`) fields; runs on every start, before `on_wake`.
+    fn create_vars(&mut self, ctx: &Ctx<Self>) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// Runs on every start (first creation, after sleep, after a restart).
+    fn on_wake(&mut self, ctx: &Ctx<Self>) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// Runs before the actor sleeps; the state is saved after it.
+    fn on_sleep(&mut self, ctx: &Ctx<Self>) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
+    }
+
+    /// Runs before the actor is destroyed.
+    fn on_destroy(&mut self, ctx: &Ctx<Self>) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
+    }
+
+    /// Runs once after each change of the state (not for reads, not for connection changes,
+    /// not for changes made inside this hook).
+    fn on_state_change(&mut self, ctx: &Ctx<Self>) {
+        let _ = ctx;
+    }
+
+    /// Decides whether a client may connect. Returning an error rejects the connection with
+    /// that error's code (for example [`ActionError::forbidden`]); the value returned is the
+    /// connection's auth data. Stateless actions run it too.
+    fn on_before_connect(
+        &mut self,
+        ctx: &Ctx<Self>,
+        params: &ParamsOf<Self>,
+        request: &ConnRequest,
+    ) -> impl Future<Output = Result<AuthOf<Self>, ActionError>> + Send {
+        let _ = (ctx, params, request);
+        async { Ok(AuthOf::<Self>::default()) }
+    }
+
+    /// Builds a connection's state from its params. The default is `State::default()`.
+    fn create_conn_state(
+        &mut self,
+        ctx: &Ctx<Self>,
+        params: &ParamsOf<Self>,
+        request: &ConnRequest,
+    ) -> impl Future<Output = Result<ConnStateOf<Self>, ActionError>> + Send {
+        let _ = (ctx, params, request);
+        async { Ok(ConnStateOf::<Self>::default()) }
+    }
+
+    /// Runs when a connection has been added to the connection list.
+    fn on_connect(
+        &mut self,
+        ctx: &Ctx<Self>,
+        conn: &Conn<Self>,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
+        let _ = (ctx, conn);
+        async { Ok(()) }
+    }
+
+    /// Runs after a connection has left the connection list; its state is still readable.
+    fn on_disconnect(&mut self, ctx: &Ctx<Self>, conn: &Conn<Self>) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, conn);
+        async {}
+    }
+}
+
+/// An action that may change the actor's state. After it returns, the state is saved if it
+/// changed, and its reply is released once that save is durable.
+pub trait Handler<M: Action>: Actor {
+    /// Runs the action.
+    fn handle(
+        &mut self,
+        ctx: &Ctx<Self>,
+        msg: M,
+    ) -> impl Future<Output = Result<M::Output, ActionError>> + Send;
+}
+
+/// An action that only reads the state. It never causes a save.
+pub trait ReadHandler<M: Action>: Actor {
+    /// Runs the action.
+    fn handle(
+        &self,
+        ctx: &Ctx<Self>,
+        msg: M,
+    ) -> impl Future<Output = Result<M::Output, ActionError>> + Send;
+}
+
+/// An action that answers later: it may change the state now, then returns a [`Deferred`]
+/// future (which holds no borrow of the state) that the actor drives beside its mailbox, so
+/// other messages keep being processed while it waits.
+pub trait DeferredHandler<M: Action>: Actor {
+    /// Runs the action's synchronous part and returns the pending answer.
+    fn handle(
+        &mut self,
+        ctx: &Ctx<Self>,
+        msg: M,
+    ) -> impl Future<Output = Result<Deferred<M::Output>, ActionError>> + Send;
+}
+
+/// An answer that is not ready yet: a future that owns what it needs (no borrow of the state).
+///
+/// ```
+/// use footlights_core::Deferred;
+/// let (tx, rx) = tokio::sync::oneshot::channel::<i64>();
+/// let answer = Deferred::new(async move { rx.await.map_err(|_| footlights_core::ActionError::internal("dropped")) });
+/// # drop((tx, answer));
+/// ```
+pub struct Deferred<T>(BoxFuture<'static, Result<T, ActionError>>);
+
+impl<T> Deferred<T> {
+    /// Wraps a future that produces the answer.
+    pub fn new(fut: impl Future<Output = Result<T, ActionError>> + Send + 'static) -> Self {
+        Deferred(Box::pin(fut))
+    }
+
+    pub(crate) fn into_future(self) -> BoxFuture<'static, Result<T, ActionError>> {
+        self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Deferred<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred(..)")
+    }
+}
+
+/// What an action produced: a value now, or a future answer.
+pub(crate) enum Outcome {
+    Now(Value),
+    Later(BoxFuture<'static, Result<Value, ActionError>>),
+}
+
+type ReadFn<A> =
+    for<'a> fn(&'a A, &'a Ctx<A>, Vec<Value>) -> BoxFuture<'a, Result<Outcome, ActionError>>;
+type WriteFn<A> =
+    for<'a> fn(&'a mut A, &'a Ctx<A>, Vec<Value>) -> BoxFuture<'a, Result<Outcome, ActionError>>;
+
+pub(crate) enum Entry<A: Actor> {
+    Read(ReadFn<A>),
+    Write(WriteFn<A>),
+}
+
+impl<A: Actor> Clone for Entry<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A: Actor> Copy for Entry<A> {}
+
+/// The actions of an actor type, by wire name. Filled in by [`Actor::actions`].
+pub struct ActionTable<A: Actor> {
+    entries: std::collections::HashMap<&'static str, Entry<A>>,
+    timeouts: std::collections::HashMap<&'static str, Duration>,
+}
+
+impl<A: Actor> std::fmt::Debug for ActionTable<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.entries.keys()).finish()
+    }
+}
+
+fn encode<T: Serialize>(out: &T) -> Result<Value, ActionError> {
+    footlights_protocol::to_value(out)
+        .map_err(|e| ActionError::internal(format!("action output did not serialize: {e}")))
+}
+
+impl<A: Actor> ActionTable<A> {
+    pub(crate) fn new() -> Self {
+        ActionTable { entries: Default::default(), timeouts: Default::default() }
+    }
+
+    /// Registers an action that may change state ([`Handler`]).
+    pub fn write<M: Action>(&mut self) -> &mut Self
+    where
+        A: Handler<M>,
+    {
+        self.entries.insert(
+            M::NAME,
+            Entry::Write(|actor, ctx, args| {
+                Box::pin(async move {
+                    let msg = M::from_args(args)?;
+                    let out = Handler::<M>::handle(actor, ctx, msg).await?;
+                    Ok(Outcome::Now(encode(&out)?))
+                })
+            }),
+        );
+        self
+    }
+
+    /// Registers an action that only reads state ([`ReadHandler`]).
+    pub fn read<M: Action>(&mut self) -> &mut Self
+    where
+        A: ReadHandler<M>,
+    {
+        self.entries.insert(
+            M::NAME,
+            Entry::Read(|actor, ctx, args| {
+                Box::pin(async move {
+                    let msg = M::from_args(args)?;
+                    let out = ReadHandler::<M>::handle(actor, ctx, msg).await?;
+                    Ok(Outcome::Now(encode(&out)?))
+                })
+            }),
+        );
+        self
+    }
+
+    /// Registers an action that answers later ([`DeferredHandler`]).
+    pub fn deferred<M: Action>(&mut self) -> &mut Self
+    where
+        A: DeferredHandler<M>,
+    {
+        self.entries.insert(
+            M::NAME,
+            Entry::Write(|actor, ctx, args| {
+                Box::pin(async move {
+                    let msg = M::from_args(args)?;
+                    let pending = DeferredHandler::<M>::handle(actor, ctx, msg).await?;
+                    let fut = pending.into_future();
+                    Ok(Outcome::Later(Box::pin(async move { encode(&fut.await?) })))
+                })
+            }),
+        );
+        self
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Entry<A>> {
+        self.entries.get(name).copied()
+    }
+
+    /// Gives one action its own timeout instead of [`ActorOptions::action_timeout`].
+    pub fn timeout(&mut self, name: &'static str, limit: Duration) -> &mut Self {
+        self.timeouts.insert(name, limit);
+        self
+    }
+
+    pub(crate) fn timeout_of(&self, name: &str) -> Option<Duration> {
+        self.timeouts.get(name).copied()
+    }
+
+    /// The wire names of all registered actions.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.entries.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Whether an action of that wire name is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+}

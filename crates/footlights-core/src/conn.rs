@@ -1,0 +1,193 @@
+//! Connections as the actor sees them.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use footlights_client::CloseReason;
+use footlights_protocol::{ConnId, Event, ToClient, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::actor::{Actor, AuthOf, ConnStateOf, ParamsOf};
+use crate::gate::{ConnSink, Gate, Output};
+use crate::instance::Msg;
+
+/// The request that opened a connection (or carried a stateless action): method, URL and
+/// headers. In-process calls carry an empty `GET /` request.
+#[derive(Debug, Clone)]
+pub struct ConnRequest {
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+}
+
+impl ConnRequest {
+    /// A request with these parts.
+    pub fn new(method: http::Method, uri: http::Uri, headers: http::HeaderMap) -> Self {
+        ConnRequest { method, uri, headers }
+    }
+
+    /// The request of an in-process call.
+    pub fn local() -> Self {
+        ConnRequest::new(http::Method::GET, http::Uri::from_static("/"), http::HeaderMap::new())
+    }
+
+    /// The HTTP method.
+    pub fn method(&self) -> &http::Method {
+        &self.method
+    }
+
+    /// The URL (path and query).
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &http::HeaderMap {
+        &self.headers
+    }
+
+    /// One header as text, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One client connection to an actor: its id, params, auth data and state.
+///
+/// Cheap to clone. Connections opened for a single stateless action are *ephemeral*: they
+/// exist for that action only and receive no events.
+pub struct Conn<A: Actor> {
+    inner: Arc<Inner<A>>,
+}
+
+struct Inner<A: Actor> {
+    id: ConnId,
+    params: ParamsOf<A>,
+    auth: AuthOf<A>,
+    /// Owned by the connection; user code locks it briefly from hooks and actions.
+    state: Mutex<ConnStateOf<A>>,
+    /// Event names this connection subscribed to.
+    subscriptions: Mutex<HashSet<String>>,
+    /// Where messages to the client go; `None` for ephemeral connections.
+    sink: Option<Arc<ConnSink>>,
+    /// The actor's gate, so `send` respects the durability order.
+    gate: Arc<Gate>,
+    /// The actor's own mailbox, to report a server-side disconnect.
+    mailbox: mpsc::UnboundedSender<Msg>,
+}
+
+impl<A: Actor> Clone for Conn<A> {
+    fn clone(&self) -> Self {
+        Conn { inner: self.inner.clone() }
+    }
+}
+
+impl<A: Actor> std::fmt::Debug for Conn<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("id", &self.inner.id).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<A: Actor> Conn<A> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: ConnId,
+        params: ParamsOf<A>,
+        auth: AuthOf<A>,
+        state: ConnStateOf<A>,
+        sink: Option<Arc<ConnSink>>,
+        gate: Arc<Gate>,
+        mailbox: mpsc::UnboundedSender<Msg>,
+    ) -> Self {
+        Conn {
+            inner: Arc::new(Inner {
+                id,
+                params,
+                auth,
+                state: Mutex::new(state),
+                subscriptions: Mutex::default(),
+                sink,
+                gate,
+                mailbox,
+            }),
+        }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> &ConnId {
+        &self.inner.id
+    }
+
+    /// The params the client connected with.
+    pub fn params(&self) -> &ParamsOf<A> {
+        &self.inner.params
+    }
+
+    /// What the before-connect hook returned.
+    pub fn auth(&self) -> &AuthOf<A> {
+        &self.inner.auth
+    }
+
+    /// The connection's state. Do not hold the guard across an `.await`.
+    pub fn state(&self) -> MutexGuard<'_, ConnStateOf<A>> {
+        lock(&self.inner.state)
+    }
+
+    /// Whether the connection lasts for a single stateless action.
+    pub fn is_ephemeral(&self) -> bool {
+        self.inner.sink.is_none()
+    }
+
+    /// Whether the connection subscribed to `event`.
+    pub fn is_subscribed(&self, event: &str) -> bool {
+        lock(&self.inner.subscriptions).contains(event)
+    }
+
+    pub(crate) fn set_subscribed(&self, event: String, on: bool) {
+        let mut subs = lock(&self.inner.subscriptions);
+        if on {
+            subs.insert(event);
+        } else {
+            subs.remove(&event);
+        }
+    }
+
+    pub(crate) fn sink(&self) -> Option<&Arc<ConnSink>> {
+        self.inner.sink.as_ref()
+    }
+
+    /// Sends an event to this connection only, whether or not it subscribed.
+    pub fn send<E: Event>(&self, event: &E) {
+        match event.to_args() {
+            Ok(args) => self.send_raw(E::NAME, args),
+            Err(e) => tracing::error!(event = E::NAME, error = %e, "event did not serialize"),
+        }
+    }
+
+    /// Sends an event by name with raw arguments to this connection only.
+    pub fn send_raw(&self, name: &str, args: Vec<Value>) {
+        if let Some(sink) = &self.inner.sink {
+            let msg = ToClient::Event { name: name.to_owned(), args };
+            self.inner.gate.push(Output::ToConn(sink.clone(), msg));
+        }
+    }
+
+    /// Closes the connection with a reason; returns once the close has been handed to the
+    /// client (the disconnect hook runs right after the current action). Outputs produced
+    /// before the call are sent first. Clients reconnect on their own unless the actor
+    /// rejects them.
+    pub async fn disconnect(&self, reason: impl Into<String>) {
+        let Some(sink) = &self.inner.sink else { return };
+        let (done, rx) = oneshot::channel();
+        self.inner.gate.flush_staged();
+        self.inner
+            .gate
+            .push(Output::Close(sink.clone(), CloseReason::normal(reason), Some(done)));
+        let _ = self.inner.mailbox.send(Msg::ConnClosed { conn_id: self.inner.id.clone() });
+        let _ = rx.await;
+    }
+}

@@ -1,0 +1,230 @@
+//! `Ctx`: what actions and hooks use to reach the world around the actor.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use footlights_client::Client;
+use footlights_protocol::{Action, ActionError, ActorId, ActorKey, ConnId, Event, ToClient, Value};
+use footlights_storage::{Alarm, Write};
+use tokio::sync::mpsc;
+
+use crate::actor::Actor;
+use crate::clock::ClockHandle;
+use crate::conn::Conn;
+use crate::gate::{Gate, Output};
+use crate::instance::Msg;
+
+/// Per-actor data shared by the actor task, its contexts and its connections.
+pub(crate) struct Shared<A: Actor> {
+    pub(crate) id: ActorId,
+    pub(crate) key: ActorKey,
+    pub(crate) gate: Arc<Gate>,
+    /// Live connections, in the order they joined. Changed only by the actor task.
+    pub(crate) conns: Mutex<Vec<Conn<A>>>,
+    /// The actor's own mailbox.
+    pub(crate) mailbox: mpsc::UnboundedSender<Msg>,
+    /// The in-process client, for actor-to-actor calls.
+    pub(crate) client: Client,
+    pub(crate) clock: ClockHandle,
+    /// Alarms of this actor by id, mirrored in storage.
+    pub(crate) alarms: Mutex<HashMap<String, Alarm>>,
+    /// Writes made through the context (alarms) during the current message, committed with
+    /// the state after it.
+    pub(crate) pending_writes: Mutex<Vec<Write>>,
+    pub(crate) sleep_requested: AtomicBool,
+    pub(crate) destroy_requested: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<A: Actor> Shared<A> {
+    pub(crate) fn conns(&self) -> MutexGuard<'_, Vec<Conn<A>>> {
+        lock(&self.conns)
+    }
+
+    pub(crate) fn take_pending_writes(&self) -> Vec<Write> {
+        std::mem::take(&mut *lock(&self.pending_writes))
+    }
+
+    pub(crate) fn alarms(&self) -> MutexGuard<'_, HashMap<String, Alarm>> {
+        lock(&self.alarms)
+    }
+}
+
+/// The context of an action or hook: the actor's identity, its connections, events,
+/// scheduling, sleep and destroy, and a client for calling other actors.
+///
+/// Cheap to clone; a clone may be moved into a [`Deferred`](crate::Deferred) answer or a task.
+pub struct Ctx<A: Actor> {
+    pub(crate) shared: Arc<Shared<A>>,
+    pub(crate) conn: Option<Conn<A>>,
+}
+
+impl<A: Actor> Clone for Ctx<A> {
+    fn clone(&self) -> Self {
+        Ctx { shared: self.shared.clone(), conn: self.conn.clone() }
+    }
+}
+
+impl<A: Actor> std::fmt::Debug for Ctx<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("name", &A::NAME)
+            .field("key", &self.shared.key)
+            .field("id", &self.shared.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Actor> Ctx<A> {
+    pub(crate) fn with_conn(&self, conn: Option<Conn<A>>) -> Self {
+        Ctx { shared: self.shared.clone(), conn }
+    }
+
+    /// The actor type's name.
+    pub fn name(&self) -> &'static str {
+        A::NAME
+    }
+
+    /// The actor's key.
+    pub fn key(&self) -> &ActorKey {
+        &self.shared.key
+    }
+
+    /// The actor's internal id.
+    pub fn actor_id(&self) -> &ActorId {
+        &self.shared.id
+    }
+
+    /// The connection that called the running action, if it came over one (stateless calls
+    /// have an ephemeral connection; scheduled calls have none).
+    pub fn conn(&self) -> Option<&Conn<A>> {
+        self.conn.as_ref()
+    }
+
+    /// A snapshot of the live connections, in the order they joined.
+    pub fn conns(&self) -> Vec<Conn<A>> {
+        self.shared.conns().iter().filter(|c| !c.is_ephemeral()).cloned().collect()
+    }
+
+    /// The live connection with this id.
+    pub fn conn_by_id(&self, id: &ConnId) -> Option<Conn<A>> {
+        self.shared.conns().iter().find(|c| c.id() == id).cloned()
+    }
+
+    /// Sends an event to every connection subscribed to it.
+    pub fn broadcast<E: Event>(&self, event: &E) {
+        match event.to_args() {
+            Ok(args) => self.broadcast_raw(E::NAME, args),
+            Err(e) => tracing::error!(event = E::NAME, error = %e, "event did not serialize"),
+        }
+    }
+
+    /// Sends an event by name with raw arguments to every connection subscribed to it.
+    pub fn broadcast_raw(&self, name: &str, args: Vec<Value>) {
+        let conns = self.shared.conns();
+        for conn in conns.iter().filter(|c| c.is_subscribed(name)) {
+            if let Some(sink) = conn.sink() {
+                let msg = ToClient::Event { name: name.to_owned(), args: args.clone() };
+                self.shared.gate.push(Output::ToConn(sink.clone(), msg));
+            }
+        }
+    }
+
+    /// Schedules actions on this actor; they are stored durably and fire after a sleep or a
+    /// restart.
+    pub fn schedule(&self) -> Schedule<'_, A> {
+        Schedule { ctx: self }
+    }
+
+    /// Asks the actor to sleep as soon as the running action returns. Open connections are
+    /// closed with "going away" so their clients reconnect (and wake it again).
+    pub fn sleep(&self) {
+        self.shared.sleep_requested.store(true, Ordering::Release);
+    }
+
+    /// Destroys the actor once the running action returns: the destroy hook runs, then its
+    /// state, alarms and key are removed. Its id answers `actor.not_found` afterwards and the
+    /// key can be created afresh.
+    pub fn destroy(&self) {
+        self.shared.destroy_requested.store(true, Ordering::Release);
+    }
+
+    /// A client for calling other actors (or this one) in the same process.
+    pub fn client(&self) -> &Client {
+        &self.shared.client
+    }
+}
+
+/// Schedules actions on an actor. From [`Ctx::schedule`].
+#[derive(Debug)]
+pub struct Schedule<'a, A: Actor> {
+    ctx: &'a Ctx<A>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl<A: Actor> Schedule<'_, A> {
+    /// Calls the action `msg` after `delay`. Returns the alarm's id.
+    ///
+    /// # Errors
+    /// When the arguments do not serialize.
+    pub fn after<M: Action>(&self, delay: Duration, msg: M) -> Result<String, ActionError> {
+        self.after_raw(delay, M::NAME, msg.into_args()?)
+    }
+
+    /// Calls the action `msg` at `when` (at once if it is past). Returns the alarm's id.
+    ///
+    /// # Errors
+    /// When the arguments do not serialize.
+    pub fn at<M: Action>(&self, when: SystemTime, msg: M) -> Result<String, ActionError> {
+        let delay = when.duration_since(SystemTime::now()).unwrap_or_default();
+        self.after_raw(delay, M::NAME, msg.into_args()?)
+    }
+
+    /// Calls an action by name with raw arguments after `delay`. Returns the alarm's id.
+    ///
+    /// # Errors
+    /// When the arguments do not serialize.
+    pub fn after_raw(
+        &self,
+        delay: Duration,
+        action: &str,
+        args: Vec<Value>,
+    ) -> Result<String, ActionError> {
+        let shared = &self.ctx.shared;
+        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        let alarm = Alarm {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            at_ms: now_ms().saturating_add(delay_ms),
+            action: action.to_owned(),
+            args: crate::snapshot::encode_args(&args)?,
+        };
+        let id = alarm.id.clone();
+        shared.alarms().insert(id.clone(), alarm.clone());
+        lock(&shared.pending_writes).push(Write::PutAlarm { actor: shared.id.clone(), alarm });
+        shared.clock.add(A::NAME, &shared.id, &id, delay);
+        Ok(id)
+    }
+
+    /// Cancels a scheduled call. Returns whether it was still pending.
+    pub fn cancel(&self, alarm_id: &str) -> bool {
+        let shared = &self.ctx.shared;
+        let removed = shared.alarms().remove(alarm_id).is_some();
+        if removed {
+            lock(&shared.pending_writes).push(Write::DeleteAlarm {
+                actor: shared.id.clone(),
+                alarm_id: alarm_id.to_owned(),
+            });
+        }
+        removed
+    }
+}

@@ -1,0 +1,322 @@
+//! The output gate: replies and events leave an actor only once every state write made before
+//! them is durable.
+//!
+//! Each actor has one [`Gate`]. Writes get increasing sequence numbers when they are handed to
+//! the writer ([`Gate::issue`]); outputs are tagged with the newest sequence issued at the time
+//! they were produced and released, in order, when the writer reports that sequence durable
+//! ([`Gate::mark_durable`]). The actor never waits for the disk: it goes on with its next
+//! message while the writer commits.
+//!
+//! Outputs produced while a message runs are *staged* until the message ends, because the
+//! write that message causes (if any) is only known then.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use footlights_client::{CloseReason, LinkEvent};
+use footlights_protocol::{ActionError, ToClient, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Where an actor's messages to one connection go.
+#[derive(Debug)]
+pub(crate) struct ConnSink {
+    tx: mpsc::UnboundedSender<LinkEvent>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl ConnSink {
+    pub(crate) fn new(tx: mpsc::UnboundedSender<LinkEvent>) -> Arc<Self> {
+        Arc::new(ConnSink { tx, closed: false.into() })
+    }
+
+    fn send(&self, msg: ToClient) {
+        if !self.is_closed() {
+            let _ = self.tx.send(LinkEvent::Message(msg));
+        }
+    }
+
+    /// Sends the close; later messages are dropped.
+    pub(crate) fn close(&self, reason: CloseReason) {
+        if !self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let _ = self.tx.send(LinkEvent::Closed(reason));
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Something an actor sends out.
+pub(crate) enum Output {
+    /// The answer to an in-process caller.
+    Reply(oneshot::Sender<Result<Value, ActionError>>, Result<Value, ActionError>),
+    /// A message to one connection.
+    ToConn(Arc<ConnSink>, ToClient),
+    /// Close one connection, then tell the waiter.
+    Close(Arc<ConnSink>, CloseReason, Option<oneshot::Sender<()>>),
+}
+
+impl Output {
+    fn deliver(self) {
+        match self {
+            Output::Reply(tx, result) => {
+                let _ = tx.send(result);
+            }
+            Output::ToConn(sink, msg) => sink.send(msg),
+            Output::Close(sink, reason, done) => {
+                sink.close(reason);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    /// What goes out instead when the write this output waited for failed.
+    fn failed(self) -> Option<Output> {
+        let error = ActionError::internal("state could not be saved").masked();
+        match self {
+            Output::Reply(tx, _) => Some(Output::Reply(tx, Err(error))),
+            Output::ToConn(sink, ToClient::ActionResponse { id, .. }) => {
+                Some(Output::ToConn(sink, ToClient::Error { error, action_id: Some(id) }))
+            }
+            Output::ToConn(_, ToClient::Event { .. }) => None,
+            other => Some(other),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// The newest write sequence handed to the writer.
+    issued: u64,
+    /// Every write up to this sequence is durable.
+    durable: u64,
+    /// Outputs waiting for their write, oldest first.
+    queue: VecDeque<(u64, Output)>,
+    /// Outputs of the message that is running, if one is.
+    staging: Option<Vec<Output>>,
+}
+
+/// One actor's output gate. See the module docs.
+pub(crate) struct Gate {
+    state: Mutex<State>,
+    durable_tx: watch::Sender<Durability>,
+}
+
+/// What the writer reported last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Writes up to this sequence are durable.
+    Upto(u64),
+    /// A write failed; the in-memory state is ahead of the disk.
+    Failed,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
+}
+
+impl Gate {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Gate { state: Mutex::default(), durable_tx: watch::channel(Durability::Upto(0)).0 })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends an output as soon as the writes before it are durable.
+    pub(crate) fn push(&self, out: Output) {
+        let mut st = self.lock();
+        if let Some(staged) = &mut st.staging {
+            staged.push(out);
+        } else if st.issued <= st.durable && st.queue.is_empty() {
+            out.deliver();
+        } else {
+            let seq = st.issued;
+            st.queue.push_back((seq, out));
+        }
+    }
+
+    /// A message starts: hold its outputs until [`end_message`](Self::end_message).
+    pub(crate) fn begin_message(&self) {
+        self.lock().staging = Some(Vec::new());
+    }
+
+    /// A message ended (after its write, if any, was issued): release its outputs behind the
+    /// newest write.
+    pub(crate) fn end_message(&self) {
+        let mut st = self.lock();
+        let staged = st.staging.take().unwrap_or_default();
+        Self::enqueue(&mut st, staged);
+    }
+
+    /// Releases what the running message produced so far behind the writes issued so far
+    /// (used by `disconnect().await`, which must not wait for the message to end).
+    pub(crate) fn flush_staged(&self) {
+        let mut st = self.lock();
+        if let Some(staged) = st.staging.as_mut().map(std::mem::take) {
+            Self::enqueue(&mut st, staged);
+        }
+    }
+
+    fn enqueue(st: &mut State, outs: Vec<Output>) {
+        let seq = st.issued;
+        if seq <= st.durable && st.queue.is_empty() {
+            outs.into_iter().for_each(Output::deliver);
+        } else {
+            st.queue.extend(outs.into_iter().map(|o| (seq, o)));
+        }
+    }
+
+    /// Takes the next write sequence number.
+    pub(crate) fn issue(&self) -> u64 {
+        let mut st = self.lock();
+        st.issued += 1;
+        st.issued
+    }
+
+    /// The writer made every write up to `seq` durable.
+    pub(crate) fn mark_durable(&self, seq: u64) {
+        let mut st = self.lock();
+        if seq > st.durable {
+            st.durable = seq;
+        }
+        while st.queue.front().is_some_and(|(s, _)| *s <= st.durable) {
+            if let Some((_, out)) = st.queue.pop_front() {
+                out.deliver();
+            }
+        }
+        let durable = st.durable;
+        drop(st);
+        self.durable_tx.send_if_modified(|d| match d {
+            Durability::Upto(old) if *old < durable => {
+                *d = Durability::Upto(durable);
+                true
+            }
+            _ => false,
+        });
+    }
+
+    /// The write `seq` failed: outputs waiting on it become errors (events are dropped).
+    pub(crate) fn mark_failed(&self, seq: u64) {
+        let mut st = self.lock();
+        while st.queue.front().is_some_and(|(s, _)| *s <= seq) {
+            if let Some((_, out)) = st.queue.pop_front()
+                && let Some(out) = out.failed() {
+                    out.deliver();
+                }
+        }
+        if seq > st.durable {
+            st.durable = seq;
+        }
+        drop(st);
+        self.durable_tx.send_replace(Durability::Failed);
+    }
+
+    /// The newest sequence issued.
+    pub(crate) fn issued(&self) -> u64 {
+        self.lock().issued
+    }
+
+    /// Waits until every write up to `seq` is durable.
+    ///
+    /// # Errors
+    /// When a write failed.
+    pub(crate) async fn wait_durable(&self, seq: u64) -> Result<(), ActionError> {
+        let mut rx = self.durable_tx.subscribe();
+        let state = rx
+            .wait_for(|d| matches!(d, Durability::Failed) || matches!(d, Durability::Upto(s) if *s >= seq))
+            .await
+            .map(|d| *d);
+        match state {
+            Ok(Durability::Upto(_)) => Ok(()),
+            _ => Err(ActionError::internal("state could not be saved")),
+        }
+    }
+
+    /// Whether a write failed since the actor started.
+    pub(crate) fn has_failed(&self) -> bool {
+        matches!(*self.durable_tx.borrow(), Durability::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply() -> (Output, oneshot::Receiver<Result<Value, ActionError>>) {
+        let (tx, rx) = oneshot::channel();
+        (Output::Reply(tx, Ok(Value::Int(1))), rx)
+    }
+
+    #[test]
+    fn outputs_wait_for_the_write_before_them() {
+        let gate = Gate::new();
+        gate.begin_message();
+        let (out, mut rx) = reply();
+        gate.push(out);
+        let seq = gate.issue();
+        gate.end_message();
+        assert!(rx.try_recv().is_err(), "released before the write was durable");
+        gate.mark_durable(seq);
+        assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Int(1));
+    }
+
+    #[test]
+    fn outputs_without_pending_writes_go_at_once() {
+        let gate = Gate::new();
+        gate.begin_message();
+        let (out, mut rx) = reply();
+        gate.push(out);
+        gate.end_message();
+        assert!(rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn a_read_after_a_pending_write_waits_too() {
+        let gate = Gate::new();
+        let seq = gate.issue();
+        let (out, mut rx) = reply();
+        gate.push(out);
+        assert!(rx.try_recv().is_err());
+        gate.mark_durable(seq);
+        assert!(rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn order_is_kept_across_writes() {
+        let gate = Gate::new();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sink = ConnSink::new(tx);
+        let s1 = gate.issue();
+        gate.push(Output::ToConn(sink.clone(), ToClient::Event { name: "a".into(), args: vec![] }));
+        let s2 = gate.issue();
+        gate.push(Output::ToConn(sink.clone(), ToClient::Event { name: "b".into(), args: vec![] }));
+        gate.mark_durable(s2);
+        gate.mark_durable(s1);
+        let names: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| match e {
+                LinkEvent::Message(ToClient::Event { name, .. }) => name,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn failed_write_turns_replies_into_errors() {
+        let gate = Gate::new();
+        let seq = gate.issue();
+        let (out, mut rx) = reply();
+        gate.push(out);
+        gate.mark_failed(seq);
+        let err = rx.try_recv().unwrap().unwrap_err();
+        assert_eq!(err.code(), "internal_error");
+        assert!(gate.has_failed());
+    }
+}

@@ -1,0 +1,706 @@
+//! One live actor: the task that owns its state and mailbox.
+//!
+//! Everything that touches the state runs here, one message at a time, so user code takes
+//! `&mut self` without locks. Deferred answers are futures polled beside the mailbox, so a
+//! waiting action does not stall its actor. After each message the state is serialized; if it
+//! changed, the snapshot goes to the writer and the message's outputs wait in the gate until it
+//! is durable.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use footlights_client::{CloseReason, LinkEvent};
+use footlights_protocol::{ActionError, ConnId, ToClient, ToServer, Value, from_value};
+use footlights_storage::Write;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::actor::{Actor, ActionTable, ActorOptions, Entry, Outcome};
+use crate::conn::{Conn, ConnRequest};
+use crate::ctx::{Ctx, Shared};
+use crate::gate::{ConnSink, Gate, Output};
+use crate::registry::RegistryInner;
+use crate::snapshot;
+use crate::writer::WriteRequest;
+
+/// The storage key under which a new actor's create input waits for its first start.
+pub(crate) const INPUT_KEY: &[u8] = b"footlights.input";
+
+/// A message to an actor.
+pub(crate) enum Msg {
+    /// A stateless action: runs with a short-lived connection.
+    Action {
+        name: String,
+        args: Vec<Value>,
+        params: Option<Value>,
+        request: ConnRequest,
+        reply: oneshot::Sender<Result<Value, ActionError>>,
+    },
+    /// A client opens a connection.
+    Connect {
+        conn_id: ConnId,
+        params: Option<Value>,
+        request: ConnRequest,
+        sink: mpsc::UnboundedSender<LinkEvent>,
+    },
+    /// A message on an open connection.
+    FromConn { conn_id: ConnId, msg: ToServer },
+    /// A connection closed (by the client, or by `Conn::disconnect`).
+    ConnClosed { conn_id: ConnId },
+    /// A scheduled call is due.
+    Alarm { alarm_id: String },
+    /// The registry is shutting down: save and stop.
+    Stop { done: oneshot::Sender<()> },
+}
+
+/// What the registry hands a new instance.
+pub(crate) struct Start {
+    pub(crate) id: footlights_protocol::ActorId,
+    pub(crate) token: u64,
+    pub(crate) rx: mpsc::UnboundedReceiver<Msg>,
+    pub(crate) tx: mpsc::UnboundedSender<Msg>,
+    /// The previous instance of the same actor, still stopping: wait for it before loading.
+    pub(crate) prev: Option<watch::Receiver<bool>>,
+    pub(crate) reg: Arc<RegistryInner>,
+}
+
+/// Who waits for a deferred answer.
+enum Waiter<A: Actor> {
+    Reply(oneshot::Sender<Result<Value, ActionError>>, Conn<A>),
+    Conn(Arc<ConnSink>, u64),
+    Alarm(String),
+}
+
+type Pending<A> = BoxFuture<'static, (Waiter<A>, Result<Value, ActionError>)>;
+
+enum Invoked {
+    Now(Result<Value, ActionError>),
+    Later(BoxFuture<'static, Result<Value, ActionError>>),
+}
+
+/// Logs a non-public error once and returns what the client may see.
+fn for_client(actor: &'static str, e: ActionError) -> ActionError {
+    if !e.is_public() {
+        tracing::error!(actor, error = %e, "internal error (masked for the client)");
+    }
+    e.masked()
+}
+
+/// Runs a hook or action future with a timeout, turning panics into internal errors.
+async fn guarded<T>(
+    limit: Duration,
+    on_timeout: fn() -> ActionError,
+    fut: impl std::future::Future<Output = Result<T, ActionError>>,
+) -> Result<T, ActionError> {
+    match tokio::time::timeout(limit, AssertUnwindSafe(fut).catch_unwind()).await {
+        Err(_) => Err(on_timeout()),
+        Ok(Err(_panic)) => Err(ActionError::internal("panicked")),
+        Ok(Ok(result)) => result,
+    }
+}
+
+fn is_panic(e: &ActionError) -> bool {
+    !e.is_public() && e.message() == "panicked"
+}
+
+pub(crate) async fn run<A: Actor>(start: Start, table: Arc<ActionTable<A>>) {
+    let Start { id, token, rx, tx, prev, reg } = start;
+    if let Some(mut prev) = prev {
+        let _ = prev.wait_for(|done| *done).await;
+    }
+    let (done_tx, _) = watch::channel(false);
+    match Instance::<A>::boot(id.clone(), token, rx, tx, reg.clone(), table, done_tx).await {
+        Ok(instance) => instance.run().await,
+        Err((e, rx, done_tx)) => {
+            tracing::debug!(actor = A::NAME, %id, error = %e, "actor did not start");
+            reg.finish(&id, token);
+            drain(rx, &e);
+            let _ = done_tx.send(true);
+        }
+    }
+}
+
+/// Answers every message left in a stopped actor's mailbox with `error`.
+fn drain(mut rx: mpsc::UnboundedReceiver<Msg>, error: &ActionError) {
+    rx.close();
+    while let Ok(msg) = rx.try_recv() {
+        match msg {
+            Msg::Action { reply, .. } => {
+                let _ = reply.send(Err(error.masked()));
+            }
+            Msg::Connect { sink, .. } => {
+                let _ = sink.send(LinkEvent::Message(ToClient::Error {
+                    error: error.masked(),
+                    action_id: None,
+                }));
+                let _ = sink.send(LinkEvent::Closed(CloseReason::error(error)));
+            }
+            Msg::Stop { done } => {
+                let _ = done.send(());
+            }
+            Msg::FromConn { .. } | Msg::ConnClosed { .. } | Msg::Alarm { .. } => {}
+        }
+    }
+}
+
+struct Instance<A: Actor> {
+    /// The state. Only this task touches it.
+    actor: A,
+    /// The context without a calling connection; per-call contexts are clones of it.
+    ctx: Ctx<A>,
+    table: Arc<ActionTable<A>>,
+    options: ActorOptions,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    reg: Arc<RegistryInner>,
+    token: u64,
+    /// Answers still being computed; the actor stays awake while any is pending.
+    deferred: FuturesUnordered<Pending<A>>,
+    /// The last snapshot handed to the writer: the state to fall back to after a panic.
+    last_snapshot: Vec<u8>,
+    /// A `&mut self` method ran during the current message.
+    dirty: bool,
+    /// A `&mut self` method panicked during the current message.
+    panicked: bool,
+    /// Tells the next instance of this actor that this one has fully stopped.
+    done: watch::Sender<bool>,
+}
+
+type BootError = (ActionError, mpsc::UnboundedReceiver<Msg>, watch::Sender<bool>);
+
+impl<A: Actor> Instance<A> {
+    async fn boot(
+        id: footlights_protocol::ActorId,
+        token: u64,
+        rx: mpsc::UnboundedReceiver<Msg>,
+        tx: mpsc::UnboundedSender<Msg>,
+        reg: Arc<RegistryInner>,
+        table: Arc<ActionTable<A>>,
+        done: watch::Sender<bool>,
+    ) -> Result<Self, BootError> {
+        match Self::load(&id, &tx, &reg).await {
+            Ok((actor, ctx, last_snapshot)) => Ok(Instance {
+                actor,
+                ctx,
+                table,
+                options: A::options(),
+                rx,
+                reg,
+                token,
+                deferred: FuturesUnordered::new(),
+                last_snapshot,
+                dirty: false,
+                panicked: false,
+                done,
+            }),
+            Err(e) => Err((e, rx, done)),
+        }
+    }
+
+    async fn load(
+        id: &footlights_protocol::ActorId,
+        tx: &mpsc::UnboundedSender<Msg>,
+        reg: &Arc<RegistryInner>,
+    ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
+        let storage = |e: footlights_storage::StorageError| ActionError::internal(e.to_string());
+        let driver = reg.driver();
+        let meta = driver.actor(id).await.map_err(storage)?;
+        let meta = match meta {
+            Some(m) if m.name == A::NAME => m,
+            _ => return Err(ActionError::actor_not_found(format!("actor {id} not found"))),
+        };
+        let alarms = driver.load_alarms(id).await.map_err(storage)?;
+        let shared = Arc::new(Shared {
+            id: id.clone(),
+            key: meta.key.clone(),
+            gate: Gate::new(),
+            conns: Default::default(),
+            mailbox: tx.clone(),
+            client: reg.client(),
+            clock: reg.clock(),
+            alarms: std::sync::Mutex::new(alarms.into_iter().map(|a| (a.id.clone(), a)).collect()),
+            pending_writes: Default::default(),
+            sleep_requested: false.into(),
+            destroy_requested: false.into(),
+        });
+        let ctx = Ctx { shared, conn: None };
+        let limit = A::options().action_timeout;
+        let mut writes = vec![Write::BumpGeneration { actor: id.clone() }];
+        let (mut actor, loaded) = match driver.load_state(id).await.map_err(storage)? {
+            Some(bytes) => (snapshot::decode::<A>(&bytes)?, bytes),
+            None => {
+                let input = match driver.kv_get(id, INPUT_KEY).await.map_err(storage)? {
+                    Some(bytes) => snapshot::decode::<Value>(&bytes)?,
+                    None => Value::Null,
+                };
+                let input: A::Input = from_value(input)
+                    .map_err(|e| ActionError::invalid_request(format!("create input: {e}")))?;
+                let mut actor = guarded(limit, ActionError::action_timed_out, A::create_state(&ctx, &input)).await?;
+                guarded(limit, ActionError::action_timed_out, actor.on_create(&ctx, &input)).await?;
+                writes.push(Write::KvDelete { actor: id.clone(), key: INPUT_KEY.to_vec() });
+                (actor, Vec::new())
+            }
+        };
+        guarded(limit, ActionError::action_timed_out, actor.create_vars(&ctx)).await?;
+        guarded(limit, ActionError::action_timed_out, actor.on_wake(&ctx)).await?;
+        let snapshot = snapshot::encode(&actor)?;
+        if snapshot != loaded {
+            writes.push(Write::State { actor: id.clone(), bytes: snapshot.clone() });
+        }
+        writes.extend(ctx.shared.take_pending_writes());
+        let gate = ctx.shared.gate.clone();
+        let seq = gate.issue();
+        reg.writer().submit(WriteRequest { writes, gate, seq });
+        // Alarms loaded from storage are already on the registry clock (it loads them at
+        // startup and keeps them across sleeps).
+        tracing::debug!(actor = A::NAME, %id, key = %meta.key, "actor started");
+        Ok((actor, ctx, snapshot))
+    }
+
+    fn idle(&self) -> bool {
+        self.deferred.is_empty() && self.ctx.shared.conns().is_empty()
+    }
+
+    async fn run(mut self) {
+        let timeout = self.options.sleep_timeout;
+        let mut last_activity = Instant::now();
+        let sleep = tokio::time::sleep(timeout);
+        tokio::pin!(sleep);
+        loop {
+            let can_sleep = !self.options.no_sleep && self.idle();
+            tokio::select! {
+                biased;
+                msg = self.rx.recv() => {
+                    last_activity = Instant::now();
+                    match msg {
+                        Some(Msg::Stop { done }) => {
+                            self.stop(CloseReason::going_away()).await;
+                            let _ = done.send(());
+                            return;
+                        }
+                        Some(msg) => self.handle(msg).await,
+                        // Unreachable while `ctx` holds a sender; stop cleanly anyway.
+                        None => return self.stop(CloseReason::going_away()).await,
+                    }
+                }
+                Some((waiter, result)) = self.deferred.next(), if !self.deferred.is_empty() => {
+                    last_activity = Instant::now();
+                    self.complete(waiter, result).await;
+                }
+                () = &mut sleep, if can_sleep => {
+                    let due = last_activity + timeout;
+                    if Instant::now() >= due {
+                        if self.try_sleep().await {
+                            return;
+                        }
+                        last_activity = Instant::now();
+                    }
+                    sleep.as_mut().reset(last_activity + timeout);
+                }
+            }
+            if self.ctx.shared.gate.has_failed() {
+                tracing::error!(actor = A::NAME, id = %self.ctx.shared.id, "a state write failed; stopping so the actor restarts from durable state");
+                return self.stop(CloseReason::error(&ActionError::internal("storage"))).await;
+            }
+            if self.ctx.shared.destroy_requested.load(Ordering::Acquire) {
+                return self.destroy().await;
+            }
+            if self.ctx.shared.sleep_requested.load(Ordering::Acquire)
+                && self.deferred.is_empty()
+                && self.try_sleep().await
+            {
+                return;
+            }
+            if !sleep.is_elapsed() && sleep.deadline() < last_activity {
+                sleep.as_mut().reset(last_activity + timeout);
+            }
+        }
+    }
+
+    async fn handle(&mut self, msg: Msg) {
+        self.begin();
+        match msg {
+            Msg::Action { name, args, params, request, reply } => {
+                self.stateless_action(name, args, params, request, reply).await;
+            }
+            Msg::Connect { conn_id, params, request, sink } => {
+                let sink = ConnSink::new(sink);
+                if let Err(e) = self.open_conn(conn_id, params, &request, Some(sink.clone())).await {
+                    let e = for_client(A::NAME, e);
+                    let gate = &self.ctx.shared.gate;
+                    let reason = CloseReason::error(&e);
+                    gate.push(Output::ToConn(sink.clone(), ToClient::Error { error: e, action_id: None }));
+                    gate.push(Output::Close(sink, reason, None));
+                }
+            }
+            Msg::FromConn { conn_id, msg } => {
+                let conn = self.ctx.conn_by_id(&conn_id);
+                match (conn, msg) {
+                    (Some(conn), ToServer::ActionRequest { id, name, args }) => {
+                        let Some(sink) = conn.sink().cloned() else { return self.end().await };
+                        match self.invoke(&name, args, Some(conn)).await {
+                            Invoked::Now(result) => self.reply_conn(&sink, id, result),
+                            Invoked::Later(fut) => self
+                                .deferred
+                                .push(Box::pin(async move { (Waiter::Conn(sink, id), fut.await) })),
+                        }
+                    }
+                    (Some(conn), ToServer::SubscriptionRequest { event_name, subscribe }) => {
+                        conn.set_subscribed(event_name, subscribe);
+                    }
+                    (None, _) => tracing::debug!(%conn_id, "message for a closed connection"),
+                    (Some(_), _) => tracing::debug!(%conn_id, "unknown connection message"),
+                }
+            }
+            Msg::ConnClosed { conn_id } => {
+                if let Some(conn) = self.remove_conn(&conn_id) {
+                    if let Some(sink) = conn.sink() {
+                        sink.close(CloseReason::normal(""));
+                    }
+                    self.disconnect_hook(&conn).await;
+                }
+            }
+            Msg::Alarm { alarm_id } => self.fire_alarm(alarm_id).await,
+            Msg::Stop { done } => {
+                let _ = done.send(());
+            }
+        }
+        self.end().await;
+    }
+
+    async fn stateless_action(
+        &mut self,
+        name: String,
+        args: Vec<Value>,
+        params: Option<Value>,
+        request: ConnRequest,
+        reply: oneshot::Sender<Result<Value, ActionError>>,
+    ) {
+        let conn_id = ConnId::new(uuid::Uuid::new_v4().simple().to_string());
+        let conn = match self.open_conn(conn_id, params, &request, None).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let e = for_client(A::NAME, e);
+                return self.ctx.shared.gate.push(Output::Reply(reply, Err(e)));
+            }
+        };
+        match self.invoke(&name, args, Some(conn.clone())).await {
+            Invoked::Now(result) => {
+                let result = result.map_err(|e| for_client(A::NAME, e));
+                self.ctx.shared.gate.push(Output::Reply(reply, result));
+                self.close_ephemeral(&conn).await;
+            }
+            Invoked::Later(fut) => {
+                self.deferred.push(Box::pin(async move { (Waiter::Reply(reply, conn), fut.await) }));
+            }
+        }
+    }
+
+    fn reply_conn(&self, sink: &Arc<ConnSink>, id: u64, result: Result<Value, ActionError>) {
+        let msg = match result {
+            Ok(output) => ToClient::ActionResponse { id, output },
+            Err(e) => ToClient::Error { error: for_client(A::NAME, e), action_id: Some(id) },
+        };
+        self.ctx.shared.gate.push(Output::ToConn(sink.clone(), msg));
+    }
+
+    /// Runs the connect hooks and adds the connection. For real connections `Init` goes out
+    /// right after the connection joins the list, before the connect hook runs.
+    async fn open_conn(
+        &mut self,
+        conn_id: ConnId,
+        params: Option<Value>,
+        request: &ConnRequest,
+        sink: Option<Arc<ConnSink>>,
+    ) -> Result<Conn<A>, ActionError> {
+        let params = from_value(params.unwrap_or(Value::Null))
+            .map_err(|e| ActionError::invalid_request(format!("connection params: {e}")))?;
+        let limit = self.options.connect_timeout;
+        let ctx = self.ctx.clone();
+        self.dirty = true;
+        let auth = guarded(limit, ActionError::callback_timed_out, self.actor.on_before_connect(&ctx, &params, request))
+            .await
+            .inspect_err(|e| self.panicked |= is_panic(e))?;
+        let state = guarded(limit, ActionError::callback_timed_out, self.actor.create_conn_state(&ctx, &params, request))
+            .await
+            .inspect_err(|e| self.panicked |= is_panic(e))?;
+        let shared = &self.ctx.shared;
+        let conn = Conn::new(conn_id, params, auth, state, sink.clone(), shared.gate.clone(), shared.mailbox.clone());
+        shared.conns().push(conn.clone());
+        if let Some(sink) = &sink {
+            let init = ToClient::Init {
+                actor_id: shared.id.clone(),
+                connection_id: conn.id().clone(),
+                connection_token: None,
+            };
+            shared.gate.push(Output::ToConn(sink.clone(), init));
+        }
+        let connected = guarded(limit, ActionError::callback_timed_out, self.actor.on_connect(&ctx, &conn)).await;
+        if let Err(e) = connected {
+            self.panicked |= is_panic(&e);
+            self.remove_conn(conn.id());
+            return Err(e);
+        }
+        Ok(conn)
+    }
+
+    fn remove_conn(&self, id: &ConnId) -> Option<Conn<A>> {
+        let mut conns = self.ctx.shared.conns();
+        let at = conns.iter().position(|c| c.id() == id)?;
+        Some(conns.remove(at))
+    }
+
+    async fn close_ephemeral(&mut self, conn: &Conn<A>) {
+        if self.remove_conn(conn.id()).is_some() {
+            self.disconnect_hook(conn).await;
+        }
+    }
+
+    async fn disconnect_hook(&mut self, conn: &Conn<A>) {
+        self.dirty = true;
+        let ctx = self.ctx.clone();
+        let limit = self.options.connect_timeout;
+        let result = guarded(limit, ActionError::callback_timed_out, async {
+            self.actor.on_disconnect(&ctx, conn).await;
+            Ok(())
+        })
+        .await;
+        if let Err(e) = result {
+            self.panicked |= is_panic(&e);
+            tracing::warn!(actor = A::NAME, error = %e, "disconnect hook failed");
+        }
+    }
+
+    async fn invoke(&mut self, name: &str, args: Vec<Value>, conn: Option<Conn<A>>) -> Invoked {
+        let Some(entry) = self.table.get(name) else {
+            return Invoked::Now(Err(ActionError::action_not_found(name)));
+        };
+        let limit = self.table.timeout_of(name).unwrap_or(self.options.action_timeout);
+        let deadline = Instant::now() + limit;
+        let ctx = self.ctx.with_conn(conn);
+        let outcome = match entry {
+            Entry::Read(f) => guarded(limit, ActionError::action_timed_out, f(&self.actor, &ctx, args)).await,
+            Entry::Write(f) => {
+                self.dirty = true;
+                let r = guarded(limit, ActionError::action_timed_out, f(&mut self.actor, &ctx, args)).await;
+                if r.as_ref().err().is_some_and(is_panic) {
+                    self.panicked = true;
+                }
+                r
+            }
+        };
+        match outcome {
+            Ok(Outcome::Now(v)) => Invoked::Now(Ok(v)),
+            Ok(Outcome::Later(fut)) => Invoked::Later(Box::pin(async move {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                guarded(remaining, ActionError::action_timed_out, fut).await
+            })),
+            Err(e) => {
+                if is_panic(&e) {
+                    tracing::error!(actor = A::NAME, action = name, "action panicked");
+                }
+                Invoked::Now(Err(e))
+            }
+        }
+    }
+
+    async fn complete(&mut self, waiter: Waiter<A>, result: Result<Value, ActionError>) {
+        self.begin();
+        match waiter {
+            Waiter::Reply(reply, conn) => {
+                let result = result.map_err(|e| for_client(A::NAME, e));
+                self.ctx.shared.gate.push(Output::Reply(reply, result));
+                self.close_ephemeral(&conn).await;
+            }
+            Waiter::Conn(sink, id) => self.reply_conn(&sink, id, result),
+            Waiter::Alarm(name) => {
+                if let Err(e) = result {
+                    tracing::warn!(actor = A::NAME, action = %name, error = %e, "scheduled action failed");
+                }
+            }
+        }
+        self.end().await;
+    }
+
+    async fn fire_alarm(&mut self, alarm_id: String) {
+        let alarm = self.ctx.shared.alarms().remove(&alarm_id);
+        let Some(alarm) = alarm else { return };
+        let shared = &self.ctx.shared;
+        shared.pending_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(
+            Write::DeleteAlarm { actor: shared.id.clone(), alarm_id },
+        );
+        let args = match snapshot::decode_args(&alarm.args) {
+            Ok(args) => args,
+            Err(e) => return tracing::error!(actor = A::NAME, error = %e, "alarm arguments unreadable"),
+        };
+        match self.invoke(&alarm.action, args, None).await {
+            Invoked::Now(Ok(_)) => {}
+            Invoked::Now(Err(e)) => {
+                tracing::warn!(actor = A::NAME, action = %alarm.action, error = %e, "scheduled action failed");
+            }
+            Invoked::Later(fut) => {
+                let name = alarm.action;
+                self.deferred.push(Box::pin(async move { (Waiter::Alarm(name), fut.await) }));
+            }
+        }
+    }
+
+    fn begin(&mut self) {
+        self.dirty = false;
+        self.panicked = false;
+        self.ctx.shared.gate.begin_message();
+    }
+
+    /// Ends a message: restores state after a panic, saves it if it changed, runs the
+    /// state-change hook, and releases the message's outputs behind the save.
+    async fn end(&mut self) {
+        let mut writes = self.ctx.shared.take_pending_writes();
+        if self.panicked {
+            self.restore().await;
+        } else if self.dirty {
+            match snapshot::encode(&self.actor) {
+                Ok(bytes) if bytes != self.last_snapshot => {
+                    let ctx = self.ctx.clone();
+                    let hook = std::panic::catch_unwind(AssertUnwindSafe(|| self.actor.on_state_change(&ctx)));
+                    let bytes = if hook.is_ok() {
+                        snapshot::encode(&self.actor).unwrap_or(bytes)
+                    } else {
+                        tracing::error!(actor = A::NAME, "state-change hook panicked");
+                        bytes
+                    };
+                    writes.extend(self.ctx.shared.take_pending_writes());
+                    writes.push(Write::State { actor: self.ctx.shared.id.clone(), bytes: bytes.clone() });
+                    self.last_snapshot = bytes;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(actor = A::NAME, error = %e, "state not saved"),
+            }
+        }
+        if !writes.is_empty() {
+            let gate = self.ctx.shared.gate.clone();
+            let seq = gate.issue();
+            self.reg.writer().submit(WriteRequest { writes, gate, seq });
+        }
+        self.ctx.shared.gate.end_message();
+        self.dirty = false;
+        self.panicked = false;
+    }
+
+    /// After a panic in code holding `&mut self`: back to the last saved state, vars rebuilt.
+    async fn restore(&mut self) {
+        match snapshot::decode::<A>(&self.last_snapshot) {
+            Ok(actor) => {
+                self.actor = actor;
+                let ctx = self.ctx.clone();
+                let limit = self.options.action_timeout;
+                let vars = guarded(limit, ActionError::action_timed_out, self.actor.create_vars(&ctx)).await;
+                let wake = guarded(limit, ActionError::action_timed_out, self.actor.on_wake(&ctx)).await;
+                if let Err(e) = vars.and(wake) {
+                    tracing::error!(actor = A::NAME, error = %e, "restart hooks failed after a panic");
+                }
+                tracing::warn!(actor = A::NAME, "state restored to the last save after a panic");
+            }
+            Err(e) => {
+                tracing::error!(actor = A::NAME, error = %e, "cannot restore state after a panic; stopping");
+                self.ctx.shared.sleep_requested.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Sleeps if no message is waiting. Returns whether the actor stopped.
+    async fn try_sleep(&mut self) -> bool {
+        if !self.reg.begin_stop(&self.ctx.shared.id, self.token, &self.rx, self.done.subscribe(), false) {
+            return false;
+        }
+        tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, "actor going to sleep");
+        self.begin();
+        self.dirty = true;
+        let ctx = self.ctx.clone();
+        let limit = self.options.action_timeout;
+        let _ = guarded(limit, ActionError::action_timed_out, async {
+            self.actor.on_sleep(&ctx).await;
+            Ok(())
+        })
+        .await;
+        self.close_all(CloseReason::going_away(), true).await;
+        self.end().await;
+        self.finish().await;
+        true
+    }
+
+    /// Stops now (registry shutdown or storage failure): saves what it can, closes links.
+    async fn stop(mut self, reason: CloseReason) {
+        self.reg.begin_stop(&self.ctx.shared.id, self.token, &self.rx, self.done.subscribe(), true);
+        if !self.ctx.shared.gate.has_failed() {
+            self.begin();
+            self.dirty = true;
+            let ctx = self.ctx.clone();
+            let limit = self.options.action_timeout;
+            let _ = guarded(limit, ActionError::action_timed_out, async {
+                self.actor.on_sleep(&ctx).await;
+                Ok(())
+            })
+            .await;
+            self.end().await;
+        }
+        self.close_all(reason, false).await;
+        self.finish().await;
+        let rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
+        drain(rx, &ActionError::stopping());
+    }
+
+    async fn destroy(mut self) {
+        let shared = self.ctx.shared.clone();
+        self.reg.begin_stop(&shared.id, self.token, &self.rx, self.done.subscribe(), true);
+        self.begin();
+        let ctx = self.ctx.clone();
+        let limit = self.options.action_timeout;
+        let _ = guarded(limit, ActionError::action_timed_out, async {
+            self.actor.on_destroy(&ctx).await;
+            Ok(())
+        })
+        .await;
+        self.close_all(CloseReason::normal("actor destroyed"), false).await;
+        shared.take_pending_writes();
+        shared.gate.end_message();
+        let _ = shared.gate.wait_durable(shared.gate.issued()).await;
+        if let Err(e) = self.reg.driver().delete_actor(&shared.id).await {
+            tracing::error!(actor = A::NAME, id = %shared.id, error = %e, "actor not deleted");
+        }
+        self.reg.forget(A::NAME, &shared.key, &shared.id);
+        tracing::debug!(actor = A::NAME, id = %shared.id, "actor destroyed");
+        self.finish().await;
+        let rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
+        drain(rx, &ActionError::actor_not_found(format!("actor {} was destroyed", shared.id)));
+    }
+
+    /// Closes every connection; with `hooks`, runs their disconnect hooks.
+    async fn close_all(&mut self, reason: CloseReason, hooks: bool) {
+        let conns = std::mem::take(&mut *self.ctx.shared.conns());
+        for conn in &conns {
+            if let Some(sink) = conn.sink() {
+                self.ctx.shared.gate.push(Output::Close(sink.clone(), reason.clone(), None));
+            }
+        }
+        if hooks {
+            for conn in &conns {
+                self.disconnect_hook(conn).await;
+            }
+        }
+    }
+
+    /// Waits for the last writes, then frees the slot for the next instance.
+    async fn finish(&mut self) {
+        let gate = &self.ctx.shared.gate;
+        if let Err(e) = gate.wait_durable(gate.issued()).await {
+            tracing::error!(actor = A::NAME, error = %e, "last state not saved");
+        }
+        self.reg.finish(&self.ctx.shared.id, self.token);
+        let _ = self.done.send(true);
+    }
+}
+

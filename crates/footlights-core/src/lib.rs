@@ -1,0 +1,42 @@
+//! The Footlights actor runtime.
+//!
+//! A [`Registry`] holds actor types; each live actor is one tokio task that owns the actor's
+//! state and mailbox. Actions and hooks run one at a time, so user code takes `&mut self`
+//! without locks. State changes are saved by a single writer that batches the writes of all
+//! actors into one transaction (group commit), and an actor's replies and events leave only
+//! once the writes before them are durable (the output gate).
+//!
+//! What this crate is: the [`Actor`] trait family, [`Ctx`], [`Conn`], the registry and its
+//! in-process client. What it is not: a network server (`footlights-server`) or a storage
+//! engine (`footlights-storage-*`). Most users reach it through the `footlights` facade and its
+//! `#[actor]` macro.
+//!
+//! # Model
+//! - `&mut self` actions ([`Handler`]) run to completion one at a time; `&self` actions
+//!   ([`ReadHandler`]) never cause a save.
+//! - An action that must wait for something outside the actor returns a [`Deferred`] answer
+//!   ([`DeferredHandler`]): a future that holds no borrow of the state. The actor polls it
+//!   beside its mailbox, so other messages (including the one that releases the wait) keep
+//!   being processed, and it does not sleep while one is pending.
+//! - Events an action broadcasts reach the calling connection before that action's reply.
+//! - A panic in an action or hook is caught and answered as an internal error; the actor goes
+//!   back to its last saved state and keeps serving.
+
+mod actor;
+mod clock;
+mod conn;
+mod ctx;
+mod gate;
+mod instance;
+mod registry;
+mod snapshot;
+mod writer;
+
+pub use actor::{
+    ActionTable, Actor, ActorOptions, AuthOf, ConnStateOf, ConnTypes, Conns, Deferred,
+    DeferredHandler, Handler, ParamsOf, ReadHandler,
+};
+pub use conn::{Conn, ConnRequest};
+pub use ctx::{Ctx, Schedule};
+pub use footlights_protocol::{ActionError, ActorId, ActorKey, Value};
+pub use registry::{Registry, RegistryBuilder};
