@@ -1,0 +1,13 @@
+//! Test harness for Footlights.
+//!
+//! The `footlights-crash-child` binary hosts a registry with the counter actor on a SQLite
+//! file and takes commands on standard input, one per line:
+//! - `inc`: increment the counter by one; prints `ack N` once the new count `N` is
+//!   acknowledged (increments run concurrently, so acks may arrive out of order);
+//! - `get`: prints `value N`.
+//!
+//! It prints `ready` when it accepts commands. The crash test kills it with SIGKILL at random
+//! moments and checks that no acknowledged increment is lost.
+
+/// The counter key the crash child uses.
+pub const CRASH_KEY: &str = "crash";

@@ -1,0 +1,3 @@
+//! Integration tests of the harness crate: crash recovery through a real child process.
+
+mod crash;

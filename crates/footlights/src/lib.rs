@@ -1,0 +1,84 @@
+//! # Footlights
+//!
+//! Stateful actors with realtime connections, in Rust. An actor is addressed by a name and a
+//! key (`chatRoom` / `["general"]`), created on first use, keeps durable state, exposes typed
+//! actions, and broadcasts events to connected clients.
+//!
+//! ```
+//! use footlights::prelude::*;
+//!
+//! /// The actor *is* its persisted state.
+//! #[derive(Default, Serialize, Deserialize)]
+//! pub struct Counter {
+//!     count: i64,
+//! }
+//!
+//! #[derive(Clone, Serialize, Deserialize, Event)]
+//! pub struct NewCount(pub i64);
+//!
+//! #[footlights::actor]
+//! impl Counter {
+//!     #[action]
+//!     fn increment(&mut self, ctx: &Ctx<Self>, amount: i64) -> i64 {
+//!         self.count += amount;
+//!         ctx.broadcast(&NewCount(self.count));
+//!         self.count
+//!     }
+//!
+//!     #[action]
+//!     fn get_count(&self) -> i64 {
+//!         self.count
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::builder().actor::<Counter>().start().await?;
+//! let client = registry.client(); // in-process: no network, no auth
+//! let counter = client.get_or_create::<Counter>(["room-1"]);
+//! assert_eq!(counter.increment(5).await?, 5);
+//! assert_eq!(counter.get_count().await?, 5);
+//! # Ok(()) }
+//! ```
+//!
+//! What this crate is: the facade over the Footlights crates, with a [`prelude`], the
+//! `#[actor]` and `#[derive(Event)]` macros (feature `macros`) and the embedded SQLite store
+//! (feature `sqlite`). Layers: [`footlights_protocol`] (values, errors, wire messages),
+//! [`footlights_storage`] (drivers), [`footlights_core`] (the runtime),
+//! [`footlights_client`] (handles and connections).
+
+pub use footlights_client::{
+    ActionCaller, ActorHandle, Client, ConnStatus, Connection, ConnectionOptions, Events,
+};
+pub use footlights_core::{
+    ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, Ctx, Deferred,
+    DeferredHandler, Handler, ReadHandler, Registry, RegistryBuilder, Schedule,
+};
+#[cfg(feature = "macros")]
+pub use footlights_macros::{Event, actor};
+pub use footlights_protocol::{Action, ActionError, ActorId, ActorKey, ActorSpec, Event, Value};
+
+/// Storage drivers: where actor state lives.
+pub mod storage {
+    pub use footlights_storage::{Driver, MemoryDriver, StorageError};
+    #[cfg(feature = "sqlite")]
+    pub use footlights_storage_sqlite::SqliteDriver;
+}
+
+/// What an actor definition needs: `use footlights::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "macros")]
+    pub use footlights_macros::{Event, actor};
+    pub use footlights_client::{ActionCaller, Client};
+    pub use footlights_core::{Actor, Conn, Conns, Ctx, Deferred, Registry};
+    pub use footlights_protocol::{ActionError, Event};
+    pub use serde::{Deserialize, Serialize};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use footlights_client as client;
+    pub use footlights_core as core;
+    pub use footlights_protocol as protocol;
+    pub use serde;
+}
