@@ -25,6 +25,7 @@
 //! What it is not: a transport. Framing on a socket belongs to the server and client crates.
 
 mod action;
+pub mod codec;
 mod error;
 mod ids;
 mod key;

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 use super::error::CodecError;
 use crate::value::Value;
@@ -65,12 +65,14 @@ fn revive(tag: String, payload: Value) -> Result<Value, CodecError> {
     }
     match tag.as_str() {
         TAG_BIGINT => match payload {
-            Value::String(digits) => parse_bigint(&digits).map(Value::BigInt).ok_or(
-                CodecError::BadTagPayload {
-                    tag: TAG_BIGINT,
-                    reason: "expected decimal digits that fit in 128 bits",
-                },
-            ),
+            Value::String(digits) => {
+                parse_bigint(&digits)
+                    .map(Value::BigInt)
+                    .ok_or(CodecError::BadTagPayload {
+                        tag: TAG_BIGINT,
+                        reason: "expected decimal digits that fit in 128 bits",
+                    })
+            }
             _ => Err(CodecError::BadTagPayload {
                 tag: TAG_BIGINT,
                 reason: "expected a string",
@@ -214,7 +216,10 @@ mod tests {
             Err(CodecError::UnknownTag(_))
         ));
         for bad in ["", "+1", "1.0", " 1", "0x10", "-", "1e3"] {
-            assert!(revive_array(pair("$BigInt", bad.into())).is_err(), "{bad:?}");
+            assert!(
+                revive_array(pair("$BigInt", bad.into())).is_err(),
+                "{bad:?}"
+            );
         }
         assert!(revive_array(pair("$BigInt", Value::Int(1))).is_err());
         assert!(revive_array(pair("$Uint8Array", "!!".into())).is_err());
@@ -240,7 +245,9 @@ mod tests {
             }
             b.push("k1".into(), Value::Null);
             b.push("k0".into(), Value::Bool(true));
-            let Value::Object(fields) = b.finish() else { panic!() };
+            let Value::Object(fields) = b.finish() else {
+                panic!()
+            };
             assert_eq!(fields.len(), n);
             assert_eq!(fields[0], ("k0".into(), Value::Bool(true)));
             assert_eq!(fields[1], ("k1".into(), Value::Null));

@@ -109,12 +109,19 @@ mod tests {
         let json = serde_json::from_str::<serde_json::Value>("[").unwrap_err();
         let err = CodecError::Json(json).to_action_error();
         assert_eq!(err.code(), "invalid_request");
-        assert!(err.message().starts_with("malformed json: "), "{}", err.message());
+        assert!(
+            err.message().starts_with("malformed json: "),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]
     fn messages_are_lowercase_and_specific() {
-        let e = CodecError::Cbor { offset: 3, reason: "truncated input" };
+        let e = CodecError::Cbor {
+            offset: 3,
+            reason: "truncated input",
+        };
         assert_eq!(e.to_string(), "malformed cbor at byte 3: truncated input");
         let a: ActionError = CodecError::UnsupportedVersion(9).into();
         assert_eq!(a.message(), "unsupported protocol version 9");
