@@ -95,6 +95,12 @@ pub trait LinkSender: Send + Sync + Debug {
 
     /// Closes the link from the client side (the server runs its disconnect hook).
     fn close(&self);
+
+    /// The link dropped without a clean close (a network failure). The server keeps the
+    /// connection for a grace period so the client can resume it. Defaults to [`close`](Self::close).
+    fn lost(&self) {
+        self.close();
+    }
 }
 
 /// An open realtime link: send with `sender`, receive on `events`.

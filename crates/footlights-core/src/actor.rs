@@ -78,6 +78,9 @@ pub struct ActorOptions {
     /// How long each connect hook may run before the connection fails with
     /// `actor.callback_timed_out`.
     pub connect_timeout: Duration,
+    /// How long a connection whose link dropped without a clean close is kept, so its
+    /// client can resume it (state and subscriptions kept). Its disconnect hook runs after.
+    pub conn_grace: Duration,
     /// Whether the actor sleeps at all.
     pub no_sleep: bool,
 }
@@ -88,6 +91,7 @@ impl Default for ActorOptions {
             sleep_timeout: Duration::from_secs(30),
             action_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
+            conn_grace: Duration::from_secs(15),
             no_sleep: false,
         }
     }

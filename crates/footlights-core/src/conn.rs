@@ -62,6 +62,8 @@ pub struct Conn<A: Actor> {
 
 struct Inner<A: Actor> {
     id: ConnId,
+    /// The secret a client presents to resume this connection after its link dropped.
+    token: String,
     params: ParamsOf<A>,
     auth: AuthOf<A>,
     /// Owned by the connection; user code locks it briefly from hooks and actions.
@@ -106,6 +108,7 @@ impl<A: Actor> Conn<A> {
         Conn {
             inner: Arc::new(Inner {
                 id,
+                token: uuid::Uuid::new_v4().simple().to_string(),
                 params,
                 auth,
                 state: Mutex::new(state),
@@ -120,6 +123,10 @@ impl<A: Actor> Conn<A> {
     /// The connection's id.
     pub fn id(&self) -> &ConnId {
         &self.inner.id
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.inner.token
     }
 
     /// The params the client connected with.
@@ -161,7 +168,7 @@ impl<A: Actor> Conn<A> {
     }
 
     /// Sends an event to this connection only, whether or not it subscribed.
-    pub fn send<E: Event>(&self, event: &E) {
+    pub fn send<E: Event>(&self, event: E) {
         match event.to_args() {
             Ok(args) => self.send_raw(E::NAME, args),
             Err(e) => tracing::error!(event = E::NAME, error = %e, "event did not serialize"),

@@ -117,7 +117,7 @@ impl<A: Actor> Ctx<A> {
     }
 
     /// Sends an event to every connection subscribed to it.
-    pub fn broadcast<E: Event>(&self, event: &E) {
+    pub fn broadcast<E: Event>(&self, event: E) {
         match event.to_args() {
             Ok(args) => self.broadcast_raw(E::NAME, args),
             Err(e) => tracing::error!(event = E::NAME, error = %e, "event did not serialize"),

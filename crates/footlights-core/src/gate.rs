@@ -17,33 +17,95 @@ use footlights_client::{CloseReason, LinkEvent};
 use footlights_protocol::{ActionError, ToClient, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// How many messages a detached connection keeps for its client; past that it is closed.
+const DETACHED_BUFFER: usize = 1024;
+
 /// Where an actor's messages to one connection go.
+///
+/// A sink is *attached* to a client link, or *detached* after the link dropped without a
+/// clean close: messages are then buffered until the client resumes the connection (and gets
+/// them after its new `Init`), or the grace period ends.
 #[derive(Debug)]
 pub(crate) struct ConnSink {
-    tx: mpsc::UnboundedSender<LinkEvent>,
-    closed: std::sync::atomic::AtomicBool,
+    state: Mutex<SinkState>,
+}
+
+#[derive(Debug)]
+struct SinkState {
+    tx: Option<mpsc::UnboundedSender<LinkEvent>>,
+    closed: bool,
+    buffer: VecDeque<ToClient>,
 }
 
 impl ConnSink {
     pub(crate) fn new(tx: mpsc::UnboundedSender<LinkEvent>) -> Arc<Self> {
-        Arc::new(ConnSink { tx, closed: false.into() })
+        Arc::new(ConnSink {
+            state: Mutex::new(SinkState { tx: Some(tx), closed: false, buffer: VecDeque::new() }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SinkState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn send(&self, msg: ToClient) {
-        if !self.is_closed() {
-            let _ = self.tx.send(LinkEvent::Message(msg));
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        let msg = match &st.tx {
+            Some(tx) => match tx.send(LinkEvent::Message(msg)) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(LinkEvent::Message(msg))) => msg,
+                Err(_) => return,
+            },
+            None => msg,
+        };
+        // The client is gone for now: keep the message for a resume.
+        st.tx = None;
+        if st.buffer.len() >= DETACHED_BUFFER {
+            st.closed = true;
+            st.buffer.clear();
+        } else {
+            st.buffer.push_back(msg);
         }
     }
 
     /// Sends the close; later messages are dropped.
     pub(crate) fn close(&self, reason: CloseReason) {
-        if !self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            let _ = self.tx.send(LinkEvent::Closed(reason));
+        let mut st = self.lock();
+        if !st.closed {
+            st.closed = true;
+            st.buffer.clear();
+            if let Some(tx) = st.tx.take() {
+                let _ = tx.send(LinkEvent::Closed(reason));
+            }
         }
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    /// The client link dropped without a clean close.
+    pub(crate) fn detach(&self) {
+        self.lock().tx = None;
+    }
+
+    pub(crate) fn is_detached(&self) -> bool {
+        let st = self.lock();
+        st.tx.is_none() && !st.closed
+    }
+
+    /// A client resumed the connection on a new link: `init` first, then what was buffered.
+    /// Returns `false` if the connection was closed meanwhile.
+    pub(crate) fn attach(&self, tx: mpsc::UnboundedSender<LinkEvent>, init: ToClient) -> bool {
+        let mut st = self.lock();
+        if st.closed {
+            return false;
+        }
+        let _ = tx.send(LinkEvent::Message(init));
+        for msg in st.buffer.drain(..) {
+            let _ = tx.send(LinkEvent::Message(msg));
+        }
+        st.tx = Some(tx);
+        true
     }
 }
 

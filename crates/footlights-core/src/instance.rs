@@ -52,6 +52,16 @@ pub(crate) enum Msg {
     FromConn { conn_id: ConnId, msg: ToServer },
     /// A connection closed (by the client, or by `Conn::disconnect`).
     ConnClosed { conn_id: ConnId },
+    /// A connection's link dropped without a clean close; keep it for the grace period.
+    ConnLost { conn_id: ConnId },
+    /// A client presents a connection's id and token to get it back on a new link.
+    Resume {
+        conn_id: ConnId,
+        token: String,
+        params: Option<Value>,
+        request: ConnRequest,
+        sink: mpsc::UnboundedSender<LinkEvent>,
+    },
     /// A scheduled call is due.
     Alarm { alarm_id: String },
     /// The registry is shutting down: save and stop.
@@ -133,7 +143,7 @@ fn drain(mut rx: mpsc::UnboundedReceiver<Msg>, error: &ActionError) {
             Msg::Action { reply, .. } => {
                 let _ = reply.send(Err(error.masked()));
             }
-            Msg::Connect { sink, .. } => {
+            Msg::Connect { sink, .. } | Msg::Resume { sink, .. } => {
                 let _ = sink.send(LinkEvent::Message(ToClient::Error {
                     error: error.masked(),
                     action_id: None,
@@ -143,7 +153,10 @@ fn drain(mut rx: mpsc::UnboundedReceiver<Msg>, error: &ActionError) {
             Msg::Stop { done } => {
                 let _ = done.send(());
             }
-            Msg::FromConn { .. } | Msg::ConnClosed { .. } | Msg::Alarm { .. } => {}
+            Msg::FromConn { .. }
+            | Msg::ConnClosed { .. }
+            | Msg::ConnLost { .. }
+            | Msg::Alarm { .. } => {}
         }
     }
 }
@@ -168,6 +181,8 @@ struct Instance<A: Actor> {
     panicked: bool,
     /// Tells the next instance of this actor that this one has fully stopped.
     done: watch::Sender<bool>,
+    /// Connections whose link dropped, with the time their grace period ends.
+    detached: Vec<(ConnId, Instant)>,
 }
 
 type BootError = (ActionError, mpsc::UnboundedReceiver<Msg>, watch::Sender<bool>);
@@ -196,6 +211,7 @@ impl<A: Actor> Instance<A> {
                 dirty: false,
                 panicked: false,
                 done,
+                detached: Vec::new(),
             }),
             Err(e) => Err((e, rx, done)),
         }
@@ -272,6 +288,8 @@ impl<A: Actor> Instance<A> {
         tokio::pin!(sleep);
         loop {
             let can_sleep = !self.options.no_sleep && self.idle();
+            let expiry = self.next_expiry();
+            let any_detached = !self.detached.is_empty();
             tokio::select! {
                 biased;
                 msg = self.rx.recv() => {
@@ -290,6 +308,10 @@ impl<A: Actor> Instance<A> {
                 Some((waiter, result)) = self.deferred.next(), if !self.deferred.is_empty() => {
                     last_activity = Instant::now();
                     self.complete(waiter, result).await;
+                }
+                () = tokio::time::sleep_until(expiry), if any_detached => {
+                    last_activity = Instant::now();
+                    self.expire_detached().await;
                 }
                 () = &mut sleep, if can_sleep => {
                     let due = last_activity + timeout;
@@ -328,14 +350,7 @@ impl<A: Actor> Instance<A> {
                 self.stateless_action(name, args, params, request, reply).await;
             }
             Msg::Connect { conn_id, params, request, sink } => {
-                let sink = ConnSink::new(sink);
-                if let Err(e) = self.open_conn(conn_id, params, &request, Some(sink.clone())).await {
-                    let e = for_client(A::NAME, e);
-                    let gate = &self.ctx.shared.gate;
-                    let reason = CloseReason::error(&e);
-                    gate.push(Output::ToConn(sink.clone(), ToClient::Error { error: e, action_id: None }));
-                    gate.push(Output::Close(sink, reason, None));
-                }
+                self.connect(conn_id, params, &request, sink).await;
             }
             Msg::FromConn { conn_id, msg } => {
                 let conn = self.ctx.conn_by_id(&conn_id);
@@ -364,9 +379,93 @@ impl<A: Actor> Instance<A> {
                     self.disconnect_hook(&conn).await;
                 }
             }
+            Msg::ConnLost { conn_id } => {
+                if let Some(sink) = self.ctx.conn_by_id(&conn_id).and_then(|c| c.sink().cloned()) {
+                    sink.detach();
+                    let until = Instant::now() + self.options.conn_grace;
+                    self.detached.retain(|(id, _)| *id != conn_id);
+                    self.detached.push((conn_id, until));
+                }
+            }
+            Msg::Resume { conn_id, token, params, request, sink } => {
+                if self.ctx.conn_by_id(&conn_id).is_none() {
+                    self.connect(conn_id, params, &request, sink).await;
+                } else if !self.resume(&conn_id, &token, &sink) {
+                    let e = ActionError::new("connection", "resume_refused", "connection cannot be resumed");
+                    let _ = sink.send(LinkEvent::Message(ToClient::Error { error: e.clone(), action_id: None }));
+                    let _ = sink.send(LinkEvent::Closed(CloseReason::error(&e)));
+                }
+            }
             Msg::Alarm { alarm_id } => self.fire_alarm(alarm_id).await,
             Msg::Stop { done } => {
                 let _ = done.send(());
+            }
+        }
+        self.end().await;
+    }
+
+    async fn connect(
+        &mut self,
+        conn_id: ConnId,
+        params: Option<Value>,
+        request: &ConnRequest,
+        tx: mpsc::UnboundedSender<LinkEvent>,
+    ) {
+        let sink = ConnSink::new(tx);
+        if let Err(e) = self.open_conn(conn_id, params, request, Some(sink.clone())).await {
+            let e = for_client(A::NAME, e);
+            let gate = &self.ctx.shared.gate;
+            let reason = CloseReason::error(&e);
+            gate.push(Output::ToConn(sink.clone(), ToClient::Error { error: e, action_id: None }));
+            gate.push(Output::Close(sink, reason, None));
+        }
+    }
+
+    /// Gives a kept connection a new link if the token matches. Its state and subscriptions
+    /// are untouched; `Init` (same id and token) goes out first, then what was buffered.
+    fn resume(&mut self, conn_id: &ConnId, token: &str, tx: &mpsc::UnboundedSender<LinkEvent>) -> bool {
+        let Some(conn) = self.ctx.conn_by_id(conn_id) else { return false };
+        let Some(sink) = conn.sink() else { return false };
+        if conn.token() != token {
+            return false;
+        }
+        let init = ToClient::Init {
+            actor_id: self.ctx.shared.id.clone(),
+            connection_id: conn_id.clone(),
+            connection_token: Some(token.to_owned()),
+        };
+        if !sink.attach(tx.clone(), init) {
+            return false;
+        }
+        self.detached.retain(|(id, _)| id != conn_id);
+        tracing::debug!(actor = A::NAME, %conn_id, "connection resumed");
+        true
+    }
+
+    fn next_expiry(&self) -> Instant {
+        self.detached.iter().map(|(_, t)| *t).min().unwrap_or_else(Instant::now)
+    }
+
+    /// Ends the connections whose grace period is over and were not resumed.
+    async fn expire_detached(&mut self) {
+        self.begin();
+        let now = Instant::now();
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.detached).into_iter().partition(|(_, t)| *t <= now);
+        self.detached = kept;
+        for (conn_id, _) in expired {
+            let still_detached = self
+                .ctx
+                .conn_by_id(&conn_id)
+                .and_then(|c| c.sink().cloned())
+                .is_some_and(|s| s.is_detached());
+            if still_detached {
+                if let Some(conn) = self.remove_conn(&conn_id) {
+                    if let Some(sink) = conn.sink() {
+                        sink.close(CloseReason::normal("resume window ended"));
+                    }
+                    self.disconnect_hook(&conn).await;
+                }
             }
         }
         self.end().await;
@@ -435,7 +534,7 @@ impl<A: Actor> Instance<A> {
             let init = ToClient::Init {
                 actor_id: shared.id.clone(),
                 connection_id: conn.id().clone(),
-                connection_token: None,
+                connection_token: Some(conn.token().to_owned()),
             };
             shared.gate.push(Output::ToConn(sink.clone(), init));
         }

@@ -218,6 +218,29 @@ impl Registry {
         self.inner.connect(target.name(), &id, params, request)
     }
 
+    /// Opens a connection that takes over a dropped one: if connection `conn_id` is still
+    /// kept (its link dropped less than the grace period ago) and `token` matches, the new
+    /// link gets it back with its state and subscriptions. If no such connection is kept, a
+    /// new one is opened under the same id, as [`connect`](Self::connect) would; if one is
+    /// kept but the token does not match, the link is refused (`connection.resume_refused`).
+    ///
+    /// # Errors
+    /// When the actor cannot be found or started.
+    pub async fn resume(
+        &self,
+        target: &Target,
+        params: Option<Value>,
+        request: ConnRequest,
+        conn_id: ConnId,
+        token: String,
+    ) -> Result<Link, ActionError> {
+        let id = self.inner.resolve(target).await?;
+        let (sink, events) = mpsc::unbounded_channel();
+        let msg = Msg::Resume { conn_id: conn_id.clone(), token, params, request, sink };
+        let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
+        Ok(Link { sender: Box::new(LocalLink { mailbox, conn_id }), events })
+    }
+
     /// Saves and stops every live actor (running their sleep hooks) and waits for the last
     /// writes. Connections are closed with "going away".
     pub async fn shutdown(&self) {
@@ -574,5 +597,9 @@ impl LinkSender for LocalLink {
 
     fn close(&self) {
         let _ = self.mailbox.send(Msg::ConnClosed { conn_id: self.conn_id.clone() });
+    }
+
+    fn lost(&self) {
+        let _ = self.mailbox.send(Msg::ConnLost { conn_id: self.conn_id.clone() });
     }
 }
