@@ -1,0 +1,22 @@
+//! Failures of this driver that are not SQLite's own. They reach callers wrapped in
+//! [`StorageError::Backend`](footlights_storage::StorageError::Backend).
+
+/// What can go wrong besides an SQLite error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// The thread that owns the connection is gone (it panicked); the driver cannot be used.
+    #[error("sqlite worker thread stopped")]
+    WorkerStopped,
+    /// The recorded format version is not one any build wrote.
+    #[error("invalid storage format version {0}")]
+    BadFormatVersion(i64),
+    /// A stored value does not fit its Rust type.
+    #[error("stored {0} is out of range")]
+    OutOfRange(&'static str),
+    /// A stored actor key is not a valid encoding.
+    #[error(transparent)]
+    CorruptKey(#[from] crate::key::CorruptKey),
+    /// A kind of write this driver does not know (added to `Write` after this driver).
+    #[error("unsupported kind of write")]
+    UnsupportedWrite,
+}

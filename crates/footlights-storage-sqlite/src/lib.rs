@@ -1,0 +1,222 @@
+//! The default Footlights storage driver: every actor's data in one SQLite file.
+//!
+//! ```
+//! # futures::executor::block_on(async {
+//! use footlights_storage::{ActorId, ActorKey, ActorMeta, CreateOutcome, Driver, Write};
+//! use footlights_storage_sqlite::SqliteDriver;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("footlights.db");
+//!
+//! let driver = SqliteDriver::open(&path).await?;
+//! let meta = ActorMeta::new(ActorId::new("a1"), "counter", ActorKey::from("x"), 0);
+//! assert_eq!(driver.create_actor(&meta).await?, CreateOutcome::Created);
+//! // One transaction, synced to disk before `commit` returns.
+//! driver.commit(vec![Write::State { actor: meta.id.clone(), bytes: b"42".to_vec() }]).await?;
+//! drop(driver);
+//!
+//! let reopened = SqliteDriver::open(&path).await?;
+//! assert_eq!(reopened.load_state(&meta.id).await?, Some(b"42".to_vec()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! What this crate is:
+//! - [`SqliteDriver`], a [`Driver`] on one database file (plus
+//!   SQLite's `-wal` and `-shm` files beside it), in WAL mode with `synchronous=FULL`: a
+//!   [`commit`](Driver::commit) is one transaction, durable when it returns;
+//! - non-blocking for async callers: each opened driver has a thread owning its connection, so
+//!   disk waits and `fsync` never stall the runtime;
+//! - versioned: the file records its format version
+//!   ([`FORMAT_VERSION`](footlights_storage::FORMAT_VERSION)), and a file written by a newer
+//!   version is refused with [`StorageError::UnsupportedFormat`](footlights_storage::StorageError).
+//!
+//! What it is not: a store shared by several machines (use the Postgres driver for that), nor a
+//! way to batch unrelated callers' writes: each `commit` is its own transaction and `fsync`, so
+//! the runtime groups writes into batches (group commit) before calling it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
+mod error;
+mod key;
+mod ops;
+mod schema;
+mod worker;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use footlights_storage::{
+    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, Driver, Result, Write,
+};
+use futures::future::BoxFuture;
+
+use crate::worker::Worker;
+
+/// How long an operation waits for another connection's lock before failing, unless
+/// [`SqliteDriverBuilder::busy_timeout`] says otherwise.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`Driver`] storing everything in one SQLite database file.
+///
+/// Open it with [`SqliteDriver::open`] or [`SqliteDriver::builder`]. Clones are cheap and share
+/// one connection (and its thread); the connection closes when the last clone drops. There is no
+/// `close`: every commit was already durable when it returned. Opening the same file again (in
+/// this process or another) gives another connection to the same data.
+#[derive(Clone)]
+pub struct SqliteDriver {
+    /// The connection's thread, shared by clones.
+    worker: Worker,
+    path: Arc<Path>,
+}
+
+impl fmt::Debug for SqliteDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteDriver")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteDriver {
+    /// Opens the store at `path` with the default settings, creating the file if needed.
+    ///
+    /// ```no_run
+    /// # async fn example() -> footlights_storage::Result<()> {
+    /// let driver = footlights_storage_sqlite::SqliteDriver::open("footlights.db").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::UnsupportedFormat`](footlights_storage::StorageError::UnsupportedFormat)
+    /// if the file was written by a newer format version;
+    /// [`StorageError::Backend`](footlights_storage::StorageError::Backend) if it cannot be
+    /// opened or created, is not an SQLite database, or stays locked by another connection for
+    /// longer than the busy timeout.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteDriver> {
+        SqliteDriver::builder(path).open().await
+    }
+
+    /// Settings for opening the store at `path`; finish with [`SqliteDriverBuilder::open`].
+    ///
+    /// ```no_run
+    /// # async fn example() -> footlights_storage::Result<()> {
+    /// use std::time::Duration;
+    /// use footlights_storage_sqlite::SqliteDriver;
+    ///
+    /// let driver = SqliteDriver::builder("footlights.db")
+    ///     .busy_timeout(Duration::from_secs(1))
+    ///     .open()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(path: impl AsRef<Path>) -> SqliteDriverBuilder {
+        SqliteDriverBuilder {
+            path: path.as_ref().to_path_buf(),
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+
+    /// The path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Settings for opening a [`SqliteDriver`], from [`SqliteDriver::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SqliteDriverBuilder {
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl SqliteDriverBuilder {
+    /// How long an operation waits for a lock held by another connection to the same file
+    /// before it fails ([`DEFAULT_BUSY_TIMEOUT`] by default).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens the store, creating the file and its tables if needed.
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteDriver::open`].
+    pub async fn open(self) -> Result<SqliteDriver> {
+        let path: Arc<Path> = Arc::from(self.path.as_path());
+        let worker = Worker::start(self.path, self.busy_timeout).await?;
+        Ok(SqliteDriver { worker, path })
+    }
+}
+
+impl Driver for SqliteDriver {
+    fn create_actor<'a>(&'a self, meta: &'a ActorMeta) -> BoxFuture<'a, Result<CreateOutcome>> {
+        let meta = meta.clone();
+        Box::pin(self.worker.run(move |conn| ops::create_actor(conn, &meta)))
+    }
+
+    fn actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<ActorMeta>>> {
+        let id = id.clone();
+        Box::pin(self.worker.run(move |conn| ops::actor(conn, &id)))
+    }
+
+    fn find_actor<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a ActorKey,
+    ) -> BoxFuture<'a, Result<Option<ActorMeta>>> {
+        let (name, key) = (name.to_owned(), key.clone());
+        Box::pin(
+            self.worker
+                .run(move |conn| ops::find_actor(conn, &name, &key)),
+        )
+    }
+
+    fn list_actors<'a>(
+        &'a self,
+        name: &'a str,
+        key_prefix: &'a ActorKey,
+    ) -> BoxFuture<'a, Result<Vec<ActorMeta>>> {
+        let (name, key_prefix) = (name.to_owned(), key_prefix.clone());
+        Box::pin(
+            self.worker
+                .run(move |conn| ops::list_actors(conn, &name, &key_prefix)),
+        )
+    }
+
+    fn load_state<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        let id = id.clone();
+        Box::pin(self.worker.run(move |conn| ops::load_state(conn, &id)))
+    }
+
+    fn load_alarms<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Vec<Alarm>>> {
+        let id = id.clone();
+        Box::pin(self.worker.run(move |conn| ops::load_alarms(conn, &id)))
+    }
+
+    fn all_alarms(&self) -> BoxFuture<'_, Result<Vec<(ActorId, Alarm)>>> {
+        Box::pin(self.worker.run(|conn| ops::all_alarms(conn)))
+    }
+
+    fn kv_get<'a>(
+        &'a self,
+        id: &'a ActorId,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        let (id, key) = (id.clone(), key.to_vec());
+        Box::pin(self.worker.run(move |conn| ops::kv_get(conn, &id, &key)))
+    }
+
+    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.worker.run(move |conn| ops::commit(conn, batch)))
+    }
+
+    fn delete_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<()>> {
+        let id = id.clone();
+        Box::pin(self.worker.run(move |conn| ops::delete_actor(conn, &id)))
+    }
+}

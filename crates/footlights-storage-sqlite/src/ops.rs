@@ -1,0 +1,268 @@
+//! The SQL behind each [`Driver`](footlights_storage::Driver) method. Everything here runs on
+//! the connection's thread (see `worker.rs`).
+
+use footlights_storage::{
+    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, Result, StorageError, Write,
+};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::error::Error;
+use crate::key;
+
+const META_COLUMNS: &str = "id, name, key_sort, created_at_ms, generation";
+
+/// Converts SQLite errors; every function here uses it through `?`.
+fn db(e: rusqlite::Error) -> StorageError {
+    StorageError::backend(e)
+}
+
+/// An `actors` row as stored (see [`META_COLUMNS`]), before checking it.
+type MetaRow = (String, String, Vec<u8>, i64, i64);
+
+fn meta_row(row: &Row<'_>) -> rusqlite::Result<MetaRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+fn to_meta((id, name, key_sort, created_at_ms, generation): MetaRow) -> Result<ActorMeta> {
+    Ok(ActorMeta {
+        id: ActorId::new(id),
+        name,
+        key: key::decode(&key_sort).map_err(|e| StorageError::backend(Error::from(e)))?,
+        created_at_ms,
+        generation: u64::try_from(generation)
+            .map_err(|_| StorageError::backend(Error::OutOfRange("generation")))?,
+    })
+}
+
+fn find_by_key(conn: &Connection, name: &str, key_sort: &[u8]) -> Result<Option<ActorMeta>> {
+    let sql = format!("SELECT {META_COLUMNS} FROM actors WHERE name = ?1 AND key_sort = ?2");
+    let row = conn
+        .prepare_cached(&sql)
+        .map_err(db)?
+        .query_row(params![name, key_sort], meta_row)
+        .optional()
+        .map_err(db)?;
+    row.map(to_meta).transpose()
+}
+
+pub(crate) fn create_actor(conn: &mut Connection, meta: &ActorMeta) -> Result<CreateOutcome> {
+    let key_sort = key::encode(&meta.key);
+    let generation = i64::try_from(meta.generation)
+        .map_err(|_| StorageError::backend(Error::OutOfRange("generation")))?;
+    // IMMEDIATE takes the write lock before the lookup, so no other connection can insert the
+    // same name and key between the lookup and the insert.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    if let Some(existing) = find_by_key(&tx, &meta.name, &key_sort)? {
+        return Ok(CreateOutcome::Exists(existing));
+    }
+    tx.prepare_cached(
+        "INSERT INTO actors (id, name, key_text, key_sort, created_at_ms, generation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .map_err(db)?
+    .execute(params![
+        meta.id.as_str(),
+        meta.name,
+        meta.key.to_string(),
+        key_sort,
+        meta.created_at_ms,
+        generation
+    ])
+    .map_err(db)?;
+    tx.commit().map_err(db)?;
+    Ok(CreateOutcome::Created)
+}
+
+pub(crate) fn actor(conn: &Connection, id: &ActorId) -> Result<Option<ActorMeta>> {
+    let sql = format!("SELECT {META_COLUMNS} FROM actors WHERE id = ?1");
+    let row = conn
+        .prepare_cached(&sql)
+        .map_err(db)?
+        .query_row([id.as_str()], meta_row)
+        .optional()
+        .map_err(db)?;
+    row.map(to_meta).transpose()
+}
+
+pub(crate) fn find_actor(
+    conn: &Connection,
+    name: &str,
+    key: &ActorKey,
+) -> Result<Option<ActorMeta>> {
+    find_by_key(conn, name, &key::encode(key))
+}
+
+pub(crate) fn list_actors(
+    conn: &Connection,
+    name: &str,
+    key_prefix: &ActorKey,
+) -> Result<Vec<ActorMeta>> {
+    let start = key::encode(key_prefix);
+    // One range scan of the (name, key_sort) index, in key order.
+    let rows = match key::prefix_end(&start) {
+        Some(end) => {
+            let sql = format!(
+                "SELECT {META_COLUMNS} FROM actors
+                 WHERE name = ?1 AND key_sort >= ?2 AND key_sort < ?3 ORDER BY key_sort"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+            let rows = stmt
+                .query_map(params![name, start, end], meta_row)
+                .map_err(db)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)?
+        }
+        None => {
+            let sql =
+                format!("SELECT {META_COLUMNS} FROM actors WHERE name = ?1 ORDER BY key_sort");
+            let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+            let rows = stmt.query_map([name], meta_row).map_err(db)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)?
+        }
+    };
+    rows.into_iter().map(to_meta).collect()
+}
+
+pub(crate) fn load_state(conn: &Connection, id: &ActorId) -> Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT bytes FROM state WHERE actor_id = ?1")
+        .map_err(db)?
+        .query_row([id.as_str()], |row| row.get(0))
+        .optional()
+        .map_err(db)
+}
+
+fn alarm_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Alarm> {
+    Ok(Alarm {
+        id: row.get(first)?,
+        at_ms: row.get(first + 1)?,
+        action: row.get(first + 2)?,
+        args: row.get(first + 3)?,
+    })
+}
+
+pub(crate) fn load_alarms(conn: &Connection, id: &ActorId) -> Result<Vec<Alarm>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT alarm_id, at_ms, action, args FROM alarms
+             WHERE actor_id = ?1 ORDER BY at_ms, alarm_id",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map([id.as_str()], |row| alarm_row(row, 0))
+        .map_err(db)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db)
+}
+
+pub(crate) fn all_alarms(conn: &Connection) -> Result<Vec<(ActorId, Alarm)>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT actor_id, alarm_id, at_ms, action, args FROM alarms
+             ORDER BY at_ms, actor_id, alarm_id",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((ActorId::new(row.get::<_, String>(0)?), alarm_row(row, 1)?))
+        })
+        .map_err(db)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db)
+}
+
+pub(crate) fn kv_get(conn: &Connection, id: &ActorId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT value FROM kv WHERE actor_id = ?1 AND key = ?2")
+        .map_err(db)?
+        .query_row(params![id.as_str(), key], |row| row.get(0))
+        .optional()
+        .map_err(db)
+}
+
+/// Applies `batch` in one transaction: all of it or, on error, none of it.
+pub(crate) fn commit(conn: &mut Connection, batch: Vec<Write>) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    for write in batch {
+        apply(&tx, write)?;
+    }
+    tx.commit().map_err(db)
+}
+
+/// One write. The inserts only happen `WHERE EXISTS` the actor, so writes for unknown actors
+/// change nothing; updates and deletes of missing rows change nothing by themselves.
+fn apply(tx: &Transaction<'_>, write: Write) -> Result<()> {
+    match write {
+        Write::State { actor, bytes } => tx
+            .prepare_cached(
+                "INSERT INTO state (actor_id, bytes)
+                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM actors WHERE id = ?1)
+                 ON CONFLICT (actor_id) DO UPDATE SET bytes = excluded.bytes",
+            )
+            .map_err(db)?
+            .execute(params![actor.as_str(), bytes]),
+        Write::PutAlarm { actor, alarm } => tx
+            .prepare_cached(
+                "INSERT INTO alarms (actor_id, alarm_id, at_ms, action, args)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM actors WHERE id = ?1)
+                 ON CONFLICT (actor_id, alarm_id) DO UPDATE
+                 SET at_ms = excluded.at_ms, action = excluded.action, args = excluded.args",
+            )
+            .map_err(db)?
+            .execute(params![
+                actor.as_str(),
+                alarm.id,
+                alarm.at_ms,
+                alarm.action,
+                alarm.args
+            ]),
+        Write::DeleteAlarm { actor, alarm_id } => tx
+            .prepare_cached("DELETE FROM alarms WHERE actor_id = ?1 AND alarm_id = ?2")
+            .map_err(db)?
+            .execute(params![actor.as_str(), alarm_id]),
+        Write::KvPut { actor, key, value } => tx
+            .prepare_cached(
+                "INSERT INTO kv (actor_id, key, value)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM actors WHERE id = ?1)
+                 ON CONFLICT (actor_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .map_err(db)?
+            .execute(params![actor.as_str(), key, value]),
+        Write::KvDelete { actor, key } => tx
+            .prepare_cached("DELETE FROM kv WHERE actor_id = ?1 AND key = ?2")
+            .map_err(db)?
+            .execute(params![actor.as_str(), key]),
+        Write::BumpGeneration { actor } => tx
+            .prepare_cached("UPDATE actors SET generation = generation + 1 WHERE id = ?1")
+            .map_err(db)?
+            .execute([actor.as_str()]),
+        // `Write` is non-exhaustive: refuse (and so roll back) what this driver cannot apply
+        // rather than drop it.
+        _ => return Err(StorageError::backend(Error::UnsupportedWrite)),
+    }
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) fn delete_actor(conn: &mut Connection, id: &ActorId) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    for sql in [
+        "DELETE FROM state WHERE actor_id = ?1",
+        "DELETE FROM alarms WHERE actor_id = ?1",
+        "DELETE FROM kv WHERE actor_id = ?1",
+        "DELETE FROM actors WHERE id = ?1",
+    ] {
+        tx.prepare_cached(sql)
+            .map_err(db)?
+            .execute([id.as_str()])
+            .map_err(db)?;
+    }
+    tx.commit().map_err(db)
+}

@@ -1,0 +1,168 @@
+//! Opening the database file: connection settings, the schema, the format version.
+
+use std::path::Path;
+use std::time::Duration;
+
+use footlights_storage::{FORMAT_VERSION, Result, StorageError};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::Error;
+
+/// Where the format version is kept: `footlights_meta` row `format_version`. This table is the
+/// only thing every format version must keep as it is.
+const META_TABLE: &str = "CREATE TABLE IF NOT EXISTS footlights_meta (
+    name  TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+) STRICT;";
+
+/// The tables of format version 1.
+///
+/// `key_text` is the key's display form (`room/general`), for people and tools; `key_sort` is
+/// its sortable encoding (see `key.rs`), which the uniqueness constraint, lookups, ordering and
+/// prefix listing use. Child rows reference their actor; writes check that it exists, and
+/// deleting an actor deletes them explicitly (the foreign keys are a second line of defence).
+const SCHEMA_V1: &str = "
+CREATE TABLE actors (
+    id            TEXT PRIMARY KEY NOT NULL,
+    name          TEXT NOT NULL,
+    key_text      TEXT NOT NULL,
+    key_sort      BLOB NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    generation    INTEGER NOT NULL,
+    UNIQUE (name, key_sort)
+) STRICT;
+
+CREATE TABLE state (
+    actor_id TEXT PRIMARY KEY NOT NULL REFERENCES actors (id) ON DELETE CASCADE,
+    bytes    BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE alarms (
+    actor_id TEXT NOT NULL REFERENCES actors (id) ON DELETE CASCADE,
+    alarm_id TEXT NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    action   TEXT NOT NULL,
+    args     BLOB NOT NULL,
+    PRIMARY KEY (actor_id, alarm_id)
+) STRICT;
+
+CREATE INDEX alarms_by_time ON alarms (at_ms, actor_id, alarm_id);
+
+CREATE TABLE kv (
+    actor_id TEXT NOT NULL REFERENCES actors (id) ON DELETE CASCADE,
+    key      BLOB NOT NULL,
+    value    BLOB NOT NULL,
+    PRIMARY KEY (actor_id, key)
+) STRICT;
+";
+
+/// What [`open`] found and did, for the log.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) connection: Connection,
+    pub(crate) journal_mode: String,
+    pub(crate) created: bool,
+}
+
+/// Opens (or creates) the database at `path` and makes sure it holds a store this build can
+/// use: WAL, `synchronous=FULL`, the schema, and a format version no newer than ours.
+pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Opened> {
+    let mut connection = Connection::open(path).map_err(StorageError::backend)?;
+    connection
+        .busy_timeout(busy_timeout)
+        .map_err(StorageError::backend)?;
+    let journal_mode: String = connection
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(StorageError::backend)?;
+    // FULL: every commit syncs the WAL before returning, so an `Ok` commit survives a power cut.
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .map_err(StorageError::backend)?;
+    connection
+        .pragma_update(None, "foreign_keys", "ON")
+        .map_err(StorageError::backend)?;
+    let created = init(&mut connection)?;
+    Ok(Opened {
+        connection,
+        journal_mode,
+        created,
+    })
+}
+
+/// Checks the recorded format version, creating the schema in a new file. Returns whether it
+/// did. One `IMMEDIATE` transaction, so two processes opening a new file create it once.
+fn init(connection: &mut Connection) -> Result<bool> {
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StorageError::backend)?;
+    tx.execute_batch(META_TABLE)
+        .map_err(StorageError::backend)?;
+    let found: Option<i64> = tx
+        .query_row(
+            "SELECT value FROM footlights_meta WHERE name = 'format_version'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(StorageError::backend)?;
+    let created = match found {
+        None => {
+            tx.execute_batch(SCHEMA_V1).map_err(StorageError::backend)?;
+            tx.execute(
+                "INSERT INTO footlights_meta (name, value) VALUES ('format_version', ?1)",
+                [FORMAT_VERSION],
+            )
+            .map_err(StorageError::backend)?;
+            true
+        }
+        Some(found) => {
+            check_version(found)?;
+            false
+        }
+    };
+    // Dropping `tx` without committing (on the error paths above) rolls back, leaving a store of
+    // a newer version exactly as it was.
+    tx.commit().map_err(StorageError::backend)?;
+    Ok(created)
+}
+
+/// Accepts the versions this build reads. Version 1 is the first, so there is nothing to
+/// upgrade yet; upgrades of older versions go here, inside the opening transaction.
+fn check_version(found: i64) -> Result<()> {
+    let supported = FORMAT_VERSION;
+    match u32::try_from(found) {
+        Ok(found) if found == supported => Ok(()),
+        Ok(found) if found > supported => Err(StorageError::UnsupportedFormat { found, supported }),
+        Err(_) if found > 0 => Err(StorageError::UnsupportedFormat {
+            found: u32::MAX,
+            supported,
+        }),
+        _ => Err(StorageError::backend(Error::BadFormatVersion(found))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_is_wal_with_full_sync_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = open(&dir.path().join("db"), Duration::from_millis(1500)).unwrap();
+        let conn = &opened.connection;
+        let pragma = |name: &str| -> String {
+            conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+                Ok(match row.get_ref(0)? {
+                    rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                    other => other.as_str()?.to_owned(),
+                })
+            })
+            .unwrap()
+        };
+        assert_eq!(pragma("journal_mode"), "wal");
+        assert_eq!(pragma("synchronous"), "2", "FULL");
+        assert_eq!(pragma("foreign_keys"), "1");
+        assert_eq!(pragma("busy_timeout"), "1500");
+        assert!(opened.created);
+    }
+}

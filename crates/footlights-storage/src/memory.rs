@@ -1,0 +1,374 @@
+//! [`MemoryDriver`]: every actor's data in one process-local map, for tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+
+use futures::future::BoxFuture;
+
+use crate::{
+    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, Driver, FORMAT_VERSION, Result,
+    StorageError, Write,
+};
+
+/// A [`Driver`] that keeps everything in memory, for tests.
+///
+/// Clones are cheap and share the same data, so "closing and reopening the store" is dropping
+/// one clone and using another: data committed through any clone is seen by all of them, and
+/// lives as long as the last clone. Nothing reaches the disk, so "durable" here means "visible to
+/// every clone once [`commit`](Driver::commit) returns".
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use footlights_storage::{ActorId, ActorKey, ActorMeta, Driver, MemoryDriver, Write};
+///
+/// let driver = MemoryDriver::new();
+/// let meta = ActorMeta::new(ActorId::new("a1"), "counter", ActorKey::from("x"), 0);
+/// driver.create_actor(&meta).await?;
+///
+/// let reopened = driver.clone();
+/// drop(driver);
+/// reopened.commit(vec![Write::BumpGeneration { actor: meta.id.clone() }]).await?;
+/// assert_eq!(reopened.actor(&meta.id).await?.map(|m| m.generation), Some(1));
+/// # Ok::<(), footlights_storage::StorageError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryDriver {
+    /// Shared by every clone. Only ever locked for the duration of one synchronous operation
+    /// (never across an `.await`), so one `std` mutex is enough, and a batch applied under it is
+    /// atomic for every reader.
+    store: Arc<Mutex<Store>>,
+}
+
+impl fmt::Debug for MemoryDriver {
+    /// Counts, not contents: a store's states can be large. `try_lock`, so that formatting a
+    /// driver while it is locked (say, from a panic inside an operation) cannot deadlock.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("MemoryDriver");
+        match self.store.try_lock() {
+            Ok(store) => out.field("actors", &store.actors.len()),
+            Err(TryLockError::Poisoned(store)) => {
+                out.field("actors", &store.get_ref().actors.len())
+            }
+            Err(TryLockError::WouldBlock) => out.field("actors", &format_args!("<locked>")),
+        };
+        out.finish_non_exhaustive()
+    }
+}
+
+/// Everything a [`MemoryDriver`] holds.
+struct Store {
+    /// The data layout version, as a file-backed driver would record it. Only the
+    /// conformance harness reads and changes it, to check that newer versions are refused.
+    #[cfg_attr(
+        not(feature = "conformance"),
+        allow(dead_code, reason = "only the harness reads it")
+    )]
+    format_version: u32,
+    /// Every live actor by id.
+    actors: HashMap<ActorId, Record>,
+    /// The unique `(name, key)` index, ordered as [`Driver::list_actors`] returns it.
+    by_key: BTreeMap<(String, ActorKey), ActorId>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            format_version: FORMAT_VERSION,
+            actors: HashMap::new(),
+            by_key: BTreeMap::new(),
+        }
+    }
+}
+
+/// One actor's data.
+struct Record {
+    meta: ActorMeta,
+    state: Option<Vec<u8>>,
+    alarms: HashMap<String, Alarm>,
+    kv: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+/// A new actor's id is already used by an actor with another name or key.
+#[derive(Debug, thiserror::Error)]
+#[error("actor id {0} is already used by another actor")]
+struct DuplicateId(ActorId);
+
+impl MemoryDriver {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryDriver::default()
+    }
+
+    /// Runs `f` with the store locked.
+    fn with<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        f(&mut self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        // A panic while the lock is held can only come from inside one of the short closures
+        // below, none of which leaves the store half-updated before it could panic (they only
+        // allocate), so the data behind a poisoned lock is still consistent.
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The format version recorded in the store (for the conformance harness).
+    #[cfg(feature = "conformance")]
+    pub(crate) fn format_version(&self) -> u32 {
+        self.lock().format_version
+    }
+
+    /// Records another format version (for the conformance harness).
+    #[cfg(feature = "conformance")]
+    pub(crate) fn set_format_version(&self, version: u32) {
+        self.lock().format_version = version;
+    }
+
+    /// What "opening" this store again checks: that its data layout is not newer than ours.
+    #[cfg(feature = "conformance")]
+    pub(crate) fn check_format(&self) -> Result<()> {
+        let found = self.format_version();
+        if found > FORMAT_VERSION {
+            return Err(StorageError::UnsupportedFormat {
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    fn create(&mut self, meta: &ActorMeta) -> Result<CreateOutcome> {
+        let index_key = (meta.name.clone(), meta.key.clone());
+        if let Some(existing) = self
+            .by_key
+            .get(&index_key)
+            .and_then(|id| self.actors.get(id))
+        {
+            return Ok(CreateOutcome::Exists(existing.meta.clone()));
+        }
+        if self.actors.contains_key(&meta.id) {
+            return Err(StorageError::backend(DuplicateId(meta.id.clone())));
+        }
+        self.by_key.insert(index_key, meta.id.clone());
+        self.actors.insert(
+            meta.id.clone(),
+            Record {
+                meta: meta.clone(),
+                state: None,
+                alarms: HashMap::new(),
+                kv: HashMap::new(),
+            },
+        );
+        Ok(CreateOutcome::Created)
+    }
+
+    fn list(&self, name: &str, key_prefix: &ActorKey) -> Vec<ActorMeta> {
+        // Keys are ordered part by part, so the keys that start with `key_prefix` form one run
+        // that begins at `key_prefix` itself.
+        let start = (name.to_owned(), key_prefix.clone());
+        self.by_key
+            .range(start..)
+            .take_while(|((n, key), _)| n == name && key.starts_with(key_prefix))
+            .filter_map(|(_, id)| self.actors.get(id))
+            .map(|record| record.meta.clone())
+            .collect()
+    }
+
+    fn apply(&mut self, write: Write) {
+        let actor = match &write {
+            Write::State { actor, .. }
+            | Write::PutAlarm { actor, .. }
+            | Write::DeleteAlarm { actor, .. }
+            | Write::KvPut { actor, .. }
+            | Write::KvDelete { actor, .. }
+            | Write::BumpGeneration { actor } => actor,
+        };
+        // Writes for actors that do not exist (any more) are ignored.
+        let Some(record) = self.actors.get_mut(actor) else {
+            return;
+        };
+        match write {
+            Write::State { bytes, .. } => record.state = Some(bytes),
+            Write::PutAlarm { alarm, .. } => {
+                record.alarms.insert(alarm.id.clone(), alarm);
+            }
+            Write::DeleteAlarm { alarm_id, .. } => {
+                record.alarms.remove(&alarm_id);
+            }
+            Write::KvPut { key, value, .. } => {
+                record.kv.insert(key, value);
+            }
+            Write::KvDelete { key, .. } => {
+                record.kv.remove(&key);
+            }
+            Write::BumpGeneration { .. } => record.meta.generation += 1,
+        }
+    }
+
+    fn delete(&mut self, id: &ActorId) {
+        if let Some(record) = self.actors.remove(id) {
+            self.by_key.remove(&(record.meta.name, record.meta.key));
+        }
+    }
+}
+
+/// Orders alarms by time, then by id, so that equal times still give a stable order.
+fn alarm_order(a: &Alarm, b: &Alarm) -> std::cmp::Ordering {
+    a.at_ms.cmp(&b.at_ms).then_with(|| a.id.cmp(&b.id))
+}
+
+impl Driver for MemoryDriver {
+    fn create_actor<'a>(&'a self, meta: &'a ActorMeta) -> BoxFuture<'a, Result<CreateOutcome>> {
+        Box::pin(async move { self.with(|store| store.create(meta)) })
+    }
+
+    fn actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<ActorMeta>>> {
+        Box::pin(async move { Ok(self.with(|store| store.actors.get(id).map(|r| r.meta.clone()))) })
+    }
+
+    fn find_actor<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a ActorKey,
+    ) -> BoxFuture<'a, Result<Option<ActorMeta>>> {
+        Box::pin(async move {
+            Ok(self.with(|store| {
+                store
+                    .by_key
+                    .get(&(name.to_owned(), key.clone()))
+                    .and_then(|id| store.actors.get(id))
+                    .map(|record| record.meta.clone())
+            }))
+        })
+    }
+
+    fn list_actors<'a>(
+        &'a self,
+        name: &'a str,
+        key_prefix: &'a ActorKey,
+    ) -> BoxFuture<'a, Result<Vec<ActorMeta>>> {
+        Box::pin(async move { Ok(self.with(|store| store.list(name, key_prefix))) })
+    }
+
+    fn load_state<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            Ok(self.with(|store| store.actors.get(id).and_then(|r| r.state.clone())))
+        })
+    }
+
+    fn load_alarms<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Vec<Alarm>>> {
+        Box::pin(async move {
+            let mut alarms = self.with(|store| {
+                store
+                    .actors
+                    .get(id)
+                    .map(|r| r.alarms.values().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            });
+            alarms.sort_by(alarm_order);
+            Ok(alarms)
+        })
+    }
+
+    fn all_alarms(&self) -> BoxFuture<'_, Result<Vec<(ActorId, Alarm)>>> {
+        Box::pin(async move {
+            let mut alarms = self.with(|store| {
+                store
+                    .actors
+                    .iter()
+                    .flat_map(|(id, r)| r.alarms.values().map(|a| (id.clone(), a.clone())))
+                    .collect::<Vec<_>>()
+            });
+            alarms.sort_by(|(id_a, a), (id_b, b)| {
+                a.at_ms
+                    .cmp(&b.at_ms)
+                    .then_with(|| id_a.cmp(id_b))
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            Ok(alarms)
+        })
+    }
+
+    fn kv_get<'a>(
+        &'a self,
+        id: &'a ActorId,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            Ok(self.with(|store| store.actors.get(id).and_then(|r| r.kv.get(key).cloned())))
+        })
+    }
+
+    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            // One lock for the whole batch: no reader sees half of it.
+            self.with(|store| batch.into_iter().for_each(|write| store.apply(write)));
+            Ok(())
+        })
+    }
+
+    fn delete_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.with(|store| store.delete(id));
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: &str, name: &str, key: &[&str]) -> ActorMeta {
+        ActorMeta::new(ActorId::new(id), name, ActorKey::from(key), 0)
+    }
+
+    #[test]
+    fn clones_share_data() {
+        futures::executor::block_on(async {
+            let a = MemoryDriver::new();
+            let b = a.clone();
+            let m = meta("1", "n", &["k"]);
+            a.create_actor(&m).await.unwrap();
+            assert_eq!(b.actor(&m.id).await.unwrap(), Some(m));
+        });
+    }
+
+    #[test]
+    fn debug_shows_counts_not_data() {
+        futures::executor::block_on(async {
+            let d = MemoryDriver::new();
+            let m = meta("1", "n", &["k"]);
+            d.create_actor(&m).await.unwrap();
+            d.commit(vec![Write::State {
+                actor: m.id,
+                bytes: b"secret".to_vec(),
+            }])
+            .await
+            .unwrap();
+            assert_eq!(format!("{d:?}"), "MemoryDriver { actors: 1, .. }");
+        });
+    }
+
+    #[test]
+    fn reused_id_with_another_key_is_an_error() {
+        futures::executor::block_on(async {
+            let d = MemoryDriver::new();
+            d.create_actor(&meta("1", "n", &["k"])).await.unwrap();
+            let err = d
+                .create_actor(&meta("1", "n", &["other"]))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StorageError::Backend(_)), "{err:?}");
+            assert!(
+                d.find_actor("n", &ActorKey::from("other"))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        });
+    }
+}
