@@ -139,7 +139,10 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
     }
 
     /// Rebuilds ephemeral (`#[serde(skip)]`) fields; runs on every start, before `on_wake`.
-    fn create_vars(&mut self, ctx: &Ctx<Self>) -> impl Future<Output = Result<(), ActionError>> + Send {
+    fn create_vars(
+        &mut self,
+        ctx: &Ctx<Self>,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send {
         let _ = ctx;
         async { Ok(()) }
     }
@@ -203,7 +206,11 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
     }
 
     /// Runs after a connection has left the connection list; its state is still readable.
-    fn on_disconnect(&mut self, ctx: &Ctx<Self>, conn: &Conn<Self>) -> impl Future<Output = ()> + Send {
+    fn on_disconnect(
+        &mut self,
+        ctx: &Ctx<Self>,
+        conn: &Conn<Self>,
+    ) -> impl Future<Output = ()> + Send {
         let _ = (ctx, conn);
         async {}
     }
@@ -311,7 +318,10 @@ fn encode<T: Serialize>(out: &T) -> Result<Value, ActionError> {
 
 impl<A: Actor> ActionTable<A> {
     pub(crate) fn new() -> Self {
-        ActionTable { entries: Default::default(), timeouts: Default::default() }
+        ActionTable {
+            entries: Default::default(),
+            timeouts: Default::default(),
+        }
     }
 
     /// Registers an action that may change state ([`Handler`]).

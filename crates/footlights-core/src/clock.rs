@@ -37,8 +37,15 @@ impl ClockHandle {
 
     /// Fires `alarm` of `actor` after `delay`.
     pub(crate) fn add(&self, actor_name: &str, actor: &ActorId, alarm: &str, delay: Duration) {
-        let entry = Entry { actor_name: actor_name.to_owned(), actor: actor.clone(), alarm: alarm.to_owned() };
-        let _ = self.tx.send(Cmd::Add { deadline: Instant::now() + delay, entry });
+        let entry = Entry {
+            actor_name: actor_name.to_owned(),
+            actor: actor.clone(),
+            alarm: alarm.to_owned(),
+        };
+        let _ = self.tx.send(Cmd::Add {
+            deadline: Instant::now() + delay,
+            entry,
+        });
     }
 }
 

@@ -23,12 +23,20 @@ pub struct ConnRequest {
 impl ConnRequest {
     /// A request with these parts.
     pub fn new(method: http::Method, uri: http::Uri, headers: http::HeaderMap) -> Self {
-        ConnRequest { method, uri, headers }
+        ConnRequest {
+            method,
+            uri,
+            headers,
+        }
     }
 
     /// The request of an in-process call.
     pub fn local() -> Self {
-        ConnRequest::new(http::Method::GET, http::Uri::from_static("/"), http::HeaderMap::new())
+        ConnRequest::new(
+            http::Method::GET,
+            http::Uri::from_static("/"),
+            http::HeaderMap::new(),
+        )
     }
 
     /// The HTTP method.
@@ -80,13 +88,17 @@ struct Inner<A: Actor> {
 
 impl<A: Actor> Clone for Conn<A> {
     fn clone(&self) -> Self {
-        Conn { inner: self.inner.clone() }
+        Conn {
+            inner: self.inner.clone(),
+        }
     }
 }
 
 impl<A: Actor> std::fmt::Debug for Conn<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("id", &self.inner.id).finish_non_exhaustive()
+        f.debug_struct("Conn")
+            .field("id", &self.inner.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -178,7 +190,10 @@ impl<A: Actor> Conn<A> {
     /// Sends an event by name with raw arguments to this connection only.
     pub fn send_raw(&self, name: &str, args: Vec<Value>) {
         if let Some(sink) = &self.inner.sink {
-            let msg = ToClient::Event { name: name.to_owned(), args };
+            let msg = ToClient::Event {
+                name: name.to_owned(),
+                args,
+            };
             self.inner.gate.push(Output::ToConn(sink.clone(), msg));
         }
     }
@@ -191,10 +206,15 @@ impl<A: Actor> Conn<A> {
         let Some(sink) = &self.inner.sink else { return };
         let (done, rx) = oneshot::channel();
         self.inner.gate.flush_staged();
-        self.inner
-            .gate
-            .push(Output::Close(sink.clone(), CloseReason::normal(reason), Some(done)));
-        let _ = self.inner.mailbox.send(Msg::ConnClosed { conn_id: self.inner.id.clone() });
+        self.inner.gate.push_unstaged(Output::Close(
+            sink.clone(),
+            CloseReason::normal(reason),
+            Some(done),
+        ));
+        let _ = self.inner.mailbox.send(Msg::ConnClosed {
+            conn_id: self.inner.id.clone(),
+            link: None,
+        });
         let _ = rx.await;
     }
 }

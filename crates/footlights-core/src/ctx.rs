@@ -66,7 +66,10 @@ pub struct Ctx<A: Actor> {
 
 impl<A: Actor> Clone for Ctx<A> {
     fn clone(&self) -> Self {
-        Ctx { shared: self.shared.clone(), conn: self.conn.clone() }
+        Ctx {
+            shared: self.shared.clone(),
+            conn: self.conn.clone(),
+        }
     }
 }
 
@@ -82,7 +85,10 @@ impl<A: Actor> std::fmt::Debug for Ctx<A> {
 
 impl<A: Actor> Ctx<A> {
     pub(crate) fn with_conn(&self, conn: Option<Conn<A>>) -> Self {
-        Ctx { shared: self.shared.clone(), conn }
+        Ctx {
+            shared: self.shared.clone(),
+            conn,
+        }
     }
 
     /// The actor type's name.
@@ -108,7 +114,12 @@ impl<A: Actor> Ctx<A> {
 
     /// A snapshot of the live connections, in the order they joined.
     pub fn conns(&self) -> Vec<Conn<A>> {
-        self.shared.conns().iter().filter(|c| !c.is_ephemeral()).cloned().collect()
+        self.shared
+            .conns()
+            .iter()
+            .filter(|c| !c.is_ephemeral())
+            .cloned()
+            .collect()
     }
 
     /// The live connection with this id.
@@ -129,7 +140,10 @@ impl<A: Actor> Ctx<A> {
         let conns = self.shared.conns();
         for conn in conns.iter().filter(|c| c.is_subscribed(name)) {
             if let Some(sink) = conn.sink() {
-                let msg = ToClient::Event { name: name.to_owned(), args: args.clone() };
+                let msg = ToClient::Event {
+                    name: name.to_owned(),
+                    args: args.clone(),
+                };
                 self.shared.gate.push(Output::ToConn(sink.clone(), msg));
             }
         }
@@ -210,7 +224,10 @@ impl<A: Actor> Schedule<'_, A> {
         };
         let id = alarm.id.clone();
         shared.alarms().insert(id.clone(), alarm.clone());
-        lock(&shared.pending_writes).push(Write::PutAlarm { actor: shared.id.clone(), alarm });
+        lock(&shared.pending_writes).push(Write::PutAlarm {
+            actor: shared.id.clone(),
+            alarm,
+        });
         shared.clock.add(A::NAME, &shared.id, &id, delay);
         Ok(id)
     }

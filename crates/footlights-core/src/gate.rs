@@ -33,15 +33,27 @@ pub(crate) struct ConnSink {
 #[derive(Debug)]
 struct SinkState {
     tx: Option<mpsc::UnboundedSender<LinkEvent>>,
+    /// Which client link is attached; reports from older links are ignored.
+    link: u64,
     closed: bool,
     buffer: VecDeque<ToClient>,
 }
 
 impl ConnSink {
-    pub(crate) fn new(tx: mpsc::UnboundedSender<LinkEvent>) -> Arc<Self> {
+    pub(crate) fn new(tx: mpsc::UnboundedSender<LinkEvent>, link: u64) -> Arc<Self> {
         Arc::new(ConnSink {
-            state: Mutex::new(SinkState { tx: Some(tx), closed: false, buffer: VecDeque::new() }),
+            state: Mutex::new(SinkState {
+                tx: Some(tx),
+                link,
+                closed: false,
+                buffer: VecDeque::new(),
+            }),
         })
+    }
+
+    /// Whether `link` is the client link attached now.
+    pub(crate) fn is_link(&self, link: u64) -> bool {
+        self.lock().link == link
     }
 
     fn lock(&self) -> MutexGuard<'_, SinkState> {
@@ -95,11 +107,22 @@ impl ConnSink {
 
     /// A client resumed the connection on a new link: `init` first, then what was buffered.
     /// Returns `false` if the connection was closed meanwhile.
-    pub(crate) fn attach(&self, tx: mpsc::UnboundedSender<LinkEvent>, init: ToClient) -> bool {
+    pub(crate) fn attach(
+        &self,
+        tx: mpsc::UnboundedSender<LinkEvent>,
+        link: u64,
+        init: ToClient,
+    ) -> bool {
         let mut st = self.lock();
         if st.closed {
             return false;
         }
+        if let Some(old) = st.tx.take() {
+            let _ = old.send(LinkEvent::Closed(CloseReason::normal(
+                "connection.superseded",
+            )));
+        }
+        st.link = link;
         let _ = tx.send(LinkEvent::Message(init));
         for msg in st.buffer.drain(..) {
             let _ = tx.send(LinkEvent::Message(msg));
@@ -112,7 +135,10 @@ impl ConnSink {
 /// Something an actor sends out.
 pub(crate) enum Output {
     /// The answer to an in-process caller.
-    Reply(oneshot::Sender<Result<Value, ActionError>>, Result<Value, ActionError>),
+    Reply(
+        oneshot::Sender<Result<Value, ActionError>>,
+        Result<Value, ActionError>,
+    ),
     /// A message to one connection.
     ToConn(Arc<ConnSink>, ToClient),
     /// Close one connection, then tell the waiter.
@@ -140,9 +166,13 @@ impl Output {
         let error = ActionError::internal("state could not be saved").masked();
         match self {
             Output::Reply(tx, _) => Some(Output::Reply(tx, Err(error))),
-            Output::ToConn(sink, ToClient::ActionResponse { id, .. }) => {
-                Some(Output::ToConn(sink, ToClient::Error { error, action_id: Some(id) }))
-            }
+            Output::ToConn(sink, ToClient::ActionResponse { id, .. }) => Some(Output::ToConn(
+                sink,
+                ToClient::Error {
+                    error,
+                    action_id: Some(id),
+                },
+            )),
             Output::ToConn(_, ToClient::Event { .. }) => None,
             other => Some(other),
         }
@@ -184,7 +214,10 @@ impl std::fmt::Debug for Gate {
 
 impl Gate {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Gate { state: Mutex::default(), durable_tx: watch::channel(Durability::Upto(0)).0 })
+        Arc::new(Gate {
+            state: Mutex::default(),
+            durable_tx: watch::channel(Durability::Upto(0)).0,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -202,6 +235,13 @@ impl Gate {
             let seq = st.issued;
             st.queue.push_back((seq, out));
         }
+    }
+
+    /// Sends an output behind the writes issued so far, even while a message is running
+    /// (after [`flush_staged`](Self::flush_staged), this keeps program order).
+    pub(crate) fn push_unstaged(&self, out: Output) {
+        let mut st = self.lock();
+        Self::enqueue(&mut st, vec![out]);
     }
 
     /// A message starts: hold its outputs until [`end_message`](Self::end_message).
@@ -269,9 +309,10 @@ impl Gate {
         let mut st = self.lock();
         while st.queue.front().is_some_and(|(s, _)| *s <= seq) {
             if let Some((_, out)) = st.queue.pop_front()
-                && let Some(out) = out.failed() {
-                    out.deliver();
-                }
+                && let Some(out) = out.failed()
+            {
+                out.deliver();
+            }
         }
         if seq > st.durable {
             st.durable = seq;
@@ -292,7 +333,9 @@ impl Gate {
     pub(crate) async fn wait_durable(&self, seq: u64) -> Result<(), ActionError> {
         let mut rx = self.durable_tx.subscribe();
         let state = rx
-            .wait_for(|d| matches!(d, Durability::Failed) || matches!(d, Durability::Upto(s) if *s >= seq))
+            .wait_for(|d| {
+                matches!(d, Durability::Failed) || matches!(d, Durability::Upto(s) if *s >= seq)
+            })
             .await
             .map(|d| *d);
         match state {
@@ -324,7 +367,10 @@ mod tests {
         gate.push(out);
         let seq = gate.issue();
         gate.end_message();
-        assert!(rx.try_recv().is_err(), "released before the write was durable");
+        assert!(
+            rx.try_recv().is_err(),
+            "released before the write was durable"
+        );
         gate.mark_durable(seq);
         assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Int(1));
     }
@@ -354,11 +400,23 @@ mod tests {
     fn order_is_kept_across_writes() {
         let gate = Gate::new();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sink = ConnSink::new(tx);
+        let sink = ConnSink::new(tx, 0);
         let s1 = gate.issue();
-        gate.push(Output::ToConn(sink.clone(), ToClient::Event { name: "a".into(), args: vec![] }));
+        gate.push(Output::ToConn(
+            sink.clone(),
+            ToClient::Event {
+                name: "a".into(),
+                args: vec![],
+            },
+        ));
         let s2 = gate.issue();
-        gate.push(Output::ToConn(sink.clone(), ToClient::Event { name: "b".into(), args: vec![] }));
+        gate.push(Output::ToConn(
+            sink.clone(),
+            ToClient::Event {
+                name: "b".into(),
+                args: vec![],
+            },
+        ));
         gate.mark_durable(s2);
         gate.mark_durable(s1);
         let names: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())

@@ -20,7 +20,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::actor::{Actor, ActionTable, ActorOptions, Entry, Outcome};
+use crate::actor::{ActionTable, Actor, ActorOptions, Entry, Outcome};
 use crate::conn::{Conn, ConnRequest};
 use crate::ctx::{Ctx, Shared};
 use crate::gate::{ConnSink, Gate, Output};
@@ -44,19 +44,23 @@ pub(crate) enum Msg {
     /// A client opens a connection.
     Connect {
         conn_id: ConnId,
+        /// Identifies the client link, so reports from a superseded link are ignored.
+        link: u64,
         params: Option<Value>,
         request: ConnRequest,
         sink: mpsc::UnboundedSender<LinkEvent>,
     },
     /// A message on an open connection.
     FromConn { conn_id: ConnId, msg: ToServer },
-    /// A connection closed (by the client, or by `Conn::disconnect`).
-    ConnClosed { conn_id: ConnId },
-    /// A connection's link dropped without a clean close; keep it for the grace period.
-    ConnLost { conn_id: ConnId },
+    /// A connection closed: by its client link `link`, or by `Conn::disconnect` (`None`).
+    ConnClosed { conn_id: ConnId, link: Option<u64> },
+    /// Client link `link` of a connection dropped without a clean close; keep the connection
+    /// for the grace period.
+    ConnLost { conn_id: ConnId, link: u64 },
     /// A client presents a connection's id and token to get it back on a new link.
     Resume {
         conn_id: ConnId,
+        link: u64,
         token: String,
         params: Option<Value>,
         request: ConnRequest,
@@ -119,7 +123,14 @@ fn is_panic(e: &ActionError) -> bool {
 }
 
 pub(crate) async fn run<A: Actor>(start: Start, table: Arc<ActionTable<A>>) {
-    let Start { id, token, rx, tx, prev, reg } = start;
+    let Start {
+        id,
+        token,
+        rx,
+        tx,
+        prev,
+        reg,
+    } = start;
     if let Some(mut prev) = prev {
         let _ = prev.wait_for(|done| *done).await;
     }
@@ -185,7 +196,11 @@ struct Instance<A: Actor> {
     detached: Vec<(ConnId, Instant)>,
 }
 
-type BootError = (ActionError, mpsc::UnboundedReceiver<Msg>, watch::Sender<bool>);
+type BootError = (
+    ActionError,
+    mpsc::UnboundedReceiver<Msg>,
+    watch::Sender<bool>,
+);
 
 impl<A: Actor> Instance<A> {
     async fn boot(
@@ -227,7 +242,11 @@ impl<A: Actor> Instance<A> {
         let meta = driver.actor(id).await.map_err(storage)?;
         let meta = match meta {
             Some(m) if m.name == A::NAME => m,
-            _ => return Err(ActionError::actor_not_found(format!("actor {id} not found"))),
+            _ => {
+                return Err(ActionError::actor_not_found(format!(
+                    "actor {id} not found"
+                )));
+            }
         };
         let alarms = driver.load_alarms(id).await.map_err(storage)?;
         let shared = Arc::new(Shared {
@@ -255,17 +274,38 @@ impl<A: Actor> Instance<A> {
                 };
                 let input: A::Input = from_value(input)
                     .map_err(|e| ActionError::invalid_request(format!("create input: {e}")))?;
-                let mut actor = guarded(limit, ActionError::action_timed_out, A::create_state(&ctx, &input)).await?;
-                guarded(limit, ActionError::action_timed_out, actor.on_create(&ctx, &input)).await?;
-                writes.push(Write::KvDelete { actor: id.clone(), key: INPUT_KEY.to_vec() });
+                let mut actor = guarded(
+                    limit,
+                    ActionError::action_timed_out,
+                    A::create_state(&ctx, &input),
+                )
+                .await?;
+                guarded(
+                    limit,
+                    ActionError::action_timed_out,
+                    actor.on_create(&ctx, &input),
+                )
+                .await?;
+                writes.push(Write::KvDelete {
+                    actor: id.clone(),
+                    key: INPUT_KEY.to_vec(),
+                });
                 (actor, Vec::new())
             }
         };
-        guarded(limit, ActionError::action_timed_out, actor.create_vars(&ctx)).await?;
+        guarded(
+            limit,
+            ActionError::action_timed_out,
+            actor.create_vars(&ctx),
+        )
+        .await?;
         guarded(limit, ActionError::action_timed_out, actor.on_wake(&ctx)).await?;
         let snapshot = snapshot::encode(&actor)?;
         if snapshot != loaded {
-            writes.push(Write::State { actor: id.clone(), bytes: snapshot.clone() });
+            writes.push(Write::State {
+                actor: id.clone(),
+                bytes: snapshot.clone(),
+            });
         }
         writes.extend(ctx.shared.take_pending_writes());
         let gate = ctx.shared.gate.clone();
@@ -326,7 +366,9 @@ impl<A: Actor> Instance<A> {
             }
             if self.ctx.shared.gate.has_failed() {
                 tracing::error!(actor = A::NAME, id = %self.ctx.shared.id, "a state write failed; stopping so the actor restarts from durable state");
-                return self.stop(CloseReason::error(&ActionError::internal("storage"))).await;
+                return self
+                    .stop(CloseReason::error(&ActionError::internal("storage")))
+                    .await;
             }
             if self.ctx.shared.destroy_requested.load(Ordering::Acquire) {
                 return self.destroy().await;
@@ -346,17 +388,32 @@ impl<A: Actor> Instance<A> {
     async fn handle(&mut self, msg: Msg) {
         self.begin();
         match msg {
-            Msg::Action { name, args, params, request, reply } => {
-                self.stateless_action(name, args, params, request, reply).await;
+            Msg::Action {
+                name,
+                args,
+                params,
+                request,
+                reply,
+            } => {
+                self.stateless_action(name, args, params, request, reply)
+                    .await;
             }
-            Msg::Connect { conn_id, params, request, sink } => {
-                self.connect(conn_id, params, &request, sink).await;
+            Msg::Connect {
+                conn_id,
+                link,
+                params,
+                request,
+                sink,
+            } => {
+                self.connect(conn_id, link, params, &request, sink).await;
             }
             Msg::FromConn { conn_id, msg } => {
                 let conn = self.ctx.conn_by_id(&conn_id);
                 match (conn, msg) {
                     (Some(conn), ToServer::ActionRequest { id, name, args }) => {
-                        let Some(sink) = conn.sink().cloned() else { return self.end().await };
+                        let Some(sink) = conn.sink().cloned() else {
+                            return self.end().await;
+                        };
                         match self.invoke(&name, args, Some(conn)).await {
                             Invoked::Now(result) => self.reply_conn(&sink, id, result),
                             Invoked::Later(fut) => self
@@ -364,35 +421,63 @@ impl<A: Actor> Instance<A> {
                                 .push(Box::pin(async move { (Waiter::Conn(sink, id), fut.await) })),
                         }
                     }
-                    (Some(conn), ToServer::SubscriptionRequest { event_name, subscribe }) => {
+                    (
+                        Some(conn),
+                        ToServer::SubscriptionRequest {
+                            event_name,
+                            subscribe,
+                        },
+                    ) => {
                         conn.set_subscribed(event_name, subscribe);
                     }
                     (None, _) => tracing::debug!(%conn_id, "message for a closed connection"),
                     (Some(_), _) => tracing::debug!(%conn_id, "unknown connection message"),
                 }
             }
-            Msg::ConnClosed { conn_id } => {
-                if let Some(conn) = self.remove_conn(&conn_id) {
+            Msg::ConnClosed { conn_id, link } => {
+                let current =
+                    |c: &Conn<A>| link.is_none_or(|l| c.sink().is_some_and(|s| s.is_link(l)));
+                if !self.ctx.conn_by_id(&conn_id).is_some_and(|c| current(&c)) {
+                    tracing::debug!(%conn_id, "close from a superseded link ignored");
+                } else if let Some(conn) = self.remove_conn(&conn_id) {
                     if let Some(sink) = conn.sink() {
                         sink.close(CloseReason::normal(""));
                     }
                     self.disconnect_hook(&conn).await;
                 }
             }
-            Msg::ConnLost { conn_id } => {
-                if let Some(sink) = self.ctx.conn_by_id(&conn_id).and_then(|c| c.sink().cloned()) {
+            Msg::ConnLost { conn_id, link } => {
+                let sink = self
+                    .ctx
+                    .conn_by_id(&conn_id)
+                    .and_then(|c| c.sink().cloned());
+                if let Some(sink) = sink.filter(|s| s.is_link(link)) {
                     sink.detach();
                     let until = Instant::now() + self.options.conn_grace;
                     self.detached.retain(|(id, _)| *id != conn_id);
                     self.detached.push((conn_id, until));
                 }
             }
-            Msg::Resume { conn_id, token, params, request, sink } => {
+            Msg::Resume {
+                conn_id,
+                link,
+                token,
+                params,
+                request,
+                sink,
+            } => {
                 if self.ctx.conn_by_id(&conn_id).is_none() {
-                    self.connect(conn_id, params, &request, sink).await;
-                } else if !self.resume(&conn_id, &token, &sink) {
-                    let e = ActionError::new("connection", "resume_refused", "connection cannot be resumed");
-                    let _ = sink.send(LinkEvent::Message(ToClient::Error { error: e.clone(), action_id: None }));
+                    self.connect(conn_id, link, params, &request, sink).await;
+                } else if !self.resume(&conn_id, link, &token, &sink) {
+                    let e = ActionError::new(
+                        "connection",
+                        "resume_refused",
+                        "connection cannot be resumed",
+                    );
+                    let _ = sink.send(LinkEvent::Message(ToClient::Error {
+                        error: e.clone(),
+                        action_id: None,
+                    }));
                     let _ = sink.send(LinkEvent::Closed(CloseReason::error(&e)));
                 }
             }
@@ -407,25 +492,45 @@ impl<A: Actor> Instance<A> {
     async fn connect(
         &mut self,
         conn_id: ConnId,
+        link: u64,
         params: Option<Value>,
         request: &ConnRequest,
         tx: mpsc::UnboundedSender<LinkEvent>,
     ) {
-        let sink = ConnSink::new(tx);
-        if let Err(e) = self.open_conn(conn_id, params, request, Some(sink.clone())).await {
+        let sink = ConnSink::new(tx, link);
+        if let Err(e) = self
+            .open_conn(conn_id, params, request, Some(sink.clone()))
+            .await
+        {
             let e = for_client(A::NAME, e);
             let gate = &self.ctx.shared.gate;
             let reason = CloseReason::error(&e);
-            gate.push(Output::ToConn(sink.clone(), ToClient::Error { error: e, action_id: None }));
+            gate.push(Output::ToConn(
+                sink.clone(),
+                ToClient::Error {
+                    error: e,
+                    action_id: None,
+                },
+            ));
             gate.push(Output::Close(sink, reason, None));
         }
     }
 
     /// Gives a kept connection a new link if the token matches. Its state and subscriptions
     /// are untouched; `Init` (same id and token) goes out first, then what was buffered.
-    fn resume(&mut self, conn_id: &ConnId, token: &str, tx: &mpsc::UnboundedSender<LinkEvent>) -> bool {
-        let Some(conn) = self.ctx.conn_by_id(conn_id) else { return false };
-        let Some(sink) = conn.sink() else { return false };
+    fn resume(
+        &mut self,
+        conn_id: &ConnId,
+        link: u64,
+        token: &str,
+        tx: &mpsc::UnboundedSender<LinkEvent>,
+    ) -> bool {
+        let Some(conn) = self.ctx.conn_by_id(conn_id) else {
+            return false;
+        };
+        let Some(sink) = conn.sink() else {
+            return false;
+        };
         if conn.token() != token {
             return false;
         }
@@ -434,7 +539,7 @@ impl<A: Actor> Instance<A> {
             connection_id: conn_id.clone(),
             connection_token: Some(token.to_owned()),
         };
-        if !sink.attach(tx.clone(), init) {
+        if !sink.attach(tx.clone(), link, init) {
             return false;
         }
         self.detached.retain(|(id, _)| id != conn_id);
@@ -443,15 +548,20 @@ impl<A: Actor> Instance<A> {
     }
 
     fn next_expiry(&self) -> Instant {
-        self.detached.iter().map(|(_, t)| *t).min().unwrap_or_else(Instant::now)
+        self.detached
+            .iter()
+            .map(|(_, t)| *t)
+            .min()
+            .unwrap_or_else(Instant::now)
     }
 
     /// Ends the connections whose grace period is over and were not resumed.
     async fn expire_detached(&mut self) {
         self.begin();
         let now = Instant::now();
-        let (expired, kept): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.detached).into_iter().partition(|(_, t)| *t <= now);
+        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.detached)
+            .into_iter()
+            .partition(|(_, t)| *t <= now);
         self.detached = kept;
         for (conn_id, _) in expired {
             let still_detached = self
@@ -459,13 +569,11 @@ impl<A: Actor> Instance<A> {
                 .conn_by_id(&conn_id)
                 .and_then(|c| c.sink().cloned())
                 .is_some_and(|s| s.is_detached());
-            if still_detached {
-                if let Some(conn) = self.remove_conn(&conn_id) {
-                    if let Some(sink) = conn.sink() {
-                        sink.close(CloseReason::normal("resume window ended"));
-                    }
-                    self.disconnect_hook(&conn).await;
+            if still_detached && let Some(conn) = self.remove_conn(&conn_id) {
+                if let Some(sink) = conn.sink() {
+                    sink.close(CloseReason::normal("resume window ended"));
                 }
+                self.disconnect_hook(&conn).await;
             }
         }
         self.end().await;
@@ -494,7 +602,9 @@ impl<A: Actor> Instance<A> {
                 self.close_ephemeral(&conn).await;
             }
             Invoked::Later(fut) => {
-                self.deferred.push(Box::pin(async move { (Waiter::Reply(reply, conn), fut.await) }));
+                self.deferred.push(Box::pin(
+                    async move { (Waiter::Reply(reply, conn), fut.await) },
+                ));
             }
         }
     }
@@ -502,7 +612,10 @@ impl<A: Actor> Instance<A> {
     fn reply_conn(&self, sink: &Arc<ConnSink>, id: u64, result: Result<Value, ActionError>) {
         let msg = match result {
             Ok(output) => ToClient::ActionResponse { id, output },
-            Err(e) => ToClient::Error { error: for_client(A::NAME, e), action_id: Some(id) },
+            Err(e) => ToClient::Error {
+                error: for_client(A::NAME, e),
+                action_id: Some(id),
+            },
         };
         self.ctx.shared.gate.push(Output::ToConn(sink.clone(), msg));
     }
@@ -521,14 +634,30 @@ impl<A: Actor> Instance<A> {
         let limit = self.options.connect_timeout;
         let ctx = self.ctx.clone();
         self.dirty = true;
-        let auth = guarded(limit, ActionError::callback_timed_out, self.actor.on_before_connect(&ctx, &params, request))
-            .await
-            .inspect_err(|e| self.panicked |= is_panic(e))?;
-        let state = guarded(limit, ActionError::callback_timed_out, self.actor.create_conn_state(&ctx, &params, request))
-            .await
-            .inspect_err(|e| self.panicked |= is_panic(e))?;
+        let auth = guarded(
+            limit,
+            ActionError::callback_timed_out,
+            self.actor.on_before_connect(&ctx, &params, request),
+        )
+        .await
+        .inspect_err(|e| self.panicked |= is_panic(e))?;
+        let state = guarded(
+            limit,
+            ActionError::callback_timed_out,
+            self.actor.create_conn_state(&ctx, &params, request),
+        )
+        .await
+        .inspect_err(|e| self.panicked |= is_panic(e))?;
         let shared = &self.ctx.shared;
-        let conn = Conn::new(conn_id, params, auth, state, sink.clone(), shared.gate.clone(), shared.mailbox.clone());
+        let conn = Conn::new(
+            conn_id,
+            params,
+            auth,
+            state,
+            sink.clone(),
+            shared.gate.clone(),
+            shared.mailbox.clone(),
+        );
         shared.conns().push(conn.clone());
         if let Some(sink) = &sink {
             let init = ToClient::Init {
@@ -538,7 +667,12 @@ impl<A: Actor> Instance<A> {
             };
             shared.gate.push(Output::ToConn(sink.clone(), init));
         }
-        let connected = guarded(limit, ActionError::callback_timed_out, self.actor.on_connect(&ctx, &conn)).await;
+        let connected = guarded(
+            limit,
+            ActionError::callback_timed_out,
+            self.actor.on_connect(&ctx, &conn),
+        )
+        .await;
         if let Err(e) = connected {
             self.panicked |= is_panic(&e);
             self.remove_conn(conn.id());
@@ -578,14 +712,29 @@ impl<A: Actor> Instance<A> {
         let Some(entry) = self.table.get(name) else {
             return Invoked::Now(Err(ActionError::action_not_found(name)));
         };
-        let limit = self.table.timeout_of(name).unwrap_or(self.options.action_timeout);
+        let limit = self
+            .table
+            .timeout_of(name)
+            .unwrap_or(self.options.action_timeout);
         let deadline = Instant::now() + limit;
         let ctx = self.ctx.with_conn(conn);
         let outcome = match entry {
-            Entry::Read(f) => guarded(limit, ActionError::action_timed_out, f(&self.actor, &ctx, args)).await,
+            Entry::Read(f) => {
+                guarded(
+                    limit,
+                    ActionError::action_timed_out,
+                    f(&self.actor, &ctx, args),
+                )
+                .await
+            }
             Entry::Write(f) => {
                 self.dirty = true;
-                let r = guarded(limit, ActionError::action_timed_out, f(&mut self.actor, &ctx, args)).await;
+                let r = guarded(
+                    limit,
+                    ActionError::action_timed_out,
+                    f(&mut self.actor, &ctx, args),
+                )
+                .await;
                 if r.as_ref().err().is_some_and(is_panic) {
                     self.panicked = true;
                 }
@@ -629,12 +778,19 @@ impl<A: Actor> Instance<A> {
         let alarm = self.ctx.shared.alarms().remove(&alarm_id);
         let Some(alarm) = alarm else { return };
         let shared = &self.ctx.shared;
-        shared.pending_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(
-            Write::DeleteAlarm { actor: shared.id.clone(), alarm_id },
-        );
+        shared
+            .pending_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Write::DeleteAlarm {
+                actor: shared.id.clone(),
+                alarm_id,
+            });
         let args = match snapshot::decode_args(&alarm.args) {
             Ok(args) => args,
-            Err(e) => return tracing::error!(actor = A::NAME, error = %e, "alarm arguments unreadable"),
+            Err(e) => {
+                return tracing::error!(actor = A::NAME, error = %e, "alarm arguments unreadable");
+            }
         };
         match self.invoke(&alarm.action, args, None).await {
             Invoked::Now(Ok(_)) => {}
@@ -643,7 +799,8 @@ impl<A: Actor> Instance<A> {
             }
             Invoked::Later(fut) => {
                 let name = alarm.action;
-                self.deferred.push(Box::pin(async move { (Waiter::Alarm(name), fut.await) }));
+                self.deferred
+                    .push(Box::pin(async move { (Waiter::Alarm(name), fut.await) }));
             }
         }
     }
@@ -664,7 +821,9 @@ impl<A: Actor> Instance<A> {
             match snapshot::encode(&self.actor) {
                 Ok(bytes) if bytes != self.last_snapshot => {
                     let ctx = self.ctx.clone();
-                    let hook = std::panic::catch_unwind(AssertUnwindSafe(|| self.actor.on_state_change(&ctx)));
+                    let hook = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        self.actor.on_state_change(&ctx)
+                    }));
                     let bytes = if hook.is_ok() {
                         snapshot::encode(&self.actor).unwrap_or(bytes)
                     } else {
@@ -672,7 +831,10 @@ impl<A: Actor> Instance<A> {
                         bytes
                     };
                     writes.extend(self.ctx.shared.take_pending_writes());
-                    writes.push(Write::State { actor: self.ctx.shared.id.clone(), bytes: bytes.clone() });
+                    writes.push(Write::State {
+                        actor: self.ctx.shared.id.clone(),
+                        bytes: bytes.clone(),
+                    });
                     self.last_snapshot = bytes;
                 }
                 Ok(_) => {}
@@ -696,23 +858,45 @@ impl<A: Actor> Instance<A> {
                 self.actor = actor;
                 let ctx = self.ctx.clone();
                 let limit = self.options.action_timeout;
-                let vars = guarded(limit, ActionError::action_timed_out, self.actor.create_vars(&ctx)).await;
-                let wake = guarded(limit, ActionError::action_timed_out, self.actor.on_wake(&ctx)).await;
+                let vars = guarded(
+                    limit,
+                    ActionError::action_timed_out,
+                    self.actor.create_vars(&ctx),
+                )
+                .await;
+                let wake = guarded(
+                    limit,
+                    ActionError::action_timed_out,
+                    self.actor.on_wake(&ctx),
+                )
+                .await;
                 if let Err(e) = vars.and(wake) {
                     tracing::error!(actor = A::NAME, error = %e, "restart hooks failed after a panic");
                 }
-                tracing::warn!(actor = A::NAME, "state restored to the last save after a panic");
+                tracing::warn!(
+                    actor = A::NAME,
+                    "state restored to the last save after a panic"
+                );
             }
             Err(e) => {
                 tracing::error!(actor = A::NAME, error = %e, "cannot restore state after a panic; stopping");
-                self.ctx.shared.sleep_requested.store(true, Ordering::Release);
+                self.ctx
+                    .shared
+                    .sleep_requested
+                    .store(true, Ordering::Release);
             }
         }
     }
 
     /// Sleeps if no message is waiting. Returns whether the actor stopped.
     async fn try_sleep(&mut self) -> bool {
-        if !self.reg.begin_stop(&self.ctx.shared.id, self.token, &self.rx, self.done.subscribe(), false) {
+        if !self.reg.begin_stop(
+            &self.ctx.shared.id,
+            self.token,
+            &self.rx,
+            self.done.subscribe(),
+            false,
+        ) {
             return false;
         }
         tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, "actor going to sleep");
@@ -733,7 +917,13 @@ impl<A: Actor> Instance<A> {
 
     /// Stops now (registry shutdown or storage failure): saves what it can, closes links.
     async fn stop(mut self, reason: CloseReason) {
-        self.reg.begin_stop(&self.ctx.shared.id, self.token, &self.rx, self.done.subscribe(), true);
+        self.reg.begin_stop(
+            &self.ctx.shared.id,
+            self.token,
+            &self.rx,
+            self.done.subscribe(),
+            true,
+        );
         if !self.ctx.shared.gate.has_failed() {
             self.begin();
             self.dirty = true;
@@ -754,7 +944,13 @@ impl<A: Actor> Instance<A> {
 
     async fn destroy(mut self) {
         let shared = self.ctx.shared.clone();
-        self.reg.begin_stop(&shared.id, self.token, &self.rx, self.done.subscribe(), true);
+        self.reg.begin_stop(
+            &shared.id,
+            self.token,
+            &self.rx,
+            self.done.subscribe(),
+            true,
+        );
         self.begin();
         let ctx = self.ctx.clone();
         let limit = self.options.action_timeout;
@@ -763,7 +959,8 @@ impl<A: Actor> Instance<A> {
             Ok(())
         })
         .await;
-        self.close_all(CloseReason::normal("actor destroyed"), false).await;
+        self.close_all(CloseReason::normal("actor destroyed"), false)
+            .await;
         shared.take_pending_writes();
         shared.gate.end_message();
         let _ = shared.gate.wait_durable(shared.gate.issued()).await;
@@ -774,7 +971,10 @@ impl<A: Actor> Instance<A> {
         tracing::debug!(actor = A::NAME, id = %shared.id, "actor destroyed");
         self.finish().await;
         let rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
-        drain(rx, &ActionError::actor_not_found(format!("actor {} was destroyed", shared.id)));
+        drain(
+            rx,
+            &ActionError::actor_not_found(format!("actor {} was destroyed", shared.id)),
+        );
     }
 
     /// Closes every connection; with `hooks`, runs their disconnect hooks.
@@ -782,7 +982,10 @@ impl<A: Actor> Instance<A> {
         let conns = std::mem::take(&mut *self.ctx.shared.conns());
         for conn in &conns {
             if let Some(sink) = conn.sink() {
-                self.ctx.shared.gate.push(Output::Close(sink.clone(), reason.clone(), None));
+                self.ctx
+                    .shared
+                    .gate
+                    .push(Output::Close(sink.clone(), reason.clone(), None));
             }
         }
         if hooks {
@@ -802,4 +1005,3 @@ impl<A: Actor> Instance<A> {
         let _ = self.done.send(true);
     }
 }
-

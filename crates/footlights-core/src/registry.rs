@@ -52,7 +52,9 @@ pub struct RegistryBuilder {
 
 impl std::fmt::Debug for RegistryBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryBuilder").field("types", &self.types.keys()).finish_non_exhaustive()
+        f.debug_struct("RegistryBuilder")
+            .field("types", &self.types.keys())
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,7 +63,8 @@ impl RegistryBuilder {
     pub fn actor<A: Actor>(mut self) -> Self {
         let mut table = ActionTable::new();
         A::actions(&mut table);
-        self.types.insert(A::NAME, Arc::new(TypeOf::<A>(Arc::new(table))));
+        self.types
+            .insert(A::NAME, Arc::new(TypeOf::<A>(Arc::new(table))));
         self
     }
 
@@ -100,6 +103,7 @@ impl RegistryBuilder {
                 slots: Mutex::default(),
                 keys: Mutex::default(),
                 next_token: AtomicU64::new(1),
+                next_link: AtomicU64::new(1),
                 me: weak.clone(),
             }
         });
@@ -137,7 +141,10 @@ pub struct Registry {
 impl Registry {
     /// A builder with no actor types.
     pub fn builder() -> RegistryBuilder {
-        RegistryBuilder { types: HashMap::new(), driver: None }
+        RegistryBuilder {
+            types: HashMap::new(),
+            driver: None,
+        }
     }
 
     /// A client that calls actors in this process, with no network and no authentication.
@@ -183,7 +190,11 @@ impl Registry {
     /// # Errors
     /// Storage failures.
     pub async fn actor_meta(&self, id: &ActorId) -> Result<Option<ActorMeta>, ActionError> {
-        self.inner.driver.actor(id).await.map_err(|e| ActionError::internal(e.to_string()))
+        self.inner
+            .driver
+            .actor(id)
+            .await
+            .map_err(|e| ActionError::internal(e.to_string()))
     }
 
     /// Calls an action statelessly, as an HTTP request does: a short-lived connection with
@@ -200,7 +211,9 @@ impl Registry {
         request: ConnRequest,
     ) -> Result<Value, ActionError> {
         let id = self.inner.resolve(target).await?;
-        self.inner.call(target.name(), &id, name, args, params, request).await
+        self.inner
+            .call(target.name(), &id, name, args, params, request)
+            .await
     }
 
     /// Opens a connection, as a WebSocket does. The link's first message is `Init`, or an
@@ -236,9 +249,24 @@ impl Registry {
     ) -> Result<Link, ActionError> {
         let id = self.inner.resolve(target).await?;
         let (sink, events) = mpsc::unbounded_channel();
-        let msg = Msg::Resume { conn_id: conn_id.clone(), token, params, request, sink };
+        let link = self.inner.next_link.fetch_add(1, Ordering::Relaxed);
+        let msg = Msg::Resume {
+            conn_id: conn_id.clone(),
+            link,
+            token,
+            params,
+            request,
+            sink,
+        };
         let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
-        Ok(Link { sender: Box::new(LocalLink { mailbox, conn_id }), events })
+        Ok(Link {
+            sender: Box::new(LocalLink {
+                mailbox,
+                conn_id,
+                link,
+            }),
+            events,
+        })
     }
 
     /// Saves and stops every live actor (running their sleep hooks) and waits for the last
@@ -281,12 +309,16 @@ pub(crate) struct RegistryInner {
     /// Ids of actors by name and key, so repeated calls skip the storage lookup.
     keys: Mutex<HashMap<(String, ActorKey), ActorId>>,
     next_token: AtomicU64,
+    /// Numbers client links, so an actor can tell a superseded link from the current one.
+    next_link: AtomicU64,
     me: Weak<RegistryInner>,
 }
 
 impl std::fmt::Debug for RegistryInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryInner").field("types", &self.types.keys()).finish_non_exhaustive()
+        f.debug_struct("RegistryInner")
+            .field("types", &self.types.keys())
+            .finish_non_exhaustive()
     }
 }
 
@@ -326,14 +358,18 @@ impl RegistryInner {
     }
 
     pub(crate) fn client(&self) -> Client {
-        Client::from_transport(LocalTransport { reg: self.me.clone() })
+        Client::from_transport(LocalTransport {
+            reg: self.me.clone(),
+        })
     }
 
     fn check_type(&self, name: &str) -> Result<(), ActionError> {
         if self.types.contains_key(name) {
             Ok(())
         } else {
-            Err(ActionError::actor_not_found(format!("no actor type named `{name}`")))
+            Err(ActionError::actor_not_found(format!(
+                "no actor type named `{name}`"
+            )))
         }
     }
 
@@ -365,7 +401,9 @@ impl RegistryInner {
                 let (id, _) = self.insert(name, key, input.clone()).await?;
                 Ok(id)
             }
-            other => Err(ActionError::invalid_request(format!("unsupported target {other:?}"))),
+            other => Err(ActionError::invalid_request(format!(
+                "unsupported target {other:?}"
+            ))),
         }
     }
 
@@ -381,9 +419,14 @@ impl RegistryInner {
             (existing, false) => Err(ActionError::duplicate_key(format!(
                 "an actor `{name}` with key `{key}` already exists"
             ))
-            .with_metadata(&[("key", key.to_string()), ("existing_actor_id", existing.to_string())]
+            .with_metadata(
+                &[
+                    ("key", key.to_string()),
+                    ("existing_actor_id", existing.to_string()),
+                ]
                 .into_iter()
-                .collect::<std::collections::BTreeMap<_, _>>())),
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            )),
         }
     }
 
@@ -401,7 +444,11 @@ impl RegistryInner {
             CreateOutcome::Created => {
                 if let Some(input) = input.filter(|v| !v.is_null()) {
                     let bytes = snapshot::encode(&input)?;
-                    let write = Write::KvPut { actor: id.clone(), key: INPUT_KEY.to_vec(), value: bytes };
+                    let write = Write::KvPut {
+                        actor: id.clone(),
+                        key: INPUT_KEY.to_vec(),
+                        value: bytes,
+                    };
                     self.driver.commit(vec![write]).await.map_err(storage)?;
                 }
                 (id, true)
@@ -425,7 +472,9 @@ impl RegistryInner {
         msg: Option<Msg>,
     ) -> Result<mpsc::UnboundedSender<Msg>, ActionError> {
         let Some(ty) = self.types.get(name) else {
-            return Err(ActionError::actor_not_found(format!("no actor type named `{name}`")));
+            return Err(ActionError::actor_not_found(format!(
+                "no actor type named `{name}`"
+            )));
         };
         let mut slots = self.slots();
         let mut msg = msg;
@@ -451,9 +500,22 @@ impl RegistryInner {
         if let Some(m) = msg {
             let _ = tx.send(m);
         }
-        slots.insert(id.clone(), Slot { token, state: SlotState::Running(tx.clone()) });
+        slots.insert(
+            id.clone(),
+            Slot {
+                token,
+                state: SlotState::Running(tx.clone()),
+            },
+        );
         drop(slots);
-        ty.spawn(Start { id: id.clone(), token, rx, tx: tx.clone(), prev, reg });
+        ty.spawn(Start {
+            id: id.clone(),
+            token,
+            rx,
+            tx: tx.clone(),
+            prev,
+            reg,
+        });
         Ok(tx)
     }
 
@@ -467,7 +529,13 @@ impl RegistryInner {
         request: ConnRequest,
     ) -> Result<Value, ActionError> {
         let (reply, rx) = oneshot::channel();
-        let msg = Msg::Action { name: action.to_owned(), args, params, request, reply };
+        let msg = Msg::Action {
+            name: action.to_owned(),
+            args,
+            params,
+            request,
+            reply,
+        };
         self.send(name, id, Some(msg))?;
         rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))
     }
@@ -481,9 +549,23 @@ impl RegistryInner {
     ) -> Result<Link, ActionError> {
         let (sink, events) = mpsc::unbounded_channel();
         let conn_id = ConnId::new(uuid::Uuid::new_v4().simple().to_string());
-        let msg = Msg::Connect { conn_id: conn_id.clone(), params, request, sink };
+        let link = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let msg = Msg::Connect {
+            conn_id: conn_id.clone(),
+            link,
+            params,
+            request,
+            sink,
+        };
         let mailbox = self.send(name, id, Some(msg))?;
-        Ok(Link { sender: Box::new(LocalLink { mailbox, conn_id }), events })
+        Ok(Link {
+            sender: Box::new(LocalLink {
+                mailbox,
+                conn_id,
+                link,
+            }),
+            events,
+        })
     }
 
     /// An instance wants to stop. Refused (unless forced) while messages wait in its
@@ -501,9 +583,10 @@ impl RegistryInner {
             return false;
         }
         if let Some(slot) = slots.get_mut(id)
-            && slot.token == token {
-                slot.state = SlotState::Stopping(done);
-            }
+            && slot.token == token
+        {
+            slot.state = SlotState::Stopping(done);
+        }
         true
     }
 
@@ -564,7 +647,15 @@ impl footlights_client::Transport for LocalTransport {
         Box::pin(async move {
             let reg = self.reg()?;
             let id = reg.resolve(target).await?;
-            reg.call(target.name(), &id, name, args, params.cloned(), ConnRequest::local()).await
+            reg.call(
+                target.name(),
+                &id,
+                name,
+                args,
+                params.cloned(),
+                ConnRequest::local(),
+            )
+            .await
         })
     }
 
@@ -586,20 +677,32 @@ impl footlights_client::Transport for LocalTransport {
 struct LocalLink {
     mailbox: mpsc::UnboundedSender<Msg>,
     conn_id: ConnId,
+    link: u64,
 }
 
 impl LinkSender for LocalLink {
     fn send(&self, msg: ToServer) -> Result<(), ActionError> {
         self.mailbox
-            .send(Msg::FromConn { conn_id: self.conn_id.clone(), msg })
-            .map_err(|_| ActionError::new("client", "connection_closed", "the connection is closed"))
+            .send(Msg::FromConn {
+                conn_id: self.conn_id.clone(),
+                msg,
+            })
+            .map_err(|_| {
+                ActionError::new("client", "connection_closed", "the connection is closed")
+            })
     }
 
     fn close(&self) {
-        let _ = self.mailbox.send(Msg::ConnClosed { conn_id: self.conn_id.clone() });
+        let _ = self.mailbox.send(Msg::ConnClosed {
+            conn_id: self.conn_id.clone(),
+            link: Some(self.link),
+        });
     }
 
     fn lost(&self) {
-        let _ = self.mailbox.send(Msg::ConnLost { conn_id: self.conn_id.clone() });
+        let _ = self.mailbox.send(Msg::ConnLost {
+            conn_id: self.conn_id.clone(),
+            link: self.link,
+        });
     }
 }

@@ -18,7 +18,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ActionError
     match bytes.split_first() {
         Some((&SNAPSHOT_V1, body)) => ciborium::from_reader(body)
             .map_err(|e| ActionError::internal(format!("stored state did not load: {e}"))),
-        Some((v, _)) => Err(ActionError::internal(format!("unknown snapshot format {v}"))),
+        Some((v, _)) => Err(ActionError::internal(format!(
+            "unknown snapshot format {v}"
+        ))),
         None => Err(ActionError::internal("empty snapshot")),
     }
 }
@@ -39,7 +41,10 @@ mod tests {
     fn round_trip_and_version_check() {
         let bytes = encode(&(1, "a")).unwrap();
         assert_eq!(bytes[0], SNAPSHOT_V1);
-        assert_eq!(decode::<(i32, String)>(&bytes).unwrap(), (1, "a".to_owned()));
+        assert_eq!(
+            decode::<(i32, String)>(&bytes).unwrap(),
+            (1, "a".to_owned())
+        );
         let mut future = bytes.clone();
         future[0] = 99;
         assert!(decode::<(i32, String)>(&future).is_err());

@@ -48,7 +48,11 @@ async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<WriteReque
     let mut reqs = Vec::new();
     while rx.recv_many(&mut reqs, MAX_BATCH).await > 0 {
         let batch = coalesce(&mut reqs);
-        let result = if batch.is_empty() { Ok(()) } else { driver.commit(batch).await };
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            driver.commit(batch).await
+        };
         match result {
             Ok(()) => reqs.drain(..).for_each(|r| r.gate.mark_durable(r.seq)),
             Err(e) => {
@@ -89,17 +93,31 @@ mod tests {
     use super::*;
 
     fn state(actor: &str, b: u8) -> Write {
-        Write::State { actor: ActorId::new(actor), bytes: vec![b] }
+        Write::State {
+            actor: ActorId::new(actor),
+            bytes: vec![b],
+        }
     }
 
     #[test]
     fn only_the_newest_snapshot_per_actor_is_kept() {
         let gate = Gate::new();
         let mut reqs = vec![
-            WriteRequest { writes: vec![state("a", 1), state("b", 1)], gate: gate.clone(), seq: 1 },
-            WriteRequest { writes: vec![state("a", 2)], gate: gate.clone(), seq: 2 },
             WriteRequest {
-                writes: vec![Write::DeleteAlarm { actor: ActorId::new("a"), alarm_id: "x".into() }],
+                writes: vec![state("a", 1), state("b", 1)],
+                gate: gate.clone(),
+                seq: 1,
+            },
+            WriteRequest {
+                writes: vec![state("a", 2)],
+                gate: gate.clone(),
+                seq: 2,
+            },
+            WriteRequest {
+                writes: vec![Write::DeleteAlarm {
+                    actor: ActorId::new("a"),
+                    alarm_id: "x".into(),
+                }],
                 gate,
                 seq: 3,
             },

@@ -21,7 +21,7 @@
 //!     #[action]
 //!     fn increment(&mut self, ctx: &Ctx<Self>, amount: i64) -> i64 {
 //!         self.count += amount;
-//!         ctx.broadcast(&NewCount(self.count));
+//!         ctx.broadcast(NewCount(self.count));
 //!         self.count
 //!     }
 //!
@@ -55,7 +55,7 @@ pub use footlights_core::{
     DeferredHandler, Handler, ReadHandler, Registry, RegistryBuilder, Schedule,
 };
 #[cfg(feature = "macros")]
-pub use footlights_macros::{Event, actor};
+pub use footlights_macros::{Event, action, actor};
 pub use footlights_protocol::{Action, ActionError, ActorId, ActorKey, ActorSpec, Event, Value};
 
 /// Storage drivers: where actor state lives.
@@ -67,10 +67,10 @@ pub mod storage {
 
 /// What an actor definition needs: `use footlights::prelude::*;`.
 pub mod prelude {
-    #[cfg(feature = "macros")]
-    pub use footlights_macros::{Event, actor};
     pub use footlights_client::{ActionCaller, Client};
     pub use footlights_core::{Actor, Conn, Conns, Ctx, Deferred, Registry};
+    #[cfg(feature = "macros")]
+    pub use footlights_macros::{Event, actor};
     pub use footlights_protocol::{ActionError, Event};
     pub use serde::{Deserialize, Serialize};
 }

@@ -42,7 +42,9 @@ impl Action for Increment {
 
     fn from_args(args: Vec<Value>) -> Result<Self, ActionError> {
         let first = args.into_iter().next().unwrap_or_default();
-        Ok(Increment { amount: footlights::Value::deserialize_into(first)? })
+        Ok(Increment {
+            amount: footlights::Value::deserialize_into(first)?,
+        })
     }
 }
 
@@ -83,7 +85,7 @@ impl Actor for Counter {
 impl Handler<Increment> for Counter {
     async fn handle(&mut self, ctx: &Ctx<Self>, msg: Increment) -> Result<i64, ActionError> {
         self.count += msg.amount;
-        ctx.broadcast(&NewCount(self.count));
+        ctx.broadcast(NewCount(self.count));
         Ok(self.count)
     }
 }

@@ -1,0 +1,8 @@
+struct Counter;
+
+trait Count {}
+
+#[footlights::actor]
+impl Count for Counter {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+struct Counter;
+
+#[footlights::actor(nmae = "counter")]
+impl Counter {}
+
+fn main() {}

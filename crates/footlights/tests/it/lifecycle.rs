@@ -1,0 +1,224 @@
+//! Lifecycle: start order, vars, sleep and wake, state-change hook, destroy.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use footlights::prelude::*;
+use footlights::{ActorHandle, ActorOptions};
+
+#[derive(Serialize, Deserialize)]
+pub struct Setup {
+    label: String,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Life {
+    log: Vec<String>,
+    value: i64,
+    hook_runs: u32,
+    /// Ephemeral: rebuilt by `create_vars` on every start.
+    #[serde(skip)]
+    vars: Option<String>,
+}
+
+static DESTROYED: AtomicUsize = AtomicUsize::new(0);
+
+#[footlights::actor(input = Setup)]
+impl Life {
+    async fn create_state(_ctx: &Ctx<Self>, input: &Setup) -> Result<Self, ActionError> {
+        Ok(Life {
+            log: vec![format!("state:{}", input.label)],
+            ..Life::default()
+        })
+    }
+
+    async fn on_create(&mut self, _ctx: &Ctx<Self>, input: &Setup) -> Result<(), ActionError> {
+        self.log.push(format!("create:{}", input.label));
+        Ok(())
+    }
+
+    async fn create_vars(&mut self, _ctx: &Ctx<Self>) -> Result<(), ActionError> {
+        self.vars = Some("rebuilt".into());
+        self.log.push("vars".into());
+        Ok(())
+    }
+
+    async fn on_wake(&mut self, _ctx: &Ctx<Self>) -> Result<(), ActionError> {
+        self.log.push("wake".into());
+        Ok(())
+    }
+
+    async fn on_sleep(&mut self, _ctx: &Ctx<Self>) {
+        self.log.push("sleep".into());
+    }
+
+    async fn on_destroy(&mut self, _ctx: &Ctx<Self>) {
+        DESTROYED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn on_state_change(&mut self, _ctx: &Ctx<Self>) {
+        self.hook_runs += 1;
+    }
+
+    fn options() -> ActorOptions {
+        let mut o = ActorOptions::default();
+        o.sleep_timeout = Duration::from_secs(10);
+        o
+    }
+
+    #[action]
+    fn log(&self) -> Vec<String> {
+        self.log.clone()
+    }
+
+    #[action]
+    fn vars(&self) -> Option<String> {
+        self.vars.clone()
+    }
+
+    #[action]
+    fn set(&mut self, value: i64) -> u32 {
+        self.value = value;
+        self.hook_runs
+    }
+
+    #[action]
+    fn touch_nothing(&mut self) -> u32 {
+        self.hook_runs
+    }
+
+    #[action]
+    fn hook_runs(&self) -> u32 {
+        self.hook_runs
+    }
+
+    #[action]
+    fn nap(&self, ctx: &Ctx<Self>) {
+        ctx.sleep();
+    }
+
+    #[action]
+    fn destroy_me(&self, ctx: &Ctx<Self>) {
+        ctx.destroy();
+    }
+}
+
+async fn start() -> (Registry, ActorHandle<Life>) {
+    let registry = Registry::builder().actor::<Life>().start().await.unwrap();
+    let life = registry.client().get_or_create_with::<Life>(
+        ["one"],
+        &Setup {
+            label: "first".into(),
+        },
+    );
+    (registry, life)
+}
+
+/// Lets the runtime run until no actor is awake (bounded, no wall-clock waiting).
+async fn until_asleep(registry: &Registry) {
+    for _ in 0..10_000 {
+        if registry.awake_count() == 0 {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("actor never went to sleep");
+}
+
+#[tokio::test]
+async fn first_start_runs_state_create_vars_wake_in_order() {
+    let (_r, life) = start().await;
+    assert_eq!(
+        life.log().await.unwrap(),
+        ["state:first", "create:first", "vars", "wake"]
+    );
+    assert_eq!(life.vars().await.unwrap().as_deref(), Some("rebuilt"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_actor_sleeps_and_wakes_with_vars_rebuilt() {
+    let (registry, life) = start().await;
+    life.set(5).await.unwrap();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    until_asleep(&registry).await;
+    // The next call wakes it transparently: vars → wake run again, create does not.
+    assert_eq!(
+        life.log().await.unwrap(),
+        [
+            "state:first",
+            "create:first",
+            "vars",
+            "wake",
+            "sleep",
+            "vars",
+            "wake"
+        ]
+    );
+    assert_eq!(life.vars().await.unwrap().as_deref(), Some("rebuilt"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_connection_keeps_the_actor_awake() {
+    let (registry, life) = start().await;
+    let conn = life.connect().await.unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(registry.awake_count(), 1);
+    conn.dispose().await;
+    tokio::time::advance(Duration::from_secs(11)).await;
+    until_asleep(&registry).await;
+}
+
+#[tokio::test]
+async fn ctx_sleep_stops_the_actor_after_the_action() {
+    let (registry, life) = start().await;
+    life.nap().await.unwrap();
+    until_asleep(&registry).await;
+    let log = life.log().await.unwrap();
+    assert_eq!(&log[4..], ["sleep", "vars", "wake"]);
+}
+
+#[tokio::test]
+async fn state_change_hook_runs_once_per_change_only() {
+    let (_r, life) = start().await;
+    let base = life.hook_runs().await.unwrap();
+    life.set(1).await.unwrap();
+    life.set(2).await.unwrap();
+    life.set(2).await.unwrap(); // no change
+    life.touch_nothing().await.unwrap();
+    life.log().await.unwrap(); // read
+    let conn = life.connect().await.unwrap(); // connection changes are not state changes
+    conn.dispose().await;
+    assert_eq!(life.hook_runs().await.unwrap(), base + 2);
+}
+
+#[tokio::test]
+async fn destroy_removes_the_actor_and_frees_its_key() {
+    let (registry, life) = start().await;
+    let id = life.resolve().await.unwrap();
+    let before = DESTROYED.load(Ordering::SeqCst);
+    life.destroy_me().await.unwrap();
+    let client = registry.client();
+    let by_id = client.get_for_id::<Life>(id.clone());
+    let err = by_id.log().await.unwrap_err();
+    assert_eq!((err.group(), err.code()), ("actor", "not_found"));
+    assert!(
+        DESTROYED.load(Ordering::SeqCst) > before,
+        "destroy hook ran"
+    );
+    let err = client.get::<Life>(["one"]).log().await.unwrap_err();
+    assert_eq!(err.code(), "not_found");
+    let fresh = client.get_or_create_with::<Life>(
+        ["one"],
+        &Setup {
+            label: "second".into(),
+        },
+    );
+    assert_ne!(fresh.resolve().await.unwrap(), id);
+    assert_eq!(
+        fresh.log().await.unwrap()[..2],
+        ["state:second", "create:second"]
+    );
+}

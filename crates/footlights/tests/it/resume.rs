@@ -1,0 +1,235 @@
+//! Connection resume: a link that drops without a clean close leaves its connection on the
+//! actor for a grace period; presenting the id and token gets it back with its state and
+//! subscriptions.
+
+use std::time::Duration;
+
+use footlights::prelude::*;
+use footlights::{ActorOptions, ConnRequest, Value};
+use footlights_client::{Link, LinkEvent, Target};
+use footlights_protocol::{ConnId, ToClient, ToServer};
+
+#[derive(Default)]
+pub struct Seat {
+    visits: u32,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Hall {
+    disconnects: u32,
+}
+
+#[footlights::actor(conn = Conns<Value, Seat>)]
+impl Hall {
+    async fn on_disconnect(&mut self, _ctx: &Ctx<Self>, conn: &Conn<Self>) {
+        // Stateless calls have short-lived connections too; count only real ones.
+        if !conn.is_ephemeral() {
+            self.disconnects += 1;
+        }
+    }
+
+    fn options() -> ActorOptions {
+        let mut o = ActorOptions::default();
+        o.conn_grace = Duration::from_secs(15);
+        o
+    }
+
+    #[action]
+    fn visit(&self, ctx: &Ctx<Self>) -> u32 {
+        let conn = ctx.conn().expect("over a connection");
+        let mut seat = conn.state();
+        seat.visits += 1;
+        seat.visits
+    }
+
+    #[action]
+    fn shout(&self, ctx: &Ctx<Self>, text: String) {
+        ctx.broadcast_raw("shout", vec![Value::from(text)]);
+    }
+
+    #[action]
+    fn disconnects(&self) -> u32 {
+        self.disconnects
+    }
+}
+
+fn target() -> Target {
+    Target::GetOrCreate {
+        name: "hall".into(),
+        key: "main".into(),
+        input: None,
+    }
+}
+
+async fn init(link: &mut Link) -> (ConnId, String) {
+    match link.events.recv().await {
+        Some(LinkEvent::Message(ToClient::Init {
+            connection_id,
+            connection_token,
+            ..
+        })) => (connection_id, connection_token.expect("a token")),
+        other => panic!("expected Init, got {other:?}"),
+    }
+}
+
+async fn call(link: &mut Link, id: u64, name: &str, args: Vec<Value>) -> Value {
+    link.sender
+        .send(ToServer::ActionRequest {
+            id,
+            name: name.into(),
+            args,
+        })
+        .unwrap();
+    loop {
+        match link.events.recv().await {
+            Some(LinkEvent::Message(ToClient::ActionResponse { id: got, output })) if got == id => {
+                return output;
+            }
+            Some(LinkEvent::Message(ToClient::Event { .. })) => {}
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_connection_is_resumed_with_its_state_and_subscriptions() {
+    let registry = Registry::builder().actor::<Hall>().start().await.unwrap();
+    let mut link = registry
+        .connect(&target(), None, ConnRequest::local())
+        .await
+        .unwrap();
+    let (conn_id, token) = init(&mut link).await;
+    link.sender
+        .send(ToServer::SubscriptionRequest {
+            event_name: "shout".into(),
+            subscribe: true,
+        })
+        .unwrap();
+    assert_eq!(call(&mut link, 0, "visit", vec![]).await, Value::Int(1));
+
+    link.sender.lost();
+    // While it is away, another client's broadcast is kept for it.
+    let other = registry.client().get_or_create::<Hall>("main");
+    other.shout("while away".into()).await.unwrap();
+
+    let old = link;
+    let mut link = registry
+        .resume(
+            &target(),
+            None,
+            ConnRequest::local(),
+            conn_id.clone(),
+            token.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(init(&mut link).await, (conn_id, token));
+    match link.events.recv().await {
+        Some(LinkEvent::Message(ToClient::Event { name, args })) => {
+            assert_eq!(
+                (name.as_str(), args),
+                ("shout", vec![Value::from("while away")])
+            );
+        }
+        other => panic!("expected the buffered event, got {other:?}"),
+    }
+    assert_eq!(
+        call(&mut link, 1, "visit", vec![]).await,
+        Value::Int(2),
+        "state kept"
+    );
+    assert_eq!(
+        other.disconnects().await.unwrap(),
+        0,
+        "no disconnect while resumable"
+    );
+
+    // A late report from the superseded link must not touch the resumed connection.
+    old.sender.lost();
+    old.sender.close();
+    other.shout("after".into()).await.unwrap();
+    match link.events.recv().await {
+        Some(LinkEvent::Message(ToClient::Event { args, .. })) => {
+            assert_eq!(args, vec![Value::from("after")]);
+        }
+        other => panic!("the resumed link stopped receiving: {other:?}"),
+    }
+    assert_eq!(call(&mut link, 2, "visit", vec![]).await, Value::Int(3));
+    assert_eq!(other.disconnects().await.unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_grace_period_ends_with_the_disconnect_hook() {
+    let registry = Registry::builder().actor::<Hall>().start().await.unwrap();
+    let mut link = registry
+        .connect(&target(), None, ConnRequest::local())
+        .await
+        .unwrap();
+    let (conn_id, token) = init(&mut link).await;
+    link.sender.lost();
+    let other = registry.client().get_or_create::<Hall>("main");
+    assert_eq!(other.disconnects().await.unwrap(), 0);
+    tokio::time::advance(Duration::from_secs(16)).await;
+    let mut seen = 0;
+    for _ in 0..10_000 {
+        seen = other.disconnects().await.unwrap();
+        if seen == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(seen, 1);
+    // Too late: the id is free again, so resuming opens a fresh connection under it.
+    let mut link = registry
+        .resume(
+            &target(),
+            None,
+            ConnRequest::local(),
+            conn_id.clone(),
+            token.clone(),
+        )
+        .await
+        .unwrap();
+    let (again, new_token) = init(&mut link).await;
+    assert_eq!(again, conn_id);
+    assert_ne!(new_token, token);
+    assert_eq!(
+        call(&mut link, 0, "visit", vec![]).await,
+        Value::Int(1),
+        "fresh state"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused() {
+    let registry = Registry::builder().actor::<Hall>().start().await.unwrap();
+    let mut link = registry
+        .connect(&target(), None, ConnRequest::local())
+        .await
+        .unwrap();
+    let (conn_id, _token) = init(&mut link).await;
+    link.sender.lost();
+    let mut thief = registry
+        .resume(
+            &target(),
+            None,
+            ConnRequest::local(),
+            conn_id,
+            "guess".into(),
+        )
+        .await
+        .unwrap();
+    match thief.events.recv().await {
+        Some(LinkEvent::Message(ToClient::Error {
+            error,
+            action_id: None,
+        })) => {
+            assert_eq!(error.code(), "resume_refused");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(matches!(
+        thief.events.recv().await,
+        Some(LinkEvent::Closed(_))
+    ));
+}
