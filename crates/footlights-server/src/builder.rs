@@ -1,0 +1,272 @@
+//! [`ServerBuilder`]: the server's settings, checked once in [`ServerBuilder::build`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use footlights_core::Registry;
+
+use crate::error::{Error, Result};
+use crate::server::Server;
+
+/// Default limit on one incoming message or request body: 64 KiB, as RivetKit 2.3.
+pub const DEFAULT_MAX_INCOMING_MESSAGE_SIZE: usize = 64 * 1024;
+/// Default limit on one outgoing message or response body: 1 MiB, as RivetKit 2.3.
+pub const DEFAULT_MAX_OUTGOING_MESSAGE_SIZE: usize = 1024 * 1024;
+/// Default limit on the connection params of one request or connection (JSON text): 16 KiB.
+pub const DEFAULT_MAX_CONN_PARAMS_SIZE: usize = 16 * 1024;
+/// Default limit on actions awaiting their answer on one connection.
+pub const DEFAULT_MAX_IN_FLIGHT_ACTIONS: usize = 256;
+/// Default limit on open WebSocket and SSE connections, server-wide.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default interval between SSE keep-alive comments.
+pub const DEFAULT_SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Default interval between WebSocket pings.
+pub const DEFAULT_WS_PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The longest keep-alive or ping interval accepted.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The checked settings every request handler reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// `""` or a prefix such as `/api/rivet` (leading `/`, no trailing `/`).
+    pub(crate) base_path: String,
+    pub(crate) max_incoming: usize,
+    pub(crate) max_outgoing: usize,
+    pub(crate) max_conn_params: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) sse_keep_alive: Duration,
+    pub(crate) ws_ping_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            base_path: String::new(),
+            max_incoming: DEFAULT_MAX_INCOMING_MESSAGE_SIZE,
+            max_outgoing: DEFAULT_MAX_OUTGOING_MESSAGE_SIZE,
+            max_conn_params: DEFAULT_MAX_CONN_PARAMS_SIZE,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT_ACTIONS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            sse_keep_alive: DEFAULT_SSE_KEEP_ALIVE,
+            ws_ping_interval: DEFAULT_WS_PING_INTERVAL,
+        }
+    }
+}
+
+/// Builds a [`Server`]. Every setting but the registry has a default.
+///
+/// ```
+/// use std::time::Duration;
+/// use footlights_core::Registry;
+/// use footlights_server::Server;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let registry = Registry::builder().start().await?;
+/// let server = Server::builder()
+///     .registry(registry)
+///     .base_path("/api/rivet")
+///     .max_incoming_message_size(128 * 1024)
+///     .ws_ping_interval(Duration::from_secs(20))
+///     .build()?;
+/// # drop(server);
+/// # Ok(()) }
+/// ```
+#[must_use]
+#[derive(Debug, Default)]
+pub struct ServerBuilder {
+    registry: Option<Registry>,
+    base_path: Option<String>,
+    config: Config,
+}
+
+impl ServerBuilder {
+    /// The actors this server serves. Required.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Serves every route under this prefix, such as `/api/rivet`: clients then use
+    /// `http://host/api/rivet` as their endpoint. A trailing `/` is ignored; `""` and `/` mean
+    /// no prefix (the default).
+    pub fn base_path(mut self, path: impl Into<String>) -> Self {
+        self.base_path = Some(path.into());
+        self
+    }
+
+    /// The largest incoming WebSocket message, SSE message post or HTTP request body, in bytes.
+    /// Larger ones are answered with `message.incoming_too_long` (a WebSocket is closed with
+    /// code 1011). Default: [`DEFAULT_MAX_INCOMING_MESSAGE_SIZE`].
+    pub fn max_incoming_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_incoming = bytes;
+        self
+    }
+
+    /// The largest outgoing message or response body, in bytes. An action whose answer is
+    /// larger fails with `message.outgoing_too_long`; a larger event closes its connection
+    /// with code 1011 and that reason. Default: [`DEFAULT_MAX_OUTGOING_MESSAGE_SIZE`].
+    pub fn max_outgoing_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_outgoing = bytes;
+        self
+    }
+
+    /// The largest connection params (their JSON text), in bytes. Default:
+    /// [`DEFAULT_MAX_CONN_PARAMS_SIZE`].
+    pub fn max_conn_params_size(mut self, bytes: usize) -> Self {
+        self.config.max_conn_params = bytes;
+        self
+    }
+
+    /// How many actions one connection may have waiting for an answer. Further requests are
+    /// answered at once with an `actor.overloaded` error carrying their action id. Default:
+    /// [`DEFAULT_MAX_IN_FLIGHT_ACTIONS`].
+    pub fn max_in_flight_actions(mut self, count: usize) -> Self {
+        self.config.max_in_flight = count;
+        self
+    }
+
+    /// How many WebSocket and SSE connections may be open at once, server-wide. Further ones
+    /// are refused with `actor.overloaded`. Default: [`DEFAULT_MAX_CONNECTIONS`].
+    pub fn max_connections(mut self, count: usize) -> Self {
+        self.config.max_connections = count;
+        self
+    }
+
+    /// How often an idle SSE stream gets a keep-alive comment. Default:
+    /// [`DEFAULT_SSE_KEEP_ALIVE`].
+    pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
+        self.config.sse_keep_alive = interval;
+        self
+    }
+
+    /// How often the server pings each WebSocket. A socket that has sent nothing (not even a
+    /// pong) for a whole interval after a ping is considered dead and dropped. Default:
+    /// [`DEFAULT_WS_PING_INTERVAL`].
+    pub fn ws_ping_interval(mut self, interval: Duration) -> Self {
+        self.config.ws_ping_interval = interval;
+        self
+    }
+
+    /// Checks the settings and builds the server.
+    ///
+    /// # Errors
+    /// [`Error::MissingRegistry`] without a registry, [`Error::InvalidBasePath`] for a base
+    /// path that is not a plain absolute path, [`Error::InvalidSetting`] for a zero limit, or
+    /// an interval that is zero or longer than a day.
+    pub fn build(self) -> Result<Server> {
+        let registry = self.registry.ok_or(Error::MissingRegistry)?;
+        let mut config = self.config;
+        if let Some(path) = self.base_path {
+            config.base_path = normalize_base_path(&path)?;
+        }
+        let positive = [
+            ("max_incoming_message_size", config.max_incoming),
+            ("max_outgoing_message_size", config.max_outgoing),
+            ("max_conn_params_size", config.max_conn_params),
+            ("max_in_flight_actions", config.max_in_flight),
+            ("max_connections", config.max_connections),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(Error::InvalidSetting {
+                    name,
+                    reason: "must be greater than zero",
+                });
+            }
+        }
+        for (name, value) in [
+            ("sse_keep_alive", config.sse_keep_alive),
+            ("ws_ping_interval", config.ws_ping_interval),
+        ] {
+            if value.is_zero() {
+                return Err(Error::InvalidSetting {
+                    name,
+                    reason: "must be longer than zero",
+                });
+            }
+            if value > MAX_INTERVAL {
+                return Err(Error::InvalidSetting {
+                    name,
+                    reason: "must be at most a day",
+                });
+            }
+        }
+        Ok(Server::new(registry, Arc::new(config)))
+    }
+}
+
+/// `""` or `/a/b`: a leading `/`, no trailing `/`, no query, fragment, empty segment or
+/// character that needs escaping in a path.
+fn normalize_base_path(path: &str) -> Result<String> {
+    let invalid = |reason| Error::InvalidBasePath {
+        path: path.to_owned(),
+        reason,
+    };
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if !trimmed.starts_with('/') {
+        return Err(invalid("it must start with `/`"));
+    }
+    if trimmed.contains("//") {
+        return Err(invalid("it has an empty segment"));
+    }
+    if trimmed
+        .bytes()
+        .any(|b| !b.is_ascii_graphic() || matches!(b, b'?' | b'#' | b'%'))
+    {
+        return Err(invalid(
+            "it may hold only visible ASCII characters other than `?`, `#` and `%`",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_are_normalized() {
+        assert_eq!(normalize_base_path("").unwrap(), "");
+        assert_eq!(normalize_base_path("/").unwrap(), "");
+        assert_eq!(normalize_base_path("/api/rivet/").unwrap(), "/api/rivet");
+        assert!(normalize_base_path("api").is_err());
+        assert!(normalize_base_path("/a//b").is_err());
+        assert!(normalize_base_path("/a?b").is_err());
+        assert!(normalize_base_path("/a b").is_err());
+    }
+
+    #[tokio::test]
+    async fn settings_are_checked() {
+        let registry = Registry::builder().start().await.unwrap();
+        let build = |b: ServerBuilder| b.registry(registry.clone()).build().err();
+        assert!(matches!(
+            ServerBuilder::default().build(),
+            Err(Error::MissingRegistry)
+        ));
+        assert!(matches!(
+            build(ServerBuilder::default().max_in_flight_actions(0)),
+            Some(Error::InvalidSetting {
+                name: "max_in_flight_actions",
+                ..
+            })
+        ));
+        assert!(matches!(
+            build(ServerBuilder::default().sse_keep_alive(Duration::MAX)),
+            Some(Error::InvalidSetting {
+                name: "sse_keep_alive",
+                ..
+            })
+        ));
+        assert!(matches!(
+            build(ServerBuilder::default().base_path("no-slash")),
+            Some(Error::InvalidBasePath { .. })
+        ));
+        assert!(build(ServerBuilder::default().base_path("/ok/")).is_none());
+    }
+}

@@ -1,0 +1,191 @@
+//! The crate's error type, and how coded errors become HTTP responses.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use footlights_protocol::ActionError;
+use footlights_protocol::codec::{Dialect, Encoding, FALLBACK_VERSION, HttpResponseError};
+
+/// Why a server could not be built or stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// [`ServerBuilder::build`](crate::ServerBuilder::build) was called without a registry.
+    #[error("no registry was given to the server builder")]
+    MissingRegistry,
+    /// The base path is not a usable URL path prefix.
+    #[error("invalid base path `{path}`: {reason}")]
+    InvalidBasePath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A size, count or interval setting is out of range.
+    #[error("invalid setting `{name}`: {reason}")]
+    InvalidSetting {
+        /// The builder method that set it.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The listener failed.
+    #[error("server i/o failed")]
+    Io(#[source] std::io::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a client may see of an error: public errors unchanged, others masked. Non-public
+/// errors are logged here, once, at the server boundary.
+pub(crate) fn for_client(error: ActionError) -> ActionError {
+    if !error.is_public() {
+        tracing::error!(error = %error, "internal error (masked for the client)");
+    }
+    error.masked()
+}
+
+/// How an error body is written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ErrorFormat {
+    /// JSON with `Content-Type: application/json`: manager routes and gateway errors.
+    Json,
+    /// The request's encoding (§8.1), with the BARE version to answer with.
+    Encoded {
+        encoding: Encoding,
+        version: u16,
+        dialect: Dialect,
+    },
+}
+
+/// A coded error on its way to an HTTP client.
+#[derive(Debug)]
+pub(crate) struct HttpError {
+    /// Boxed: errors travel in `Result`s and should keep them small.
+    error: Box<ActionError>,
+    format: ErrorFormat,
+    status: Option<StatusCode>,
+}
+
+impl HttpError {
+    /// A JSON error body, with the status the error's code calls for.
+    pub(crate) fn json(error: ActionError) -> Self {
+        HttpError {
+            error: Box::new(for_client(error)),
+            format: ErrorFormat::Json,
+            status: None,
+        }
+    }
+
+    /// An error body in `format`.
+    pub(crate) fn new(error: ActionError, format: ErrorFormat) -> Self {
+        HttpError {
+            error: Box::new(for_client(error)),
+            format,
+            status: None,
+        }
+    }
+
+    /// Overrides the status derived from the error code.
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The error as the client will see it.
+    pub(crate) fn error(&self) -> &ActionError {
+        &self.error
+    }
+}
+
+impl From<ActionError> for HttpError {
+    fn from(error: ActionError) -> Self {
+        HttpError::json(error)
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.error.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        });
+        let body = HttpResponseError::new(*self.error);
+        let (bytes, content_type) = match self.format {
+            ErrorFormat::Json => (
+                body.encode(Encoding::Json, FALLBACK_VERSION, Dialect::Compat),
+                Encoding::Json.content_type(),
+            ),
+            ErrorFormat::Encoded {
+                encoding,
+                version,
+                dialect,
+            } => (
+                body.encode(encoding, version, dialect),
+                encoding.content_type(),
+            ),
+        };
+        let mut response = (status, bytes).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+}
+
+/// An error for a route that does not exist at this level (not an actor route).
+pub(crate) fn route_not_found() -> HttpError {
+    HttpError::json(ActionError::new(
+        "route",
+        "not_found",
+        "no route matches this path",
+    ))
+    .with_status(StatusCode::NOT_FOUND)
+}
+
+/// `actor.method_not_allowed` (405).
+pub(crate) fn method_not_allowed() -> ActionError {
+    ActionError::new(
+        "actor",
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+/// `actor.overloaded`: a per-server or per-connection limit is reached; clients may retry.
+pub(crate) fn overloaded(what: &str) -> ActionError {
+    ActionError::new("actor", "overloaded", format!("too many {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_are_masked_with_status_500() {
+        let e = HttpError::json(ActionError::internal("secret detail"));
+        assert_eq!(e.error().code(), "internal_error");
+        assert_eq!(e.error().message(), footlights_protocol::INTERNAL_MESSAGE);
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn encoded_errors_use_the_request_encoding() {
+        let e = HttpError::new(
+            ActionError::forbidden("no"),
+            ErrorFormat::Encoded {
+                encoding: Encoding::Bare,
+                version: 4,
+                dialect: Dialect::Compat,
+            },
+        );
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/octet-stream"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! The gateway (§5): finds the actor a URL names, then serves the actor route behind it.
+//!
+//! Errors found before the actor is reached are JSON for HTTP, and for WebSocket upgrades an
+//! accepted upgrade closed at once with 1011 `{group}.{code}#{rayId}` (§5.4). Routes that need
+//! no actor (unknown and unsupported ones) are answered without resolving it, so they never
+//! wake or create an actor.
+
+pub(crate) mod path;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use footlights_client::Target;
+use footlights_protocol::{ActionError, ActorId};
+
+use crate::cors::RayId;
+use crate::error::HttpError;
+use crate::peer::Via;
+use crate::server::Shared;
+use crate::{action, sse, ws};
+use path::{ActorAddress, ActorRoute, GatewayPath, QueryMethod};
+
+/// A request addressed to an actor, before the actor is resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct Addressed {
+    pub(crate) gateway: GatewayPath,
+    pub(crate) via: Via,
+}
+
+impl Addressed {
+    /// The path and query the actor sees, as a URI (`/action/x?q=1`).
+    pub(crate) fn uri(&self) -> axum::http::Uri {
+        self.gateway
+            .path_and_query()
+            .parse()
+            .unwrap_or_else(|_| axum::http::Uri::from_static("/"))
+    }
+}
+
+/// An actor the gateway found (or created).
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub(crate) id: ActorId,
+    pub(crate) name: String,
+}
+
+impl Resolved {
+    /// The runtime target for this actor.
+    pub(crate) fn target(&self) -> Target {
+        Target::Id {
+            name: self.name.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// Finds the actor; for `getOrCreate`, creates it (the registry serializes racing creates).
+pub(crate) async fn resolve(
+    shared: &Shared,
+    address: &ActorAddress,
+) -> Result<Resolved, ActionError> {
+    match address {
+        ActorAddress::Id { id, .. } => {
+            let id = ActorId::new(id.as_str());
+            let meta = shared.registry.actor_meta(&id).await?;
+            let meta =
+                meta.ok_or_else(|| ActionError::actor_not_found(format!("actor {id} not found")))?;
+            Ok(Resolved {
+                id,
+                name: meta.name,
+            })
+        }
+        ActorAddress::Query(q) => {
+            let target = match &q.method {
+                QueryMethod::Get => Target::Get {
+                    name: q.name.clone(),
+                    key: q.key.clone(),
+                },
+                QueryMethod::GetOrCreate { input, .. } => Target::GetOrCreate {
+                    name: q.name.clone(),
+                    key: q.key.clone(),
+                    input: input.clone(),
+                },
+            };
+            let id = shared.registry.resolve(&target).await?;
+            Ok(Resolved {
+                id,
+                name: q.name.clone(),
+            })
+        }
+    }
+}
+
+/// `/gateway/…` (§5.1, §5.2). `path` is relative to the base path.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    req: Request,
+    path: String,
+    ray: RayId,
+) -> Response {
+    match path::parse(&path, req.uri().query(), shared.config.max_incoming) {
+        Ok(gateway) => {
+            let via = match gateway.address {
+                ActorAddress::Id { .. } => Via::Direct,
+                ActorAddress::Query(_) => Via::Query,
+            };
+            serve(shared, req, Addressed { gateway, via }, ray).await
+        }
+        Err(e) => reject(req, HttpError::json(e), &ray).await,
+    }
+}
+
+/// A header-routed request (§5.3): `path` is the actor route itself.
+pub(crate) async fn handle_header_routed(
+    shared: Arc<Shared>,
+    req: Request,
+    id: String,
+    path: String,
+    ray: RayId,
+) -> Response {
+    let gateway = path::header_routed(&id, &path, req.uri().query());
+    serve(
+        shared,
+        req,
+        Addressed {
+            gateway,
+            via: Via::Header,
+        },
+        ray,
+    )
+    .await
+}
+
+fn not_defined(code: &'static str, what: &str) -> HttpError {
+    HttpError::json(ActionError::new(
+        "handler",
+        code,
+        format!("this server has no {what} handler for actors"),
+    ))
+    .with_status(StatusCode::NOT_FOUND)
+}
+
+async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: RayId) -> Response {
+    let route = match path::actor_route(&addressed.gateway.path) {
+        Ok(route) => route,
+        Err(e) => return reject(req, HttpError::json(e), &ray).await,
+    };
+    match route {
+        ActorRoute::Action(name) => action::handle(&shared, req, &addressed, name).await,
+        ActorRoute::Connect => ws::handle(shared, req, addressed, ray).await,
+        ActorRoute::ConnectSse => sse::connect(shared, req, addressed).await,
+        ActorRoute::ConnMessage(id) => sse::message(&shared, req, &addressed, id).await,
+        ActorRoute::ConnClose(id) => sse::close(&shared, req, &addressed, id).await,
+        // Raw HTTP, raw WebSocket and queues need runtime support that does not exist yet.
+        ActorRoute::Request => {
+            reject(req, not_defined("request_not_defined", "raw HTTP"), &ray).await
+        }
+        ActorRoute::WebSocket => {
+            reject(
+                req,
+                not_defined("websocket_not_defined", "raw WebSocket"),
+                &ray,
+            )
+            .await
+        }
+        ActorRoute::Queue => reject(req, not_defined("queue_not_defined", "queue"), &ray).await,
+        ActorRoute::Unknown => {
+            let error = HttpError::json(ActionError::actor_not_found("no such actor route"));
+            reject(req, error, &ray).await
+        }
+    }
+}
+
+/// Whether a request asks for a WebSocket upgrade.
+pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Answers with `error`: an HTTP error, or for a WebSocket upgrade an upgrade closed with 1011.
+pub(crate) async fn reject(req: Request, error: HttpError, ray: &RayId) -> Response {
+    if is_websocket_upgrade(req.headers()) {
+        ws::reject(req, error, ray).await
+    } else {
+        error.into_response()
+    }
+}

@@ -1,0 +1,69 @@
+//! The Footlights network server: actors over HTTP, WebSocket and SSE, speaking the RivetKit
+//! client protocol so the official `rivetkit` JavaScript client works unchanged.
+//!
+//! ```no_run
+//! use footlights_core::Registry;
+//! use footlights_server::Server;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let registry = Registry::builder() /* .actor::<Counter>() */ .start().await?;
+//!     let server = Server::builder().registry(registry).build()?;
+//!
+//!     // The host owns the socket and the shutdown signal.
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:6420").await?;
+//!     let shutdown = async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     };
+//!     server.serve(listener, shutdown).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A RivetKit client then uses `http://127.0.0.1:6420` as its endpoint.
+//!
+//! What this crate is: one server playing the three roles of a RivetKit deployment, under an
+//! optional base path:
+//! - the **manager API**: `GET /metadata`, `GET /health`, `GET`/`PUT`/`POST /actors`;
+//! - the **gateway**: `/gateway/{actorId}[@token]/…` and `/gateway/{name}/…?rvt-…` (and the
+//!   optional header-routed form), which find or create the actor and hand it the rest of
+//!   the request;
+//! - the **actor routes** behind it: `POST /action/{name}` (stateless actions in JSON, CBOR or
+//!   BARE), `/connect` (the realtime WebSocket), and the Footlights extensions: the SSE
+//!   transport (`/connect/sse`, `/connections/{id}/message|close`) and connection tokens;
+//! - CORS for browsers, size and count limits, WebSocket pings, SSE keep-alives, and a
+//!   graceful shutdown that tells every client to reconnect.
+//!
+//! What it is not: the actor runtime ([`footlights_core`]), a client, or a TLS terminator.
+//! Raw HTTP (`/request/…`), raw WebSocket (`/websocket/…`) and queue (`/queue/…`) routes are
+//! answered with a 404 coded error until the runtime supports them.
+//!
+//! The wire contract is `shared/protocol/RIVETKIT_PROTOCOL.md` (section numbers like §7 refer
+//! to it); the Footlights extensions are described in `docs/protocol-extensions.md`.
+//!
+//! # Logging
+//! Spans `conn{id, transport}` and `action{name}`. Server start and stop at `info`, each
+//! request and connection at `debug`, each frame at `trace`; `warn` when a limit is hit;
+//! `error` for masked internal errors. The crate never installs a subscriber.
+
+mod action;
+mod builder;
+mod cors;
+mod error;
+mod gateway;
+mod limits;
+mod manager;
+mod peer;
+mod resume;
+mod server;
+mod shutdown;
+mod sse;
+mod ws;
+
+pub use builder::{
+    DEFAULT_MAX_CONN_PARAMS_SIZE, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT_ACTIONS,
+    DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_OUTGOING_MESSAGE_SIZE, DEFAULT_SSE_KEEP_ALIVE,
+    DEFAULT_WS_PING_INTERVAL, ServerBuilder,
+};
+pub use error::{Error, Result};
+pub use server::Server;

@@ -1,0 +1,216 @@
+//! [`Server`]: routing and the serve loop.
+//!
+//! All routing is done by hand on the raw path, not by axum's router: gateway paths must be
+//! parsed before any percent-decoding (§5), and the base path and header routing (§5.3) apply
+//! to every route alike.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use footlights_core::Registry;
+
+use crate::builder::{Config, ServerBuilder};
+use crate::cors::{self, RayId};
+use crate::error::{Error, HttpError, Result, method_not_allowed, route_not_found};
+use crate::gateway;
+use crate::manager;
+use crate::peer::{RivetProtocols, offered_protocols};
+use crate::resume::LiveLinks;
+use crate::shutdown::{ConnTracker, Stop};
+use crate::sse::Sessions;
+
+/// A network server for a [`Registry`]: the RivetKit manager API, the gateway, stateless
+/// actions, WebSocket connections and the SSE transport.
+///
+/// Build it with [`Server::builder`], then [`serve`](Server::serve) it on a listener the host
+/// owns. See the [crate docs](crate) for an example.
+#[derive(Debug)]
+pub struct Server {
+    registry: Registry,
+    config: Arc<Config>,
+}
+
+/// What every request handler shares. Owned by the router for the life of [`Server::serve`].
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) registry: Registry,
+    pub(crate) config: Arc<Config>,
+    /// Fires when the host's shutdown future resolves.
+    pub(crate) stop: Stop,
+    /// Open WebSocket and SSE connections; `serve` waits for zero before stopping actors.
+    pub(crate) conns: ConnTracker,
+    /// Open SSE connections by connection id, for their message and close posts.
+    pub(crate) sse: Sessions,
+    /// Connections carried by a socket or stream right now, for resume.
+    pub(crate) links: LiveLinks,
+}
+
+impl Server {
+    /// A builder with the default settings.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    pub(crate) fn new(registry: Registry, config: Arc<Config>) -> Self {
+        Server { registry, config }
+    }
+
+    /// The registry this server serves.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops gracefully:
+    ///
+    /// 1. the listener stops accepting;
+    /// 2. HTTP requests in flight (actions included) finish;
+    /// 3. every WebSocket and SSE connection is closed with code 1001 and reason
+    ///    `ws.going_away`, which RivetKit clients treat as "reconnect";
+    /// 4. the registry saves and stops every live actor ([`Registry::shutdown`]).
+    ///
+    /// The host owns the socket and the signal: this never installs signal handlers.
+    ///
+    /// ```no_run
+    /// # use footlights_core::Registry;
+    /// # use footlights_server::Server;
+    /// # async fn demo(registry: Registry) -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let server = Server::builder().registry(registry).build()?;
+    /// let serving = tokio::spawn(server.serve(listener, async move {
+    ///     let _ = stopped.await;
+    /// }));
+    /// // … later: stop gracefully and wait until every actor is saved.
+    /// let _ = stop.send(());
+    /// serving.await??;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] if serving fails.
+    pub async fn serve<L, F>(self, listener: L, shutdown: F) -> Result<()>
+    where
+        L: axum::serve::Listener,
+        L::Addr: Debug,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (switch, stop) = Stop::new();
+        let shared = Arc::new(Shared {
+            registry: self.registry.clone(),
+            conns: ConnTracker::new(self.config.max_connections),
+            config: self.config,
+            stop,
+            sse: Sessions::default(),
+            links: LiveLinks::default(),
+        });
+        let app = Router::new()
+            .fallback(dispatch)
+            .with_state(shared.clone())
+            .layer(axum::middleware::from_fn(cors::layer));
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing connections");
+            switch.send_replace(true);
+        };
+        match listener.local_addr() {
+            Ok(addr) => tracing::info!(?addr, base_path = %shared.config.base_path, "serving"),
+            Err(e) => tracing::info!(error = %e, "serving"),
+        }
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await;
+        shared.conns.wait_idle().await;
+        tracing::info!("connections closed; stopping actors");
+        shared.registry.shutdown().await;
+        tracing::info!("stopped");
+        served.map_err(Error::Io)
+    }
+}
+
+/// Routes one request (preflights never get here, see [`cors::layer`]).
+async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let ray = req
+        .extensions()
+        .get::<RayId>()
+        .cloned()
+        .unwrap_or_else(RayId::new);
+    let Some(path) = strip_base(req.uri().path(), &shared.config.base_path).map(str::to_owned)
+    else {
+        return route_not_found().into_response();
+    };
+    let method = req.method().clone();
+    match path.as_str() {
+        "/metadata" if method == Method::GET => manager::metadata(&shared),
+        "/health" if method == Method::GET => manager::health(),
+        "/devtools/mod.js" if method == Method::GET => devtools(),
+        "/actors" => manager::actors(&shared, req).await,
+        "/metadata" | "/health" | "/devtools/mod.js" => {
+            HttpError::json(method_not_allowed()).into_response()
+        }
+        p if p == "/gateway" || p.starts_with("/gateway/") => {
+            gateway::handle(shared, req, path, ray).await
+        }
+        _ => match header_routed_actor(&req) {
+            Some(id) => gateway::handle_header_routed(shared, req, id, path, ray).await,
+            None => route_not_found().into_response(),
+        },
+    }
+}
+
+/// The path relative to the base path, or `None` if it lies outside it.
+fn strip_base<'a>(path: &'a str, base: &str) -> Option<&'a str> {
+    if base.is_empty() {
+        return Some(path);
+    }
+    match path.strip_prefix(base)? {
+        "" => Some("/"),
+        rest if rest.starts_with('/') => Some(rest),
+        _ => None,
+    }
+}
+
+/// The actor id of a header-routed request (§5.3): `x-rivet-target: actor` with
+/// `x-rivet-actor`, or the matching WebSocket subprotocols.
+fn header_routed_actor(req: &Request) -> Option<String> {
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("x-rivet-target") == Some("actor")
+        && let Some(id) = header("x-rivet-actor")
+    {
+        return Some(id.to_owned());
+    }
+    let protocols = RivetProtocols::parse(&offered_protocols(headers));
+    if protocols.target_actor {
+        return protocols.actor;
+    }
+    None
+}
+
+/// `GET /devtools/mod.js`: an empty script keeps browser consoles clean (§2.7).
+fn devtools() -> Response {
+    let mut response = "".into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/javascript"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_are_stripped_on_segment_boundaries() {
+        assert_eq!(strip_base("/metadata", ""), Some("/metadata"));
+        assert_eq!(strip_base("/api/metadata", "/api"), Some("/metadata"));
+        assert_eq!(strip_base("/api", "/api"), Some("/"));
+        assert_eq!(strip_base("/apix/metadata", "/api"), None);
+        assert_eq!(strip_base("/metadata", "/api"), None);
+    }
+}

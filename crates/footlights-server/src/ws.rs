@@ -1,0 +1,516 @@
+//! The actor-connect WebSocket (§7): `GET {gateway…}/connect`.
+//!
+//! The upgrade is always accepted with subprotocol `rivet`; anything that goes wrong before
+//! the connection exists is reported by closing the socket (§5.4). After that, one task per
+//! socket moves frames between the socket and the runtime's link:
+//!
+//! - runtime → client: `Init` first (its token stripped for official clients), then action
+//!   responses, errors and events, each checked against the outgoing size limit;
+//! - client → runtime: decoded messages, held back until `Init` has gone out (§7.2 step 6),
+//!   with at most `max_in_flight_actions` actions awaiting an answer;
+//! - pings every `ws_ping_interval`; a socket silent for a whole interval after a ping is dead;
+//! - on server shutdown, a 1001 `ws.going_away` close.
+
+use std::collections::VecDeque;
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use footlights_client::{CloseReason, LinkEvent, LinkSender};
+use footlights_core::ConnRequest;
+use footlights_protocol::codec::{decode_to_server, encode_to_client};
+use footlights_protocol::{ActionError, ToClient, ToServer, Value};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::Instrument;
+
+use crate::cors::RayId;
+use crate::error::{HttpError, for_client, overloaded};
+use crate::gateway::{self, Addressed};
+use crate::limits::{InFlight, close_reason, parse_params};
+use crate::peer::{Peer, RivetProtocols, offered_protocols};
+use crate::resume::{self, ConnExtensions, LinkEnd, LiveLink, LiveLinks};
+use crate::server::Shared;
+use crate::shutdown::{ConnGuard, Refusal, Stop};
+
+/// The subprotocol every upgrade selects (§5.4).
+const RIVET_PROTOCOL: &str = "rivet";
+/// How long a closing socket waits for the peer's close frame before it is dropped.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages beyond the in-flight limit that may wait for `Init` (subscriptions and the like).
+const EARLY_EXTRA: usize = 256;
+
+/// Close codes (RFC 6455).
+const NORMAL: u16 = 1000;
+const GOING_AWAY: u16 = 1001;
+const PROTOCOL_ERROR: u16 = 1002;
+const UNSUPPORTED_DATA: u16 = 1003;
+const INVALID_DATA: u16 = 1007;
+const INTERNAL_ERROR: u16 = 1011;
+
+/// `group.code` of an error, the form close reasons take.
+fn coded(error: &ActionError) -> String {
+    format!("{}.{}", error.group(), error.code())
+}
+
+/// Accepts the upgrade only to close it at once with 1011 `{group}.{code}#{rayId}` (§5.4).
+/// Falls back to the HTTP error if the request is not a valid upgrade.
+pub(crate) async fn reject(req: Request, error: HttpError, ray: &RayId) -> Response {
+    let (mut parts, _) = req.into_parts();
+    match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => {
+            let reason = format!("{}#{ray}", coded(error.error()));
+            tracing::debug!(%reason, "websocket refused before the actor");
+            close_upgrade(upgrade, INTERNAL_ERROR, reason)
+        }
+        Err(_) => error.into_response(),
+    }
+}
+
+fn close_upgrade(upgrade: WebSocketUpgrade, code: u16, reason: String) -> Response {
+    upgrade
+        .protocols([RIVET_PROTOCOL])
+        .on_upgrade(move |mut socket| async move {
+            close_socket(&mut socket, code, &reason).await;
+        })
+}
+
+/// Sends a close frame and waits (bounded) for the peer's, so the frame is flushed.
+async fn close_socket(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: close_reason(reason).into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        if socket.send(Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        drain(socket).await;
+    })
+    .await;
+}
+
+/// Reads until the close handshake completes; this also flushes tungstenite's close reply.
+async fn drain(socket: &mut WebSocket) {
+    while let Some(Ok(msg)) = socket.recv().await {
+        if matches!(msg, Message::Close(_)) {
+            break;
+        }
+    }
+}
+
+/// Everything a connection task needs, decided before the upgrade completes.
+struct Setup {
+    shared: Arc<Shared>,
+    addressed: Addressed,
+    peer: Peer,
+    ext: ConnExtensions,
+    params: Option<Value>,
+    request: ConnRequest,
+    ray: RayId,
+    guard: ConnGuard,
+}
+
+/// `GET …/connect`.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    req: Request,
+    addressed: Addressed,
+    ray: RayId,
+) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let error = ActionError::invalid_request("`/connect` expects a WebSocket upgrade");
+            return HttpError::json(error)
+                .with_status(rejection.status())
+                .into_response();
+        }
+    };
+    let config = &shared.config;
+    let upgrade = upgrade
+        .max_message_size(config.max_incoming)
+        .max_frame_size(config.max_incoming);
+    let offered = offered_protocols(&parts.headers);
+    let rivet = RivetProtocols::parse(&offered);
+    let encoding = match rivet.encoding() {
+        Ok(encoding) => encoding,
+        Err(name) => {
+            tracing::debug!(encoding = %name, "websocket with an unsupported encoding");
+            let reason = "actor.unsupported_websocket_encoding".to_owned();
+            return close_upgrade(upgrade, UNSUPPORTED_DATA, reason);
+        }
+    };
+    let guard = match shared.conns.acquire(&shared.stop) {
+        Ok(guard) => guard,
+        Err(Refusal::Stopping) => {
+            return close_upgrade(upgrade, GOING_AWAY, "ws.going_away".to_owned());
+        }
+        Err(Refusal::Full) => {
+            tracing::warn!(
+                limit = config.max_connections,
+                "connection refused: too many connections"
+            );
+            let reason = format!("{}#{ray}", coded(&overloaded("connections")));
+            return close_upgrade(upgrade, INTERNAL_ERROR, reason);
+        }
+    };
+    let params = match parse_params(rivet.params.as_deref(), config.max_conn_params) {
+        Ok(params) => params,
+        Err(e) => {
+            let reason = format!("{}#{ray}", coded(&e));
+            return close_upgrade(upgrade, INTERNAL_ERROR, reason);
+        }
+    };
+    let setup = Setup {
+        peer: Peer::connection(encoding, &parts.headers, addressed.via),
+        ext: ConnExtensions::from_subprotocols(&offered),
+        request: ConnRequest::new(Method::GET, addressed.uri(), parts.headers.clone()),
+        shared,
+        addressed,
+        params,
+        ray,
+        guard,
+    };
+    upgrade
+        .protocols([RIVET_PROTOCOL])
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| {
+            let span =
+                tracing::debug_span!("conn", id = tracing::field::Empty, transport = "websocket");
+            run(socket, setup).instrument(span)
+        })
+}
+
+/// How a connection ended.
+enum End {
+    /// The server closes the socket with this code and reason and ends the connection.
+    Close { code: u16, reason: String },
+    /// The runtime closed the connection; pass its close on.
+    LinkClosed(CloseReason),
+    /// The client sent a close frame.
+    ClientClosed,
+    /// The transport broke, or the peer stopped answering pings.
+    Dropped,
+    /// A resume on another socket takes the connection over; answer on the sender once the
+    /// link is released.
+    Superseded(oneshot::Sender<()>),
+}
+
+impl End {
+    fn close(code: u16, reason: impl Into<String>) -> End {
+        End::Close {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One socket's task.
+async fn run(mut socket: WebSocket, setup: Setup) {
+    let Setup {
+        shared,
+        addressed,
+        peer,
+        ext,
+        params,
+        request,
+        ray,
+        guard,
+    } = setup;
+    let mut stop = shared.stop.clone();
+    let opened = tokio::select! {
+        biased;
+        () = stop.wait() => None,
+        opened = async {
+            let actor = gateway::resolve(&shared, &addressed.gateway.address).await?;
+            resume::open_link(&shared, &actor.target(), params, request, &ext).await
+        } => Some(opened),
+    };
+    let link = match opened {
+        None => return close_socket(&mut socket, GOING_AWAY, "ws.going_away").await,
+        Some(Err(e)) => {
+            let reason = format!("{}#{ray}", coded(&for_client(e)));
+            tracing::debug!(%reason, "connection refused before the actor");
+            return close_socket(&mut socket, INTERNAL_ERROR, &reason).await;
+        }
+        Some(Ok(link)) => link,
+    };
+    let max_early = shared.config.max_in_flight.saturating_add(EARLY_EXTRA);
+    let mut conn = WsConn {
+        in_flight: InFlight::new(shared.config.max_in_flight),
+        shared,
+        socket,
+        peer,
+        ext,
+        stop,
+        early: VecDeque::new(),
+        max_early,
+        initialized: false,
+        awaiting_pong: false,
+        live: None,
+        _guard: guard,
+    };
+    let sender = link.sender;
+    let end = conn.pump(&*sender, link.events).await;
+    conn.finish(&*sender, end).await;
+}
+
+struct WsConn {
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    peer: Peer,
+    ext: ConnExtensions,
+    stop: Stop,
+    in_flight: InFlight,
+    /// Client messages that arrived before `Init` went out; sent to the runtime right after.
+    early: VecDeque<ToServer>,
+    max_early: usize,
+    initialized: bool,
+    /// A ping went out and nothing has come back since.
+    awaiting_pong: bool,
+    /// This task's claim on its connection id, from `Init` on.
+    live: Option<LiveLink>,
+    /// Holds this connection's slot until the task ends.
+    _guard: ConnGuard,
+}
+
+impl WsConn {
+    async fn pump(
+        &mut self,
+        sender: &dyn LinkSender,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
+    ) -> End {
+        let every = self.shared.config.ws_ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let step = tokio::select! {
+                biased;
+                () = self.stop.wait() => Err(End::close(GOING_AWAY, "ws.going_away")),
+                done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
+                event = events.recv() => match event {
+                    Some(LinkEvent::Message(msg)) => self.outgoing(msg, sender).await,
+                    Some(LinkEvent::Closed(reason)) => Err(End::LinkClosed(reason)),
+                    // The runtime dropped the link without a close: it is going away.
+                    None => Err(End::close(GOING_AWAY, "ws.going_away")),
+                },
+                frame = self.socket.recv() => match frame {
+                    Some(Ok(msg)) => {
+                        self.awaiting_pong = false;
+                        self.incoming(msg, sender).await
+                    }
+                    Some(Err(e)) => Err(read_error(&e)),
+                    None => Err(End::Dropped),
+                },
+                _ = ping.tick() => self.ping().await,
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn finish(&mut self, sender: &dyn LinkSender, end: End) {
+        match end {
+            End::Close { code, reason } => {
+                tracing::debug!(code, %reason, "server closed the connection");
+                resume::release_link(sender, &self.ext, LinkEnd::Clean);
+                close_socket(&mut self.socket, code, &reason).await;
+            }
+            End::LinkClosed(reason) => {
+                tracing::debug!(code = reason.code, reason = %reason.reason, "connection closed by the actor");
+                close_socket(&mut self.socket, reason.code, &reason.reason).await;
+            }
+            End::ClientClosed => {
+                tracing::debug!("client closed the connection");
+                resume::release_link(sender, &self.ext, LinkEnd::Clean);
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain(&mut self.socket)).await;
+            }
+            End::Dropped => {
+                tracing::debug!("connection dropped");
+                resume::release_link(sender, &self.ext, LinkEnd::Dropped);
+            }
+            End::Superseded(done) => {
+                tracing::debug!("connection resumed on another socket");
+                sender.lost();
+                let _ = done.send(());
+                close_socket(&mut self.socket, NORMAL, "connection.superseded").await;
+            }
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), End> {
+        if self.awaiting_pong {
+            tracing::debug!("no answer to the last ping");
+            return Err(End::Dropped);
+        }
+        self.awaiting_pong = true;
+        self.socket
+            .send(Message::Ping(Bytes::new()))
+            .await
+            .map_err(|_| End::Dropped)
+    }
+
+    async fn send(&mut self, msg: &ToClient, version: u16) -> Result<(), End> {
+        let bytes = encode_to_client(msg, self.peer.encoding, version, self.peer.dialect);
+        self.send_bytes(bytes).await
+    }
+
+    async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), End> {
+        let frame = if self.peer.encoding.is_binary() {
+            Message::Binary(bytes.into())
+        } else {
+            match String::from_utf8(bytes) {
+                Ok(text) => Message::Text(text.into()),
+                Err(e) => Message::Binary(e.into_bytes().into()),
+            }
+        };
+        tracing::trace!("frame sent");
+        self.socket.send(frame).await.map_err(|_| End::Dropped)
+    }
+
+    /// A message from the runtime.
+    async fn outgoing(&mut self, mut msg: ToClient, sender: &dyn LinkSender) -> Result<(), End> {
+        let version = self.peer.version;
+        match &msg {
+            ToClient::Init { connection_id, .. } => {
+                tracing::Span::current().record("id", connection_id.as_str());
+                tracing::debug!("connection open");
+                self.live = LiveLinks::register(&self.shared, &msg);
+                let init_version = self.ext.prepare_init(&mut msg, self.peer.encoding, version);
+                self.send(&msg, init_version).await?;
+                self.initialized = true;
+                for early in self.early.drain(..) {
+                    let _ = sender.send(early);
+                }
+                Ok(())
+            }
+            ToClient::ActionResponse { id, .. } => {
+                let id = *id;
+                self.in_flight.finish(id);
+                let bytes = encode_to_client(&msg, self.peer.encoding, version, self.peer.dialect);
+                if bytes.len() > self.shared.config.max_outgoing {
+                    tracing::warn!(
+                        size = bytes.len(),
+                        "action response over the outgoing limit"
+                    );
+                    let error = ToClient::Error {
+                        error: ActionError::outgoing_too_long(),
+                        action_id: Some(id),
+                    };
+                    return self.send(&error, version).await;
+                }
+                self.send_bytes(bytes).await
+            }
+            ToClient::Event { name, .. } => {
+                let bytes = encode_to_client(&msg, self.peer.encoding, version, self.peer.dialect);
+                if bytes.len() > self.shared.config.max_outgoing {
+                    tracing::warn!(event = %name, size = bytes.len(), "event over the outgoing limit; closing");
+                    return Err(End::close(INTERNAL_ERROR, "message.outgoing_too_long"));
+                }
+                self.send_bytes(bytes).await
+            }
+            ToClient::Error { action_id, .. } => {
+                if let Some(id) = action_id {
+                    self.in_flight.finish(*id);
+                }
+                self.send(&msg, version).await
+            }
+            _ => self.send(&msg, version).await,
+        }
+    }
+
+    /// A frame from the client.
+    async fn incoming(&mut self, frame: Message, sender: &dyn LinkSender) -> Result<(), End> {
+        let data: &[u8] = match &frame {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(bytes) => bytes,
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Close(_) => return Err(End::ClientClosed),
+        };
+        tracing::trace!(size = data.len(), "frame received");
+        if data.len() > self.shared.config.max_incoming {
+            return Err(End::close(INTERNAL_ERROR, "message.incoming_too_long"));
+        }
+        let (msg, version) = match decode_to_server(data, self.peer.encoding, self.peer.dialect) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let error = e.to_action_error();
+                tracing::debug!(error = %error, "undecodable frame; closing");
+                let notice = ToClient::Error {
+                    error,
+                    action_id: None,
+                };
+                let _ = self.send(&notice, self.peer.version).await;
+                return Err(End::close(INTERNAL_ERROR, "actor.invalid_request"));
+            }
+        };
+        self.peer.saw_version(version);
+        if let ToServer::ActionRequest { id, name, .. } = &msg {
+            tracing::debug!(action = %name, id, "action request");
+            if !self.in_flight.try_start(*id) {
+                let error = ToClient::Error {
+                    error: overloaded("actions in flight on this connection"),
+                    action_id: Some(*id),
+                };
+                return self.send(&error, self.peer.version).await;
+            }
+        }
+        if self.initialized {
+            // A closed link reports `Closed` on its event channel; nothing to do here.
+            let _ = sender.send(msg);
+        } else if self.early.len() >= self.max_early {
+            return Err(End::close(INTERNAL_ERROR, "actor.overloaded"));
+        } else {
+            self.early.push_back(msg);
+        }
+        Ok(())
+    }
+}
+
+/// What a failed read means: an oversized frame, bad UTF-8 or a protocol violation get their
+/// close codes; anything else is a broken transport.
+fn read_error(error: &axum::Error) -> End {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = error.source();
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<tungstenite::Error>() {
+            return match e {
+                tungstenite::Error::Capacity(_) => {
+                    End::close(INTERNAL_ERROR, "message.incoming_too_long")
+                }
+                tungstenite::Error::Utf8(_) => End::close(INVALID_DATA, "actor.invalid_request"),
+                // The peer went away without a close frame: a drop, not a violation.
+                tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                ) => End::Dropped,
+                tungstenite::Error::Protocol(_) => {
+                    End::close(PROTOCOL_ERROR, "actor.invalid_request")
+                }
+                _ => End::Dropped,
+            };
+        }
+        source = e.source();
+    }
+    End::Dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_codes_are_rfc_6455() {
+        assert_eq!(
+            (NORMAL, GOING_AWAY, UNSUPPORTED_DATA, INTERNAL_ERROR),
+            (1000, 1001, 1003, 1011)
+        );
+        assert_eq!(coded(&ActionError::forbidden("x")), "auth.forbidden");
+    }
+}

@@ -1,0 +1,16 @@
+//! Integration tests: a real server on 127.0.0.1:0, real HTTP and WebSocket clients.
+
+// Test helpers are `pub` so every topic module can use them.
+// Helpers outside `#[test]` functions unwrap like the tests do.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
+mod action;
+mod cors;
+mod gateway;
+mod manager;
+mod resume;
+mod robustness;
+mod shutdown;
+mod sse;
+mod support;
+mod ws;
