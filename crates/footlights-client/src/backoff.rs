@@ -16,7 +16,11 @@ pub struct Backoff {
 impl Backoff {
     /// Delays starting at `base`, doubling up to `cap`.
     pub fn new(base: Duration, cap: Duration) -> Self {
-        Backoff { base, cap, attempt: 0 }
+        Backoff {
+            base,
+            cap,
+            attempt: 0,
+        }
     }
 
     /// The next delay, drawn with `rng`.
@@ -26,7 +30,12 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         let floor = (self.base / 2).min(ceiling);
         let span = ceiling.saturating_sub(floor).as_micros() as u64;
-        floor + Duration::from_micros(if span == 0 { 0 } else { rng.random_range(0..=span) })
+        floor
+            + Duration::from_micros(if span == 0 {
+                0
+            } else {
+                rng.random_range(0..=span)
+            })
     }
 
     /// Starts over after a success.
@@ -56,7 +65,10 @@ mod tests {
                 .saturating_mul(1 << n.min(20))
                 .min(Duration::from_secs(5));
             assert!(d <= ceiling, "attempt {n}: {d:?} > {ceiling:?}");
-            assert!(d >= Duration::from_millis(50), "attempt {n}: {d:?} below floor");
+            assert!(
+                d >= Duration::from_millis(50),
+                "attempt {n}: {d:?} below floor"
+            );
         }
     }
 

@@ -68,10 +68,23 @@ impl Default for ConnectionOptions {
 type Reply = oneshot::Sender<Result<Value, ActionError>>;
 
 enum Cmd {
-    Action { name: String, args: Vec<Value>, reply: Reply },
-    Subscribe { name: String, id: u64, sink: mpsc::UnboundedSender<Vec<Value>> },
-    Unsubscribe { name: String, id: u64 },
-    Dispose { done: oneshot::Sender<()> },
+    Action {
+        name: String,
+        args: Vec<Value>,
+        reply: Reply,
+    },
+    Subscribe {
+        name: String,
+        id: u64,
+        sink: mpsc::UnboundedSender<Vec<Value>>,
+    },
+    Unsubscribe {
+        name: String,
+        id: u64,
+    },
+    Dispose {
+        done: oneshot::Sender<()>,
+    },
 }
 
 struct Shared {
@@ -97,13 +110,18 @@ pub struct Connection<A> {
 
 impl<A> Clone for Connection<A> {
     fn clone(&self) -> Self {
-        Connection { shared: self.shared.clone(), _actor: PhantomData }
+        Connection {
+            shared: self.shared.clone(),
+            _actor: PhantomData,
+        }
     }
 }
 
 impl<A> std::fmt::Debug for Connection<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("status", &*self.shared.status.borrow()).finish()
+        f.debug_struct("Connection")
+            .field("status", &*self.shared.status.borrow())
+            .finish()
     }
 }
 
@@ -112,7 +130,11 @@ fn closed_error() -> ActionError {
 }
 
 fn lost_error() -> ActionError {
-    ActionError::new("client", "connection_lost", "the connection dropped before the reply")
+    ActionError::new(
+        "client",
+        "connection_lost",
+        "the connection dropped before the reply",
+    )
 }
 
 impl<A: ActorSpec> Connection<A> {
@@ -130,7 +152,10 @@ impl<A: ActorSpec> Connection<A> {
                 tracing::debug!(error = %e, "first connect failed, retrying in the background");
                 let (tx, rx) = mpsc::unbounded_channel();
                 tx.send(LinkEvent::Closed(CloseReason::error(&e))).ok();
-                Link { sender: Box::new(DeadSender), events: rx }
+                Link {
+                    sender: Box::new(DeadSender),
+                    events: rx,
+                }
             }
         };
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
@@ -155,10 +180,18 @@ impl<A: ActorSpec> Connection<A> {
             ready: Some(ready_tx),
         };
         tokio::spawn(driver.run());
-        let shared = Arc::new(Shared { cmds, status, errors, next_sub: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            cmds,
+            status,
+            errors,
+            next_sub: AtomicU64::new(0),
+        });
         match ready_rx.await {
             Ok(Err(e)) => Err(e),
-            _ => Ok(Connection { shared, _actor: PhantomData }),
+            _ => Ok(Connection {
+                shared,
+                _actor: PhantomData,
+            }),
         }
     }
 
@@ -171,7 +204,11 @@ impl<A: ActorSpec> Connection<A> {
         let (reply, rx) = oneshot::channel();
         self.shared
             .cmds
-            .send(Cmd::Action { name: name.to_owned(), args, reply })
+            .send(Cmd::Action {
+                name: name.to_owned(),
+                args,
+                reply,
+            })
             .map_err(|_| closed_error())?;
         rx.await.unwrap_or_else(|_| Err(closed_error()))
     }
@@ -181,13 +218,25 @@ impl<A: ActorSpec> Connection<A> {
     pub fn on_raw(&self, name: &str) -> RawEvents {
         let id = self.shared.next_sub.fetch_add(1, Ordering::Relaxed);
         let (sink, rx) = mpsc::unbounded_channel();
-        let _ = self.shared.cmds.send(Cmd::Subscribe { name: name.to_owned(), id, sink });
-        RawEvents { rx, name: name.to_owned(), id, cmds: self.shared.cmds.clone() }
+        let _ = self.shared.cmds.send(Cmd::Subscribe {
+            name: name.to_owned(),
+            id,
+            sink,
+        });
+        RawEvents {
+            rx,
+            name: name.to_owned(),
+            id,
+            cmds: self.shared.cmds.clone(),
+        }
     }
 
     /// A typed stream of event `E`. Arguments that do not decode as `E` are skipped and logged.
     pub fn events<E: Event>(&self) -> Events<E> {
-        Events { raw: self.on_raw(E::NAME), _event: PhantomData }
+        Events {
+            raw: self.on_raw(E::NAME),
+            _event: PhantomData,
+        }
     }
 
     /// Waits for the next `E` event.
@@ -255,7 +304,10 @@ impl Stream for RawEvents {
 
 impl Drop for RawEvents {
     fn drop(&mut self) {
-        let _ = self.cmds.send(Cmd::Unsubscribe { name: std::mem::take(&mut self.name), id: self.id });
+        let _ = self.cmds.send(Cmd::Unsubscribe {
+            name: std::mem::take(&mut self.name),
+            id: self.id,
+        });
     }
 }
 
@@ -301,7 +353,12 @@ impl crate::transport::LinkSender for DeadSender {
 fn is_permanent(e: &ActionError) -> bool {
     matches!(
         (e.group(), e.code()),
-        ("auth", _) | ("user", _) | ("actor", "action_not_found" | "invalid_request" | "duplicate_key")
+        ("auth", _)
+            | ("user", _)
+            | (
+                "actor",
+                "action_not_found" | "invalid_request" | "duplicate_key"
+            )
     )
 }
 
@@ -368,7 +425,11 @@ impl Driver {
                 }
                 Step::Retry => {
                     retry_at = None;
-                    match self.transport.connect(&self.target, self.params.as_ref()).await {
+                    match self
+                        .transport
+                        .connect(&self.target, self.params.as_ref())
+                        .await
+                    {
                         Ok(link) => self.link = Some(link),
                         Err(e) if is_permanent(&e) => {
                             self.fail(e);
@@ -403,7 +464,10 @@ impl Driver {
                 let first = listeners.is_empty();
                 listeners.insert(id, sink);
                 if first && self.linked {
-                    self.send(ToServer::SubscriptionRequest { event_name: name, subscribe: true });
+                    self.send(ToServer::SubscriptionRequest {
+                        event_name: name,
+                        subscribe: true,
+                    });
                 }
             }
             Cmd::Unsubscribe { name, id } => {
@@ -426,16 +490,21 @@ impl Driver {
 
     fn send(&mut self, msg: ToServer) {
         if let Some(link) = &self.link
-            && let Err(e) = link.sender.send(msg) {
-                tracing::debug!(error = %e, "send on a closed link");
-            }
+            && let Err(e) = link.sender.send(msg)
+        {
+            tracing::debug!(error = %e, "send on a closed link");
+        }
     }
 
     fn send_action(&mut self, name: String, args: Vec<Value>, reply: Reply) {
         let id = self.next_action;
         self.next_action += 1;
         let sent = match &self.link {
-            Some(link) => link.sender.send(ToServer::ActionRequest { id, name: name.clone(), args: args.clone() }),
+            Some(link) => link.sender.send(ToServer::ActionRequest {
+                id,
+                name: name.clone(),
+                args: args.clone(),
+            }),
             None => Err(closed_error()),
         };
         match sent {
@@ -449,13 +518,23 @@ impl Driver {
 
     fn message(&mut self, msg: ToClient) {
         match msg {
-            ToClient::Init { actor_id, connection_id, .. } => {
+            ToClient::Init {
+                actor_id,
+                connection_id,
+                ..
+            } => {
                 self.linked = true;
                 self.backoff.reset();
-                self.status.send_replace(ConnStatus::Connected { actor_id, conn_id: connection_id });
+                self.status.send_replace(ConnStatus::Connected {
+                    actor_id,
+                    conn_id: connection_id,
+                });
                 let names: Vec<String> = self.subs.keys().cloned().collect();
                 for event_name in names {
-                    self.send(ToServer::SubscriptionRequest { event_name, subscribe: true });
+                    self.send(ToServer::SubscriptionRequest {
+                        event_name,
+                        subscribe: true,
+                    });
                 }
                 while let Some((name, args, reply)) = self.queued.pop_front() {
                     self.send_action(name, args, reply);
@@ -469,12 +548,18 @@ impl Driver {
                     let _ = reply.send(Ok(output));
                 }
             }
-            ToClient::Error { error, action_id: Some(id) } => {
+            ToClient::Error {
+                error,
+                action_id: Some(id),
+            } => {
                 if let Some(reply) = self.pending.remove(&id) {
                     let _ = reply.send(Err(error));
                 }
             }
-            ToClient::Error { error, action_id: None } => {
+            ToClient::Error {
+                error,
+                action_id: None,
+            } => {
                 for (_, reply) in self.pending.drain() {
                     let _ = reply.send(Err(error.clone()));
                 }
@@ -516,7 +601,11 @@ impl Driver {
             return None;
         }
         self.status.send_replace(ConnStatus::Reconnecting);
-        Some(if was_linked { Duration::ZERO } else { self.backoff.next_delay(&mut rand::rng()) })
+        Some(if was_linked {
+            Duration::ZERO
+        } else {
+            self.backoff.next_delay(&mut rand::rng())
+        })
     }
 
     /// Gives up for good with `error`.

@@ -23,7 +23,9 @@ pub struct Client {
 impl Client {
     /// A client over any transport.
     pub fn from_transport(transport: impl Transport) -> Self {
-        Client { transport: Arc::new(transport) }
+        Client {
+            transport: Arc::new(transport),
+        }
     }
 
     /// A client over a shared transport.
@@ -49,12 +51,22 @@ impl Client {
     /// A handle to an existing actor. Lazy: nothing is sent until the first call, which fails
     /// with `actor.not_found` if there is no such actor.
     pub fn get<A: ActorSpec>(&self, key: impl Into<ActorKey>) -> ActorHandle<A> {
-        self.handle(Target::Get { name: A::NAME.to_owned(), key: key.into() }, None)
+        self.handle(
+            Target::Get {
+                name: A::NAME.to_owned(),
+                key: key.into(),
+            },
+            None,
+        )
     }
 
     /// A handle to the actor with this key, created on first use if there is none.
     pub fn get_or_create<A: ActorSpec>(&self, key: impl Into<ActorKey>) -> ActorHandle<A> {
-        let target = Target::GetOrCreate { name: A::NAME.to_owned(), key: key.into(), input: None };
+        let target = Target::GetOrCreate {
+            name: A::NAME.to_owned(),
+            key: key.into(),
+            input: None,
+        };
         self.handle(target, None)
     }
 
@@ -66,9 +78,16 @@ impl Client {
     ) -> ActorHandle<A> {
         let (input, error) = match to_value(input) {
             Ok(v) => (Some(v), None),
-            Err(e) => (None, Some(ActionError::invalid_request(format!("input: {e}")))),
+            Err(e) => (
+                None,
+                Some(ActionError::invalid_request(format!("input: {e}"))),
+            ),
         };
-        let target = Target::GetOrCreate { name: A::NAME.to_owned(), key: key.into(), input };
+        let target = Target::GetOrCreate {
+            name: A::NAME.to_owned(),
+            key: key.into(),
+            input,
+        };
         self.handle(target, error)
     }
 
@@ -82,13 +101,22 @@ impl Client {
         input: &A::Input,
     ) -> Result<ActorHandle<A>, ActionError> {
         let input = to_value(input)?;
-        let id = self.transport.create(A::NAME, &key.into(), Some(input)).await?;
+        let id = self
+            .transport
+            .create(A::NAME, &key.into(), Some(input))
+            .await?;
         Ok(self.get_for_id(id))
     }
 
     /// A handle to an actor by its internal id.
     pub fn get_for_id<A: ActorSpec>(&self, id: impl Into<ActorId>) -> ActorHandle<A> {
-        self.handle(Target::Id { name: A::NAME.to_owned(), id: id.into() }, None)
+        self.handle(
+            Target::Id {
+                name: A::NAME.to_owned(),
+                id: id.into(),
+            },
+            None,
+        )
     }
 
     /// An untyped handle for any target, for callers without the actor's Rust type.
@@ -131,7 +159,9 @@ impl<A> Clone for ActorHandle<A> {
 
 impl<A> std::fmt::Debug for ActorHandle<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActorHandle").field("target", &self.target).finish_non_exhaustive()
+        f.debug_struct("ActorHandle")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
     }
 }
 
@@ -171,7 +201,10 @@ impl<A: ActorSpec> ActorHandle<A> {
     pub async fn action(&self, name: &str, args: Vec<Value>) -> Result<Value, ActionError> {
         self.check()?;
         let params = self.params.as_deref();
-        self.client.transport.action(&self.target, name, args, params).await
+        self.client
+            .transport
+            .action(&self.target, name, args, params)
+            .await
     }
 
     /// The actor's id, creating the actor first for `get_or_create` handles.
@@ -217,17 +250,27 @@ impl<A: ActorSpec> ActorHandle<A> {
 /// so `counter.increment(5).await?` works on both.
 pub trait ActionCaller<A: ActorSpec>: Send + Sync {
     /// Calls a typed action.
-    fn call<M: Action>(&self, msg: M) -> impl Future<Output = Result<M::Output, ActionError>> + Send;
+    fn call<M: Action>(
+        &self,
+        msg: M,
+    ) -> impl Future<Output = Result<M::Output, ActionError>> + Send;
 }
 
 pub(crate) fn decode_output<M: Action>(v: Value) -> Result<M::Output, ActionError> {
     from_value(v).map_err(|e| {
-        ActionError::new("client", "invalid_response", format!("`{}` output: {e}", M::NAME))
+        ActionError::new(
+            "client",
+            "invalid_response",
+            format!("`{}` output: {e}", M::NAME),
+        )
     })
 }
 
 impl<A: ActorSpec> ActionCaller<A> for ActorHandle<A> {
-    fn call<M: Action>(&self, msg: M) -> impl Future<Output = Result<M::Output, ActionError>> + Send {
+    fn call<M: Action>(
+        &self,
+        msg: M,
+    ) -> impl Future<Output = Result<M::Output, ActionError>> + Send {
         let args = msg.into_args();
         async move { decode_output::<M>(self.action(M::NAME, args?).await?) }
     }

@@ -42,9 +42,9 @@ impl Target {
     /// The actor type's name.
     pub fn name(&self) -> &str {
         match self {
-            Target::Get { name, .. } | Target::GetOrCreate { name, .. } | Target::Id { name, .. } => {
-                name
-            }
+            Target::Get { name, .. }
+            | Target::GetOrCreate { name, .. }
+            | Target::Id { name, .. } => name,
         }
     }
 }
@@ -62,17 +62,26 @@ pub struct CloseReason {
 impl CloseReason {
     /// A normal close with a reason (what `conn.disconnect(reason)` sends).
     pub fn normal(reason: impl Into<String>) -> Self {
-        CloseReason { code: 1000, reason: reason.into() }
+        CloseReason {
+            code: 1000,
+            reason: reason.into(),
+        }
     }
 
     /// The server is going away; the client should reconnect.
     pub fn going_away() -> Self {
-        CloseReason { code: 1001, reason: "ws.going_away".into() }
+        CloseReason {
+            code: 1001,
+            reason: "ws.going_away".into(),
+        }
     }
 
     /// A close caused by an error.
     pub fn error(error: &ActionError) -> Self {
-        CloseReason { code: 1011, reason: format!("{}.{}", error.group(), error.code()) }
+        CloseReason {
+            code: 1011,
+            reason: format!("{}.{}", error.group(), error.code()),
+        }
     }
 }
 

@@ -10,13 +10,17 @@ use tokio::sync::Mutex;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: footlights-crash-child <db path>")?;
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: footlights-crash-child <db path>")?;
     let registry = Registry::builder()
         .actor::<Counter>()
         .driver(SqliteDriver::open(path).await?)
         .start()
         .await?;
-    let counter = registry.client().get_or_create::<Counter>([footlights_test::CRASH_KEY]);
+    let counter = registry
+        .client()
+        .get_or_create::<Counter>([footlights_test::CRASH_KEY]);
     let out = Arc::new(Mutex::new(tokio::io::stdout()));
     say(&out, "ready".into()).await;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

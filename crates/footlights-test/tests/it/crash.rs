@@ -29,15 +29,28 @@ async fn start(db: &std::path::Path) -> ChildProc {
         .expect("spawn child");
     let stdin = child.stdin.take().expect("stdin");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = lines.next_line().await.expect("read").expect("child exited before ready");
+    let first = lines
+        .next_line()
+        .await
+        .expect("read")
+        .expect("child exited before ready");
     assert_eq!(first, "ready");
-    ChildProc { child, stdin, lines }
+    ChildProc {
+        child,
+        stdin,
+        lines,
+    }
 }
 
 async fn read_value(p: &mut ChildProc) -> i64 {
     p.stdin.write_all(b"get\n").await.expect("write");
     loop {
-        let line = p.lines.next_line().await.expect("read").expect("child exited");
+        let line = p
+            .lines
+            .next_line()
+            .await
+            .expect("read")
+            .expect("child exited");
         if let Some(v) = line.strip_prefix("value ") {
             return v.parse().expect("number");
         }
@@ -66,7 +79,10 @@ async fn sigkill_never_loses_an_acknowledged_increment() {
             recovered >= max_acked,
             "round {round}: recovered {recovered} < acknowledged {max_acked} (seed {seed})"
         );
-        assert!(recovered <= sent, "round {round}: recovered {recovered} > sent {sent} (seed {seed})");
+        assert!(
+            recovered <= sent,
+            "round {round}: recovered {recovered} > sent {sent} (seed {seed})"
+        );
         // Everything before this point is settled; the next bound starts from what was recovered.
         max_acked = recovered;
         sent = recovered;
@@ -82,7 +98,12 @@ async fn sigkill_never_loses_an_acknowledged_increment() {
         p.stdin.flush().await.expect("flush");
         let mut acks = 0usize;
         while acks < kill_after {
-            let line = p.lines.next_line().await.expect("read").expect("child exited");
+            let line = p
+                .lines
+                .next_line()
+                .await
+                .expect("read")
+                .expect("child exited");
             let n: i64 = line
                 .strip_prefix("ack ")
                 .unwrap_or_else(|| panic!("unexpected line {line:?}"))
@@ -97,8 +118,14 @@ async fn sigkill_never_loses_an_acknowledged_increment() {
     }
     let mut p = start(&db).await;
     let last = read_value(&mut p).await;
-    assert!(last >= max_acked && last <= sent, "final {last} not in [{max_acked}, {sent}]");
-    assert!(total_acks > 0 || ROUNDS == 0, "no increment was ever acknowledged");
+    assert!(
+        last >= max_acked && last <= sent,
+        "final {last} not in [{max_acked}, {sent}]"
+    );
+    assert!(
+        total_acks > 0 || ROUNDS == 0,
+        "no increment was ever acknowledged"
+    );
     p.child.start_kill().expect("kill");
     let _ = p.child.wait().await;
 }

@@ -1,7 +1,8 @@
 //! Integration tests of the runtime through the public API: the registry, the in-process
 //! client and the `#[actor]` macro.
 
-#![allow(unreachable_pub)]
+// Test helpers outside `#[test]` functions may unwrap: a failure there is a test failure.
+#![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod actions;
 mod connections;
