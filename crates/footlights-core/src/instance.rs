@@ -239,8 +239,10 @@ impl<A: Actor> Instance<A> {
     ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
         let storage = |e: footlights_storage::StorageError| ActionError::internal(e.to_string());
         let driver = reg.driver();
-        let meta = driver.actor(id).await.map_err(storage)?;
-        let meta = match meta {
+        // One round trip: the driver serves the three reads back to back.
+        let (meta, alarms, stored) =
+            tokio::join!(driver.actor(id), driver.load_alarms(id), driver.load_state(id));
+        let meta = match meta.map_err(storage)? {
             Some(m) if m.name == A::NAME => m,
             _ => {
                 return Err(ActionError::actor_not_found(format!(
@@ -248,7 +250,7 @@ impl<A: Actor> Instance<A> {
                 )));
             }
         };
-        let alarms = driver.load_alarms(id).await.map_err(storage)?;
+        let alarms = alarms.map_err(storage)?;
         let shared = Arc::new(Shared {
             id: id.clone(),
             key: meta.key.clone(),
@@ -264,8 +266,12 @@ impl<A: Actor> Instance<A> {
         });
         let ctx = Ctx { shared, conn: None };
         let limit = A::options().action_timeout;
-        let mut writes = vec![Write::BumpGeneration { actor: id.clone() }];
-        let (mut actor, loaded) = match driver.load_state(id).await.map_err(storage)? {
+        // The generation bump is bookkeeping no reply depends on: commit it without holding
+        // this actor's outputs behind its fsync.
+        let bump = vec![Write::BumpGeneration { actor: id.clone() }];
+        reg.writer().submit(WriteRequest { writes: bump, gate: Gate::new(), seq: 1 });
+        let mut writes = Vec::new();
+        let (mut actor, loaded) = match stored.map_err(storage)? {
             Some(bytes) => (snapshot::decode::<A>(&bytes)?, bytes),
             None => {
                 let input = match driver.kv_get(id, INPUT_KEY).await.map_err(storage)? {
@@ -308,9 +314,11 @@ impl<A: Actor> Instance<A> {
             });
         }
         writes.extend(ctx.shared.take_pending_writes());
-        let gate = ctx.shared.gate.clone();
-        let seq = gate.issue();
-        reg.writer().submit(WriteRequest { writes, gate, seq });
+        if !writes.is_empty() {
+            let gate = ctx.shared.gate.clone();
+            let seq = gate.issue();
+            reg.writer().submit(WriteRequest { writes, gate, seq });
+        }
         // Alarms loaded from storage are already on the registry clock (it loads them at
         // startup and keeps them across sleeps).
         tracing::debug!(actor = A::NAME, %id, key = %meta.key, "actor started");
