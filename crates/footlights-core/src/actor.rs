@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::conn::{Conn, ConnRequest};
 use crate::ctx::Ctx;
+use crate::raw::{RawRequest, RawResponse, RawSocket, WsMessage};
 
 /// The connection-related types of an actor: params clients send, the per-connection state,
 /// and the auth data the before-connect hook returns.
@@ -212,6 +213,54 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
         conn: &Conn<Self>,
     ) -> impl Future<Output = ()> + Send {
         let _ = (ctx, conn);
+        async {}
+    }
+
+    /// Handles a raw HTTP request (a client's `fetch` to `/request/...`); the response goes
+    /// back unchanged. It runs with a short-lived connection, like a stateless action.
+    /// `Ok(None)`, the default, means "no handler": the client gets a 404.
+    fn on_request(
+        &mut self,
+        ctx: &Ctx<Self>,
+        request: RawRequest,
+    ) -> impl Future<Output = Result<Option<RawResponse>, ActionError>> + Send {
+        let _ = (ctx, request);
+        async { Ok(None) }
+    }
+
+    /// A raw WebSocket opens (`/websocket/...`). Return `true` to accept it and keep `socket`
+    /// to send on it; the default refuses it (no handler). The socket keeps the actor awake
+    /// while it is open. Raw sockets are not in [`Ctx::conns`] and get no events.
+    fn on_websocket(
+        &mut self,
+        ctx: &Ctx<Self>,
+        socket: &RawSocket,
+        request: &ConnRequest,
+    ) -> impl Future<Output = Result<bool, ActionError>> + Send {
+        let _ = (ctx, socket, request);
+        async { Ok(false) }
+    }
+
+    /// A message arrived on an accepted raw WebSocket.
+    fn on_websocket_message(
+        &mut self,
+        ctx: &Ctx<Self>,
+        socket: &RawSocket,
+        msg: WsMessage,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, socket, msg);
+        async {}
+    }
+
+    /// A raw WebSocket closed (by the client, or by [`RawSocket::close`]).
+    fn on_websocket_close(
+        &mut self,
+        ctx: &Ctx<Self>,
+        socket: &RawSocket,
+        code: u16,
+        reason: &str,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, socket, code, reason);
         async {}
     }
 }

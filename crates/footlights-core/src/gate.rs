@@ -17,6 +17,8 @@ use footlights_client::{CloseReason, LinkEvent};
 use footlights_protocol::{ActionError, ToClient, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::raw::{RawEvent, RawResponse};
+
 /// How many messages a detached connection keeps for its client; past that it is closed.
 const DETACHED_BUFFER: usize = 1024;
 
@@ -143,6 +145,13 @@ pub(crate) enum Output {
     ToConn(Arc<ConnSink>, ToClient),
     /// Close one connection, then tell the waiter.
     Close(Arc<ConnSink>, CloseReason, Option<oneshot::Sender<()>>),
+    /// The answer to a raw HTTP request.
+    RawReply(
+        oneshot::Sender<Result<Option<RawResponse>, ActionError>>,
+        Result<Option<RawResponse>, ActionError>,
+    ),
+    /// A message or close for a raw WebSocket.
+    Raw(mpsc::UnboundedSender<RawEvent>, RawEvent),
 }
 
 impl Output {
@@ -157,6 +166,12 @@ impl Output {
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
+            }
+            Output::RawReply(tx, result) => {
+                let _ = tx.send(result);
+            }
+            Output::Raw(tx, event) => {
+                let _ = tx.send(event);
             }
         }
     }
@@ -174,6 +189,8 @@ impl Output {
                 },
             )),
             Output::ToConn(_, ToClient::Event { .. }) => None,
+            Output::RawReply(tx, _) => Some(Output::RawReply(tx, Err(error))),
+            Output::Raw(_, RawEvent::Message(_)) => None,
             other => Some(other),
         }
     }

@@ -28,6 +28,8 @@ mod conn;
 mod ctx;
 mod gate;
 mod instance;
+mod local;
+pub mod raw;
 mod registry;
 mod snapshot;
 mod writer;
@@ -39,4 +41,5 @@ pub use actor::{
 pub use conn::{Conn, ConnRequest};
 pub use ctx::{Ctx, Schedule};
 pub use footlights_protocol::{ActionError, ActorId, ActorKey, Value};
+pub use raw::{RawEvent, RawLink, RawLinkSender, RawRequest, RawResponse, RawSocket, WsMessage};
 pub use registry::{Registry, RegistryBuilder};

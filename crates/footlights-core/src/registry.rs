@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
-use footlights_client::{Client, Link, LinkSender, Target};
-use footlights_protocol::{ActionError, ActorId, ActorKey, ConnId, ToServer, Value};
+use footlights_client::{Client, Link, Target};
+use footlights_protocol::{ActionError, ActorId, ActorKey, ConnId, Value};
 use footlights_storage::{ActorMeta, CreateOutcome, Driver, MemoryDriver, StorageError, Write};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -14,6 +14,8 @@ use crate::actor::{ActionTable, Actor};
 use crate::clock::ClockHandle;
 use crate::conn::ConnRequest;
 use crate::instance::{self, INPUT_KEY, Msg, Start};
+use crate::local::{LocalLink, LocalTransport};
+use crate::raw::{RawLink, RawLinkSender, RawRequest, RawResponse};
 use crate::snapshot;
 use crate::writer::Writer;
 
@@ -260,11 +262,67 @@ impl Registry {
         };
         let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
         Ok(Link {
-            sender: Box::new(LocalLink {
-                mailbox,
-                conn_id,
-                link,
-            }),
+            sender: Box::new(LocalLink::new(mailbox, conn_id, link)),
+            events,
+        })
+    }
+
+    /// Hands a raw HTTP request to the actor's request handler
+    /// ([`Actor::on_request`](crate::Actor::on_request)), with a short-lived connection built
+    /// from `params` and the request.
+    ///
+    /// # Errors
+    /// `handler.request_not_defined` (404) when the actor has no handler; the connect hooks'
+    /// and the handler's errors.
+    pub async fn request(
+        &self,
+        target: &Target,
+        params: Option<Value>,
+        request: RawRequest,
+    ) -> Result<RawResponse, ActionError> {
+        let id = self.inner.resolve(target).await?;
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Request {
+            params,
+            request,
+            reply,
+        };
+        self.inner.send(target.name(), &id, Some(msg))?;
+        match rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))? {
+            Some(response) => Ok(response),
+            None => Err(ActionError::new(
+                "handler",
+                "request_not_defined",
+                "the actor has no raw HTTP handler",
+            )),
+        }
+    }
+
+    /// Opens a raw WebSocket to the actor
+    /// ([`Actor::on_websocket`](crate::Actor::on_websocket)). The link's first event is
+    /// [`RawEvent::Open`](crate::RawEvent::Open), or a close if the actor refused it
+    /// (`handler.websocket_not_defined` when it has no handler).
+    ///
+    /// # Errors
+    /// When the actor cannot be found or started.
+    pub async fn websocket(
+        &self,
+        target: &Target,
+        params: Option<Value>,
+        request: ConnRequest,
+    ) -> Result<RawLink, ActionError> {
+        let id = self.inner.resolve(target).await?;
+        let socket = self.inner.next_link.fetch_add(1, Ordering::Relaxed);
+        let (tx, events) = mpsc::unbounded_channel();
+        let msg = Msg::WsOpen {
+            socket,
+            params,
+            request,
+            tx,
+        };
+        let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
+        Ok(RawLink {
+            sender: RawLinkSender { mailbox, socket },
             events,
         })
     }
@@ -358,9 +416,7 @@ impl RegistryInner {
     }
 
     pub(crate) fn client(&self) -> Client {
-        Client::from_transport(LocalTransport {
-            reg: self.me.clone(),
-        })
+        Client::from_transport(LocalTransport::new(self.me.clone()))
     }
 
     fn check_type(&self, name: &str) -> Result<(), ActionError> {
@@ -373,7 +429,7 @@ impl RegistryInner {
         }
     }
 
-    async fn resolve(&self, target: &Target) -> Result<ActorId, ActionError> {
+    pub(crate) async fn resolve(&self, target: &Target) -> Result<ActorId, ActionError> {
         match target {
             Target::Id { name, id } => {
                 self.check_type(name)?;
@@ -407,7 +463,7 @@ impl RegistryInner {
         }
     }
 
-    async fn create(
+    pub(crate) async fn create(
         &self,
         name: &str,
         key: &ActorKey,
@@ -465,7 +521,7 @@ impl RegistryInner {
 
     /// Delivers `msg` to the actor, starting an instance if none is awake. Returns the
     /// mailbox it went to.
-    fn send(
+    pub(crate) fn send(
         &self,
         name: &str,
         id: &ActorId,
@@ -519,7 +575,7 @@ impl RegistryInner {
         Ok(tx)
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         name: &str,
         id: &ActorId,
@@ -540,7 +596,7 @@ impl RegistryInner {
         rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))
     }
 
-    fn connect(
+    pub(crate) fn connect(
         &self,
         name: &str,
         id: &ActorId,
@@ -559,11 +615,7 @@ impl RegistryInner {
         };
         let mailbox = self.send(name, id, Some(msg))?;
         Ok(Link {
-            sender: Box::new(LocalLink {
-                mailbox,
-                conn_id,
-                link,
-            }),
+            sender: Box::new(LocalLink::new(mailbox, conn_id, link)),
             events,
         })
     }
@@ -605,104 +657,5 @@ impl RegistryInner {
         if keys.get(&k) == Some(id) {
             keys.remove(&k);
         }
-    }
-}
-
-/// The in-process transport: calls go straight to actor mailboxes.
-#[derive(Debug, Clone)]
-struct LocalTransport {
-    reg: Weak<RegistryInner>,
-}
-
-impl LocalTransport {
-    fn reg(&self) -> Result<Arc<RegistryInner>, ActionError> {
-        self.reg.upgrade().ok_or_else(ActionError::stopping)
-    }
-}
-
-impl footlights_client::Transport for LocalTransport {
-    fn resolve<'a>(
-        &'a self,
-        target: &'a Target,
-    ) -> futures::future::BoxFuture<'a, Result<ActorId, ActionError>> {
-        Box::pin(async move { self.reg()?.resolve(target).await })
-    }
-
-    fn create<'a>(
-        &'a self,
-        name: &'a str,
-        key: &'a ActorKey,
-        input: Option<Value>,
-    ) -> futures::future::BoxFuture<'a, Result<ActorId, ActionError>> {
-        Box::pin(async move { self.reg()?.create(name, key, input).await })
-    }
-
-    fn action<'a>(
-        &'a self,
-        target: &'a Target,
-        name: &'a str,
-        args: Vec<Value>,
-        params: Option<&'a Value>,
-    ) -> futures::future::BoxFuture<'a, Result<Value, ActionError>> {
-        Box::pin(async move {
-            let reg = self.reg()?;
-            let id = reg.resolve(target).await?;
-            reg.call(
-                target.name(),
-                &id,
-                name,
-                args,
-                params.cloned(),
-                ConnRequest::local(),
-            )
-            .await
-        })
-    }
-
-    fn connect<'a>(
-        &'a self,
-        target: &'a Target,
-        params: Option<&'a Value>,
-    ) -> futures::future::BoxFuture<'a, Result<Link, ActionError>> {
-        Box::pin(async move {
-            let reg = self.reg()?;
-            let id = reg.resolve(target).await?;
-            reg.connect(target.name(), &id, params.cloned(), ConnRequest::local())
-        })
-    }
-}
-
-/// The client side of an in-process connection.
-#[derive(Debug)]
-struct LocalLink {
-    mailbox: mpsc::UnboundedSender<Msg>,
-    conn_id: ConnId,
-    link: u64,
-}
-
-impl LinkSender for LocalLink {
-    fn send(&self, msg: ToServer) -> Result<(), ActionError> {
-        self.mailbox
-            .send(Msg::FromConn {
-                conn_id: self.conn_id.clone(),
-                msg,
-            })
-            .map_err(|_| {
-                ActionError::new("client", "connection_closed", "the connection is closed")
-            })
-    }
-
-    fn close(&self) {
-        let _ = self.mailbox.send(Msg::ConnClosed {
-            conn_id: self.conn_id.clone(),
-            link: Some(self.link),
-        });
-    }
-
-    fn lost(&self) {
-        let _ = self.mailbox.send(Msg::ConnLost {
-            conn_id: self.conn_id.clone(),
-            link: self.link,
-        });
     }
 }

@@ -140,6 +140,8 @@ pub(crate) struct ActionFn {
     pub(crate) docs: Vec<Attribute>,
     /// The method's `#[cfg]`s, repeated on every generated item.
     pub(crate) cfgs: Vec<Attribute>,
+    /// The action's own timeout in milliseconds, from `#[action(timeout_ms = N)]`.
+    pub(crate) timeout_ms: Option<u64>,
 }
 
 /// Whether an attribute is `#[action]` (or `#[footlights::action]`).
@@ -151,24 +153,46 @@ pub(crate) fn is_action_attr(attr: &Attribute) -> bool {
             && path.segments[1].ident == "action")
 }
 
-/// Reads `#[action]` / `#[action(name = "x")]`: the wire name override, if any.
-pub(crate) fn parse_action_attr(attr: &Attribute) -> syn::Result<Option<String>> {
+/// What `#[action(..)]` may say.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ActionAttr {
+    /// The wire name override.
+    pub(crate) name: Option<String>,
+    /// The action's own timeout, in milliseconds.
+    pub(crate) timeout_ms: Option<u64>,
+}
+
+/// Reads `#[action]` / `#[action(name = "x", timeout_ms = 500)]`.
+pub(crate) fn parse_action_attr(attr: &Attribute) -> syn::Result<ActionAttr> {
     match &attr.meta {
-        syn::Meta::Path(_) => Ok(None),
+        syn::Meta::Path(_) => Ok(ActionAttr::default()),
         syn::Meta::List(_) => {
-            let mut name = None;
+            let mut out = ActionAttr::default();
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("name") {
-                    if name.is_some() {
+                    if out.name.is_some() {
                         return Err(meta.error("`name` is given twice"));
                     }
-                    name = Some(parse_wire_name(&meta.value()?.parse()?)?);
+                    out.name = Some(parse_wire_name(&meta.value()?.parse()?)?);
+                    Ok(())
+                } else if meta.path.is_ident("timeout_ms") {
+                    if out.timeout_ms.is_some() {
+                        return Err(meta.error("`timeout_ms` is given twice"));
+                    }
+                    let lit: syn::LitInt = meta.value()?.parse()?;
+                    let ms: u64 = lit.base10_parse()?;
+                    if ms == 0 {
+                        return Err(syn::Error::new_spanned(lit, "a timeout of 0 ms would fail every call"));
+                    }
+                    out.timeout_ms = Some(ms);
                     Ok(())
                 } else {
-                    Err(meta.error("unknown `#[action]` argument; the only one is `name = \"..\"`"))
+                    Err(meta.error(
+                        "unknown `#[action]` argument; the arguments are `name = \"..\"` and `timeout_ms = N`",
+                    ))
                 }
             })?;
-            Ok(name)
+            Ok(out)
         }
         syn::Meta::NameValue(nv) => Err(syn::Error::new_spanned(
             nv,
@@ -188,7 +212,8 @@ fn ctx_param(ty: &Type) -> Option<bool> {
 }
 
 /// Reads and checks an `#[action]` method (its `#[action]` attribute already removed).
-pub(crate) fn analyze(method: &ImplItemFn, name: Option<String>) -> syn::Result<ActionFn> {
+pub(crate) fn analyze(method: &ImplItemFn, attr: ActionAttr) -> syn::Result<ActionFn> {
+    let ActionAttr { name, timeout_ms } = attr;
     let sig = &method.sig;
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         return Err(syn::Error::new_spanned(
@@ -291,6 +316,7 @@ pub(crate) fn analyze(method: &ImplItemFn, name: Option<String>) -> syn::Result<
     Ok(ActionFn {
         method: sig.ident.clone(),
         vis: method.vis.clone(),
+        timeout_ms,
         wire_name: name.unwrap_or_else(|| wire_name(&sig.ident)),
         struct_ident: pascal_ident(&sig.ident)?,
         kind,
@@ -517,9 +543,20 @@ impl ActionFn {
             Kind::Write => quote!(write),
             Kind::Deferred => quote!(deferred),
         };
+        let timeout = self.timeout_ms.map(|ms| {
+            let p = private();
+            quote! {
+                #(#cfgs)*
+                #table.timeout(
+                    <#path as #p::protocol::Action>::NAME,
+                    ::core::time::Duration::from_millis(#ms),
+                );
+            }
+        });
         quote! {
             #(#cfgs)*
             #table.#register::<#path>();
+            #timeout
         }
     }
 
@@ -627,7 +664,7 @@ mod tests {
     }
 
     fn action(method: ImplItemFn) -> syn::Result<ActionFn> {
-        analyze(&method, None)
+        analyze(&method, ActionAttr::default())
     }
 
     #[test]
@@ -674,7 +711,10 @@ mod tests {
             &parse_quote!(
                 fn reset(&mut self) {}
             ),
-            Some("wipe".into()),
+            ActionAttr {
+                name: Some("wipe".into()),
+                timeout_ms: None,
+            },
         )
         .unwrap();
         assert_eq!(a.wire_name, "wipe");
@@ -766,10 +806,17 @@ mod tests {
     fn action_attribute_arguments() {
         let attr: Attribute = parse_quote!(#[action]);
         assert!(is_action_attr(&attr));
-        assert_eq!(parse_action_attr(&attr).unwrap(), None);
+        assert_eq!(parse_action_attr(&attr).unwrap(), ActionAttr::default());
         let attr: Attribute = parse_quote!(#[footlights::action(name = "bump")]);
         assert!(is_action_attr(&attr));
-        assert_eq!(parse_action_attr(&attr).unwrap().as_deref(), Some("bump"));
+        assert_eq!(
+            parse_action_attr(&attr).unwrap().name.as_deref(),
+            Some("bump")
+        );
+        let attr: Attribute = parse_quote!(#[action(timeout_ms = 250)]);
+        assert_eq!(parse_action_attr(&attr).unwrap().timeout_ms, Some(250));
+        assert!(parse_action_attr(&parse_quote!(#[action(timeout_ms = 0)])).is_err());
+        assert!(parse_action_attr(&parse_quote!(#[action(timeout_ms = "x")])).is_err());
         assert!(!is_action_attr(&parse_quote!(#[other::action])));
         assert!(parse_action_attr(&parse_quote!(#[action(nme = "x")])).is_err());
         assert!(parse_action_attr(&parse_quote!(#[action(name = "")])).is_err());

@@ -26,6 +26,10 @@ pub(crate) const HOOKS: &[(&str, bool)] = &[
     ("create_conn_state", true),
     ("on_connect", true),
     ("on_disconnect", true),
+    ("on_request", true),
+    ("on_websocket", true),
+    ("on_websocket_message", true),
+    ("on_websocket_close", true),
 ];
 
 /// `#[actor(name = "..", input = T, conn = Conns<..>)]`, every part optional.

@@ -215,7 +215,9 @@ impl ActionError {
         match (&*self.group, &*self.code) {
             ("auth", "forbidden") => 403,
             ("auth", "unauthorized") => 401,
-            ("actor", "not_found" | "action_not_found") | ("connection", "not_found") => 404,
+            ("actor", "not_found" | "action_not_found")
+            | ("connection", "not_found")
+            | ("handler", _) => 404,
             ("actor", "method_not_allowed") => 405,
             ("actor", "action_timed_out") => 408,
             ("actor", "rate_limited") => 429,

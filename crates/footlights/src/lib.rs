@@ -52,7 +52,8 @@ pub use footlights_client::{
 };
 pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, Ctx, Deferred,
-    DeferredHandler, Handler, ReadHandler, Registry, RegistryBuilder, Schedule,
+    DeferredHandler, Handler, RawEvent, RawRequest, RawResponse, RawSocket, ReadHandler, Registry,
+    RegistryBuilder, Schedule, WsMessage,
 };
 #[cfg(feature = "macros")]
 pub use footlights_macros::{Event, action, actor};

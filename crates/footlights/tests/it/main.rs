@@ -10,5 +10,6 @@ mod deferred;
 mod durability;
 mod keys;
 mod lifecycle;
+mod raw;
 mod resume;
 mod schedule;

@@ -24,9 +24,15 @@ use crate::actor::{ActionTable, Actor, ActorOptions, Entry, Outcome};
 use crate::conn::{Conn, ConnRequest};
 use crate::ctx::{Ctx, Shared};
 use crate::gate::{ConnSink, Gate, Output};
+use crate::raw::{RawEvent, RawRequest, RawResponse, RawSocket, WsMessage};
 use crate::registry::RegistryInner;
 use crate::snapshot;
 use crate::writer::WriteRequest;
+
+mod boot;
+mod conns;
+mod raw;
+mod stop;
 
 /// The storage key under which a new actor's create input waits for its first start.
 pub(crate) const INPUT_KEY: &[u8] = b"footlights.input";
@@ -68,6 +74,27 @@ pub(crate) enum Msg {
     },
     /// A scheduled call is due.
     Alarm { alarm_id: String },
+    /// A raw HTTP request for the actor's request handler.
+    Request {
+        params: Option<Value>,
+        request: RawRequest,
+        reply: oneshot::Sender<Result<Option<RawResponse>, ActionError>>,
+    },
+    /// A raw WebSocket opens.
+    WsOpen {
+        socket: u64,
+        params: Option<Value>,
+        request: ConnRequest,
+        tx: mpsc::UnboundedSender<RawEvent>,
+    },
+    /// A message on a raw WebSocket.
+    WsMessage { socket: u64, msg: WsMessage },
+    /// A raw WebSocket closed.
+    WsClosed {
+        socket: u64,
+        code: u16,
+        reason: String,
+    },
     /// The registry is shutting down: save and stop.
     Stop { done: oneshot::Sender<()> },
 }
@@ -164,6 +191,14 @@ fn drain(mut rx: mpsc::UnboundedReceiver<Msg>, error: &ActionError) {
             Msg::Stop { done } => {
                 let _ = done.send(());
             }
+            Msg::Request { reply, .. } => {
+                let _ = reply.send(Err(error.masked()));
+            }
+            Msg::WsOpen { tx, .. } => {
+                let reason = format!("{}.{}", error.group(), error.code());
+                let _ = tx.send(RawEvent::Closed { code: 1011, reason });
+            }
+            Msg::WsMessage { .. } | Msg::WsClosed { .. } => {}
             Msg::FromConn { .. }
             | Msg::ConnClosed { .. }
             | Msg::ConnLost { .. }
@@ -194,6 +229,8 @@ struct Instance<A: Actor> {
     done: watch::Sender<bool>,
     /// Connections whose link dropped, with the time their grace period ends.
     detached: Vec<(ConnId, Instant)>,
+    /// Accepted raw WebSockets, each with the connection it runs under.
+    raw_sockets: Vec<(RawSocket, Conn<A>)>,
 }
 
 type BootError = (
@@ -203,130 +240,10 @@ type BootError = (
 );
 
 impl<A: Actor> Instance<A> {
-    async fn boot(
-        id: footlights_protocol::ActorId,
-        token: u64,
-        rx: mpsc::UnboundedReceiver<Msg>,
-        tx: mpsc::UnboundedSender<Msg>,
-        reg: Arc<RegistryInner>,
-        table: Arc<ActionTable<A>>,
-        done: watch::Sender<bool>,
-    ) -> Result<Self, BootError> {
-        match Self::load(&id, &tx, &reg).await {
-            Ok((actor, ctx, last_snapshot)) => Ok(Instance {
-                actor,
-                ctx,
-                table,
-                options: A::options(),
-                rx,
-                reg,
-                token,
-                deferred: FuturesUnordered::new(),
-                last_snapshot,
-                dirty: false,
-                panicked: false,
-                done,
-                detached: Vec::new(),
-            }),
-            Err(e) => Err((e, rx, done)),
-        }
-    }
-
-    async fn load(
-        id: &footlights_protocol::ActorId,
-        tx: &mpsc::UnboundedSender<Msg>,
-        reg: &Arc<RegistryInner>,
-    ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
-        let storage = |e: footlights_storage::StorageError| ActionError::internal(e.to_string());
-        let driver = reg.driver();
-        // One round trip: the driver serves the three reads back to back.
-        let (meta, alarms, stored) =
-            tokio::join!(driver.actor(id), driver.load_alarms(id), driver.load_state(id));
-        let meta = match meta.map_err(storage)? {
-            Some(m) if m.name == A::NAME => m,
-            _ => {
-                return Err(ActionError::actor_not_found(format!(
-                    "actor {id} not found"
-                )));
-            }
-        };
-        let alarms = alarms.map_err(storage)?;
-        let shared = Arc::new(Shared {
-            id: id.clone(),
-            key: meta.key.clone(),
-            gate: Gate::new(),
-            conns: Default::default(),
-            mailbox: tx.clone(),
-            client: reg.client(),
-            clock: reg.clock(),
-            alarms: std::sync::Mutex::new(alarms.into_iter().map(|a| (a.id.clone(), a)).collect()),
-            pending_writes: Default::default(),
-            sleep_requested: false.into(),
-            destroy_requested: false.into(),
-        });
-        let ctx = Ctx { shared, conn: None };
-        let limit = A::options().action_timeout;
-        // The generation bump is bookkeeping no reply depends on: commit it without holding
-        // this actor's outputs behind its fsync.
-        let bump = vec![Write::BumpGeneration { actor: id.clone() }];
-        reg.writer().submit(WriteRequest { writes: bump, gate: Gate::new(), seq: 1 });
-        let mut writes = Vec::new();
-        let (mut actor, loaded) = match stored.map_err(storage)? {
-            Some(bytes) => (snapshot::decode::<A>(&bytes)?, bytes),
-            None => {
-                let input = match driver.kv_get(id, INPUT_KEY).await.map_err(storage)? {
-                    Some(bytes) => snapshot::decode::<Value>(&bytes)?,
-                    None => Value::Null,
-                };
-                let input: A::Input = from_value(input)
-                    .map_err(|e| ActionError::invalid_request(format!("create input: {e}")))?;
-                let mut actor = guarded(
-                    limit,
-                    ActionError::action_timed_out,
-                    A::create_state(&ctx, &input),
-                )
-                .await?;
-                guarded(
-                    limit,
-                    ActionError::action_timed_out,
-                    actor.on_create(&ctx, &input),
-                )
-                .await?;
-                writes.push(Write::KvDelete {
-                    actor: id.clone(),
-                    key: INPUT_KEY.to_vec(),
-                });
-                (actor, Vec::new())
-            }
-        };
-        guarded(
-            limit,
-            ActionError::action_timed_out,
-            actor.create_vars(&ctx),
-        )
-        .await?;
-        guarded(limit, ActionError::action_timed_out, actor.on_wake(&ctx)).await?;
-        let snapshot = snapshot::encode(&actor)?;
-        if snapshot != loaded {
-            writes.push(Write::State {
-                actor: id.clone(),
-                bytes: snapshot.clone(),
-            });
-        }
-        writes.extend(ctx.shared.take_pending_writes());
-        if !writes.is_empty() {
-            let gate = ctx.shared.gate.clone();
-            let seq = gate.issue();
-            reg.writer().submit(WriteRequest { writes, gate, seq });
-        }
-        // Alarms loaded from storage are already on the registry clock (it loads them at
-        // startup and keeps them across sleeps).
-        tracing::debug!(actor = A::NAME, %id, key = %meta.key, "actor started");
-        Ok((actor, ctx, snapshot))
-    }
-
     fn idle(&self) -> bool {
-        self.deferred.is_empty() && self.ctx.shared.conns().is_empty()
+        self.deferred.is_empty()
+            && self.raw_sockets.is_empty()
+            && self.ctx.shared.conns().is_empty()
     }
 
     async fn run(mut self) {
@@ -490,230 +407,28 @@ impl<A: Actor> Instance<A> {
                 }
             }
             Msg::Alarm { alarm_id } => self.fire_alarm(alarm_id).await,
+            Msg::Request {
+                params,
+                request,
+                reply,
+            } => self.raw_request(params, request, reply).await,
+            Msg::WsOpen {
+                socket,
+                params,
+                request,
+                tx,
+            } => self.ws_open(socket, params, request, tx).await,
+            Msg::WsMessage { socket, msg } => self.ws_message(socket, msg).await,
+            Msg::WsClosed {
+                socket,
+                code,
+                reason,
+            } => self.ws_closed(socket, code, &reason).await,
             Msg::Stop { done } => {
                 let _ = done.send(());
             }
         }
         self.end().await;
-    }
-
-    async fn connect(
-        &mut self,
-        conn_id: ConnId,
-        link: u64,
-        params: Option<Value>,
-        request: &ConnRequest,
-        tx: mpsc::UnboundedSender<LinkEvent>,
-    ) {
-        let sink = ConnSink::new(tx, link);
-        if let Err(e) = self
-            .open_conn(conn_id, params, request, Some(sink.clone()))
-            .await
-        {
-            let e = for_client(A::NAME, e);
-            let gate = &self.ctx.shared.gate;
-            let reason = CloseReason::error(&e);
-            gate.push(Output::ToConn(
-                sink.clone(),
-                ToClient::Error {
-                    error: e,
-                    action_id: None,
-                },
-            ));
-            gate.push(Output::Close(sink, reason, None));
-        }
-    }
-
-    /// Gives a kept connection a new link if the token matches. Its state and subscriptions
-    /// are untouched; `Init` (same id and token) goes out first, then what was buffered.
-    fn resume(
-        &mut self,
-        conn_id: &ConnId,
-        link: u64,
-        token: &str,
-        tx: &mpsc::UnboundedSender<LinkEvent>,
-    ) -> bool {
-        let Some(conn) = self.ctx.conn_by_id(conn_id) else {
-            return false;
-        };
-        let Some(sink) = conn.sink() else {
-            return false;
-        };
-        if conn.token() != token {
-            return false;
-        }
-        let init = ToClient::Init {
-            actor_id: self.ctx.shared.id.clone(),
-            connection_id: conn_id.clone(),
-            connection_token: Some(token.to_owned()),
-        };
-        if !sink.attach(tx.clone(), link, init) {
-            return false;
-        }
-        self.detached.retain(|(id, _)| id != conn_id);
-        tracing::debug!(actor = A::NAME, %conn_id, "connection resumed");
-        true
-    }
-
-    fn next_expiry(&self) -> Instant {
-        self.detached
-            .iter()
-            .map(|(_, t)| *t)
-            .min()
-            .unwrap_or_else(Instant::now)
-    }
-
-    /// Ends the connections whose grace period is over and were not resumed.
-    async fn expire_detached(&mut self) {
-        self.begin();
-        let now = Instant::now();
-        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.detached)
-            .into_iter()
-            .partition(|(_, t)| *t <= now);
-        self.detached = kept;
-        for (conn_id, _) in expired {
-            let still_detached = self
-                .ctx
-                .conn_by_id(&conn_id)
-                .and_then(|c| c.sink().cloned())
-                .is_some_and(|s| s.is_detached());
-            if still_detached && let Some(conn) = self.remove_conn(&conn_id) {
-                if let Some(sink) = conn.sink() {
-                    sink.close(CloseReason::normal("resume window ended"));
-                }
-                self.disconnect_hook(&conn).await;
-            }
-        }
-        self.end().await;
-    }
-
-    async fn stateless_action(
-        &mut self,
-        name: String,
-        args: Vec<Value>,
-        params: Option<Value>,
-        request: ConnRequest,
-        reply: oneshot::Sender<Result<Value, ActionError>>,
-    ) {
-        let conn_id = ConnId::new(uuid::Uuid::new_v4().simple().to_string());
-        let conn = match self.open_conn(conn_id, params, &request, None).await {
-            Ok(conn) => conn,
-            Err(e) => {
-                let e = for_client(A::NAME, e);
-                return self.ctx.shared.gate.push(Output::Reply(reply, Err(e)));
-            }
-        };
-        match self.invoke(&name, args, Some(conn.clone())).await {
-            Invoked::Now(result) => {
-                let result = result.map_err(|e| for_client(A::NAME, e));
-                self.ctx.shared.gate.push(Output::Reply(reply, result));
-                self.close_ephemeral(&conn).await;
-            }
-            Invoked::Later(fut) => {
-                self.deferred.push(Box::pin(
-                    async move { (Waiter::Reply(reply, conn), fut.await) },
-                ));
-            }
-        }
-    }
-
-    fn reply_conn(&self, sink: &Arc<ConnSink>, id: u64, result: Result<Value, ActionError>) {
-        let msg = match result {
-            Ok(output) => ToClient::ActionResponse { id, output },
-            Err(e) => ToClient::Error {
-                error: for_client(A::NAME, e),
-                action_id: Some(id),
-            },
-        };
-        self.ctx.shared.gate.push(Output::ToConn(sink.clone(), msg));
-    }
-
-    /// Runs the connect hooks and adds the connection. For real connections `Init` goes out
-    /// right after the connection joins the list, before the connect hook runs.
-    async fn open_conn(
-        &mut self,
-        conn_id: ConnId,
-        params: Option<Value>,
-        request: &ConnRequest,
-        sink: Option<Arc<ConnSink>>,
-    ) -> Result<Conn<A>, ActionError> {
-        let params = from_value(params.unwrap_or(Value::Null))
-            .map_err(|e| ActionError::invalid_request(format!("connection params: {e}")))?;
-        let limit = self.options.connect_timeout;
-        let ctx = self.ctx.clone();
-        self.dirty = true;
-        let auth = guarded(
-            limit,
-            ActionError::callback_timed_out,
-            self.actor.on_before_connect(&ctx, &params, request),
-        )
-        .await
-        .inspect_err(|e| self.panicked |= is_panic(e))?;
-        let state = guarded(
-            limit,
-            ActionError::callback_timed_out,
-            self.actor.create_conn_state(&ctx, &params, request),
-        )
-        .await
-        .inspect_err(|e| self.panicked |= is_panic(e))?;
-        let shared = &self.ctx.shared;
-        let conn = Conn::new(
-            conn_id,
-            params,
-            auth,
-            state,
-            sink.clone(),
-            shared.gate.clone(),
-            shared.mailbox.clone(),
-        );
-        shared.conns().push(conn.clone());
-        if let Some(sink) = &sink {
-            let init = ToClient::Init {
-                actor_id: shared.id.clone(),
-                connection_id: conn.id().clone(),
-                connection_token: Some(conn.token().to_owned()),
-            };
-            shared.gate.push(Output::ToConn(sink.clone(), init));
-        }
-        let connected = guarded(
-            limit,
-            ActionError::callback_timed_out,
-            self.actor.on_connect(&ctx, &conn),
-        )
-        .await;
-        if let Err(e) = connected {
-            self.panicked |= is_panic(&e);
-            self.remove_conn(conn.id());
-            return Err(e);
-        }
-        Ok(conn)
-    }
-
-    fn remove_conn(&self, id: &ConnId) -> Option<Conn<A>> {
-        let mut conns = self.ctx.shared.conns();
-        let at = conns.iter().position(|c| c.id() == id)?;
-        Some(conns.remove(at))
-    }
-
-    async fn close_ephemeral(&mut self, conn: &Conn<A>) {
-        if self.remove_conn(conn.id()).is_some() {
-            self.disconnect_hook(conn).await;
-        }
-    }
-
-    async fn disconnect_hook(&mut self, conn: &Conn<A>) {
-        self.dirty = true;
-        let ctx = self.ctx.clone();
-        let limit = self.options.connect_timeout;
-        let result = guarded(limit, ActionError::callback_timed_out, async {
-            self.actor.on_disconnect(&ctx, conn).await;
-            Ok(())
-        })
-        .await;
-        if let Err(e) = result {
-            self.panicked |= is_panic(&e);
-            tracing::warn!(actor = A::NAME, error = %e, "disconnect hook failed");
-        }
     }
 
     async fn invoke(&mut self, name: &str, args: Vec<Value>, conn: Option<Conn<A>>) -> Invoked {
@@ -894,122 +609,5 @@ impl<A: Actor> Instance<A> {
                     .store(true, Ordering::Release);
             }
         }
-    }
-
-    /// Sleeps if no message is waiting. Returns whether the actor stopped.
-    async fn try_sleep(&mut self) -> bool {
-        if !self.reg.begin_stop(
-            &self.ctx.shared.id,
-            self.token,
-            &self.rx,
-            self.done.subscribe(),
-            false,
-        ) {
-            return false;
-        }
-        tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, "actor going to sleep");
-        self.begin();
-        self.dirty = true;
-        let ctx = self.ctx.clone();
-        let limit = self.options.action_timeout;
-        let _ = guarded(limit, ActionError::action_timed_out, async {
-            self.actor.on_sleep(&ctx).await;
-            Ok(())
-        })
-        .await;
-        self.close_all(CloseReason::going_away(), true).await;
-        self.end().await;
-        self.finish().await;
-        true
-    }
-
-    /// Stops now (registry shutdown or storage failure): saves what it can, closes links.
-    async fn stop(mut self, reason: CloseReason) {
-        self.reg.begin_stop(
-            &self.ctx.shared.id,
-            self.token,
-            &self.rx,
-            self.done.subscribe(),
-            true,
-        );
-        if !self.ctx.shared.gate.has_failed() {
-            self.begin();
-            self.dirty = true;
-            let ctx = self.ctx.clone();
-            let limit = self.options.action_timeout;
-            let _ = guarded(limit, ActionError::action_timed_out, async {
-                self.actor.on_sleep(&ctx).await;
-                Ok(())
-            })
-            .await;
-            self.end().await;
-        }
-        self.close_all(reason, false).await;
-        self.finish().await;
-        let rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
-        drain(rx, &ActionError::stopping());
-    }
-
-    async fn destroy(mut self) {
-        let shared = self.ctx.shared.clone();
-        self.reg.begin_stop(
-            &shared.id,
-            self.token,
-            &self.rx,
-            self.done.subscribe(),
-            true,
-        );
-        self.begin();
-        let ctx = self.ctx.clone();
-        let limit = self.options.action_timeout;
-        let _ = guarded(limit, ActionError::action_timed_out, async {
-            self.actor.on_destroy(&ctx).await;
-            Ok(())
-        })
-        .await;
-        self.close_all(CloseReason::normal("actor destroyed"), false)
-            .await;
-        shared.take_pending_writes();
-        shared.gate.end_message();
-        let _ = shared.gate.wait_durable(shared.gate.issued()).await;
-        if let Err(e) = self.reg.driver().delete_actor(&shared.id).await {
-            tracing::error!(actor = A::NAME, id = %shared.id, error = %e, "actor not deleted");
-        }
-        self.reg.forget(A::NAME, &shared.key, &shared.id);
-        tracing::debug!(actor = A::NAME, id = %shared.id, "actor destroyed");
-        self.finish().await;
-        let rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
-        drain(
-            rx,
-            &ActionError::actor_not_found(format!("actor {} was destroyed", shared.id)),
-        );
-    }
-
-    /// Closes every connection; with `hooks`, runs their disconnect hooks.
-    async fn close_all(&mut self, reason: CloseReason, hooks: bool) {
-        let conns = std::mem::take(&mut *self.ctx.shared.conns());
-        for conn in &conns {
-            if let Some(sink) = conn.sink() {
-                self.ctx
-                    .shared
-                    .gate
-                    .push(Output::Close(sink.clone(), reason.clone(), None));
-            }
-        }
-        if hooks {
-            for conn in &conns {
-                self.disconnect_hook(conn).await;
-            }
-        }
-    }
-
-    /// Waits for the last writes, then frees the slot for the next instance.
-    async fn finish(&mut self) {
-        let gate = &self.ctx.shared.gate;
-        if let Err(e) = gate.wait_durable(gate.issued()).await {
-            tracing::error!(actor = A::NAME, error = %e, "last state not saved");
-        }
-        self.reg.finish(&self.ctx.shared.id, self.token);
-        let _ = self.done.send(true);
     }
 }

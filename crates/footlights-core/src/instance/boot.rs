@@ -1,0 +1,135 @@
+//! Starting an actor instance: load metadata, state and alarms, run the start hooks.
+
+use super::*;
+
+impl<A: Actor> Instance<A> {
+    pub(super) async fn boot(
+        id: footlights_protocol::ActorId,
+        token: u64,
+        rx: mpsc::UnboundedReceiver<Msg>,
+        tx: mpsc::UnboundedSender<Msg>,
+        reg: Arc<RegistryInner>,
+        table: Arc<ActionTable<A>>,
+        done: watch::Sender<bool>,
+    ) -> Result<Self, BootError> {
+        match Self::load(&id, &tx, &reg).await {
+            Ok((actor, ctx, last_snapshot)) => Ok(Instance {
+                actor,
+                ctx,
+                table,
+                options: A::options(),
+                rx,
+                reg,
+                token,
+                deferred: FuturesUnordered::new(),
+                last_snapshot,
+                dirty: false,
+                panicked: false,
+                done,
+                detached: Vec::new(),
+                raw_sockets: Vec::new(),
+            }),
+            Err(e) => Err((e, rx, done)),
+        }
+    }
+
+    pub(super) async fn load(
+        id: &footlights_protocol::ActorId,
+        tx: &mpsc::UnboundedSender<Msg>,
+        reg: &Arc<RegistryInner>,
+    ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
+        let storage = |e: footlights_storage::StorageError| ActionError::internal(e.to_string());
+        let driver = reg.driver();
+        // One round trip: the driver serves the three reads back to back.
+        let (meta, alarms, stored) = tokio::join!(
+            driver.actor(id),
+            driver.load_alarms(id),
+            driver.load_state(id)
+        );
+        let meta = match meta.map_err(storage)? {
+            Some(m) if m.name == A::NAME => m,
+            _ => {
+                return Err(ActionError::actor_not_found(format!(
+                    "actor {id} not found"
+                )));
+            }
+        };
+        let alarms = alarms.map_err(storage)?;
+        let shared = Arc::new(Shared {
+            id: id.clone(),
+            key: meta.key.clone(),
+            gate: Gate::new(),
+            conns: Default::default(),
+            mailbox: tx.clone(),
+            client: reg.client(),
+            clock: reg.clock(),
+            alarms: std::sync::Mutex::new(alarms.into_iter().map(|a| (a.id.clone(), a)).collect()),
+            pending_writes: Default::default(),
+            sleep_requested: false.into(),
+            destroy_requested: false.into(),
+        });
+        let ctx = Ctx { shared, conn: None };
+        let limit = A::options().action_timeout;
+        // The generation bump is bookkeeping no reply depends on: commit it without holding
+        // this actor's outputs behind its fsync.
+        let bump = vec![Write::BumpGeneration { actor: id.clone() }];
+        reg.writer().submit(WriteRequest {
+            writes: bump,
+            gate: Gate::new(),
+            seq: 1,
+        });
+        let mut writes = Vec::new();
+        let (mut actor, loaded) = match stored.map_err(storage)? {
+            Some(bytes) => (snapshot::decode::<A>(&bytes)?, bytes),
+            None => {
+                let input = match driver.kv_get(id, INPUT_KEY).await.map_err(storage)? {
+                    Some(bytes) => snapshot::decode::<Value>(&bytes)?,
+                    None => Value::Null,
+                };
+                let input: A::Input = from_value(input)
+                    .map_err(|e| ActionError::invalid_request(format!("create input: {e}")))?;
+                let mut actor = guarded(
+                    limit,
+                    ActionError::action_timed_out,
+                    A::create_state(&ctx, &input),
+                )
+                .await?;
+                guarded(
+                    limit,
+                    ActionError::action_timed_out,
+                    actor.on_create(&ctx, &input),
+                )
+                .await?;
+                writes.push(Write::KvDelete {
+                    actor: id.clone(),
+                    key: INPUT_KEY.to_vec(),
+                });
+                (actor, Vec::new())
+            }
+        };
+        guarded(
+            limit,
+            ActionError::action_timed_out,
+            actor.create_vars(&ctx),
+        )
+        .await?;
+        guarded(limit, ActionError::action_timed_out, actor.on_wake(&ctx)).await?;
+        let snapshot = snapshot::encode(&actor)?;
+        if snapshot != loaded {
+            writes.push(Write::State {
+                actor: id.clone(),
+                bytes: snapshot.clone(),
+            });
+        }
+        writes.extend(ctx.shared.take_pending_writes());
+        if !writes.is_empty() {
+            let gate = ctx.shared.gate.clone();
+            let seq = gate.issue();
+            reg.writer().submit(WriteRequest { writes, gate, seq });
+        }
+        // Alarms loaded from storage are already on the registry clock (it loads them at
+        // startup and keeps them across sleeps).
+        tracing::debug!(actor = A::NAME, %id, key = %meta.key, "actor started");
+        Ok((actor, ctx, snapshot))
+    }
+}

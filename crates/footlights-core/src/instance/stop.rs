@@ -1,0 +1,129 @@
+//! Stopping an actor instance: sleep, shutdown, destroy.
+
+use super::*;
+
+impl<A: Actor> Instance<A> {
+    /// Sleeps if no message is waiting. Returns whether the actor stopped.
+    pub(super) async fn try_sleep(&mut self) -> bool {
+        if !self.reg.begin_stop(
+            &self.ctx.shared.id,
+            self.token,
+            &self.rx,
+            self.done.subscribe(),
+            false,
+        ) {
+            return false;
+        }
+        tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, "actor going to sleep");
+        self.begin();
+        self.dirty = true;
+        let ctx = self.ctx.clone();
+        let limit = self.options.action_timeout;
+        let _ = guarded(limit, ActionError::action_timed_out, async {
+            self.actor.on_sleep(&ctx).await;
+            Ok(())
+        })
+        .await;
+        self.close_all(CloseReason::going_away(), true).await;
+        self.end().await;
+        self.finish().await;
+        true
+    }
+
+    /// Stops now (registry shutdown or storage failure): saves what it can, closes links.
+    pub(super) async fn stop(mut self, reason: CloseReason) {
+        self.reg.begin_stop(
+            &self.ctx.shared.id,
+            self.token,
+            &self.rx,
+            self.done.subscribe(),
+            true,
+        );
+        if !self.ctx.shared.gate.has_failed() {
+            self.begin();
+            self.dirty = true;
+            let ctx = self.ctx.clone();
+            let limit = self.options.action_timeout;
+            let _ = guarded(limit, ActionError::action_timed_out, async {
+                self.actor.on_sleep(&ctx).await;
+                Ok(())
+            })
+            .await;
+            self.end().await;
+        }
+        self.close_all(reason, false).await;
+        self.finish().await;
+        let rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
+        drain(rx, &ActionError::stopping());
+    }
+
+    pub(super) async fn destroy(mut self) {
+        let shared = self.ctx.shared.clone();
+        self.reg.begin_stop(
+            &shared.id,
+            self.token,
+            &self.rx,
+            self.done.subscribe(),
+            true,
+        );
+        self.begin();
+        let ctx = self.ctx.clone();
+        let limit = self.options.action_timeout;
+        let _ = guarded(limit, ActionError::action_timed_out, async {
+            self.actor.on_destroy(&ctx).await;
+            Ok(())
+        })
+        .await;
+        self.close_all(CloseReason::normal("actor destroyed"), false)
+            .await;
+        shared.take_pending_writes();
+        shared.gate.end_message();
+        let _ = shared.gate.wait_durable(shared.gate.issued()).await;
+        if let Err(e) = self.reg.driver().delete_actor(&shared.id).await {
+            tracing::error!(actor = A::NAME, id = %shared.id, error = %e, "actor not deleted");
+        }
+        self.reg.forget(A::NAME, &shared.key, &shared.id);
+        tracing::debug!(actor = A::NAME, id = %shared.id, "actor destroyed");
+        self.finish().await;
+        let rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
+        drain(
+            rx,
+            &ActionError::actor_not_found(format!("actor {} was destroyed", shared.id)),
+        );
+    }
+
+    /// Closes every connection; with `hooks`, runs their disconnect hooks.
+    pub(super) async fn close_all(&mut self, reason: CloseReason, hooks: bool) {
+        for (socket, _) in std::mem::take(&mut self.raw_sockets) {
+            socket.mark_closed();
+            socket.emit(RawEvent::Closed {
+                code: reason.code,
+                reason: reason.reason.clone(),
+            });
+        }
+        let conns = std::mem::take(&mut *self.ctx.shared.conns());
+        for conn in &conns {
+            if let Some(sink) = conn.sink() {
+                self.ctx
+                    .shared
+                    .gate
+                    .push(Output::Close(sink.clone(), reason.clone(), None));
+            }
+        }
+        if hooks {
+            for conn in &conns {
+                self.disconnect_hook(conn).await;
+            }
+        }
+    }
+
+    /// Waits for the last writes, then frees the slot for the next instance.
+    pub(super) async fn finish(&mut self) {
+        let gate = &self.ctx.shared.gate;
+        if let Err(e) = gate.wait_durable(gate.issued()).await {
+            tracing::error!(actor = A::NAME, error = %e, "last state not saved");
+        }
+        self.reg.finish(&self.ctx.shared.id, self.token);
+        let _ = self.done.send(true);
+    }
+}

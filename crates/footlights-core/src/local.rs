@@ -1,0 +1,124 @@
+//! The in-process transport: the registry's own client calls actors without any network.
+
+use std::sync::{Arc, Weak};
+
+use footlights_client::{Link, LinkSender, Target};
+use footlights_protocol::{ActionError, ActorId, ActorKey, ConnId, ToServer, Value};
+use tokio::sync::mpsc;
+
+use crate::conn::ConnRequest;
+use crate::instance::Msg;
+use crate::registry::RegistryInner;
+
+/// The in-process transport: calls go straight to actor mailboxes.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalTransport {
+    reg: Weak<RegistryInner>,
+}
+
+impl LocalTransport {
+    pub(crate) fn new(reg: Weak<RegistryInner>) -> Self {
+        LocalTransport { reg }
+    }
+
+    fn reg(&self) -> Result<Arc<RegistryInner>, ActionError> {
+        self.reg.upgrade().ok_or_else(ActionError::stopping)
+    }
+}
+
+impl footlights_client::Transport for LocalTransport {
+    fn resolve<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> futures::future::BoxFuture<'a, Result<ActorId, ActionError>> {
+        Box::pin(async move { self.reg()?.resolve(target).await })
+    }
+
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a ActorKey,
+        input: Option<Value>,
+    ) -> futures::future::BoxFuture<'a, Result<ActorId, ActionError>> {
+        Box::pin(async move { self.reg()?.create(name, key, input).await })
+    }
+
+    fn action<'a>(
+        &'a self,
+        target: &'a Target,
+        name: &'a str,
+        args: Vec<Value>,
+        params: Option<&'a Value>,
+    ) -> futures::future::BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            let reg = self.reg()?;
+            let id = reg.resolve(target).await?;
+            reg.call(
+                target.name(),
+                &id,
+                name,
+                args,
+                params.cloned(),
+                ConnRequest::local(),
+            )
+            .await
+        })
+    }
+
+    fn connect<'a>(
+        &'a self,
+        target: &'a Target,
+        params: Option<&'a Value>,
+    ) -> futures::future::BoxFuture<'a, Result<Link, ActionError>> {
+        Box::pin(async move {
+            let reg = self.reg()?;
+            let id = reg.resolve(target).await?;
+            reg.connect(target.name(), &id, params.cloned(), ConnRequest::local())
+        })
+    }
+}
+
+/// The client side of an in-process connection.
+#[derive(Debug)]
+pub(crate) struct LocalLink {
+    mailbox: mpsc::UnboundedSender<Msg>,
+    conn_id: ConnId,
+    link: u64,
+}
+
+impl LocalLink {
+    pub(crate) fn new(mailbox: mpsc::UnboundedSender<Msg>, conn_id: ConnId, link: u64) -> Self {
+        LocalLink {
+            mailbox,
+            conn_id,
+            link,
+        }
+    }
+}
+
+impl LinkSender for LocalLink {
+    fn send(&self, msg: ToServer) -> Result<(), ActionError> {
+        self.mailbox
+            .send(Msg::FromConn {
+                conn_id: self.conn_id.clone(),
+                msg,
+            })
+            .map_err(|_| {
+                ActionError::new("client", "connection_closed", "the connection is closed")
+            })
+    }
+
+    fn close(&self) {
+        let _ = self.mailbox.send(Msg::ConnClosed {
+            conn_id: self.conn_id.clone(),
+            link: Some(self.link),
+        });
+    }
+
+    fn lost(&self) {
+        let _ = self.mailbox.send(Msg::ConnLost {
+            conn_id: self.conn_id.clone(),
+            link: self.link,
+        });
+    }
+}
