@@ -54,6 +54,7 @@ mod gateway;
 mod limits;
 mod manager;
 mod peer;
+mod raw;
 mod resume;
 mod server;
 mod shutdown;

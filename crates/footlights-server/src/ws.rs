@@ -39,22 +39,22 @@ use crate::server::Shared;
 use crate::shutdown::{ConnGuard, Refusal, Stop};
 
 /// The subprotocol every upgrade selects (§5.4).
-const RIVET_PROTOCOL: &str = "rivet";
+pub(crate) const RIVET_PROTOCOL: &str = "rivet";
 /// How long a closing socket waits for the peer's close frame before it is dropped.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages beyond the in-flight limit that may wait for `Init` (subscriptions and the like).
 const EARLY_EXTRA: usize = 256;
 
 /// Close codes (RFC 6455).
-const NORMAL: u16 = 1000;
-const GOING_AWAY: u16 = 1001;
+pub(crate) const NORMAL: u16 = 1000;
+pub(crate) const GOING_AWAY: u16 = 1001;
 const PROTOCOL_ERROR: u16 = 1002;
 const UNSUPPORTED_DATA: u16 = 1003;
 const INVALID_DATA: u16 = 1007;
 const INTERNAL_ERROR: u16 = 1011;
 
 /// `group.code` of an error, the form close reasons take.
-fn coded(error: &ActionError) -> String {
+pub(crate) fn coded(error: &ActionError) -> String {
     format!("{}.{}", error.group(), error.code())
 }
 
@@ -72,7 +72,7 @@ pub(crate) async fn reject(req: Request, error: HttpError, ray: &RayId) -> Respo
     }
 }
 
-fn close_upgrade(upgrade: WebSocketUpgrade, code: u16, reason: String) -> Response {
+pub(crate) fn close_upgrade(upgrade: WebSocketUpgrade, code: u16, reason: String) -> Response {
     upgrade
         .protocols([RIVET_PROTOCOL])
         .on_upgrade(move |mut socket| async move {
@@ -81,7 +81,7 @@ fn close_upgrade(upgrade: WebSocketUpgrade, code: u16, reason: String) -> Respon
 }
 
 /// Sends a close frame and waits (bounded) for the peer's, so the frame is flushed.
-async fn close_socket(socket: &mut WebSocket, code: u16, reason: &str) {
+pub(crate) async fn close_socket(socket: &mut WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: close_reason(reason).into(),

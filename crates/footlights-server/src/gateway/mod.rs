@@ -19,7 +19,7 @@ use crate::cors::RayId;
 use crate::error::HttpError;
 use crate::peer::Via;
 use crate::server::Shared;
-use crate::{action, sse, ws};
+use crate::{action, raw, sse, ws};
 use path::{ActorAddress, ActorRoute, GatewayPath, QueryMethod};
 
 /// A request addressed to an actor, before the actor is resolved.
@@ -153,18 +153,9 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         ActorRoute::ConnectSse => sse::connect(shared, req, addressed).await,
         ActorRoute::ConnMessage(id) => sse::message(&shared, req, &addressed, id).await,
         ActorRoute::ConnClose(id) => sse::close(&shared, req, &addressed, id).await,
-        // Raw HTTP, raw WebSocket and queues need runtime support that does not exist yet.
-        ActorRoute::Request => {
-            reject(req, not_defined("request_not_defined", "raw HTTP"), &ray).await
-        }
-        ActorRoute::WebSocket => {
-            reject(
-                req,
-                not_defined("websocket_not_defined", "raw WebSocket"),
-                &ray,
-            )
-            .await
-        }
+        ActorRoute::Request => raw::request(&shared, req, &addressed).await,
+        ActorRoute::WebSocket => raw::websocket(shared, req, addressed, ray).await,
+        // Queues need runtime support that does not exist yet.
         ActorRoute::Queue => reject(req, not_defined("queue_not_defined", "queue"), &ray).await,
         ActorRoute::Unknown => {
             let error = HttpError::json(ActionError::actor_not_found("no such actor route"));

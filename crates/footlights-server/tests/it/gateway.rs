@@ -151,9 +151,7 @@ async fn malformed_query_urls_get_guard_codes() {
 async fn unsupported_and_unknown_routes_never_create_the_actor() {
     let server = TestServer::start().await;
     let cases = [
-        ("/request/search", 404, "request_not_defined"),
         ("/queue/jobs", 404, "queue_not_defined"),
-        ("/websocket/chat", 404, "websocket_not_defined"),
         ("/nothing/here", 404, "not_found"),
         ("/action/a/b", 404, "not_found"),
     ];

@@ -8,6 +8,7 @@ mod action;
 mod cors;
 mod gateway;
 mod manager;
+mod raw;
 mod resume;
 mod robustness;
 mod shutdown;

@@ -82,6 +82,54 @@ impl Room {
         Ok(request.uri().to_string())
     }
 
+    /// Raw HTTP under `/echo…`: answers 200 with the method, URI, params and body it saw.
+    async fn on_request(
+        &mut self,
+        ctx: &Ctx<Self>,
+        request: footlights::RawRequest,
+    ) -> Result<Option<footlights::RawResponse>, ActionError> {
+        if !request.uri().path().starts_with("/echo") {
+            return Ok(None);
+        }
+        let params = ctx.conn().map(|c| c.params().clone()).unwrap_or_default();
+        let body = format!(
+            "{} {} {:?} {}",
+            request.method(),
+            request.uri(),
+            params.get("who").and_then(Value::as_str),
+            String::from_utf8_lossy(request.body())
+        );
+        let response = axum::http::Response::builder()
+            .status(202)
+            .header("x-raw", "yes")
+            .body(body.into())
+            .map_err(|e| ActionError::internal(e.to_string()))?;
+        Ok(Some(response))
+    }
+
+    /// Raw WebSockets on `/echo`: every message comes back; `close` closes with 4000.
+    async fn on_websocket(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        _socket: &footlights::RawSocket,
+        request: &ConnRequest,
+    ) -> Result<bool, ActionError> {
+        Ok(request.uri().path() == "/echo")
+    }
+
+    async fn on_websocket_message(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        socket: &footlights::RawSocket,
+        msg: footlights::WsMessage,
+    ) {
+        if msg == footlights::WsMessage::Text("close".into()) {
+            socket.close(4000, "asked to");
+        } else {
+            socket.send(msg);
+        }
+    }
+
     #[action]
     fn increment(&mut self, ctx: &Ctx<Self>, amount: i64) -> i64 {
         self.count += amount;

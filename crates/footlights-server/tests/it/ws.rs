@@ -124,18 +124,14 @@ async fn errors_before_the_actor_are_an_upgrade_then_a_close() {
     let (mut ws, _) = ws_connect(&server, "/gateway/nope/connect", JSON).await;
     assert!(next_close(&mut ws).await.1.starts_with("actor.not_found#"));
 
+    // A raw WebSocket to an actor that does not exist is refused the same way.
     let (mut ws, _) = ws_connect(
         &server,
         "/gateway/room/websocket/x?rvt-namespace=d&rvt-method=get",
         JSON,
     )
     .await;
-    assert!(
-        next_close(&mut ws)
-            .await
-            .1
-            .starts_with("handler.websocket_not_defined#")
-    );
+    assert!(next_close(&mut ws).await.1.starts_with("actor.not_found#"));
 }
 
 #[tokio::test]
