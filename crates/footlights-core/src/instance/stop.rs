@@ -16,18 +16,27 @@ impl<A: Actor> Instance<A> {
         }
         tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, "actor going to sleep");
         self.begin();
-        self.dirty = true;
-        let ctx = self.ctx.clone();
-        let limit = self.options.action_timeout;
-        let _ = guarded(limit, ActionError::action_timed_out, async {
-            self.actor.on_sleep(&ctx).await;
-            Ok(())
-        })
-        .await;
+        self.sleep_hook().await;
         self.close_all(CloseReason::going_away(), true).await;
         self.end().await;
         self.finish().await;
         true
+    }
+
+    /// Runs the sleep hook inside the current message; its state changes are saved by `end`.
+    async fn sleep_hook(&mut self) {
+        self.dirty = true;
+        let ctx = self.ctx.clone();
+        let limit = self.options.action_timeout;
+        let result = guarded(limit, ActionError::action_timed_out, async {
+            self.actor.on_sleep(&ctx).await;
+            Ok(())
+        })
+        .await;
+        if let Err(e) = result {
+            self.panicked |= is_panic(&e);
+            tracing::warn!(actor = A::NAME, error = %e, "sleep hook failed");
+        }
     }
 
     /// Stops now (registry shutdown or storage failure): saves what it can, closes links.
@@ -41,14 +50,7 @@ impl<A: Actor> Instance<A> {
         );
         if !self.ctx.shared.gate.has_failed() {
             self.begin();
-            self.dirty = true;
-            let ctx = self.ctx.clone();
-            let limit = self.options.action_timeout;
-            let _ = guarded(limit, ActionError::action_timed_out, async {
-                self.actor.on_sleep(&ctx).await;
-                Ok(())
-            })
-            .await;
+            self.sleep_hook().await;
             self.end().await;
         }
         self.close_all(reason, false).await;

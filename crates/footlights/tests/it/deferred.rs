@@ -6,6 +6,8 @@ use footlights::ActorOptions;
 use footlights::prelude::*;
 use tokio::sync::oneshot;
 
+use crate::support::{let_run, settle};
+
 #[derive(Default, Serialize, Deserialize)]
 pub struct Latch {
     released: u32,
@@ -74,16 +76,12 @@ async fn an_actor_with_a_pending_wait_does_not_sleep() {
         async move { latch.wait_for_signal().await }
     });
     // Stateless call from the waiter is in flight once the actor reports it.
-    for _ in 0..10_000 {
-        if latch.waiting().await.unwrap() == 1 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    settle("the wait reaching the actor", || async {
+        latch.waiting().await.unwrap() == 1
+    })
+    .await;
     tokio::time::advance(Duration::from_secs(60)).await;
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
+    let_run().await;
     assert_eq!(registry.awake_count(), 1, "slept with a wait pending");
     assert_eq!(latch.release("late".into()).await.unwrap(), 1);
     assert_eq!(waiter.await.unwrap().unwrap(), "late");

@@ -6,6 +6,8 @@ use std::time::Duration;
 use footlights::prelude::*;
 use footlights::{ActorHandle, ActorOptions};
 
+use crate::support::{let_run, until_awake};
+
 #[derive(Serialize, Deserialize)]
 pub struct Setup {
     label: String,
@@ -114,15 +116,8 @@ async fn start() -> (Registry, ActorHandle<Life>) {
     (registry, life)
 }
 
-/// Lets the runtime run until no actor is awake (bounded, no wall-clock waiting).
 async fn until_asleep(registry: &Registry) {
-    for _ in 0..10_000 {
-        if registry.awake_count() == 0 {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("actor never went to sleep");
+    until_awake(registry, 0).await;
 }
 
 #[tokio::test]
@@ -162,9 +157,7 @@ async fn an_open_connection_keeps_the_actor_awake() {
     let (registry, life) = start().await;
     let conn = life.connect().await.unwrap();
     tokio::time::advance(Duration::from_secs(60)).await;
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
+    let_run().await;
     assert_eq!(registry.awake_count(), 1);
     conn.dispose().await;
     tokio::time::advance(Duration::from_secs(11)).await;

@@ -13,3 +13,4 @@ mod lifecycle;
 mod raw;
 mod resume;
 mod schedule;
+mod support;

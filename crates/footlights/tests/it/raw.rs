@@ -241,9 +241,7 @@ async fn an_open_raw_websocket_keeps_the_actor_awake() {
         .unwrap();
     assert_eq!(link.events.recv().await, Some(RawEvent::Open));
     tokio::time::advance(Duration::from_secs(120)).await;
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
+    crate::support::let_run().await;
     assert_eq!(registry.awake_count(), 1);
 }
 

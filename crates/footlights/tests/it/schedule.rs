@@ -6,6 +6,8 @@ use footlights::prelude::*;
 use footlights::storage::MemoryDriver;
 use footlights::{ActorHandle, ActorOptions};
 
+use crate::support::{let_run, settle, until_awake};
+
 #[derive(Default, Serialize, Deserialize)]
 pub struct Alarmed {
     rings: Vec<String>,
@@ -48,14 +50,11 @@ impl Alarmed {
 }
 
 async fn until_rung(actor: &ActorHandle<Alarmed>, label: &str) -> Vec<String> {
-    for _ in 0..10_000 {
-        let rings = actor.rings().await.unwrap();
-        if rings.iter().any(|r| r == label) {
-            return rings;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("alarm {label} never fired");
+    settle(&format!("alarm {label}"), || async {
+        actor.rings().await.unwrap().iter().any(|r| r == label)
+    })
+    .await;
+    actor.rings().await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -68,9 +67,7 @@ async fn an_alarm_fires_after_its_delay_and_not_before() {
     let a = registry.client().get_or_create::<Alarmed>(["a"]);
     a.arm(30, "soon".into()).await.unwrap();
     tokio::time::advance(Duration::from_secs(29)).await;
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
+    let_run().await;
     assert!(a.rings().await.unwrap().is_empty(), "fired early");
     tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(until_rung(&a, "soon").await, ["soon"]);
@@ -86,24 +83,10 @@ async fn an_alarm_wakes_a_sleeping_actor() {
     let a = registry.client().get_or_create::<Alarmed>(["a"]);
     a.arm(100, "wake-up".into()).await.unwrap();
     tokio::time::advance(Duration::from_secs(11)).await;
-    for _ in 0..10_000 {
-        if registry.awake_count() == 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(
-        registry.awake_count(),
-        0,
-        "a pending alarm must not keep the actor awake"
-    );
+    // A pending alarm must not keep the actor awake.
+    until_awake(&registry, 0).await;
     tokio::time::advance(Duration::from_secs(100)).await;
-    for _ in 0..10_000 {
-        if registry.awake_count() == 1 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    until_awake(&registry, 1).await;
     assert_eq!(until_rung(&a, "wake-up").await, ["wake-up"]);
 }
 
