@@ -360,8 +360,8 @@ impl<A: Actor> std::fmt::Debug for ActionTable<A> {
     }
 }
 
-fn encode<T: Serialize>(out: &T) -> Result<Value, ActionError> {
-    footlights_protocol::to_value(out)
+fn encode<T: Serialize + 'static>(out: &T) -> Result<Value, ActionError> {
+    footlights_protocol::to_value_exact(out)
         .map_err(|e| ActionError::internal(format!("action output did not serialize: {e}")))
 }
 

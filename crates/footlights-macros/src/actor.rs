@@ -420,7 +420,7 @@ fn helpers(type_ident: &Ident, initial_state: bool, wire_values: bool) -> TokenS
                     + 'static,
             {
                 fn encode(&self) -> ::core::result::Result<#p::protocol::Value, #p::protocol::ActionError> {
-                    ::core::result::Result::Ok(#p::protocol::to_value(self)?)
+                    ::core::result::Result::Ok(#p::protocol::to_value_exact(self)?)
                 }
 
                 fn decode(
@@ -430,7 +430,7 @@ fn helpers(type_ident: &Ident, initial_state: bool, wire_values: bool) -> TokenS
                     // A missing trailing argument reads as null, so `Option` parameters may be
                     // left out.
                     let value = ::core::option::Option::unwrap_or(value, #p::protocol::Value::Null);
-                    #p::protocol::from_value(value).map_err(|e| {
+                    #p::protocol::from_value_exact(value).map_err(|e| {
                         #p::protocol::ActionError::invalid_request(::std::format!("{what}: {e}"))
                     })
                 }

@@ -80,7 +80,7 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
         let indices: Vec<Index> = (0..count).map(Index::from).collect();
         let decode = indices.iter().map(|_| {
             quote! {
-                #p::protocol::from_value(
+                #p::protocol::from_value_exact(
                     ::core::option::Option::unwrap_or(args.next(), #p::protocol::Value::Null),
                 )?,
             }
@@ -93,7 +93,7 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
                 #p::protocol::ValueError,
             > {
                 ::core::result::Result::Ok(::std::vec![
-                    #(#p::protocol::to_value(&self.#indices)?,)*
+                    #(#p::protocol::to_value_exact(&self.#indices)?,)*
                 ])
             }
 

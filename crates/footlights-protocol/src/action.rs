@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ActionError;
-use crate::value::{Value, ValueError, from_value, to_value};
+use crate::value::{Value, ValueError, from_value, from_value_exact, to_value, to_value_exact};
 
 /// A typed action: its wire name, its arguments (the struct itself) and its output.
 ///
@@ -62,7 +62,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + 'static {
     /// # Errors
     /// When the event cannot be serialized.
     fn to_args(&self) -> Result<Vec<Value>, ValueError> {
-        Ok(vec![to_value(self)?])
+        Ok(vec![to_value_exact(self)?])
     }
 
     /// Reads the argument list back.
@@ -72,9 +72,9 @@ pub trait Event: Serialize + DeserializeOwned + Send + 'static {
     fn from_args(args: Vec<Value>) -> Result<Self, ValueError> {
         let mut args = args;
         if args.len() == 1 {
-            from_value(args.pop().unwrap_or_default())
+            from_value_exact(args.pop().unwrap_or_default())
         } else {
-            from_value(Value::Array(args))
+            from_value_exact(Value::Array(args))
         }
     }
 }

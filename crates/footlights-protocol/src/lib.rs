@@ -37,4 +37,4 @@ pub use error::{ActionError, INTERNAL_MESSAGE};
 pub use ids::{ActorId, ConnId};
 pub use key::ActorKey;
 pub use message::{ToClient, ToServer};
-pub use value::{Value, ValueError, from_value, to_value};
+pub use value::{Value, ValueError, from_value, from_value_exact, to_value, to_value_exact};

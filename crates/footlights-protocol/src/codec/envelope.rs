@@ -114,6 +114,7 @@ pub(crate) fn read_actor(r: &mut BareReader<'_>) -> Result<Option<ActorSpecifier
 
 impl Encode for ToServer {
     const VERSIONS: std::ops::RangeInclusive<u16> = OLDEST_VERSION..=LATEST_VERSION;
+    const FROM_CLIENT: bool = true;
 
     fn node(&self) -> Node<'_> {
         match self {

@@ -16,6 +16,10 @@ pub(crate) trait Encode {
     /// The BARE versions the type exists in; a requested version outside is clamped into it.
     const VERSIONS: RangeInclusive<u16>;
 
+    /// Whether clients send this type. Their CBOR envelopes carry plain (native) CBOR in
+    /// every client version, so these are written without compat escaping.
+    const FROM_CLIENT: bool = false;
+
     /// The JSON/CBOR envelope.
     fn node(&self) -> Node<'_>;
 
@@ -53,7 +57,11 @@ pub(crate) fn encode<T: Encode + ?Sized>(
 ) -> Vec<u8> {
     match encoding {
         Encoding::Json => body.node().to_json(),
-        Encoding::Cbor => body.node().to_cbor(dialect),
+        Encoding::Cbor => body.node().to_cbor(if T::FROM_CLIENT {
+            Dialect::Native
+        } else {
+            dialect
+        }),
         Encoding::Bare => {
             let version = version.clamp(*T::VERSIONS.start(), *T::VERSIONS.end());
             let mut w = BareWriter::new(version);
@@ -71,10 +79,19 @@ pub(crate) fn decode<T: Decode>(
 ) -> Result<(T, Option<u16>), CodecError> {
     match encoding {
         Encoding::Json => Ok((T::from_value(json::decode_value(bytes)?)?, None)),
-        Encoding::Cbor => Ok((
-            T::from_value(cbor_decode::decode_value(bytes, dialect)?)?,
-            None,
-        )),
+        // Clients write their CBOR envelopes with plain CBOR (only the CBOR inside BARE
+        // messages is compat-tagged by 2.3.x), so nothing in them is revived.
+        Encoding::Cbor => {
+            let dialect = if T::FROM_CLIENT {
+                Dialect::Native
+            } else {
+                dialect
+            };
+            Ok((
+                T::from_value(cbor_decode::decode_value(bytes, dialect)?)?,
+                None,
+            ))
+        }
         Encoding::Bare => {
             let mut r = BareReader::new(bytes);
             let version = r.version()?;
@@ -116,4 +133,40 @@ pub(crate) fn write_cbor(w: &mut BareWriter, value: &Value, dialect: Dialect) {
 /// Writes a BARE `optional<data>` field holding `value` as CBOR.
 pub(crate) fn write_optional_cbor(w: &mut BareWriter, value: Option<&Value>, dialect: Dialect) {
     w.optional_data(value.map(|v| cbor::encode_value(v, dialect)).as_deref());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ToServer;
+    use crate::codec::decode_to_server;
+
+    /// A client's CBOR envelope is plain CBOR: a `$`-array in it is user data, not a tag.
+    #[test]
+    fn client_cbor_envelopes_are_not_revived() {
+        use ciborium::Value as C;
+        let args = C::Array(vec![C::Array(vec![
+            C::Text("$y".into()),
+            C::Integer(1.into()),
+        ])]);
+        let val = C::Map(vec![
+            (C::Text("id".into()), C::Integer(0.into())),
+            (C::Text("name".into()), C::Text("ping".into())),
+            (C::Text("args".into()), args),
+        ]);
+        let body = C::Map(vec![
+            (C::Text("tag".into()), C::Text("ActionRequest".into())),
+            (C::Text("val".into()), val),
+        ]);
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&C::Map(vec![(C::Text("body".into()), body)]), &mut bytes).unwrap();
+        let (msg, _) = decode_to_server(&bytes, Encoding::Cbor, Dialect::Compat).unwrap();
+        let ToServer::ActionRequest { args, .. } = msg else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(
+            args,
+            vec![Value::Array(vec![Value::from("$y"), Value::Int(1)])]
+        );
+    }
 }

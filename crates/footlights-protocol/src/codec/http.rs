@@ -80,6 +80,7 @@ wire_methods!(HttpActionRequest, "clients");
 
 impl Encode for HttpActionRequest {
     const VERSIONS: RangeInclusive<u16> = ALL_VERSIONS;
+    const FROM_CLIENT: bool = true;
 
     fn node(&self) -> Node<'_> {
         Node::Object(vec![("args", Node::Args(&self.args))])
@@ -238,6 +239,7 @@ wire_methods!(HttpQueueSendRequest, "clients");
 
 impl Encode for HttpQueueSendRequest {
     const VERSIONS: RangeInclusive<u16> = QUEUE_VERSIONS;
+    const FROM_CLIENT: bool = true;
 
     fn node(&self) -> Node<'_> {
         let mut fields = vec![("body", Node::Value(&self.body))];

@@ -303,8 +303,9 @@ pub fn encode_to_server(
 
 /// Decodes a message from a client, returning the BARE version prefix when there is one.
 ///
-/// For CBOR, `dialect` (the peer's, §3.4) decides whether `$`-tagged arrays are revived. For
-/// BARE the version prefix decides instead: 4 means compat, 1–3 native. JSON is always revived.
+/// CBOR envelopes from clients are plain CBOR in every client version, so nothing in them is
+/// revived (`dialect` is not used for them). For BARE the version prefix decides the dialect
+/// of the inner CBOR: 4 means compat, 1–3 native. JSON is always revived.
 /// Ids may arrive as BigInts or as plain numbers; missing or `null` args mean no arguments.
 ///
 /// # Errors

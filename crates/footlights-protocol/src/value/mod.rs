@@ -152,6 +152,32 @@ impl ValueError {
     }
 }
 
+/// Like [`to_value`], but a [`Value`] is cloned as it is instead of going through serde, so
+/// nothing JavaScript-specific (big integers, dates, sets, `undefined`) is lost.
+///
+/// # Errors
+/// As [`to_value`].
+pub fn to_value_exact<T: Serialize + 'static>(value: &T) -> Result<Value, ValueError> {
+    match (value as &dyn std::any::Any).downcast_ref::<Value>() {
+        Some(v) => Ok(v.clone()),
+        None => to_value(value),
+    }
+}
+
+/// Like [`from_value`], but when `T` is [`Value`] the value is returned as it is.
+///
+/// # Errors
+/// As [`from_value`].
+pub fn from_value_exact<T: DeserializeOwned + 'static>(value: Value) -> Result<T, ValueError> {
+    let mut slot = Some(value);
+    if let Some(same) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<T>>()
+        && let Some(v) = same.take()
+    {
+        return Ok(v);
+    }
+    from_value(slot.unwrap_or_default())
+}
+
 /// Converts any serializable value into a [`Value`].
 ///
 /// # Errors
@@ -202,6 +228,16 @@ fn from_cbor(v: ciborium::Value) -> Value {
                 )
             }
         }
+        // Bignums (tags 2 and 3) are how large integers serialize.
+        C::Tag(tag @ (2 | 3), inner) => match *inner {
+            C::Bytes(b) if b.len() <= 15 => {
+                let n = b
+                    .iter()
+                    .fold(0i128, |acc, byte| (acc << 8) | i128::from(*byte));
+                Value::BigInt(if tag == 2 { n } else { -1 - n })
+            }
+            other => from_cbor(other),
+        },
         C::Tag(_, inner) => from_cbor(*inner),
         _ => Value::Null,
     }
@@ -383,6 +419,23 @@ mod tests {
         let v = to_value(&m).unwrap();
         assert_eq!(v, Value::Map(vec![(Value::Int(1), "a".into())]));
         assert_eq!(from_value::<BTreeMap<i64, String>>(v).unwrap()[&1], "a");
+    }
+
+    #[test]
+    fn exact_conversions_keep_javascript_values() {
+        let v = Value::Set(vec![Value::BigInt(10), Value::Date(1.5), Value::Undefined]);
+        assert_eq!(to_value_exact(&v).unwrap(), v);
+        assert_eq!(from_value_exact::<Value>(v.clone()).unwrap(), v);
+        assert_eq!(from_value_exact::<i64>(Value::Int(3)).unwrap(), 3);
+        assert_eq!(to_value_exact(&7u8).unwrap(), Value::Int(7));
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_become_bigint() {
+        let big: i128 = 1 << 70;
+        assert_eq!(to_value(&big).unwrap(), Value::BigInt(big));
+        assert_eq!(to_value(&-big).unwrap(), Value::BigInt(-big));
+        assert_eq!(from_value::<i128>(Value::BigInt(big)).unwrap(), big);
     }
 
     #[test]

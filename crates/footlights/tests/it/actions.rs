@@ -53,6 +53,11 @@ impl Calc {
         1
     }
 
+    #[action]
+    fn echo(&self, value: Value) -> Value {
+        value
+    }
+
     #[action(name = "renamedAction")]
     fn renamed(&self) -> String {
         "renamed".into()
@@ -179,4 +184,17 @@ async fn concurrent_callers_see_every_increment_once() {
     }
     seen.sort_unstable();
     assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn values_pass_through_actions_without_losing_javascript_types() {
+    let (_r, calc) = calc().await;
+    let v = Value::Set(vec![
+        Value::BigInt(10),
+        Value::BigInt(1 << 70),
+        Value::Date(1_700_000_000_000.0),
+        Value::Undefined,
+        Value::Bytes(vec![1, 2]),
+    ]);
+    assert_eq!(calc.action("echo", vec![v.clone()]).await.unwrap(), v);
 }
