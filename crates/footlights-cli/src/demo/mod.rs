@@ -1,0 +1,70 @@
+//! The demo actors `footlights serve` offers.
+//!
+//! | Actor | Actions | Events | Connection params |
+//! |---|---|---|---|
+//! | [`counter`](Counter) | `increment(amount = 1) → count`, `getCount() → count` | `newCount(count)` | none |
+//! | [`chatRoom`](ChatRoom) | `sendMessage(text, sentAt?) → messages sent`, `getHistory() → [{from, text, sentAt?}]`, `ping(x) → x`, `connCount() → n`, `kick(name, reason?) → n` | `message({from, text, sentAt?})`, `join(name)`, `leave(name)` | `{name?}`, `"anon"` without |
+//! | [`secureRoom`](SecureRoom) | `whoami() → {user, role, calls}`, `adminOnly() → n` | none | `{authToken}`, see [`USERS`] |
+//! | [`protectedActor`](ProtectedActor) | `whoami() → {user, hits}` | none | `{token: "secret", user?}` |
+//!
+//! With `--with-test-actors` the server also has [`testActor`](TestActor), which the
+//! JavaScript compatibility tests (`tests/js-compat`) use for what the demo actors do not
+//! show: create input, masked internal errors, action timeouts and server-side disconnects.
+//!
+//! # Tokens
+//!
+//! `secureRoom` accepts these `authToken`s and refuses everything else, connections and
+//! stateless calls alike, with `auth.forbidden`:
+//!
+//! | `authToken` | user | role |
+//! |---|---|---|
+//! | `user-token` | `ursula` | `user` |
+//! | `admin-token` | `ada` | `admin` |
+//!
+//! `adminOnly()` answers `auth.forbidden` to the `user` role. `protectedActor` accepts only
+//! `token: "secret"`, like the RivetKit benchmark peer it mirrors.
+
+mod chat_room;
+mod counter;
+mod protected;
+mod secure_room;
+mod test_actor;
+
+use footlights::{Registry, RegistryBuilder};
+
+pub use chat_room::{
+    ANONYMOUS, ChatRoom, ChatRoomActions, HISTORY_LIMIT, Join, JoinParams, Leave,
+    MAX_MESSAGE_LENGTH, Member, Message,
+};
+pub use counter::{Counter, CounterActions, NewCount};
+pub use protected::{ProtectedActor, ProtectedActorActions, TOKEN, TokenParams, Visit, Visitor};
+pub use secure_room::{
+    AuthParams, Identity, Role, SecureRoom, SecureRoomActions, Session, USERS, WhoAmI,
+};
+pub use test_actor::{ACTION_TIMEOUT, REFUSAL_MESSAGE, TestActor, TestActorActions, TestParams};
+
+/// A registry builder with the demo actors: `counter`, `chatRoom`, `secureRoom` and
+/// `protectedActor`. Add a storage driver and start it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use footlights_cli::demo::{self, CounterActions};
+///
+/// let registry = demo::registry().start().await?; // in memory
+/// let counter = registry.client().get_or_create::<demo::Counter>(["doc"]);
+/// assert_eq!(counter.increment(Some(2)).await?, 2);
+/// # Ok(()) }
+/// ```
+pub fn registry() -> RegistryBuilder {
+    Registry::builder()
+        .actor::<Counter>()
+        .actor::<ChatRoom>()
+        .actor::<SecureRoom>()
+        .actor::<ProtectedActor>()
+}
+
+/// Adds the actors only the compatibility tests need ([`TestActor`]).
+pub fn register_test_actors(builder: RegistryBuilder) -> RegistryBuilder {
+    builder.actor::<TestActor>()
+}

@@ -1,0 +1,38 @@
+//! The `footlights` command line.
+//!
+//! ```text
+//! footlights serve [--host 127.0.0.1] [--port 6420] [--data-dir ./data] [--with-test-actors]
+//! ```
+//!
+//! `footlights serve` runs a Footlights server with the [demo actors](demo) on one address,
+//! keeping their state in `<data-dir>/footlights.db` (SQLite). Once it accepts connections it
+//! prints exactly one line to standard output,
+//!
+//! ```text
+//! listening on http://127.0.0.1:6420
+//! ```
+//!
+//! with the address it really bound (so `--port 0` shows the port the system chose). Scripts
+//! and tests wait for that line. Logs go to standard error; set `RUST_LOG` to choose what is
+//! logged (default `info`). Ctrl-C or SIGTERM stops the server gracefully: realtime clients are
+//! told to reconnect (close code 1001, `ws.going_away`), requests in flight finish, every awake
+//! actor is saved, and the process exits with status 0. A second signal during that stop ends
+//! the process at once (status 130).
+//!
+//! Any RivetKit client reaches the actors with the printed URL as its endpoint:
+//!
+//! ```js
+//! import { createClient } from "rivetkit/client";
+//! const client = createClient("http://127.0.0.1:6420");
+//! const counter = client.counter.getOrCreate(["demo"]);
+//! console.log(await counter.increment(1));
+//! ```
+//!
+//! What this crate is: the binary, plus the demo registry and the setup code as a library so
+//! other tests can serve the same actors. What it is not: a place for application actors (write
+//! your own binary with `footlights-server`), or a process supervisor.
+
+pub mod demo;
+mod serve;
+
+pub use serve::{Listening, ServeOptions};

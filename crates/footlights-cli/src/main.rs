@@ -1,0 +1,118 @@
+//! The `footlights` binary. See the [`footlights_cli`] crate docs for what each command does.
+
+use std::io::{IsTerminal as _, Write as _};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use footlights_cli::{Listening, ServeOptions};
+use tracing_subscriber::EnvFilter;
+
+/// Stateful actors with realtime connections, speaking the RivetKit client protocol.
+#[derive(Debug, Parser)]
+#[command(name = "footlights", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves the demo actors (counter, chatRoom, secureRoom, protectedActor) until Ctrl-C or
+    /// SIGTERM. Prints `listening on http://HOST:PORT` once ready.
+    Serve(ServeOptions),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    // Handlers go in before the ready line: a signal sent right after it must stop us cleanly.
+    let mut signals = signal::Signals::install()?;
+    let listening = Listening::open(&options).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{}", listening.local_addr())?;
+    stdout.flush()?;
+    drop(stdout);
+    // The first signal starts the graceful stop; a second one ends the process at once.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let name = signals.next().await;
+        tracing::info!(
+            signal = name,
+            "stopping; send another signal to exit at once"
+        );
+        let _ = stop.send(());
+        let name = signals.next().await;
+        tracing::warn!(
+            signal = name,
+            "second signal: exiting without a graceful stop"
+        );
+        std::process::exit(130);
+    });
+    listening
+        .serve(async move {
+            let _ = stopped.await;
+        })
+        .await
+}
+
+#[cfg(unix)]
+mod signal {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+
+    /// SIGINT (Ctrl-C) and SIGTERM, listened to from the moment they are installed.
+    pub(crate) struct Signals {
+        interrupt: Signal,
+        terminate: Signal,
+    }
+
+    impl Signals {
+        pub(crate) fn install() -> std::io::Result<Signals> {
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+
+        /// Waits for the next signal and names it.
+        pub(crate) async fn next(&mut self) -> &'static str {
+            tokio::select! {
+                _ = self.interrupt.recv() => "SIGINT",
+                _ = self.terminate.recv() => "SIGTERM",
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod signal {
+    /// Ctrl-C, the only stop signal outside Unix.
+    pub(crate) struct Signals;
+
+    impl Signals {
+        pub(crate) fn install() -> std::io::Result<Signals> {
+            Ok(Signals)
+        }
+
+        /// Waits for the next Ctrl-C.
+        pub(crate) async fn next(&mut self) -> &'static str {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `footlights serve`: open the store, start the registry, bind the listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use footlights::storage::SqliteDriver;
+use footlights_server::Server;
+use tokio::net::TcpListener;
+
+use crate::demo;
+
+/// The file, inside the data directory, that holds every actor's state.
+const DB_FILE: &str = "footlights.db";
+
+/// What `footlights serve` was asked for: its command-line options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeOptions {
+    /// Host name or address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (the line printed when ready shows it).
+    #[arg(long, default_value_t = 6420)]
+    pub port: u16,
+    /// Directory for the state file `footlights.db`; created if missing.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Also serve `testActor`, which the JavaScript compatibility tests use (errors, timeouts,
+    /// server-side disconnects, create input).
+    #[arg(long)]
+    pub with_test_actors: bool,
+}
+
+/// A server that is bound and ready to accept connections: [`Listening::open`] did everything
+/// that can fail at start-up, so its address can be announced before serving.
+#[derive(Debug)]
+pub struct Listening {
+    server: Server,
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Listening {
+    /// Opens the store in the data directory, starts the demo registry and binds the listener.
+    ///
+    /// # Errors
+    /// When the data directory cannot be created, the store cannot be opened (for example, it
+    /// was written by a newer version), or the address cannot be bound.
+    pub async fn open(options: &ServeOptions) -> anyhow::Result<Listening> {
+        let dir = &options.data_dir;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        let db = dir.join(DB_FILE);
+        let driver = SqliteDriver::open(&db)
+            .await
+            .with_context(|| format!("cannot open the store {}", db.display()))?;
+        let mut registry = demo::registry().driver(driver);
+        if options.with_test_actors {
+            registry = demo::register_test_actors(registry);
+        }
+        let registry = registry
+            .start()
+            .await
+            .context("cannot start the actor registry")?;
+        let server = Server::builder().registry(registry).build()?;
+        let listener = TcpListener::bind((options.host.as_str(), options.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(db = %db.display(), test_actors = options.with_test_actors, "store open");
+        Ok(Listening {
+            server,
+            listener,
+            addr,
+        })
+    }
+
+    /// The address the listener is bound to (with the real port when `0` was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully and returns once every actor is
+    /// saved (see [`Server::serve`]).
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.server.serve(self.listener, shutdown).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the `footlights` binary: it is started as a child process, exactly as
+//! scripts and the JavaScript compatibility tests start it.
+
+// Test helpers outside `#[test]` functions may unwrap: a failure there is a test failure.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
+mod demo;
+mod serve;

@@ -1,0 +1,201 @@
+//! `footlights serve`: the ready line, the manager API and actions over HTTP, a clean stop on
+//! SIGTERM, state kept across restarts, and start-up errors.
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Bound on every wait for the child: start-up, a request, the stop.
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Footlights {
+    child: Child,
+    url: String,
+}
+
+/// Starts `footlights serve` on a free port and waits for its ready line.
+async fn start(data_dir: &Path, extra: &[&str]) -> Footlights {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_footlights"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env_remove("RUST_BACKTRACE")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn footlights");
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::time::timeout(LIMIT, BufReader::new(stdout).lines().next_line())
+        .await
+        .expect("ready line in time")
+        .expect("read stdout")
+        .expect("footlights exited before it was ready");
+    let url = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(!url.ends_with(":0"), "the real port is printed: {url}");
+    Footlights { child, url }
+}
+
+impl Footlights {
+    /// Sends SIGTERM and waits for the exit.
+    async fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().unwrap().to_string();
+        let kill = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(kill.success());
+        tokio::time::timeout(LIMIT, self.child.wait())
+            .await
+            .expect("exit in time")
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = tokio::time::timeout(LIMIT, reqwest::get(format!("{}{path}", self.url)))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// Calls an action statelessly through the query gateway, JSON-encoded.
+    async fn action(&self, actor: &str, key: &str, name: &str, args: Value) -> (u16, Value) {
+        let url = format!(
+            "{}/gateway/{actor}/action/{name}?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key={key}&rvt-crash-policy=sleep",
+            self.url
+        );
+        let request = reqwest::Client::new()
+            .post(url)
+            .header("x-rivet-encoding", "json")
+            .json(&json!({ "args": args }))
+            .send();
+        let response = tokio::time::timeout(LIMIT, request)
+            .await
+            .expect("answer in time")
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn serves_metadata_and_actions_then_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("data"), &[]).await;
+
+    let (status, metadata) = server.get("/metadata?namespace=default").await;
+    assert_eq!(status, 200);
+    assert_eq!(metadata["runtime"], "rivetkit");
+    let names = metadata["actorNames"].as_object().unwrap();
+    let mut names: Vec<&str> = names.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["chatRoom", "counter", "protectedActor", "secureRoom"]
+    );
+
+    assert_eq!(
+        server.action("counter", "c", "increment", json!([5])).await,
+        (200, json!({ "output": 5 }))
+    );
+    assert!(dir.path().join("data/footlights.db").exists());
+
+    let status = server.terminate().await;
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_on_the_same_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    for (amount, count) in [(3, 3), (4, 7)] {
+        assert_eq!(
+            server
+                .action("counter", "kept", "increment", json!([amount]))
+                .await,
+            (200, json!({ "output": count }))
+        );
+    }
+    assert!(server.terminate().await.success());
+
+    let server = start(dir.path(), &[]).await;
+    assert_eq!(
+        server
+            .action("counter", "kept", "getCount", json!([]))
+            .await,
+        (200, json!({ "output": 7 }))
+    );
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn test_actors_are_served_only_when_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let (status, error) = server.action("testActor", "t", "getInput", json!([])).await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
+    assert!(server.terminate().await.success());
+
+    let server = start(dir.path(), &["--with-test-actors"]).await;
+    let (status, error) = server
+        .action(
+            "testActor",
+            "t",
+            "userError",
+            json!(["bad_thing", "no", {"n": 1}]),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error,
+        json!({"group": "user", "code": "bad_thing", "message": "no", "metadata": {"n": 1}})
+    );
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn secure_room_refuses_calls_without_a_valid_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let (status, error) = server.action("secureRoom", "r", "whoami", json!([])).await;
+    assert_eq!(
+        (status, error["group"].as_str(), error["code"].as_str()),
+        (403, Some("auth"), Some("forbidden"))
+    );
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn a_data_dir_that_is_a_file_fails_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let output = tokio::time::timeout(
+        LIMIT,
+        Command::new(env!("CARGO_BIN_EXE_footlights"))
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(&file)
+            .env_remove("RUST_BACKTRACE")
+            .output(),
+    )
+    .await
+    .expect("exit in time")
+    .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "no ready line");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot create the data directory"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,179 @@
+// Connection params and connection state, join/leave hooks, and connections the server
+// refuses (auth.forbidden, or a user error code from the before-connect hook).
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { MATRIX } from "../lib/clients.mjs";
+import { keyFor, nextCallback, nextEvent, rejectsWith, untilStatus, within, withClient } from "../lib/helpers.mjs";
+import { Footlights } from "../lib/server.mjs";
+
+let server;
+before(async () => {
+	server = await Footlights.start();
+});
+after(async () => {
+	await server?.cleanup();
+});
+
+/**
+ * Opens a connection the server will refuse, calls `action` on it, and checks what each client
+ * version does, as RIVETKIT_PROTOCOL.md §7.2, §7.5 and §7.8 describe: the server sends an
+ * Error (no action id), then closes with 1011 `{group}.{code}`. The pending action is rejected
+ * with that error and `onError` gets it. 2.3.19 then gives up (status `idle`); 2.0.33 retries
+ * every failed attempt forever (status back to `connecting`) until the connection is disposed.
+ */
+async function expectRefused(peer, conn, call, expected) {
+	const firstError = nextCallback((cb) => conn.onError(cb), "onError");
+	await rejectsWith(call(), expected, "the action on a refused connection");
+	const [error] = await firstError;
+	for (const [field, value] of Object.entries(expected)) assert.deepStrictEqual(error[field], value, `onError error.${field}`);
+	if (peer.version === "2.3.19") await untilStatus(conn, "idle");
+	else assert.notEqual(conn.connStatus, "connected");
+	await within(conn.dispose(), "conn.dispose()");
+}
+
+describe("connections", { concurrency: true }, () => {
+	for (const peer of MATRIX) {
+		describe(peer.label, { concurrency: true }, () => {
+			test("params build the connection state (chatRoom `from`), over a connection and over HTTP", async () => {
+				await withClient(server, peer, async (client) => {
+					const key = keyFor("params", peer);
+					const bob = client.chatRoom.getOrCreate(key, { params: { name: "bob" } }).connect();
+					const message = nextEvent(bob, "message");
+					assert.equal(await within(bob.sendMessage("hi from bob"), "sendMessage"), 1);
+					assert.deepEqual(await message, [{ from: "bob", text: "hi from bob" }]);
+
+					const carol = client.chatRoom.getOrCreate(key, { params: { name: "carol" } });
+					assert.equal(await carol.sendMessage("hi from carol"), 2);
+					const nobody = client.chatRoom.getOrCreate(key);
+					assert.equal(await nobody.sendMessage("who am I"), 3);
+					const anonConn = client.chatRoom.getOrCreate(key, { params: {} }).connect();
+					assert.equal(await within(anonConn.sendMessage("no name"), "sendMessage"), 4);
+
+					assert.deepEqual(await nobody.getHistory(), [
+						{ from: "bob", text: "hi from bob" },
+						{ from: "carol", text: "hi from carol" },
+						{ from: "anon", text: "who am I" },
+						{ from: "anon", text: "no name" },
+					]);
+					await Promise.all([bob.dispose(), anonConn.dispose()]);
+				});
+			});
+
+			test("connection state lives as long as its connection", async () => {
+				await withClient(server, peer, async (client) => {
+					const handle = client.secureRoom.getOrCreate(keyFor("conn-state", peer), { params: { authToken: "user-token" } });
+					const conn = handle.connect();
+					assert.deepEqual(await within(conn.whoami(), "whoami"), { user: "ursula", role: "user", calls: 1 });
+					assert.deepEqual(await within(conn.whoami(), "whoami"), { user: "ursula", role: "user", calls: 2 });
+					// Every stateless call gets a fresh, short-lived connection.
+					assert.deepEqual(await handle.whoami(), { user: "ursula", role: "user", calls: 1 });
+					assert.deepEqual(await handle.whoami(), { user: "ursula", role: "user", calls: 1 });
+					await conn.dispose();
+				});
+			});
+
+			test("join and leave events follow real connections, not stateless calls", async () => {
+				await withClient(server, peer, async (client) => {
+					const key = keyFor("join-leave", peer);
+					const observer = client.chatRoom.getOrCreate(key, { params: { name: "observer" } }).connect();
+					const seen = [];
+					for (const event of ["join", "leave", "message"]) observer.on(event, (arg) => seen.push([event, typeof arg === "string" ? arg : arg.from]));
+					assert.equal(await within(observer.connCount(), "connCount"), 1);
+
+					const joined = nextEvent(observer, "join");
+					const alice = client.chatRoom.getOrCreate(key, { params: { name: "alice" } }).connect();
+					assert.deepEqual(await joined, ["alice"]);
+					assert.equal(await within(observer.connCount(), "connCount"), 2);
+
+					const left = nextEvent(observer, "leave");
+					await within(alice.dispose(), "alice.dispose()");
+					assert.deepEqual(await left, ["alice"]);
+					assert.equal(await within(observer.connCount(), "connCount"), 1);
+
+					// A stateless call runs the hooks with a short-lived connection: the actor skips join
+					// and leave for it. Its `message` would come after a join, so none came.
+					const message = nextEvent(observer, "message");
+					await client.chatRoom.getOrCreate(key, { params: { name: "dave" } }).sendMessage("stateless");
+					await message;
+					assert.deepEqual(seen, [
+						["join", "alice"],
+						["leave", "alice"],
+						["message", "dave"],
+					]);
+					await observer.dispose();
+				});
+			});
+
+			test("a connection without a valid authToken is refused with auth.forbidden", async () => {
+				await withClient(server, peer, async (client) => {
+					const key = keyFor("no-token", peer);
+					const forbidden = { group: "auth", code: "forbidden" };
+					const none = client.secureRoom.getOrCreate(key).connect();
+					await expectRefused(peer, none, () => none.whoami(), forbidden);
+					const wrong = client.secureRoom.getOrCreate(key, { params: { authToken: "guessed" } }).connect();
+					await expectRefused(peer, wrong, () => wrong.whoami(), forbidden);
+					const peerActor = client.protectedActor.getOrCreate(key, { params: { token: "wrong" } }).connect();
+					await expectRefused(peer, peerActor, () => peerActor.whoami(), { code: "forbidden" });
+				});
+			});
+
+			test("stateless calls without a valid token are refused with auth.forbidden", async () => {
+				await withClient(server, peer, async (client) => {
+					const key = keyFor("no-token-http", peer);
+					await rejectsWith(client.secureRoom.getOrCreate(key).whoami(), { group: "auth", code: "forbidden" });
+					await rejectsWith(client.secureRoom.getOrCreate(key, { params: { authToken: "nope" } }).whoami(), {
+						group: "auth",
+						code: "forbidden",
+					});
+					await rejectsWith(client.protectedActor.getOrCreate(key, { params: { token: "nope" } }).whoami(), { code: "forbidden" });
+				});
+			});
+
+			test("a before-connect hook can refuse with its own code and metadata", async () => {
+				await withClient(server, peer, async (client) => {
+					const handle = client.testActor.getOrCreate(keyFor("refused", peer), { params: { refuse: "room_closed" } });
+					const expected = {
+						group: "user",
+						code: "room_closed",
+						message: "connection refused as requested",
+						metadata: { refused: true },
+					};
+					const conn = handle.connect();
+					await expectRefused(peer, conn, () => conn.getInput(), expected);
+					await rejectsWith(handle.getInput(), expected);
+				});
+			});
+
+			test("roles decide what a member may do", async () => {
+				await withClient(server, peer, async (client) => {
+					const key = keyFor("roles", peer);
+					const user = client.secureRoom.getOrCreate(key, { params: { authToken: "user-token" } }).connect();
+					const admin = client.secureRoom.getOrCreate(key, { params: { authToken: "admin-token" } }).connect();
+					assert.deepEqual(await within(admin.whoami(), "whoami"), { user: "ada", role: "admin", calls: 1 });
+					assert.equal(await within(admin.adminOnly(), "adminOnly"), 1);
+					// A first successful action, so the refused one does not carry action id 0
+					// (2.0.33's id-0 quirk is covered in errors.test.mjs).
+					assert.equal((await within(user.whoami(), "whoami")).role, "user");
+					await rejectsWith(user.adminOnly(), { group: "auth", code: "forbidden" });
+					assert.equal(user.connStatus, "connected", "an action error leaves the connection open");
+					await rejectsWith(client.secureRoom.getOrCreate(key, { params: { authToken: "user-token" } }).adminOnly(), {
+						group: "auth",
+						code: "forbidden",
+					});
+					assert.equal(await client.secureRoom.getOrCreate(key, { params: { authToken: "admin-token" } }).adminOnly(), 2);
+					await Promise.all([user.dispose(), admin.dispose()]);
+				});
+			});
+
+			test("protectedActor lets in the right token and counts visits", async () => {
+				await withClient(server, peer, async (client) => {
+					const handle = client.protectedActor.getOrCreate(keyFor("protected", peer), { params: { token: "secret", user: "zed" } });
+					assert.deepEqual(await handle.whoami(), { user: "zed", hits: 1 });
+					const conn = handle.connect();
+					assert.deepEqual(await within(conn.whoami(), "whoami"), { user: "zed", hits: 2 });
+					await conn.dispose();
+				});
+			});
+		});
+	}
+});

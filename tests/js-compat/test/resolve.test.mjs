@@ -1,0 +1,88 @@
+// Finding actors: get, getOrCreate (with create input), create (and a duplicate key),
+// getForId and resolve — for each client version and encoding.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { MATRIX } from "../lib/clients.mjs";
+import { keyFor, rejectsWith, withClient } from "../lib/helpers.mjs";
+import { Footlights } from "../lib/server.mjs";
+
+/** An id no actor has (ids are 32 hex digits). */
+const UNKNOWN_ID = "0123456789abcdef0123456789abcdef";
+
+const INPUT = { label: "first", n: 7, ratio: 0.5, nested: { list: [1, "two", null, false] }, text: "héllo ✓" };
+
+let server;
+before(async () => {
+	server = await Footlights.start();
+});
+after(async () => {
+	await server?.cleanup();
+});
+
+for (const peer of MATRIX) {
+	describe(peer.label, { concurrency: true }, () => {
+		test("getOrCreate creates the actor once; get reaches the same one", async () => {
+			await withClient(server, peer, async (client) => {
+				const key = keyFor("get-or-create", peer);
+				assert.equal(await client.counter.getOrCreate(key).increment(2), 2);
+				assert.equal(await client.counter.getOrCreate(key).increment(3), 5);
+				assert.equal(await client.counter.get(key).getCount(), 5);
+			});
+		});
+
+		test("get of a key nobody created is actor.not_found", async () => {
+			await withClient(server, peer, async (client) => {
+				// 2.3.19 retries `not_found` on get handles for about 2.5 s before it gives up
+				// (RIVETKIT_PROTOCOL.md §6.1); 2.0.33 answers from its `GET /actors` lookup at once.
+				await rejectsWith(client.counter.get(keyFor("never-created", peer)).getCount(), { code: "not_found" });
+			});
+		});
+
+		test("getOrCreate hands the create input to a new actor, and only to a new one", async () => {
+			await withClient(server, peer, async (client) => {
+				const key = keyFor("create-input", peer);
+				const handle = client.testActor.getOrCreate(key, { createWithInput: INPUT });
+				assert.deepEqual(await handle.getInput(), INPUT);
+				const again = client.testActor.getOrCreate(key, { createWithInput: { label: "second" } });
+				assert.deepEqual(await again.getInput(), INPUT);
+			});
+		});
+
+		test("create makes a new actor with its input; the same key again is actor.duplicate_key", async () => {
+			await withClient(server, peer, async (client) => {
+				const key = keyFor("create", peer);
+				const handle = await client.testActor.create(key, { input: INPUT });
+				assert.deepEqual(await handle.getInput(), INPUT);
+				await rejectsWith(client.testActor.create(key, { input: { label: "second" } }), {
+					group: "actor",
+					code: "duplicate_key",
+				});
+				assert.deepEqual(await client.testActor.get(key).getInput(), INPUT);
+			});
+		});
+
+		test("resolve answers the actor id; getForId reaches the same actor", async () => {
+			await withClient(server, peer, async (client) => {
+				const key = keyFor("resolve", peer);
+				const id = await client.counter.getOrCreate(key).resolve();
+				assert.equal(typeof id, "string");
+				assert.ok(id.length > 0);
+				assert.equal(await client.counter.get(key).resolve(), id);
+				assert.equal(await client.counter.getForId(id).resolve(), id);
+				assert.equal(await client.counter.getForId(id).increment(4), 4);
+				assert.equal(await client.counter.get(key).getCount(), 4);
+
+				const created = await client.counter.create(keyFor("resolve-created", peer));
+				const createdId = await created.resolve();
+				assert.notEqual(createdId, id);
+				assert.equal(await client.counter.getForId(createdId).increment(1), 1);
+			});
+		});
+
+		test("getForId of an unknown id is actor.not_found", async () => {
+			await withClient(server, peer, async (client) => {
+				await rejectsWith(client.counter.getForId(UNKNOWN_ID).getCount(), { code: "not_found" });
+			});
+		});
+	});
+}
