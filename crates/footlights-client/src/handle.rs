@@ -5,16 +5,19 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use footlights_protocol::{
-    Action, ActionError, ActorId, ActorKey, ActorSpec, Value, from_value, to_value,
+    Action, ActionError, ActorId, ActorKey, ActorSpec, Value, from_value_exact, to_value,
 };
 use serde::Serialize;
 
 use crate::connection::{Connection, ConnectionOptions};
+use crate::error::invalid_response;
 use crate::transport::{Target, Transport};
 
 /// A client: how code reaches actors, over the network or in the same process.
 ///
-/// Cheap to clone; every clone shares the transport.
+/// Over the network: [`Client::new`] or [`Client::builder`] (feature `net`). In the same
+/// process: `Registry::client()` in `footlights-core`. Both give the same handles and
+/// connections. Cheap to clone; every clone shares the transport (and its connection pool).
 #[derive(Clone, Debug)]
 pub struct Client {
     transport: Arc<dyn Transport>,
@@ -60,7 +63,9 @@ impl Client {
         )
     }
 
-    /// A handle to the actor with this key, created on first use if there is none.
+    /// A handle to the actor with this key, created on first use if there is none. Lazy:
+    /// nothing is sent until the first call. Use
+    /// [`get_or_create_with`](Self::get_or_create_with) to give the create input.
     pub fn get_or_create<A: ActorSpec>(&self, key: impl Into<ActorKey>) -> ActorHandle<A> {
         let target = Target::GetOrCreate {
             name: A::NAME.to_owned(),
@@ -257,13 +262,7 @@ pub trait ActionCaller<A: ActorSpec>: Send + Sync {
 }
 
 pub(crate) fn decode_output<M: Action>(v: Value) -> Result<M::Output, ActionError> {
-    from_value(v).map_err(|e| {
-        ActionError::new(
-            "client",
-            "invalid_response",
-            format!("`{}` output: {e}", M::NAME),
-        )
-    })
+    from_value_exact(v).map_err(|e| invalid_response(format!("`{}` output: {e}", M::NAME)))
 }
 
 impl<A: ActorSpec> ActionCaller<A> for ActorHandle<A> {

@@ -3,9 +3,9 @@
 //! The in-process transport lives in `footlights-core`; the network one (HTTP, WebSocket, SSE)
 //! in this crate's `net` module. Handles and connections work the same over any of them.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 
-use footlights_protocol::{ActionError, ActorId, ActorKey, ToClient, ToServer, Value};
+use footlights_protocol::{ActionError, ActorId, ActorKey, ConnId, ToClient, ToServer, Value};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
@@ -49,13 +49,22 @@ impl Target {
     }
 }
 
+/// Close code of a normal close (RFC 6455).
+const NORMAL: u16 = 1000;
+/// Close code of a peer going away: server shutdown, actor sleeping.
+const GOING_AWAY: u16 = 1001;
+/// Close code for a connection that ended without a close frame. Never sent on the wire.
+const ABNORMAL: u16 = 1006;
+
 /// Why a link closed, as the server said it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloseReason {
     /// A WebSocket-style close code: 1000 normal (a server-side disconnect), 1001 going away
-    /// (server stopping, actor sleeping), 1011 error.
+    /// (server stopping, actor sleeping), 1006 dropped without a close (a network failure),
+    /// 1011 error.
     pub code: u16,
-    /// The reason text: the user's disconnect reason, or `group.code` for errors.
+    /// The reason text: the user's disconnect reason, or `group.code` (optionally followed by
+    /// `#rayId`) for errors.
     pub reason: String,
 }
 
@@ -63,7 +72,7 @@ impl CloseReason {
     /// A normal close with a reason (what `conn.disconnect(reason)` sends).
     pub fn normal(reason: impl Into<String>) -> Self {
         CloseReason {
-            code: 1000,
+            code: NORMAL,
             reason: reason.into(),
         }
     }
@@ -71,7 +80,7 @@ impl CloseReason {
     /// The server is going away; the client should reconnect.
     pub fn going_away() -> Self {
         CloseReason {
-            code: 1001,
+            code: GOING_AWAY,
             reason: "ws.going_away".into(),
         }
     }
@@ -83,6 +92,63 @@ impl CloseReason {
             reason: format!("{}.{}", error.group(), error.code()),
         }
     }
+
+    /// The link broke without a close from the other side: a reset socket, a stream that
+    /// ended early. The server may keep the connection for a resume.
+    pub fn dropped() -> Self {
+        CloseReason {
+            code: ABNORMAL,
+            reason: String::new(),
+        }
+    }
+
+    /// Whether the link broke without a close ([`dropped`](Self::dropped)).
+    pub fn is_dropped(&self) -> bool {
+        self.code == ABNORMAL
+    }
+
+    /// The error this close reports, if it is not a normal close.
+    ///
+    /// Reasons of the form `group.code` or `group.code#rayId` become that error (the ray id is
+    /// kept in the message only); a going-away close without such a reason is `ws.going_away`,
+    /// a dropped link `client.connection_lost`, anything else `client.connection_error`.
+    ///
+    /// ```
+    /// use footlights_client::CloseReason;
+    /// let close = CloseReason { code: 1011, reason: "auth.forbidden#ray-1".into() };
+    /// let e = close.to_error().unwrap();
+    /// assert_eq!((e.group(), e.code()), ("auth", "forbidden"));
+    /// assert!(CloseReason::normal("kicked").to_error().is_none());
+    /// ```
+    pub fn to_error(&self) -> Option<ActionError> {
+        if self.code == NORMAL {
+            return None;
+        }
+        let coded = self.reason.split('#').next().unwrap_or_default();
+        if let Some((group, code)) = coded.split_once('.')
+            && is_identifier(group)
+            && is_identifier(code)
+        {
+            let message = format!("connection closed ({}): {}", self.code, self.reason);
+            return Some(ActionError::new(group.to_owned(), code.to_owned(), message));
+        }
+        Some(match self.code {
+            GOING_AWAY => ActionError::new("ws", "going_away", "the server is going away"),
+            ABNORMAL => crate::error::connection_lost("the connection dropped"),
+            code => ActionError::new(
+                "client",
+                "connection_error",
+                format!("connection closed with code {code}: {}", self.reason),
+            ),
+        })
+    }
+}
+
+/// `snake_case` words, as error groups and codes are written.
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// What arrives on a link.
@@ -106,9 +172,18 @@ pub trait LinkSender: Send + Sync + Debug {
     fn close(&self);
 
     /// The link dropped without a clean close (a network failure). The server keeps the
-    /// connection for a grace period so the client can resume it. Defaults to [`close`](Self::close).
+    /// connection for a grace period so the client can resume it. Defaults to
+    /// [`close`](Self::close).
     fn lost(&self) {
         self.close();
+    }
+
+    /// Closes the link like [`close`](Self::close), and resolves once the close has reached
+    /// the other side (bounded by the transport's own timeouts). Defaults to `close` and
+    /// resolving at once, which suits in-process links.
+    fn close_gracefully(&self) -> BoxFuture<'static, ()> {
+        self.close();
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -119,6 +194,27 @@ pub struct Link {
     pub sender: Box<dyn LinkSender>,
     /// Messages from the actor, then one [`LinkEvent::Closed`].
     pub events: mpsc::UnboundedReceiver<LinkEvent>,
+}
+
+/// What a client presents to take over a connection whose link dropped: the connection's id
+/// and the secret token its `Init` carried (a Footlights extension, see
+/// `docs/protocol-extensions.md`).
+///
+/// `Debug` does not show the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResumeToken {
+    /// The connection to take over.
+    pub conn_id: ConnId,
+    /// Its secret token.
+    pub token: String,
+}
+
+impl Debug for ResumeToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResumeToken")
+            .field("conn_id", &self.conn_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A way to reach actors. Object-safe, so clients hold an `Arc<dyn Transport>`.
@@ -149,4 +245,73 @@ pub trait Transport: Send + Sync + Debug + 'static {
         target: &'a Target,
         params: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<Link, ActionError>>;
+
+    /// Opens a link that takes over the connection `resume` names, if the server still keeps
+    /// it; otherwise the server opens a new connection (under the same id). The default, for
+    /// transports without resume, opens a new connection with [`connect`](Self::connect).
+    fn resume<'a>(
+        &'a self,
+        target: &'a Target,
+        params: Option<&'a Value>,
+        resume: &'a ResumeToken,
+    ) -> BoxFuture<'a, Result<Link, ActionError>> {
+        let _ = resume;
+        self.connect(target, params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(code: u16, reason: &str) -> CloseReason {
+        CloseReason {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn close_reasons_parse_into_coded_errors() {
+        let e = close(1011, "auth.forbidden#01HX").to_error().unwrap();
+        assert_eq!((e.group(), e.code()), ("auth", "forbidden"));
+        let e = close(1011, "message.outgoing_too_long").to_error().unwrap();
+        assert_eq!(e.code(), "outgoing_too_long");
+        let e = close(1003, "actor.unsupported_websocket_encoding")
+            .to_error()
+            .unwrap();
+        assert_eq!(e.code(), "unsupported_websocket_encoding");
+        let e = CloseReason::going_away().to_error().unwrap();
+        assert_eq!((e.group(), e.code()), ("ws", "going_away"));
+        let e = close(1001, "").to_error().unwrap();
+        assert_eq!((e.group(), e.code()), ("ws", "going_away"));
+        let e = CloseReason::dropped().to_error().unwrap();
+        assert_eq!((e.group(), e.code()), ("client", "connection_lost"));
+        let e = close(1011, "something odd happened").to_error().unwrap();
+        assert_eq!((e.group(), e.code()), ("client", "connection_error"));
+        let e = close(1011, "Auth.Forbidden").to_error().unwrap();
+        assert_eq!(e.code(), "connection_error", "codes are snake_case");
+    }
+
+    #[test]
+    fn normal_closes_are_not_errors() {
+        assert!(close(1000, "").to_error().is_none());
+        assert!(close(1000, "kicked").to_error().is_none());
+        assert!(close(1000, "connection.superseded").to_error().is_none());
+        assert!(CloseReason::dropped().is_dropped());
+        assert!(!CloseReason::going_away().is_dropped());
+    }
+
+    #[test]
+    fn resume_tokens_hide_the_secret() {
+        let t = ResumeToken {
+            conn_id: ConnId::new("c1"),
+            token: "hunter2".into(),
+        };
+        let shown = format!("{t:?}");
+        assert!(
+            shown.contains("c1") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
 }

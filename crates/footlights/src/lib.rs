@@ -46,9 +46,13 @@
 //! (feature `sqlite`). Layers: [`footlights_protocol`] (values, errors, wire messages),
 //! [`footlights_storage`] (drivers), [`footlights_core`] (the runtime),
 //! [`footlights_client`] (handles and connections).
+//!
+//! New here? Read the [`guide`]: getting started, actors and state, actions and events,
+//! connections, clients, lifecycle, durability, configuration and errors.
 
 pub use footlights_client::{
-    ActionCaller, ActorHandle, Client, ConnStatus, Connection, ConnectionOptions, Events,
+    ActionCaller, ActorHandle, Client, ClientBuilder, ClientOptions, ConnErrors, ConnStatus,
+    Connection, ConnectionOptions, Events, TransportKind,
 };
 pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, Ctx, Deferred,
@@ -57,7 +61,10 @@ pub use footlights_core::{
 };
 #[cfg(feature = "macros")]
 pub use footlights_macros::{Event, action, actor};
+pub use footlights_protocol::codec::Encoding;
 pub use footlights_protocol::{Action, ActionError, ActorId, ActorKey, ActorSpec, Event, Value};
+
+pub mod guide;
 
 /// Storage drivers: where actor state lives.
 pub mod storage {

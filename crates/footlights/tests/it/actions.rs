@@ -197,4 +197,5 @@ async fn values_pass_through_actions_without_losing_javascript_types() {
         Value::Bytes(vec![1, 2]),
     ]);
     assert_eq!(calc.action("echo", vec![v.clone()]).await.unwrap(), v);
+    assert_eq!(calc.echo(v.clone()).await.unwrap(), v, "typed calls too");
 }
