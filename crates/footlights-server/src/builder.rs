@@ -6,6 +6,7 @@ use std::time::Duration;
 use footlights_core::Registry;
 
 use crate::error::{Error, Result};
+use crate::fallback::Fallback;
 use crate::server::Server;
 
 /// Default limit on one incoming message or request body: 64 KiB, as RivetKit 2.3.
@@ -38,6 +39,8 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     pub(crate) sse_keep_alive: Duration,
     pub(crate) ws_ping_interval: Duration,
+    /// The host's routes for requests no protocol route claims.
+    pub(crate) fallback: Fallback,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             sse_keep_alive: DEFAULT_SSE_KEEP_ALIVE,
             ws_ping_interval: DEFAULT_WS_PING_INTERVAL,
+            fallback: Fallback::default(),
         }
     }
 }
@@ -147,6 +151,36 @@ impl ServerBuilder {
     /// [`DEFAULT_WS_PING_INTERVAL`].
     pub fn ws_ping_interval(mut self, interval: Duration) -> Self {
         self.config.ws_ping_interval = interval;
+        self
+    }
+
+    /// Serves the host's own routes beside the actors: a web page, static files, a health
+    /// check of its own. Every request that no protocol route claims goes to `router`
+    /// instead of getting a 404 `route.not_found`, so a catch-all route (`/{*path}`) cannot
+    /// hide the actors from clients. With a [base path](Self::base_path), everything outside
+    /// it goes to `router`.
+    ///
+    /// CORS preflights are answered before any route and never reach `router`; its responses
+    /// get the same CORS headers as the protocol's. Give it state with
+    /// [`Router::with_state`](axum::Router::with_state) first.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use footlights_core::Registry;
+    /// use footlights_server::Server;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let page = Router::new().route("/", get(|| async { "<h1>Hello</h1>" }));
+    /// let server = Server::builder()
+    ///     .registry(Registry::builder().start().await?)
+    ///     .fallback(page)
+    ///     .build()?;
+    /// # drop(server);
+    /// # Ok(()) }
+    /// ```
+    pub fn fallback(mut self, router: axum::Router) -> Self {
+        self.config.fallback = Fallback::new(router);
         self
     }
 

@@ -31,6 +31,8 @@
 //! - the **actor routes** behind it: `POST /action/{name}` (stateless actions in JSON, CBOR or
 //!   BARE), `/connect` (the realtime WebSocket), and the Footlights extensions: the SSE
 //!   transport (`/connect/sse`, `/connections/{id}/message|close`) and connection tokens;
+//! - the host's own routes, if it gives some ([`ServerBuilder::fallback`]): a web page or
+//!   static files served beside the actors, for requests no protocol route claims;
 //! - CORS for browsers, size and count limits, WebSocket pings, SSE keep-alives, and a
 //!   graceful shutdown that tells every client to reconnect.
 //!
@@ -50,6 +52,7 @@ mod action;
 mod builder;
 mod cors;
 mod error;
+mod fallback;
 mod gateway;
 mod limits;
 mod manager;

@@ -19,7 +19,9 @@ use crate::gateway::{self, Addressed};
 use crate::limits::{close_reason, parse_params, read_body};
 use crate::peer::{RivetProtocols, offered_protocols};
 use crate::server::Shared;
-use crate::ws::{GOING_AWAY, NORMAL, RIVET_PROTOCOL, close_socket, close_upgrade, coded};
+use crate::ws::{
+    GOING_AWAY, NORMAL, RIVET_PROTOCOL, SOCKET_BUFFER, close_socket, close_upgrade, coded,
+};
 
 /// The header a client sets when it passed a full URL: the URL the actor should see.
 const ORIGINAL_URL_HEADER: &str = "x-rivet-internal-original-request-url";
@@ -115,7 +117,10 @@ pub(crate) async fn websocket(
     let config = &shared.config;
     let upgrade = upgrade
         .max_message_size(config.max_incoming)
-        .max_frame_size(config.max_incoming);
+        .max_frame_size(config.max_incoming)
+        // The 128 KiB default read buffer would dominate an idle connection's memory.
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(0);
     let rivet = RivetProtocols::parse(&offered_protocols(&parts.headers));
     let params = match parse_params(rivet.params.as_deref(), config.max_conn_params) {
         Ok(params) => params,

@@ -16,7 +16,7 @@ use footlights_core::Registry;
 
 use crate::builder::{Config, ServerBuilder};
 use crate::cors::{self, RayId};
-use crate::error::{Error, HttpError, Result, method_not_allowed, route_not_found};
+use crate::error::{Error, HttpError, Result, method_not_allowed};
 use crate::gateway;
 use crate::manager;
 use crate::peer::{RivetProtocols, offered_protocols};
@@ -141,7 +141,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .unwrap_or_else(RayId::new);
     let Some(path) = strip_base(req.uri().path(), &shared.config.base_path).map(str::to_owned)
     else {
-        return route_not_found().into_response();
+        return shared.config.fallback.handle(req).await;
     };
     let method = req.method().clone();
     match path.as_str() {
@@ -157,7 +157,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
         _ => match header_routed_actor(&req) {
             Some(id) => gateway::handle_header_routed(shared, req, id, path, ray).await,
-            None => route_not_found().into_response(),
+            None => shared.config.fallback.handle(req).await,
         },
     }
 }

@@ -40,6 +40,9 @@ use crate::shutdown::{ConnGuard, Refusal, Stop};
 
 /// The subprotocol every upgrade selects (§5.4).
 pub(crate) const RIVET_PROTOCOL: &str = "rivet";
+
+/// Read buffer per WebSocket: frames larger than this still arrive, in several reads.
+pub(crate) const SOCKET_BUFFER: usize = 4096;
 /// How long a closing socket waits for the peer's close frame before it is dropped.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages beyond the in-flight limit that may wait for `Init` (subscriptions and the like).
@@ -136,7 +139,10 @@ pub(crate) async fn handle(
     let config = &shared.config;
     let upgrade = upgrade
         .max_message_size(config.max_incoming)
-        .max_frame_size(config.max_incoming);
+        .max_frame_size(config.max_incoming)
+        // The 128 KiB default read buffer would dominate an idle connection's memory.
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(0);
     let offered = offered_protocols(&parts.headers);
     let rivet = RivetProtocols::parse(&offered);
     let encoding = match rivet.encoding() {

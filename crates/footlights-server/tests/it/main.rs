@@ -6,6 +6,7 @@
 
 mod action;
 mod cors;
+mod fallback;
 mod gateway;
 mod manager;
 mod raw;
