@@ -1,0 +1,38 @@
+// The guide: one chapter per module, each a Markdown file in `docs/`, compiled as doc tests.
+#![doc = include_str!("../docs/guide.md")]
+
+pub mod getting_started {
+    #![doc = include_str!("../docs/getting-started.md")]
+}
+
+pub mod actors_and_state {
+    #![doc = include_str!("../docs/actors-and-state.md")]
+}
+
+pub mod actions_and_events {
+    #![doc = include_str!("../docs/actions-and-events.md")]
+}
+
+pub mod connections {
+    #![doc = include_str!("../docs/connections.md")]
+}
+
+pub mod clients {
+    #![doc = include_str!("../docs/clients.md")]
+}
+
+pub mod lifecycle {
+    #![doc = include_str!("../docs/lifecycle.md")]
+}
+
+pub mod durability {
+    #![doc = include_str!("../docs/durability.md")]
+}
+
+pub mod configuration {
+    #![doc = include_str!("../docs/configuration.md")]
+}
+
+pub mod errors {
+    #![doc = include_str!("../docs/errors.md")]
+}

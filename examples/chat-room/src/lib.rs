@@ -1,0 +1,309 @@
+//! A chat room: connection params and state, join and leave events from the connection
+//! hooks, direct messages, kicks, and a history kept in durable state. The binary also serves
+//! a browser demo that uses the official `rivetkit` JavaScript client.
+//!
+//! - **Params**: clients connect with `{ "name": "ann" }` ([`JoinParams`]).
+//! - **Connection state**: each connection holds a [`Member`] built from its params by the
+//!   `create_conn_state` hook; the connect hook marks the room's owner.
+//! - **Hooks**: `on_before_connect` turns away invalid and banned names (`auth.forbidden`);
+//!   `on_connect` and `on_disconnect` broadcast [`Joined`] and [`Left`] with the member list.
+//! - **Events**: [`NewMessage`] to everyone (`ctx.broadcast`), [`DirectMessage`] to one member
+//!   (`conn.send`).
+//! - **Kick**: the owner removes a member with `conn.disconnect(reason)` and bans the name, so
+//!   the client's automatic reconnect is refused.
+//! - **Durable state**: the last [`HISTORY_LIMIT`] messages, the owner and the bans survive
+//!   sleep and restarts; members (live connections) do not.
+//!
+//! Names are not authenticated here: anyone may claim any name. `examples/game-room` checks
+//! signed tokens instead.
+//!
+//! Run the server and the browser demo:
+//!
+//! ```text
+//! (cd examples/chat-room/web && npm ci && npm run build)   # bundles the page into web/dist
+//! cargo run -p chat-room                                    # http://127.0.0.1:6420
+//! ```
+//!
+//! Then open <http://127.0.0.1:6420/?room=lobby&name=ann> in two browser tabs (with two
+//! names). `cargo test -p chat-room` runs the Rust end-to-end test; `npm test` in `web/` the
+//! browser one (it needs Chromium and the built binary, see `web/e2e.test.mjs`).
+
+pub mod web;
+
+use std::collections::{BTreeSet, VecDeque};
+
+use footlights::ConnRequest;
+use footlights::prelude::*;
+
+/// How many messages a room keeps.
+pub const HISTORY_LIMIT: usize = 100;
+/// The longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+/// The longest message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// What a client sends when it connects: `{ "name": "ann" }`.
+#[derive(Debug, Deserialize)]
+pub struct JoinParams {
+    /// The name shown to others; trimmed, 1 to [`MAX_NAME_CHARS`] characters.
+    pub name: String,
+}
+
+/// The state of one connection, alive as long as the connection is.
+#[derive(Debug, Default)]
+pub struct Member {
+    /// The member's name, from the params.
+    pub name: String,
+    /// Whether this member owns the room (may kick others).
+    pub is_owner: bool,
+}
+
+/// One chat message, as kept in the history and sent to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Increases by one per message in a room.
+    pub id: u64,
+    /// The sender's name.
+    pub from: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A message to everyone in the room (wire name `newMessage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
+pub struct NewMessage(pub Message);
+
+/// Someone joined (wire name `joined`): their name and the members now present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
+pub struct Joined {
+    /// Who joined.
+    pub name: String,
+    /// Everyone present, sorted.
+    pub members: Vec<String>,
+}
+
+/// Someone left or was kicked (wire name `left`): their name and the members still present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
+pub struct Left {
+    /// Who left.
+    pub name: String,
+    /// Everyone still present, sorted.
+    pub members: Vec<String>,
+}
+
+/// A message to one member only (wire name `directMessage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
+pub struct DirectMessage {
+    /// The sender's name.
+    pub from: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A chat room (registered as `chatRoom`). The struct is its durable state.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ChatRoom {
+    /// The last [`HISTORY_LIMIT`] messages, oldest first.
+    history: VecDeque<Message>,
+    /// The id of the next message.
+    next_id: u64,
+    /// The first name that joined; may kick others.
+    owner: Option<String>,
+    /// Names that were kicked and may not come back.
+    banned: BTreeSet<String>,
+}
+
+/// A trimmed, non-empty name of at most [`MAX_NAME_CHARS`] characters.
+fn clean_name(raw: &str) -> Result<String, ActionError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ActionError::user(
+            "invalid_name",
+            format!("a name has 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The names of everyone connected, sorted, each once (a member may have several tabs open).
+fn members(ctx: &Ctx<ChatRoom>) -> Vec<String> {
+    let names: BTreeSet<String> = ctx.conns().iter().map(|c| c.state().name.clone()).collect();
+    names.into_iter().collect()
+}
+
+/// The calling member's name. Every call comes over a connection, except scheduled ones
+/// (this actor schedules none).
+fn caller(ctx: &Ctx<ChatRoom>) -> Result<String, ActionError> {
+    ctx.conn()
+        .map(|c| c.state().name.clone())
+        .ok_or_else(|| ActionError::forbidden("call this over a connection"))
+}
+
+#[footlights::actor(conn = Conns<JoinParams, Member>)]
+impl ChatRoom {
+    /// Turns away invalid and banned names before anything else runs.
+    async fn on_before_connect(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        params: &JoinParams,
+        _request: &ConnRequest,
+    ) -> Result<(), ActionError> {
+        let name = clean_name(&params.name)?;
+        if self.banned.contains(&name) {
+            return Err(ActionError::forbidden(format!(
+                "{name} was removed from this room"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds the connection's state from its params.
+    async fn create_conn_state(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        params: &JoinParams,
+        _request: &ConnRequest,
+    ) -> Result<Member, ActionError> {
+        Ok(Member {
+            name: clean_name(&params.name)?,
+            is_owner: false,
+        })
+    }
+
+    /// The connection is in the list now: mark the owner, tell everyone.
+    async fn on_connect(&mut self, ctx: &Ctx<Self>, conn: &Conn<Self>) -> Result<(), ActionError> {
+        // A stateless action gets a connection of its own for one call: not a member.
+        if conn.is_ephemeral() {
+            return Ok(());
+        }
+        let name = conn.state().name.clone();
+        let owner = self.owner.get_or_insert_with(|| name.clone());
+        conn.state().is_owner = *owner == name;
+        let tabs = ctx
+            .conns()
+            .iter()
+            .filter(|c| c.state().name == name)
+            .count();
+        if tabs == 1 {
+            ctx.broadcast(Joined {
+                name,
+                members: members(ctx),
+            });
+        }
+        Ok(())
+    }
+
+    /// The connection has left the list: tell everyone once the name's last tab is gone.
+    async fn on_disconnect(&mut self, ctx: &Ctx<Self>, conn: &Conn<Self>) {
+        if conn.is_ephemeral() {
+            return;
+        }
+        let name = conn.state().name.clone();
+        let members = members(ctx);
+        if !members.contains(&name) {
+            ctx.broadcast(Left { name, members });
+        }
+    }
+
+    /// Sends a message to everyone and keeps it in the history (wire name `sendMessage`).
+    #[action]
+    pub fn send_message(&mut self, ctx: &Ctx<Self>, text: String) -> Result<Message, ActionError> {
+        let from = caller(ctx)?;
+        let text = text.trim().to_owned();
+        if text.is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(ActionError::user(
+                "invalid_message",
+                format!("a message has 1 to {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        let message = Message {
+            id: self.next_id,
+            from,
+            text,
+        };
+        self.next_id += 1;
+        self.history.push_back(message.clone());
+        while self.history.len() > HISTORY_LIMIT {
+            self.history.pop_front();
+        }
+        ctx.broadcast(NewMessage(message.clone()));
+        Ok(message)
+    }
+
+    /// Sends a message to every connection of member `to` only, with `conn.send`; returns how
+    /// many connections got it (wire name `sendDirect`).
+    #[action]
+    pub fn send_direct(
+        &self,
+        ctx: &Ctx<Self>,
+        to: String,
+        text: String,
+    ) -> Result<usize, ActionError> {
+        let from = caller(ctx)?;
+        let targets: Vec<_> = ctx
+            .conns()
+            .into_iter()
+            .filter(|c| c.state().name == to)
+            .collect();
+        if targets.is_empty() {
+            return Err(ActionError::user(
+                "no_such_member",
+                format!("nobody named {to} is here"),
+            ));
+        }
+        for target in &targets {
+            target.send(DirectMessage {
+                from: from.clone(),
+                text: text.clone(),
+            });
+        }
+        Ok(targets.len())
+    }
+
+    /// The owner removes a member for good: the name is banned and each of its connections is
+    /// closed with `reason`. Returns how many were closed (wire name `kick`).
+    #[action]
+    pub async fn kick(
+        &mut self,
+        ctx: &Ctx<Self>,
+        name: String,
+        reason: String,
+    ) -> Result<usize, ActionError> {
+        let is_owner = ctx.conn().is_some_and(|c| c.state().is_owner);
+        if !is_owner {
+            return Err(ActionError::forbidden("only the room's owner may kick"));
+        }
+        if self.owner.as_deref() == Some(name.as_str()) {
+            return Err(ActionError::user("cannot_kick_owner", "the owner stays"));
+        }
+        self.banned.insert(name.clone());
+        let targets: Vec<_> = ctx
+            .conns()
+            .into_iter()
+            .filter(|c| c.state().name == name)
+            .collect();
+        for target in &targets {
+            // Returns once the close is on its way; the disconnect hook runs after this action.
+            target.disconnect(reason.clone()).await;
+        }
+        Ok(targets.len())
+    }
+
+    /// The kept messages, oldest first (wire name `history`).
+    #[action]
+    pub fn history(&self) -> Vec<Message> {
+        self.history.iter().cloned().collect()
+    }
+
+    /// Everyone connected, sorted (wire name `members`).
+    #[action]
+    pub fn members(&self, ctx: &Ctx<Self>) -> Vec<String> {
+        members(ctx)
+    }
+
+    /// The room's owner, if anyone joined yet (wire name `owner`).
+    #[action]
+    pub fn owner(&self) -> Option<String> {
+        self.owner.clone()
+    }
+}

@@ -1,0 +1,86 @@
+//! Serves the chat room actor and its browser demo on one port.
+//!
+//! `cargo run -p chat-room -- [--addr 127.0.0.1:6420] [--db chat-room.db] [--web-dir DIR]`,
+//! after `npm ci && npm run build` in `examples/chat-room/web`. Prints
+//! `chat-room: listening on http://…` once it accepts connections (with `--addr
+//! 127.0.0.1:0`, the port it picked). Stop with Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chat_room::ChatRoom;
+use clap::Parser;
+use footlights::Registry;
+use footlights::storage::SqliteDriver;
+use footlights_server::Server;
+
+/// Serves the chat room actor and the browser demo.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:6420")]
+    addr: SocketAddr,
+    /// The SQLite file holding the rooms' state.
+    #[arg(long, default_value = "chat-room.db")]
+    db: PathBuf,
+    /// The built page (default: `web/dist` in this example's source folder).
+    #[arg(long)]
+    web_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let registry = Registry::builder()
+        .actor::<ChatRoom>()
+        .driver(SqliteDriver::open(&args.db).await?)
+        .start()
+        .await?;
+    let web_dir = args.web_dir.unwrap_or_else(chat_room::web::default_dir);
+    let server = Server::builder()
+        .registry(registry)
+        .fallback(chat_room::web::routes(web_dir))
+        .build()?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    // One line on stdout (logs go to stderr), so a script such as the browser test can read
+    // the address. Rust's stdout is line-buffered, so the line leaves at once.
+    println!("chat-room: listening on http://{}", listener.local_addr()?);
+    server.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM: the binary owns the signals, not the library.
+/// The handlers are installed here, before serving starts, so an early signal is not lost.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
+        async move {
+            match handlers {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
