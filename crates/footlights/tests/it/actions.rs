@@ -49,7 +49,8 @@ impl Calc {
 
     #[action]
     async fn slow(&self) -> i64 {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+        // Never finishes: only the timeout can answer.
+        std::future::pending::<()>().await;
         1
     }
 

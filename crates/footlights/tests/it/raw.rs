@@ -91,12 +91,14 @@ impl Gadget {
 
     #[action(timeout_ms = 100)]
     async fn quick(&self) -> u32 {
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        // Never finishes: only its own 100 ms timeout can answer.
+        std::future::pending::<()>().await;
         1
     }
 
     #[action]
     async fn patient(&self) -> u32 {
+        // Ten seconds of work on the test's paused clock: within the default 60 s timeout.
         tokio::time::sleep(Duration::from_secs(10)).await;
         2
     }
