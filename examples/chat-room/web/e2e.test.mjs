@@ -123,6 +123,8 @@ test("two browsers chat through the official rivetkit client", { timeout: 90_000
   await ann.page.fill("#text", "hi bob, welcome");
   await ann.page.press("#text", "Enter");
   await bob.page.waitForSelector("#messages li.message >> text=hi bob, welcome");
+  // Ann's own message reaches her page as a broadcast too, possibly after Bob's.
+  await ann.page.waitForSelector("#messages li.message >> text=hi bob, welcome");
   assert.deepEqual(await texts(ann.page, "#messages li.message"), [
     "bobhello from bob",
     "annhi bob, welcome",
