@@ -23,7 +23,10 @@ use crate::raw::{RawRequest, RawResponse, RawSocket, WsMessage};
 ///
 /// Use [`Conns`] to name them: `type Conn = Conns<JoinParams, Member>;`.
 pub trait ConnTypes: Send + Sync + 'static {
-    /// What clients send when they connect (or with a stateless action).
+    /// What clients send when they connect (or with a stateless action). A client that sends
+    /// none is read as `null`, or else as an empty object, so `Option<P>` and structs whose
+    /// fields all have `#[serde(default)]` both accept it; other types refuse it with
+    /// `actor.invalid_request`.
     type Params: DeserializeOwned + Send + Sync + 'static;
     /// Per-connection state, in memory while the connection lives. Its `Default` is the
     /// constant initial value used when [`Actor::create_conn_state`] is not overridden.

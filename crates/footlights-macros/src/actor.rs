@@ -446,14 +446,44 @@ fn helpers(type_ident: &Ident, initial_state: bool, wire_values: bool) -> TokenS
     }
 }
 
-/// Two actions may share neither a wire name nor a struct name: later ones are reported and
-/// left out.
+/// Methods that actor handles and connections already have. A client method of the same name
+/// would be shadowed by them, so an action may not take one of these Rust names.
+const CLIENT_METHODS: &[&str] = &[
+    "action",
+    "call",
+    "client",
+    "connect",
+    "connect_with",
+    "dispose",
+    "errors",
+    "events",
+    "id",
+    "on_raw",
+    "once",
+    "resolve",
+    "status",
+    "target",
+    "with_params",
+];
+
+/// Two actions may share neither a wire name nor a struct name, and no action may take the
+/// name of a handle or connection method: offending ones are reported and left out.
 fn unique(actions: Vec<ActionFn>, push_error: &mut impl FnMut(syn::Error)) -> Vec<ActionFn> {
     let mut wire: HashMap<String, Ident> = HashMap::new();
     let mut structs: HashMap<String, Ident> = HashMap::new();
     let mut kept = Vec::with_capacity(actions.len());
     for a in actions {
-        if let Some(first) = wire.get(&a.wire_name) {
+        if CLIENT_METHODS.contains(&a.method.to_string().as_str()) {
+            push_error(syn::Error::new(
+                a.method.span(),
+                format!(
+                    "an action may not be named `{}`: handles and connections already have a \
+                     `{}` method, which would hide it; rename the method (the wire name can stay \
+                     with `#[action(name = \"..\")]`)",
+                    a.method, a.method
+                ),
+            ));
+        } else if let Some(first) = wire.get(&a.wire_name) {
             push_error(syn::Error::new(
                 a.method.span(),
                 format!(

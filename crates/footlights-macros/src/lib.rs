@@ -172,7 +172,10 @@
 //!   module. For a private actor type they are public in name only.
 //! - The generated code names `::footlights`, so the macros work in crates that depend on the
 //!   `footlights` facade under that name.
-//! - An action named `call` makes `handle.call(..)` ambiguous with `ActionCaller::call`.
+//! - An action may not take the Rust name of a handle or connection method (`call`, `action`,
+//!   `status`, `id`, `events`, `once`, `errors`, `dispose`, `connect`, `resolve`, ...): it
+//!   would be hidden by it, so the macro rejects it. Keep the wire name with
+//!   `#[action(name = "status")]` on a method with another Rust name.
 
 mod action;
 mod actor;

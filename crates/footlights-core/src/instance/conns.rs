@@ -149,8 +149,13 @@ impl<A: Actor> Instance<A> {
         request: &ConnRequest,
         sink: Option<Arc<ConnSink>>,
     ) -> Result<Conn<A>, ActionError> {
-        let params = from_value(params.unwrap_or(Value::Null))
-            .map_err(|e| ActionError::invalid_request(format!("connection params: {e}")))?;
+        let params = match params {
+            Some(given) => from_value(given),
+            // No params at all: `null` (for `Option` and `Value` params), or else an empty
+            // object, so a params struct whose fields all have defaults accepts it.
+            None => from_value(Value::Null).or_else(|_| from_value(Value::Object(Vec::new()))),
+        }
+        .map_err(|e| ActionError::invalid_request(format!("connection params: {e}")))?;
         let limit = self.options.connect_timeout;
         let ctx = self.ctx.clone();
         self.dirty = true;

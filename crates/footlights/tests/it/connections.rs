@@ -338,3 +338,45 @@ async fn dispose_fails_later_calls_and_ends_streams() {
     assert!(msgs.next().await.is_none());
     assert_eq!(*ann.status().borrow(), ConnStatus::Closed);
 }
+
+#[derive(Deserialize)]
+pub struct Prefs {
+    #[serde(default)]
+    theme: Option<String>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Lenient;
+
+#[footlights::actor(conn = Conns<Prefs>)]
+impl Lenient {
+    #[action]
+    fn theme(&self, ctx: &Ctx<Self>) -> String {
+        let theme = ctx.conn().and_then(|c| c.params().theme.clone());
+        theme.unwrap_or_else(|| "default".into())
+    }
+}
+
+#[tokio::test]
+async fn no_params_fill_a_params_struct_with_defaults_and_wrong_params_are_refused() {
+    let registry = Registry::builder()
+        .actor::<Lenient>()
+        .actor::<Chat>()
+        .start()
+        .await
+        .unwrap();
+    let client = registry.client();
+    let lenient = client.get_or_create::<Lenient>("x");
+    assert_eq!(lenient.theme().await.unwrap(), "default");
+    assert_eq!(
+        lenient.connect().await.unwrap().theme().await.unwrap(),
+        "default"
+    );
+    let dark = lenient
+        .clone()
+        .with_params(&serde_json::json!({"theme": "dark"}));
+    assert_eq!(dark.theme().await.unwrap(), "dark");
+    // A struct with required fields still refuses missing params.
+    let err = client.get_or_create::<Chat>("y").log().await.unwrap_err();
+    assert_eq!(err.code(), "invalid_request");
+}
