@@ -15,6 +15,7 @@
 
 mod event_stream;
 mod http;
+mod link;
 mod options;
 mod sse;
 mod url;

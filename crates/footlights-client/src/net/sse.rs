@@ -17,7 +17,6 @@ use footlights_protocol::codec::{
     Dialect, Encoding, LATEST_VERSION, decode_to_client, encode_to_server,
 };
 use footlights_protocol::{ActionError, ActorId, ToClient, ToServer, Value};
-use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use reqwest::Method;
 use reqwest::header::{self, HeaderValue};
@@ -27,9 +26,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::Net;
 use super::event_stream::{EventParser, SseEvent};
 use super::http::{CONN_PARAMS_HEADER, ENCODING_HEADER, answer_error, params_header};
+use super::link::{ChannelSender, Out};
 use super::url::{Address, conn_route};
 use crate::error::{connection_closed, connection_open_failed, invalid_response, timed_out};
-use crate::transport::{CloseReason, Link, LinkEvent, LinkSender, ResumeToken, Target};
+use crate::transport::{CloseReason, Link, LinkEvent, ResumeToken, Target};
 
 /// How long a closing link waits for the stream's last event after the close post.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -141,49 +141,9 @@ pub(super) async fn open(
     };
     tokio::spawn(writer.run(out_rx));
     Ok(Link {
-        sender: Box::new(SseSender { out: out_tx }),
+        sender: Box::new(ChannelSender { out: out_tx }),
         events,
     })
-}
-
-/// Requests from the driver to the writer.
-enum Out {
-    Message(ToServer),
-    /// Post the close, then answer on the sender (if any).
-    Close(Option<oneshot::Sender<()>>),
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Out")
-    }
-}
-
-#[derive(Debug)]
-struct SseSender {
-    out: mpsc::UnboundedSender<Out>,
-}
-
-impl LinkSender for SseSender {
-    fn send(&self, msg: ToServer) -> Result<(), ActionError> {
-        self.out
-            .send(Out::Message(msg))
-            .map_err(|_| connection_closed())
-    }
-
-    fn close(&self) {
-        let _ = self.out.send(Out::Close(None));
-    }
-
-    fn close_gracefully(&self) -> BoxFuture<'static, ()> {
-        let (done, rx) = oneshot::channel();
-        let sent = self.out.send(Out::Close(Some(done))).is_ok();
-        Box::pin(async move {
-            if sent {
-                let _ = rx.await;
-            }
-        })
-    }
 }
 
 /// Parses the stream. Dropping it (on abort) drops the response, which the server sees as a

@@ -11,21 +11,21 @@ use std::time::Duration;
 use footlights_protocol::codec::{
     Dialect, Encoding, LATEST_VERSION, decode_to_client, encode_to_server,
 };
-use footlights_protocol::{ActionError, ToServer, Value};
-use futures::future::BoxFuture;
+use footlights_protocol::{ActionError, Value};
 use futures::{SinkExt, StreamExt};
 use reqwest::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL, USER_AGENT};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::http::answer_error;
+use super::link::{ChannelSender, Out};
 use super::url::{component, resume_part};
 use super::{Net, USER_AGENT as AGENT};
-use crate::error::{connection_closed, connection_open_failed, invalid_response, timed_out};
-use crate::transport::{CloseReason, Link, LinkEvent, LinkSender, ResumeToken, Target};
+use crate::error::{connection_open_failed, invalid_response, timed_out};
+use crate::transport::{CloseReason, Link, LinkEvent, ResumeToken, Target};
 
 /// How long a closing socket waits for the server's close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,7 +90,7 @@ pub(super) async fn open(
     let (events_tx, events) = mpsc::unbounded_channel();
     tokio::spawn(run(socket, encoding, out_rx, events_tx));
     Ok(Link {
-        sender: Box::new(WsSender { out: out_tx }),
+        sender: Box::new(ChannelSender { out: out_tx }),
         events,
     })
 }
@@ -117,46 +117,6 @@ fn open_error(e: tungstenite::Error) -> ActionError {
             }
         }
         other => connection_open_failed(format!("websocket: {other}")),
-    }
-}
-
-/// Requests from the driver to the socket task.
-enum Out {
-    Message(ToServer),
-    /// Close, then answer on the sender (if any) once the close went out.
-    Close(Option<oneshot::Sender<()>>),
-}
-
-#[derive(Debug)]
-struct WsSender {
-    out: mpsc::UnboundedSender<Out>,
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Out")
-    }
-}
-
-impl LinkSender for WsSender {
-    fn send(&self, msg: ToServer) -> Result<(), ActionError> {
-        self.out
-            .send(Out::Message(msg))
-            .map_err(|_| connection_closed())
-    }
-
-    fn close(&self) {
-        let _ = self.out.send(Out::Close(None));
-    }
-
-    fn close_gracefully(&self) -> BoxFuture<'static, ()> {
-        let (done, rx) = oneshot::channel();
-        let sent = self.out.send(Out::Close(Some(done))).is_ok();
-        Box::pin(async move {
-            if sent {
-                let _ = rx.await;
-            }
-        })
     }
 }
 
