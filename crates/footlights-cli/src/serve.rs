@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use footlights::storage::SqliteDriver;
+use footlights::storage::{Durability, SqliteDriver};
 use footlights_server::Server;
 use tokio::net::TcpListener;
 
@@ -30,6 +30,29 @@ pub struct ServeOptions {
     /// server-side disconnects, create input).
     #[arg(long)]
     pub with_test_actors: bool,
+    /// What an acknowledged write survives: `power` (synced to disk before the answer; the
+    /// default) or `process` (survives a crash or kill of the server, not a power cut; answers
+    /// without waiting for the disk).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Power)]
+    pub durability: DurabilityArg,
+}
+
+/// The `--durability` choices, see [`Durability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityArg {
+    /// [`Durability::Power`].
+    Power,
+    /// [`Durability::Process`].
+    Process,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(arg: DurabilityArg) -> Self {
+        match arg {
+            DurabilityArg::Power => Durability::Power,
+            DurabilityArg::Process => Durability::Process,
+        }
+    }
 }
 
 /// A server that is bound and ready to accept connections: [`Listening::open`] did everything
@@ -52,7 +75,9 @@ impl Listening {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
         let db = dir.join(DB_FILE);
-        let driver = SqliteDriver::open(&db)
+        let driver = SqliteDriver::builder(&db)
+            .durability(options.durability.into())
+            .open()
             .await
             .with_context(|| format!("cannot open the store {}", db.display()))?;
         let mut registry = demo::registry().driver(driver);
@@ -68,7 +93,7 @@ impl Listening {
             .await
             .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
         let addr = listener.local_addr()?;
-        tracing::info!(db = %db.display(), test_actors = options.with_test_actors, "store open");
+        tracing::info!(db = %db.display(), durability = ?options.durability, test_actors = options.with_test_actors, "store open");
         Ok(Listening {
             server,
             listener,

@@ -24,7 +24,9 @@
 //! What this crate is:
 //! - [`SqliteDriver`], a [`Driver`] on one database file (plus
 //!   SQLite's `-wal` and `-shm` files beside it), in WAL mode with `synchronous=FULL`: a
-//!   [`commit`](Driver::commit) is one transaction, durable when it returns;
+//!   [`commit`](Driver::commit) is one transaction, durable when it returns (or, opted into
+//!   with [`Durability::Process`], durable against a crash of the process but not of the
+//!   machine);
 //! - non-blocking for async callers: each opened driver has a thread owning its connection, so
 //!   disk waits and `fsync` never stall the runtime;
 //! - versioned: the file records its format version
@@ -53,6 +55,35 @@ use footlights_storage::{
 use futures::future::BoxFuture;
 
 use crate::worker::Worker;
+
+/// What a returned [`commit`](Driver::commit) survives. Set with
+/// [`SqliteDriverBuilder::durability`].
+///
+/// ```no_run
+/// # async fn example() -> footlights_storage::Result<()> {
+/// use footlights_storage_sqlite::{Durability, SqliteDriver};
+///
+/// // Answers faster; a power cut may lose the last commits (never a SIGKILL or a panic).
+/// let driver = SqliteDriver::builder("footlights.db")
+///     .durability(Durability::Process)
+///     .open()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is synced to the disk (`fsync`) before it returns, so it survives a crash
+    /// of the process, of the operating system and a power cut. SQLite's `synchronous=FULL`.
+    /// The default.
+    #[default]
+    Power,
+    /// A commit returns once it is written to the write-ahead log in the operating system's
+    /// page cache, without waiting for the disk. It survives a crash or kill of the process;
+    /// an operating-system crash or a power cut can lose the commits of the last moments
+    /// (the database is never corrupted). SQLite's `synchronous=NORMAL` in WAL mode: the
+    /// log is synced at checkpoints only.
+    Process,
+}
 
 /// How long an operation waits for another connection's lock before failing, unless
 /// [`SqliteDriverBuilder::busy_timeout`] says otherwise.
@@ -116,6 +147,7 @@ impl SqliteDriver {
         SqliteDriverBuilder {
             path: path.as_ref().to_path_buf(),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            durability: Durability::default(),
         }
     }
 
@@ -131,6 +163,7 @@ impl SqliteDriver {
 pub struct SqliteDriverBuilder {
     path: PathBuf,
     busy_timeout: Duration,
+    durability: Durability,
 }
 
 impl SqliteDriverBuilder {
@@ -141,6 +174,12 @@ impl SqliteDriverBuilder {
         self
     }
 
+    /// What a returned commit survives ([`Durability::Power`] by default).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// Opens the store, creating the file and its tables if needed.
     ///
     /// # Errors
@@ -148,7 +187,7 @@ impl SqliteDriverBuilder {
     /// As [`SqliteDriver::open`].
     pub async fn open(self) -> Result<SqliteDriver> {
         let path: Arc<Path> = Arc::from(self.path.as_path());
-        let worker = Worker::start(self.path, self.busy_timeout).await?;
+        let worker = Worker::start(self.path, self.busy_timeout, self.durability).await?;
         Ok(SqliteDriver { worker, path })
     }
 }

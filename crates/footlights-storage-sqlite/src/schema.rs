@@ -6,6 +6,7 @@ use std::time::Duration;
 use footlights_storage::{FORMAT_VERSION, Result, StorageError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+use crate::Durability;
 use crate::error::Error;
 
 /// Where the format version is kept: `footlights_meta` row `format_version`. This table is the
@@ -65,8 +66,9 @@ pub(crate) struct Opened {
 }
 
 /// Opens (or creates) the database at `path` and makes sure it holds a store this build can
-/// use: WAL, `synchronous=FULL`, the schema, and a format version no newer than ours.
-pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Opened> {
+/// use: WAL, `synchronous` as `durability` asks, the schema, and a format version no newer
+/// than ours.
+pub(crate) fn open(path: &Path, busy_timeout: Duration, durability: Durability) -> Result<Opened> {
     let mut connection = Connection::open(path).map_err(StorageError::backend)?;
     connection
         .busy_timeout(busy_timeout)
@@ -75,8 +77,14 @@ pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Opened> {
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(StorageError::backend)?;
     // FULL: every commit syncs the WAL before returning, so an `Ok` commit survives a power cut.
+    // NORMAL (WAL mode): the WAL is synced at checkpoints only; a commit is in the page cache,
+    // which outlives the process but not the machine.
+    let synchronous = match durability {
+        Durability::Power => "FULL",
+        Durability::Process => "NORMAL",
+    };
     connection
-        .pragma_update(None, "synchronous", "FULL")
+        .pragma_update(None, "synchronous", synchronous)
         .map_err(StorageError::backend)?;
     connection
         .pragma_update(None, "foreign_keys", "ON")
@@ -145,24 +153,43 @@ fn check_version(found: i64) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn pragma(conn: &Connection, name: &str) -> String {
+        conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+            Ok(match row.get_ref(0)? {
+                rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                other => other.as_str()?.to_owned(),
+            })
+        })
+        .unwrap()
+    }
+
     #[test]
     fn connection_is_wal_with_full_sync_and_foreign_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let opened = open(&dir.path().join("db"), Duration::from_millis(1500)).unwrap();
+        let opened = open(
+            &dir.path().join("db"),
+            Duration::from_millis(1500),
+            Durability::default(),
+        )
+        .unwrap();
         let conn = &opened.connection;
-        let pragma = |name: &str| -> String {
-            conn.query_row(&format!("PRAGMA {name}"), [], |row| {
-                Ok(match row.get_ref(0)? {
-                    rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-                    other => other.as_str()?.to_owned(),
-                })
-            })
-            .unwrap()
-        };
-        assert_eq!(pragma("journal_mode"), "wal");
-        assert_eq!(pragma("synchronous"), "2", "FULL");
-        assert_eq!(pragma("foreign_keys"), "1");
-        assert_eq!(pragma("busy_timeout"), "1500");
+        assert_eq!(pragma(conn, "journal_mode"), "wal");
+        assert_eq!(pragma(conn, "synchronous"), "2", "FULL");
+        assert_eq!(pragma(conn, "foreign_keys"), "1");
+        assert_eq!(pragma(conn, "busy_timeout"), "1500");
         assert!(opened.created);
+    }
+
+    #[test]
+    fn process_durability_is_normal_sync_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = open(
+            &dir.path().join("db"),
+            Duration::from_millis(1500),
+            Durability::Process,
+        )
+        .unwrap();
+        assert_eq!(pragma(&opened.connection, "journal_mode"), "wal");
+        assert_eq!(pragma(&opened.connection, "synchronous"), "1", "NORMAL");
     }
 }

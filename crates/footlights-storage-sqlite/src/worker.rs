@@ -14,6 +14,7 @@ use footlights_storage::{Result, StorageError};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::Durability;
 use crate::error::Error;
 use crate::schema;
 
@@ -32,13 +33,17 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// Starts the thread, which opens the database; returns once it is open.
-    pub(crate) async fn start(path: PathBuf, busy_timeout: Duration) -> Result<Worker> {
+    pub(crate) async fn start(
+        path: PathBuf,
+        busy_timeout: Duration,
+        durability: Durability,
+    ) -> Result<Worker> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (opened_tx, opened_rx) = oneshot::channel();
         thread::Builder::new()
             .name("footlights-sqlite".to_owned())
             .spawn(move || {
-                let opened = schema::open(&path, busy_timeout);
+                let opened = schema::open(&path, busy_timeout, durability);
                 let mut connection = match opened {
                     Ok(opened) => {
                         tracing::debug!(
@@ -46,6 +51,7 @@ impl Worker {
                             journal_mode = %opened.journal_mode,
                             created = opened.created,
                             ?busy_timeout,
+                            ?durability,
                             "opened sqlite store"
                         );
                         if !opened.journal_mode.eq_ignore_ascii_case("wal") {

@@ -1,6 +1,7 @@
 //! Test harness for Footlights.
 //!
-//! The `footlights-crash-child` binary hosts a registry with the counter actor on a SQLite
+//! The `footlights-crash-child` binary (`footlights-crash-child <db path> [power|process]`, the
+//! second argument the store's durability) hosts a registry with the counter actor on a SQLite
 //! file and takes commands on standard input, one per line:
 //! - `inc`: increment the counter by one; prints `ack N` once the new count `N` is
 //!   acknowledged (increments run concurrently, so acks may arrive out of order);

@@ -70,7 +70,7 @@ pub mod guide;
 pub mod storage {
     pub use footlights_storage::{Driver, MemoryDriver, StorageError};
     #[cfg(feature = "sqlite")]
-    pub use footlights_storage_sqlite::SqliteDriver;
+    pub use footlights_storage_sqlite::{Durability, SqliteDriver};
 }
 
 /// What an actor definition needs: `use footlights::prelude::*;`.

@@ -116,8 +116,37 @@ async fn serves_metadata_and_actions_then_stops_cleanly_on_sigterm() {
 
 #[tokio::test]
 async fn state_survives_a_restart_on_the_same_data_dir() {
+    state_survives_a_restart_with(&[]).await;
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_with_process_durability() {
+    state_survives_a_restart_with(&["--durability", "process"]).await;
+}
+
+#[tokio::test]
+async fn an_unknown_durability_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &[]).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_footlights"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--durability",
+            "sometimes",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--durability"));
+}
+
+async fn state_survives_a_restart_with(extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), extra).await;
     for (amount, count) in [(3, 3), (4, 7)] {
         assert_eq!(
             server
@@ -128,7 +157,7 @@ async fn state_survives_a_restart_on_the_same_data_dir() {
     }
     assert!(server.terminate().await.success());
 
-    let server = start(dir.path(), &[]).await;
+    let server = start(dir.path(), extra).await;
     assert_eq!(
         server
             .action("counter", "kept", "getCount", json!([]))

@@ -4,18 +4,27 @@ use std::sync::Arc;
 
 use counter_no_macros::{Counter, CounterActions};
 use footlights::Registry;
-use footlights::storage::SqliteDriver;
+use footlights::storage::{Durability, SqliteDriver};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or("usage: footlights-crash-child <db path>")?;
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: footlights-crash-child <db path> [power|process]";
+    let path = args.next().ok_or(usage)?;
+    let durability = match args.next().as_deref() {
+        None | Some("power") => Durability::Power,
+        Some("process") => Durability::Process,
+        Some(_) => return Err(usage.into()),
+    };
+    let driver = SqliteDriver::builder(path)
+        .durability(durability)
+        .open()
+        .await?;
     let registry = Registry::builder()
         .actor::<Counter>()
-        .driver(SqliteDriver::open(path).await?)
+        .driver(driver)
         .start()
         .await?;
     let counter = registry
