@@ -4,8 +4,8 @@
 # Footlights, RivetKit 2.0.33, RivetKit 2.3.19 and the echo ceiling, one server at a time, and
 # writes bench/RESULTS.md (+ bench/out/results.jsonl, the raw runs).
 #
-# Env: SECS (measured window, 3), WARMUP (1), RUNS (3), PEERS_DIR (/work/peers/rivetkit),
-#      CARGO_TARGET_DIR (/work/target-bench), SKIP_PEERS=1, SKIP_2319=1; to resume an interrupted
+# Env: SECS (measured window, 3), WARMUP (1), RUNS (3), PEERS_DIR (bench/out/peers/rivetkit),
+#      CARGO_TARGET_DIR (the workspace's target/), SKIP_PEERS=1, SKIP_2319=1, SKIP_FOOTLIGHTS_PROCESS=1; to resume an interrupted
 #      run: KEEP_RESULTS=1 with SKIP_FOOTLIGHTS=1, SKIP_ECHO=1, SKIP_2033_SUITE=1 / SKIP_2033=1,
 #      P2319_SCENARIOS (default a,a_bare,c,c_bare).
 set -euo pipefail
@@ -13,8 +13,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 OUT="$HERE/out"
 SECS="${SECS:-3}" WARMUP="${WARMUP:-1}" RUNS="${RUNS:-3}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-bench}"
-PEERS_DIR="${PEERS_DIR:-/work/peers/rivetkit}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+SHARED="$(cd "$ROOT/../shared" && pwd)"
+PEERS_DIR="${PEERS_DIR:-$OUT/peers/rivetkit}"
 BIN="$CARGO_TARGET_DIR/release"
 PORT=6420
 # The machine exports RUST_BACKTRACE=1; no server (ours or the peers') runs with it.
@@ -50,9 +51,10 @@ wait_line() { # file pattern
 
 # ---------------------------------------------------------------- Footlights
 FLPID=""
+FL_DURABILITY=power
 fl_start() { # data-dir [keep]
   [ "${2:-}" = keep ] || rm -rf "$1"
-  RUST_LOG=warn "$BIN/footlights" serve --port "$PORT" --data-dir "$1" > "$OUT/footlights.log" 2>&1 &
+  RUST_LOG=warn "$BIN/footlights" serve --port "$PORT" --data-dir "$1" --durability "$FL_DURABILITY" > "$OUT/footlights.log" 2>&1 &
   FLPID=$!
   wait_line "$OUT/footlights.log" "listening on"
 }
@@ -66,10 +68,14 @@ durability() { # name mode start-cmd pids-cmd
     for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   done
   sleep 0.5
-  eval "$3 keep"
+  # A server that is still letting go of its port or files gets a second try.
+  eval "$3 keep" || { sleep 3; eval "$3 keep"; }
   echo "[$1] $("$BIN/footlights-bench" durability read --name "$1" --mode "$2" --key "$key" 2>&1 | tail -1)" | tee -a "$OUT/durability.txt"
 }
 touch "$OUT/durability.txt"
+# A failing step is written down and the run goes on, so one peer's trouble never loses the
+# rest of the report.
+try() { "$@" || echo "step failed (exit $?): $*" | tee -a "$OUT/durability.txt" >> "$M"; }
 
 if [ "${SKIP_FOOTLIGHTS:-0}" != 1 ]; then
 loadline footlights
@@ -82,6 +88,20 @@ durability footlights query fl_dur_start 'echo $FLPID'
 fl_stop
 # The same WebSocket round trip with a read-only action (no write, so no fsync is waited for).
 fl_start "$OUT/fl-data"; suite footlights query "$FLPID" a_read; fl_stop
+fi
+
+# Footlights with `--durability process`: commits skip the fsync (a killed process loses
+# nothing; a power cut may lose the last commits). The scenarios that write.
+if [ "${SKIP_FOOTLIGHTS_PROCESS:-0}" != 1 ]; then
+loadline "footlights --durability process"
+FL_DURABILITY=process
+fl_start "$OUT/fl-data-process"
+suite footlights-process query "$FLPID" a,a_bare,b,c,c_bare,c_many,e,d
+fl_stop
+fl_dur_process_start() { fl_start "$OUT/fl-dur-process" "${1:-}"; }
+durability footlights-process query fl_dur_process_start 'echo $FLPID'
+fl_stop
+FL_DURABILITY=power
 fi
 
 # ---------------------------------------------------------------- ceiling
@@ -107,7 +127,7 @@ fi
 
 # ---------------------------------------------------------------- RivetKit peers
 if [ "${SKIP_PEERS:-0}" != 1 ]; then
-  if [ ! -d "$PEERS_DIR" ]; then mkdir -p "$(dirname "$PEERS_DIR")"; cp -r /work/shared/peers/rivetkit "$PEERS_DIR"; fi
+  if [ ! -d "$PEERS_DIR" ]; then mkdir -p "$(dirname "$PEERS_DIR")"; cp -r "$SHARED/peers/rivetkit" "$PEERS_DIR"; fi
   [ -d "$PEERS_DIR/v2319/node_modules" ] && [ -d "$PEERS_DIR/v2033/node_modules" ] || "$PEERS_DIR/setup.sh"
   PK_PIDS=""
   pk_start() { # version data-dir [keep]
@@ -122,12 +142,12 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
   D="$OUT/pk2033"
   if [ "${SKIP_2033_SUITE:-0}" != 1 ]; then
   loadline "rivetkit 2.0.33"
-  pk_start 2033 "$D"; suite rivetkit-2.0.33 put "$PK_PIDS" a,a_bare,b,c,c_bare,c_many,e,d; pk_stop "$D"
-  pk_start 2033 "$D"; suite rivetkit-2.0.33 put "$PK_PIDS" f; pk_stop "$D"
+  pk_start 2033 "$D"; try suite rivetkit-2.0.33 put "$PK_PIDS" a,a_bare,b,c,c_bare,c_many,e,d; pk_stop "$D"
+  pk_start 2033 "$D"; try suite rivetkit-2.0.33 put "$PK_PIDS" f; pk_stop "$D"
   fi
   p33_start() { pk_start 2033 "$OUT/pk2033-dur" "${1:-}"; }
   if [ "${SKIP_2033:-0}" != 1 ]; then
-    durability rivetkit-2.0.33 put p33_start 'echo $PK_PIDS'
+    try durability rivetkit-2.0.33 put p33_start 'echo $PK_PIDS'
     pk_stop "$OUT/pk2033-dur"
   fi
 
@@ -138,10 +158,10 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
   if [ "${SKIP_2319:-0}" != 1 ]; then
     D="$OUT/pk2319"
     loadline "rivetkit 2.3.19"
-    pk_start 2319 "$D"; suite rivetkit-2.3.19 query "$PK_PIDS" "${P2319_SCENARIOS:-a,a_bare,c,c_bare}"; pk_stop "$D"
-    pk_start 2319 "$D"; RUNS=1 suite rivetkit-2.3.19 query "$PK_PIDS" e; pk_stop "$D"
+    pk_start 2319 "$D"; try suite rivetkit-2.3.19 query "$PK_PIDS" "${P2319_SCENARIOS:-a,a_bare,c,c_bare}"; pk_stop "$D"
+    pk_start 2319 "$D"; RUNS=1 try suite rivetkit-2.3.19 query "$PK_PIDS" e; pk_stop "$D"
     p19_start() { pk_start 2319 "$OUT/pk2319-dur" "${1:-}"; }
-    durability rivetkit-2.3.19 query p19_start 'echo $PK_PIDS'
+    try durability rivetkit-2.3.19 query p19_start 'echo $PK_PIDS'
     pk_stop "$OUT/pk2319-dur"
   fi
 fi

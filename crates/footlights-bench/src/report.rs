@@ -121,9 +121,9 @@ pub(crate) fn write(input: &Path, machine: &Path, out: &Path) -> anyhow::Result<
     )?;
     writeln!(
         md,
-        "| scenario | Footlights ops/s | vs 2.3.19 ops/s | vs 2.0.33 ops/s | Footlights p50 | vs 2.3.19 p50 | vs 2.0.33 p50 |"
+        "| scenario | server | Footlights ops/s | vs 2.3.19 ops/s | vs 2.0.33 ops/s | Footlights p50 | vs 2.3.19 p50 | vs 2.0.33 p50 |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
     let scenarios: Vec<&String> = agg
         .keys()
         .map(|(s, _)| s)
@@ -132,44 +132,46 @@ pub(crate) fn write(input: &Path, machine: &Path, out: &Path) -> anyhow::Result<
         .collect();
     let get = |s: &str, t: &str| agg.get(&(s.to_owned(), t.to_owned()));
     for s in scenarios.iter().filter(|s| !s.starts_with("f_")) {
-        let Some(f) = get(s, "footlights") else {
-            continue;
-        };
-        let p1 = get(s, "rivetkit-2.3.19").cloned().unwrap_or_default();
-        let p2 = get(s, "rivetkit-2.0.33").cloned().unwrap_or_default();
-        writeln!(
-            md,
-            "| {s} | {:.0} | {} | {} | {:.3} | {} | {} |",
-            f.throughput,
-            ratio(f.throughput, p1.throughput),
-            ratio(f.throughput, p2.throughput),
-            f.p50,
-            ratio(f.p50, p1.p50),
-            ratio(f.p50, p2.p50)
-        )?;
+        for variant in FOOTLIGHTS_VARIANTS {
+            let Some(f) = get(s, variant) else {
+                continue;
+            };
+            let p1 = get(s, "rivetkit-2.3.19").cloned().unwrap_or_default();
+            let p2 = get(s, "rivetkit-2.0.33").cloned().unwrap_or_default();
+            writeln!(
+                md,
+                "| {s} | {variant} | {:.0} | {} | {} | {:.3} | {} | {} |",
+                f.throughput,
+                ratio(f.throughput, p1.throughput),
+                ratio(f.throughput, p2.throughput),
+                f.p50,
+                ratio(f.p50, p1.p50),
+                ratio(f.p50, p2.p50)
+            )?;
+        }
     }
     writeln!(md, "\n## Footlights as a fraction of the ceiling\n")?;
     writeln!(
         md,
-        "| scenario | Footlights ops/s | ceiling ops/s | fraction | Footlights CPU µs/op | ceiling CPU µs/op |"
+        "| scenario | server | Footlights ops/s | ceiling ops/s | fraction | Footlights CPU µs/op | ceiling CPU µs/op |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|")?;
     for s in scenarios.iter().filter(|s| !s.starts_with("f_")) {
-        let (Some(f), Some(c)) = (
-            get(s, "footlights"),
-            get(s, "echo-http").or(get(s, "echo-ws")),
-        ) else {
-            continue;
-        };
-        writeln!(
-            md,
-            "| {s} | {:.0} | {:.0} | {} | {:.1} | {:.1} |",
-            f.throughput,
-            c.throughput,
-            ratio(f.throughput, c.throughput),
-            f.cpu_us_per_op,
-            c.cpu_us_per_op
-        )?;
+        for variant in FOOTLIGHTS_VARIANTS {
+            let (Some(f), Some(c)) = (get(s, variant), get(s, "echo-http").or(get(s, "echo-ws")))
+            else {
+                continue;
+            };
+            writeln!(
+                md,
+                "| {s} | {variant} | {:.0} | {:.0} | {} | {:.1} | {:.1} |",
+                f.throughput,
+                c.throughput,
+                ratio(f.throughput, c.throughput),
+                f.cpu_us_per_op,
+                c.cpu_us_per_op
+            )?;
+        }
     }
     writeln!(
         md,
@@ -190,6 +192,10 @@ pub(crate) fn write(input: &Path, machine: &Path, out: &Path) -> anyhow::Result<
     std::fs::write(out, md)?;
     Ok(())
 }
+
+/// The Footlights servers the ratio tables compare: the default (every commit `fsync`'d) and
+/// `--durability process` (no `fsync`; survives a killed process, not a power cut).
+const FOOTLIGHTS_VARIANTS: [&str; 2] = ["footlights", "footlights-process"];
 
 #[cfg(test)]
 mod tests {
@@ -213,5 +219,39 @@ mod tests {
         assert!((a.cpu_us_per_op - 100.0).abs() < 1e-9);
         assert_eq!(ratio(2.0, 1.0), "2.00×");
         assert_eq!(ratio(2.0, 0.0), "–");
+    }
+
+    #[test]
+    fn ratio_rows_cover_both_footlights_variants() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |target: &str, thr: f64| {
+            serde_json::to_string(&RunResult {
+                target: target.into(),
+                scenario: "c_http".into(),
+                throughput: thr,
+                p50_ms: 1.0,
+                ops: 10,
+                ..RunResult::default()
+            })
+            .unwrap()
+        };
+        let input = dir.path().join("in.jsonl");
+        let lines = [
+            row("footlights", 300.0),
+            row("footlights-process", 900.0),
+            row("rivetkit-2.0.33", 100.0),
+        ];
+        std::fs::write(&input, lines.join("\n")).unwrap();
+        let out = dir.path().join("out.md");
+        write(&input, &dir.path().join("missing"), &out).unwrap();
+        let md = std::fs::read_to_string(out).unwrap();
+        assert!(
+            md.contains("| c_http | footlights | 300 | – | 3.00× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| c_http | footlights-process | 900 | – | 9.00× |"),
+            "{md}"
+        );
     }
 }
