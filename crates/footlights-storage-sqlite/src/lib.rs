@@ -154,11 +154,6 @@ impl SqliteDriverBuilder {
 }
 
 impl Driver for SqliteDriver {
-    fn create_actor<'a>(&'a self, meta: &'a ActorMeta) -> BoxFuture<'a, Result<CreateOutcome>> {
-        let meta = meta.clone();
-        Box::pin(self.worker.run(move |conn| ops::create_actor(conn, &meta)))
-    }
-
     fn actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<ActorMeta>>> {
         let id = id.clone();
         Box::pin(self.worker.run(move |conn| ops::actor(conn, &id)))
@@ -211,7 +206,7 @@ impl Driver for SqliteDriver {
         Box::pin(self.worker.run(move |conn| ops::kv_get(conn, &id, &key)))
     }
 
-    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<()>> {
+    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Vec<CreateOutcome>>> {
         Box::pin(self.worker.run(move |conn| ops::commit(conn, batch)))
     }
 
