@@ -3,7 +3,8 @@
 //! A [`Driver`] stores, per actor: its metadata ([`ActorMeta`]: id, name, key, creation time,
 //! generation), the latest snapshot of its state, its scheduled alarms, and a small key-value
 //! map. Writes arrive as atomic batches ([`Driver::commit`]) so that the runtime can put the
-//! writes of many actors into one transaction and one fsync (group commit).
+//! writes of many actors into one transaction and one fsync (group commit); new actors are
+//! recorded in the same batches ([`Write::CreateActor`]), each with its outcome reported.
 //!
 //! ```
 //! # futures::executor::block_on(async {
