@@ -450,10 +450,8 @@ impl RegistryInner {
                 if let Some(id) = lock(&self.keys).get(&(name.clone(), key.clone())) {
                     return Ok(id.clone());
                 }
-                if let Some(meta) = self.driver.find_actor(name, key).await.map_err(storage)? {
-                    lock(&self.keys).insert((name.clone(), key.clone()), meta.id.clone());
-                    return Ok(meta.id);
-                }
+                // No lookup first: the create reports the actor that holds the key, if any,
+                // from the same group commit.
                 let (id, _) = self.insert(name, key, input.clone()).await?;
                 Ok(id)
             }
@@ -486,8 +484,9 @@ impl RegistryInner {
         }
     }
 
-    /// Records a new actor (or finds the one that won a race) and starts it. Returns the id
-    /// and whether this call created it.
+    /// Records a new actor (or finds the one that holds the key) and starts it. Returns the
+    /// id and whether this call created it. The actor and its create input are written in one
+    /// group commit, and this returns once that commit is durable.
     async fn insert(
         &self,
         name: &str,
@@ -496,19 +495,16 @@ impl RegistryInner {
     ) -> Result<(ActorId, bool), ActionError> {
         let id = ActorId::new(uuid::Uuid::new_v4().simple().to_string());
         let meta = ActorMeta::new(id.clone(), name, key.clone(), now_ms());
-        let (id, created) = match self.driver.create_actor(&meta).await.map_err(storage)? {
-            CreateOutcome::Created => {
-                if let Some(input) = input.filter(|v| !v.is_null()) {
-                    let bytes = snapshot::encode(&input)?;
-                    let write = Write::KvPut {
-                        actor: id.clone(),
-                        key: INPUT_KEY.to_vec(),
-                        value: bytes,
-                    };
-                    self.driver.commit(vec![write]).await.map_err(storage)?;
-                }
-                (id, true)
-            }
+        let mut then = Vec::new();
+        if let Some(input) = input.filter(|v| !v.is_null()) {
+            then.push(Write::KvPut {
+                actor: id.clone(),
+                key: INPUT_KEY.to_vec(),
+                value: snapshot::encode(&input)?,
+            });
+        }
+        let (id, created) = match self.writer.create(meta, then).await? {
+            CreateOutcome::Created => (id, true),
             CreateOutcome::Exists(existing) => (existing.id, false),
         };
         lock(&self.keys).insert((name.to_owned(), key.clone()), id.clone());

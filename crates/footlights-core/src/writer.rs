@@ -1,14 +1,17 @@
 //! Group commit: one writer per registry turns the writes of many actors into one transaction.
 //!
-//! Actors hand their writes over and go on. The writer takes everything that is waiting,
-//! keeps only the newest state snapshot of each actor, commits the batch (one fsync with the
-//! SQLite driver), then tells each actor's [`Gate`] which sequence became durable.
+//! Actors hand their writes over and go on. New actors are recorded the same way: the writer
+//! takes everything that is waiting (state writes and creates), keeps only the newest state
+//! snapshot of each actor, commits the batch (one fsync with the SQLite driver), then tells
+//! each actor's [`Gate`] which sequence became durable and each creator whether its actor was
+//! created or its key was already taken.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use footlights_storage::{ActorId, Driver, Write};
-use tokio::sync::mpsc;
+use footlights_protocol::ActionError;
+use footlights_storage::{ActorId, ActorMeta, CreateOutcome, Driver, StorageError, Write};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::gate::Gate;
 
@@ -21,10 +24,40 @@ pub(crate) struct WriteRequest {
     pub(crate) seq: u64,
 }
 
+/// A new actor to record, with the writes that go with it.
+struct CreateRequest {
+    /// [`Write::CreateActor`] first, then writes for the new actor (its create input). If
+    /// the key is taken, the driver ignores them: they name an actor that does not exist.
+    writes: Vec<Write>,
+    reply: oneshot::Sender<Result<CreateOutcome, ActionError>>,
+}
+
+/// What waits for the writer.
+enum Job {
+    Write(WriteRequest),
+    Create(CreateRequest),
+}
+
+impl Job {
+    fn writes(&self) -> &[Write] {
+        match self {
+            Job::Write(r) => &r.writes,
+            Job::Create(r) => &r.writes,
+        }
+    }
+
+    fn take_writes(&mut self) -> Vec<Write> {
+        std::mem::take(match self {
+            Job::Write(r) => &mut r.writes,
+            Job::Create(r) => &mut r.writes,
+        })
+    }
+}
+
 /// Sends writes to the writer task. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
-    tx: mpsc::UnboundedSender<WriteRequest>,
+    tx: mpsc::UnboundedSender<Job>,
 }
 
 impl Writer {
@@ -38,46 +71,98 @@ impl Writer {
     /// Queues a write; the gate hears when it is durable. If the writer is gone (the registry
     /// shut down), the write fails.
     pub(crate) fn submit(&self, req: WriteRequest) {
-        if let Err(mpsc::error::SendError(req)) = self.tx.send(req) {
+        if let Err(mpsc::error::SendError(Job::Write(req))) = self.tx.send(Job::Write(req)) {
             req.gate.mark_failed(req.seq);
         }
     }
+
+    /// Records a new actor in the next group commit, together with `then` (writes for the new
+    /// actor, dropped if the key is taken), and answers once that commit is durable: `Created`,
+    /// or `Exists` with the actor that holds the key.
+    ///
+    /// # Errors
+    /// `actor.stopping` if the writer is gone; an internal error if the commit failed.
+    pub(crate) async fn create(
+        &self,
+        meta: ActorMeta,
+        then: Vec<Write>,
+    ) -> Result<CreateOutcome, ActionError> {
+        let mut writes = Vec::with_capacity(1 + then.len());
+        writes.push(Write::CreateActor { meta });
+        writes.extend(then);
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job::Create(CreateRequest { writes, reply }))
+            .map_err(|_| ActionError::stopping())?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ActionError::stopping()))
+    }
 }
 
-async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<WriteRequest>) {
-    let mut reqs = Vec::new();
-    while rx.recv_many(&mut reqs, MAX_BATCH).await > 0 {
-        let batch = coalesce(&mut reqs);
+fn storage(e: &StorageError) -> ActionError {
+    ActionError::internal(format!("storage: {e}"))
+}
+
+async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut jobs = Vec::new();
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let batch = coalesce(&mut jobs);
         let result = if batch.is_empty() {
-            Ok(())
+            Ok(Vec::new())
         } else {
             driver.commit(batch).await
         };
         match result {
-            Ok(()) => reqs.drain(..).for_each(|r| r.gate.mark_durable(r.seq)),
+            Ok(outcomes) => {
+                let mut outcomes = outcomes.into_iter();
+                for job in jobs.drain(..) {
+                    match job {
+                        Job::Write(r) => r.gate.mark_durable(r.seq),
+                        Job::Create(r) => {
+                            let answer = outcomes.next().ok_or_else(|| {
+                                ActionError::internal("storage: no outcome for a create")
+                            });
+                            let _ = r.reply.send(answer);
+                        }
+                    }
+                }
+            }
             Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), writes = reqs.len(), "group commit failed");
-                reqs.drain(..).for_each(|r| r.gate.mark_failed(r.seq));
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), requests = jobs.len(), "group commit failed");
+                for job in jobs.drain(..) {
+                    match job {
+                        Job::Write(r) => r.gate.mark_failed(r.seq),
+                        Job::Create(r) => {
+                            let _ = r.reply.send(Err(storage(&e)));
+                        }
+                    }
+                }
             }
         }
     }
 }
 
-/// The writes of a batch, with every state snapshot but the newest of each actor dropped.
-fn coalesce(reqs: &mut [WriteRequest]) -> Vec<Write> {
+/// The writes of a batch in arrival order, with every state snapshot but the newest of each
+/// actor dropped. Only create jobs carry [`Write::CreateActor`], one each, so the driver's
+/// outcomes come back in the order of the create jobs.
+fn coalesce(jobs: &mut [Job]) -> Vec<Write> {
     let mut newest_state: HashMap<ActorId, (usize, usize)> = HashMap::new();
-    for (i, req) in reqs.iter().enumerate() {
-        for (j, w) in req.writes.iter().enumerate() {
+    for (i, job) in jobs.iter().enumerate() {
+        for (j, w) in job.writes().iter().enumerate() {
             if let Write::State { actor, .. } = w {
                 newest_state.insert(actor.clone(), (i, j));
             }
         }
     }
     let mut batch = Vec::new();
-    for (i, req) in reqs.iter_mut().enumerate() {
-        for (j, w) in std::mem::take(&mut req.writes).into_iter().enumerate() {
+    for (i, job) in jobs.iter_mut().enumerate() {
+        let is_create = matches!(job, Job::Create(_));
+        for (j, w) in job.take_writes().into_iter().enumerate() {
             let keep = match &w {
                 Write::State { actor, .. } => newest_state.get(actor) == Some(&(i, j)),
+                // Outcomes are matched to create jobs in order: only they may create.
+                Write::CreateActor { .. } => is_create,
                 _ => true,
             };
             if keep {
@@ -90,6 +175,8 @@ fn coalesce(reqs: &mut [WriteRequest]) -> Vec<Write> {
 
 #[cfg(test)]
 mod tests {
+    use footlights_storage::{ActorKey, MemoryDriver};
+
     use super::*;
 
     fn state(actor: &str, b: u8) -> Write {
@@ -99,33 +186,112 @@ mod tests {
         }
     }
 
+    fn write_job(writes: Vec<Write>, gate: &Arc<Gate>, seq: u64) -> Job {
+        Job::Write(WriteRequest {
+            writes,
+            gate: gate.clone(),
+            seq,
+        })
+    }
+
+    fn meta(id: &str, key: &str) -> ActorMeta {
+        ActorMeta::new(ActorId::new(id), "counter", ActorKey::from(key), 0)
+    }
+
     #[test]
     fn only_the_newest_snapshot_per_actor_is_kept() {
         let gate = Gate::new();
-        let mut reqs = vec![
-            WriteRequest {
-                writes: vec![state("a", 1), state("b", 1)],
-                gate: gate.clone(),
-                seq: 1,
-            },
-            WriteRequest {
-                writes: vec![state("a", 2)],
-                gate: gate.clone(),
-                seq: 2,
-            },
-            WriteRequest {
-                writes: vec![Write::DeleteAlarm {
+        let mut jobs = vec![
+            write_job(vec![state("a", 1), state("b", 1)], &gate, 1),
+            write_job(vec![state("a", 2)], &gate, 2),
+            write_job(
+                vec![Write::DeleteAlarm {
                     actor: ActorId::new("a"),
                     alarm_id: "x".into(),
                 }],
-                gate,
-                seq: 3,
-            },
+                &gate,
+                3,
+            ),
         ];
-        let batch = coalesce(&mut reqs);
+        let batch = coalesce(&mut jobs);
         assert_eq!(batch.len(), 3);
         assert!(batch.contains(&state("a", 2)));
         assert!(batch.contains(&state("b", 1)));
         assert!(!batch.contains(&state("a", 1)));
+    }
+
+    #[test]
+    fn creates_keep_their_order_and_their_writes() {
+        let gate = Gate::new();
+        let create = |m: &ActorMeta, then: Vec<Write>| {
+            let mut writes = vec![Write::CreateActor { meta: m.clone() }];
+            writes.extend(then);
+            Job::Create(CreateRequest {
+                writes,
+                reply: oneshot::channel().0,
+            })
+        };
+        let (a, b) = (meta("a", "ka"), meta("b", "kb"));
+        let mut jobs = vec![
+            create(&a, vec![state("a", 1)]),
+            write_job(vec![state("x", 1)], &gate, 1),
+            create(&b, vec![]),
+        ];
+        let batch = coalesce(&mut jobs);
+        assert_eq!(
+            batch,
+            vec![
+                Write::CreateActor { meta: a },
+                state("a", 1),
+                state("x", 1),
+                Write::CreateActor { meta: b },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn creates_waiting_together_share_a_commit_and_one_wins() {
+        let driver = MemoryDriver::new();
+        let writer = Writer::spawn(Arc::new(driver.clone()));
+        let input = |id: &str| Write::KvPut {
+            actor: ActorId::new(id),
+            key: b"input".to_vec(),
+            value: id.as_bytes().to_vec(),
+        };
+        let (first, second) = tokio::join!(
+            writer.create(meta("a1", "k"), vec![input("a1")]),
+            writer.create(meta("a2", "k"), vec![input("a2")]),
+        );
+        // Both were queued before the writer ran (one thread): one batch, first one wins.
+        assert_eq!(first.unwrap(), CreateOutcome::Created);
+        assert_eq!(second.unwrap(), CreateOutcome::Exists(meta("a1", "k")));
+        assert_eq!(
+            driver.kv_get(&ActorId::new("a1"), b"input").await.unwrap(),
+            Some(b"a1".to_vec())
+        );
+        assert_eq!(driver.actor(&ActorId::new("a2")).await.unwrap(), None);
+        assert_eq!(
+            driver.kv_get(&ActorId::new("a2"), b"input").await.unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_every_create_in_it() {
+        let driver = MemoryDriver::new();
+        let writer = Writer::spawn(Arc::new(driver.clone()));
+        writer.create(meta("taken", "k1"), vec![]).await.unwrap();
+        // Queued together (one thread), so one batch; the second create reuses an id and the
+        // driver refuses the whole batch.
+        let (fresh, reused) = tokio::join!(
+            writer.create(meta("fresh", "k2"), vec![]),
+            writer.create(meta("taken", "k3"), vec![]),
+        );
+        assert!(reused.is_err(), "{reused:?}");
+        assert!(fresh.is_err(), "{fresh:?}");
+        assert_eq!(driver.actor(&ActorId::new("fresh")).await.unwrap(), None);
+        // The writer goes on after a failed batch.
+        let again = writer.create(meta("fresh", "k2"), vec![]).await.unwrap();
+        assert_eq!(again, CreateOutcome::Created);
     }
 }

@@ -27,8 +27,9 @@
 //!   [`commit`](Driver::commit) is one transaction, durable when it returns (or, opted into
 //!   with [`Durability::Process`], durable against a crash of the process but not of the
 //!   machine);
-//! - non-blocking for async callers: each opened driver has a thread owning its connection, so
-//!   disk waits and `fsync` never stall the runtime;
+//! - non-blocking for async callers: each opened driver has a thread owning its write
+//!   connection and one owning a read connection, so disk waits and `fsync` never stall the
+//!   runtime, and lookups do not queue behind commits;
 //! - versioned: the file records its format version
 //!   ([`FORMAT_VERSION`](footlights_storage::FORMAT_VERSION)), and a file written by a newer
 //!   version is refused with [`StorageError::UnsupportedFormat`](footlights_storage::StorageError).
@@ -92,13 +93,17 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A [`Driver`] storing everything in one SQLite database file.
 ///
 /// Open it with [`SqliteDriver::open`] or [`SqliteDriver::builder`]. Clones are cheap and share
-/// one connection (and its thread); the connection closes when the last clone drops. There is no
+/// its connections (one for writes, one for reads, each on its thread); they close when the
+/// last clone drops. There is no
 /// `close`: every commit was already durable when it returned. Opening the same file again (in
 /// this process or another) gives another connection to the same data.
 #[derive(Clone)]
 pub struct SqliteDriver {
-    /// The connection's thread, shared by clones.
-    worker: Worker,
+    /// The write connection's thread, shared by clones: commits, creates, deletes.
+    writer: Worker,
+    /// The read connection's thread, shared by clones; the write connection's if the store is
+    /// not in WAL mode (readers would then wait for the writer's locks anyway).
+    reader: Worker,
     path: Arc<Path>,
 }
 
@@ -187,20 +192,52 @@ impl SqliteDriverBuilder {
     /// As [`SqliteDriver::open`].
     pub async fn open(self) -> Result<SqliteDriver> {
         let path: Arc<Path> = Arc::from(self.path.as_path());
-        let worker = Worker::start(self.path, self.busy_timeout, self.durability).await?;
-        Ok(SqliteDriver { worker, path })
+        let busy_timeout = self.busy_timeout;
+        let durability = self.durability;
+        let file = self.path.clone();
+        let (writer, wal) = Worker::start("footlights-sqlite", move || {
+            let opened = schema::open(&file, busy_timeout, durability)?;
+            tracing::debug!(
+                path = %file.display(),
+                journal_mode = %opened.journal_mode,
+                created = opened.created,
+                ?busy_timeout,
+                ?durability,
+                "opened sqlite store"
+            );
+            let wal = opened.journal_mode.eq_ignore_ascii_case("wal");
+            if !wal {
+                tracing::warn!(
+                    path = %file.display(),
+                    journal_mode = %opened.journal_mode,
+                    "sqlite store is not in WAL mode"
+                );
+            }
+            Ok((opened.connection, wal))
+        })
+        .await?;
+        let reader = if wal {
+            let file = self.path;
+            let (reader, ()) = Worker::start("footlights-sqlite-read", move || {
+                Ok((schema::open_reader(&file, busy_timeout)?, ()))
+            })
+            .await?;
+            reader
+        } else {
+            writer.clone()
+        };
+        Ok(SqliteDriver {
+            writer,
+            reader,
+            path,
+        })
     }
 }
 
 impl Driver for SqliteDriver {
-    fn create_actor<'a>(&'a self, meta: &'a ActorMeta) -> BoxFuture<'a, Result<CreateOutcome>> {
-        let meta = meta.clone();
-        Box::pin(self.worker.run(move |conn| ops::create_actor(conn, &meta)))
-    }
-
     fn actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<ActorMeta>>> {
         let id = id.clone();
-        Box::pin(self.worker.run(move |conn| ops::actor(conn, &id)))
+        Box::pin(self.reader.run(move |conn| ops::actor(conn, &id)))
     }
 
     fn find_actor<'a>(
@@ -210,7 +247,7 @@ impl Driver for SqliteDriver {
     ) -> BoxFuture<'a, Result<Option<ActorMeta>>> {
         let (name, key) = (name.to_owned(), key.clone());
         Box::pin(
-            self.worker
+            self.reader
                 .run(move |conn| ops::find_actor(conn, &name, &key)),
         )
     }
@@ -222,23 +259,23 @@ impl Driver for SqliteDriver {
     ) -> BoxFuture<'a, Result<Vec<ActorMeta>>> {
         let (name, key_prefix) = (name.to_owned(), key_prefix.clone());
         Box::pin(
-            self.worker
+            self.reader
                 .run(move |conn| ops::list_actors(conn, &name, &key_prefix)),
         )
     }
 
     fn load_state<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
         let id = id.clone();
-        Box::pin(self.worker.run(move |conn| ops::load_state(conn, &id)))
+        Box::pin(self.reader.run(move |conn| ops::load_state(conn, &id)))
     }
 
     fn load_alarms<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Vec<Alarm>>> {
         let id = id.clone();
-        Box::pin(self.worker.run(move |conn| ops::load_alarms(conn, &id)))
+        Box::pin(self.reader.run(move |conn| ops::load_alarms(conn, &id)))
     }
 
     fn all_alarms(&self) -> BoxFuture<'_, Result<Vec<(ActorId, Alarm)>>> {
-        Box::pin(self.worker.run(|conn| ops::all_alarms(conn)))
+        Box::pin(self.reader.run(|conn| ops::all_alarms(conn)))
     }
 
     fn kv_get<'a>(
@@ -247,15 +284,15 @@ impl Driver for SqliteDriver {
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
         let (id, key) = (id.clone(), key.to_vec());
-        Box::pin(self.worker.run(move |conn| ops::kv_get(conn, &id, &key)))
+        Box::pin(self.reader.run(move |conn| ops::kv_get(conn, &id, &key)))
     }
 
-    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.worker.run(move |conn| ops::commit(conn, batch)))
+    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Vec<CreateOutcome>>> {
+        Box::pin(self.writer.run(move |conn| ops::commit(conn, batch)))
     }
 
     fn delete_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<()>> {
         let id = id.clone();
-        Box::pin(self.worker.run(move |conn| ops::delete_actor(conn, &id)))
+        Box::pin(self.writer.run(move |conn| ops::delete_actor(conn, &id)))
     }
 }

@@ -51,16 +51,15 @@ fn find_by_key(conn: &Connection, name: &str, key_sort: &[u8]) -> Result<Option<
     row.map(to_meta).transpose()
 }
 
-pub(crate) fn create_actor(conn: &mut Connection, meta: &ActorMeta) -> Result<CreateOutcome> {
+/// Inserts the actor unless its name and key are taken. Runs inside the batch's transaction,
+/// which holds the write lock (it is `IMMEDIATE`), so no other connection can insert the same
+/// name and key between the lookup and the insert; and it sees the creates before it in the
+/// batch.
+fn create_actor(tx: &Transaction<'_>, meta: &ActorMeta) -> Result<CreateOutcome> {
     let key_sort = key::encode(&meta.key);
     let generation = i64::try_from(meta.generation)
         .map_err(|_| StorageError::backend(Error::OutOfRange("generation")))?;
-    // IMMEDIATE takes the write lock before the lookup, so no other connection can insert the
-    // same name and key between the lookup and the insert.
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db)?;
-    if let Some(existing) = find_by_key(&tx, &meta.name, &key_sort)? {
+    if let Some(existing) = find_by_key(tx, &meta.name, &key_sort)? {
         return Ok(CreateOutcome::Exists(existing));
     }
     tx.prepare_cached(
@@ -77,7 +76,6 @@ pub(crate) fn create_actor(conn: &mut Connection, meta: &ActorMeta) -> Result<Cr
         generation
     ])
     .map_err(db)?;
-    tx.commit().map_err(db)?;
     Ok(CreateOutcome::Created)
 }
 
@@ -183,15 +181,21 @@ pub(crate) fn kv_get(conn: &Connection, id: &ActorId, key: &[u8]) -> Result<Opti
         .map_err(db)
 }
 
-/// Applies `batch` in one transaction: all of it or, on error, none of it.
-pub(crate) fn commit(conn: &mut Connection, batch: Vec<Write>) -> Result<()> {
+/// Applies `batch` in one transaction: all of it or, on error, none of it. Returns the
+/// outcome of each create, in order.
+pub(crate) fn commit(conn: &mut Connection, batch: Vec<Write>) -> Result<Vec<CreateOutcome>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
+    let mut outcomes = Vec::new();
     for write in batch {
-        apply(&tx, write)?;
+        match write {
+            Write::CreateActor { meta } => outcomes.push(create_actor(&tx, &meta)?),
+            other => apply(&tx, other)?,
+        }
     }
-    tx.commit().map_err(db)
+    tx.commit().map_err(db)?;
+    Ok(outcomes)
 }
 
 /// One write. The inserts only happen `WHERE EXISTS` the actor, so writes for unknown actors

@@ -97,6 +97,20 @@ pub(crate) fn open(path: &Path, busy_timeout: Duration, durability: Durability) 
     })
 }
 
+/// Opens another connection to a store that [`open`] has set up, for reads only. Reads take no
+/// write lock, and in WAL mode they run beside a commit on the other connection; a read
+/// started after a commit returned sees it.
+pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let connection = Connection::open(path).map_err(StorageError::backend)?;
+    connection
+        .busy_timeout(busy_timeout)
+        .map_err(StorageError::backend)?;
+    connection
+        .pragma_update(None, "query_only", "ON")
+        .map_err(StorageError::backend)?;
+    Ok(connection)
+}
+
 /// Checks the recorded format version, creating the schema in a new file. Returns whether it
 /// did. One `IMMEDIATE` transaction, so two processes opening a new file create it once.
 fn init(connection: &mut Connection) -> Result<bool> {

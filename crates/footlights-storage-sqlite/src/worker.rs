@@ -1,27 +1,24 @@
-//! The thread that owns the SQLite connection.
+//! The threads that own the SQLite connections.
 //!
 //! SQLite calls block (on the disk, on `fsync`, on other processes' locks), so they never run on
-//! the async runtime. Each opened driver has one thread owning one connection; callers send it
-//! jobs over a channel and await the answer on a oneshot. Commits serialize in SQLite anyway, so
-//! one thread loses nothing for writes, and reads share it (they are short, indexed lookups).
+//! the async runtime. A connection is owned by one thread; callers send it jobs over a channel
+//! and await the answer on a oneshot. An opened driver has two: one for writes (commits
+//! serialize in SQLite anyway, so one thread loses nothing), and one for reads, so that a lookup
+//! does not wait behind another caller's `fsync` (WAL lets readers run beside the writer).
 
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
 use footlights_storage::{Result, StorageError};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::Durability;
 use crate::error::Error;
-use crate::schema;
 
 /// Work for the connection's thread. It sends its own answer.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// A handle to the connection's thread; clones share the thread.
+/// A handle to a connection's thread; clones share the thread.
 ///
 /// The thread lives while any handle does: when the last one drops, the channel closes, the
 /// thread finishes the jobs already sent and closes the connection. Nothing is lost by not
@@ -32,38 +29,23 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread, which opens the database; returns once it is open.
-    pub(crate) async fn start(
-        path: PathBuf,
-        busy_timeout: Duration,
-        durability: Durability,
-    ) -> Result<Worker> {
+    /// Starts a thread named `name`, which opens its connection with `open`; returns once it
+    /// is open, with what `open` returned beside the connection.
+    pub(crate) async fn start<T, O>(name: &str, open: O) -> Result<(Worker, T)>
+    where
+        T: Send + 'static,
+        O: FnOnce() -> Result<(Connection, T)> + Send + 'static,
+    {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (opened_tx, opened_rx) = oneshot::channel();
         thread::Builder::new()
-            .name("footlights-sqlite".to_owned())
+            .name(name.to_owned())
             .spawn(move || {
-                let opened = schema::open(&path, busy_timeout, durability);
-                let mut connection = match opened {
-                    Ok(opened) => {
-                        tracing::debug!(
-                            path = %path.display(),
-                            journal_mode = %opened.journal_mode,
-                            created = opened.created,
-                            ?busy_timeout,
-                            ?durability,
-                            "opened sqlite store"
-                        );
-                        if !opened.journal_mode.eq_ignore_ascii_case("wal") {
-                            tracing::warn!(
-                                path = %path.display(),
-                                journal_mode = %opened.journal_mode,
-                                "sqlite store is not in WAL mode"
-                            );
-                        }
+                let mut connection = match open() {
+                    Ok((connection, info)) => {
                         // If the opener went away, the loop below ends at once.
-                        let _ = opened_tx.send(Ok(()));
-                        opened.connection
+                        let _ = opened_tx.send(Ok(info));
+                        connection
                     }
                     Err(e) => {
                         let _ = opened_tx.send(Err(e));
@@ -75,10 +57,10 @@ impl Worker {
                 }
             })
             .map_err(StorageError::backend)?;
-        opened_rx
+        let info = opened_rx
             .await
             .map_err(|_| StorageError::backend(Error::WorkerStopped))??;
-        Ok(Worker { jobs })
+        Ok((Worker { jobs }, info))
     }
 
     /// Runs `f` on the connection's thread and returns its result.

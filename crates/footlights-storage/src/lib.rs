@@ -3,7 +3,8 @@
 //! A [`Driver`] stores, per actor: its metadata ([`ActorMeta`]: id, name, key, creation time,
 //! generation), the latest snapshot of its state, its scheduled alarms, and a small key-value
 //! map. Writes arrive as atomic batches ([`Driver::commit`]) so that the runtime can put the
-//! writes of many actors into one transaction and one fsync (group commit).
+//! writes of many actors into one transaction and one fsync (group commit); new actors are
+//! recorded in the same batches ([`Write::CreateActor`]), each with its outcome reported.
 //!
 //! ```
 //! # futures::executor::block_on(async {
@@ -65,6 +66,12 @@ impl StorageError {
     }
 }
 
+/// A driver's [`commit`](Driver::commit) returned fewer create outcomes than the batch had
+/// creates.
+#[derive(Debug, thiserror::Error)]
+#[error("the driver reported no outcome for a create")]
+struct MissingOutcome;
+
 /// `Result` with [`StorageError`].
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
@@ -96,7 +103,7 @@ impl ActorMeta {
     }
 }
 
-/// The result of [`Driver::create_actor`].
+/// The result of creating an actor ([`Write::CreateActor`], [`Driver::create_actor`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
     /// The actor was created.
@@ -122,6 +129,17 @@ pub struct Alarm {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Write {
+    /// Record a new actor, unless an actor with the same name and key exists (then nothing is
+    /// written). [`Driver::commit`] reports which of the two happened, as a [`CreateOutcome`].
+    ///
+    /// The writes after it in the batch see the new actor, so a batch can create an actor and
+    /// store its first data in one transaction; if the key was taken, those writes target an
+    /// actor that does not exist and are ignored. An id already used by an actor with another
+    /// name or key is an error, which fails the whole batch.
+    CreateActor {
+        /// The new actor's metadata.
+        meta: ActorMeta,
+    },
     /// Replace the actor's state snapshot.
     State {
         /// The actor.
@@ -172,9 +190,20 @@ pub enum Write {
 /// nothing, and once it returns `Ok` the batch is durable (it survives a crash of the process).
 /// Writes for actors that no longer exist are ignored.
 pub trait Driver: Send + Sync + Debug + 'static {
-    /// Records a new actor. If an actor with the same name and key exists, nothing is written
-    /// and its metadata is returned. Concurrent calls for one name and key create exactly one.
-    fn create_actor<'a>(&'a self, meta: &'a ActorMeta) -> BoxFuture<'a, Result<CreateOutcome>>;
+    /// Records a new actor: a batch of one [`Write::CreateActor`]. If an actor with the same
+    /// name and key exists, nothing is written and its metadata is returned. Concurrent calls
+    /// for one name and key create exactly one.
+    fn create_actor<'a>(&'a self, meta: &'a ActorMeta) -> BoxFuture<'a, Result<CreateOutcome>> {
+        Box::pin(async move {
+            let outcomes = self
+                .commit(vec![Write::CreateActor { meta: meta.clone() }])
+                .await?;
+            outcomes
+                .into_iter()
+                .next()
+                .ok_or_else(|| StorageError::backend(MissingOutcome))
+        })
+    }
 
     /// The metadata of an actor by id.
     fn actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<ActorMeta>>>;
@@ -210,8 +239,12 @@ pub trait Driver: Send + Sync + Debug + 'static {
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
 
-    /// Applies a batch atomically and durably.
-    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<()>>;
+    /// Applies a batch atomically and durably, in order, and returns the outcome of each
+    /// [`Write::CreateActor`] in the batch, in batch order (an empty vector when there is
+    /// none). A create sees the creates before it: of two creates of one name and key in a
+    /// batch, the first is [`Created`](CreateOutcome::Created) and the second
+    /// [`Exists`](CreateOutcome::Exists) with the first one's metadata.
+    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Vec<CreateOutcome>>>;
 
     /// Removes an actor with its state, alarms and key-value map. Its key becomes free.
     fn delete_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<()>>;

@@ -1,6 +1,6 @@
 //! [`MemoryDriver`]: every actor's data in one process-local map, for tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
@@ -140,29 +140,53 @@ impl MemoryDriver {
 }
 
 impl Store {
-    fn create(&mut self, meta: &ActorMeta) -> Result<CreateOutcome> {
-        let index_key = (meta.name.clone(), meta.key.clone());
-        if let Some(existing) = self
-            .by_key
-            .get(&index_key)
+    /// The actor holding `name` and `key`, if any.
+    fn by_key(&self, name: &str, key: &ActorKey) -> Option<&Record> {
+        self.by_key
+            .get(&(name.to_owned(), key.clone()))
             .and_then(|id| self.actors.get(id))
-        {
-            return Ok(CreateOutcome::Exists(existing.meta.clone()));
+    }
+
+    /// Fails if a create in `batch` would reuse the id of another actor, before anything is
+    /// applied, so that a failed batch changes nothing. No write removes an actor, so the
+    /// creates earlier in the batch are the only change a create has to account for.
+    fn check_creates(&self, batch: &[Write]) -> Result<()> {
+        let mut new_keys = HashSet::new();
+        let mut new_ids = HashSet::new();
+        for write in batch {
+            let Write::CreateActor { meta } = write else {
+                continue;
+            };
+            let key = (meta.name.as_str(), &meta.key);
+            if self.by_key(&meta.name, &meta.key).is_some() || new_keys.contains(&key) {
+                continue;
+            }
+            if self.actors.contains_key(&meta.id) || !new_ids.insert(&meta.id) {
+                return Err(StorageError::backend(DuplicateId(meta.id.clone())));
+            }
+            new_keys.insert(key);
         }
-        if self.actors.contains_key(&meta.id) {
-            return Err(StorageError::backend(DuplicateId(meta.id.clone())));
+        Ok(())
+    }
+
+    /// Creates the actor unless its key is taken; [`check_creates`](Self::check_creates) has
+    /// ruled out a reused id.
+    fn create(&mut self, meta: ActorMeta) -> CreateOutcome {
+        if let Some(existing) = self.by_key(&meta.name, &meta.key) {
+            return CreateOutcome::Exists(existing.meta.clone());
         }
-        self.by_key.insert(index_key, meta.id.clone());
+        self.by_key
+            .insert((meta.name.clone(), meta.key.clone()), meta.id.clone());
         self.actors.insert(
             meta.id.clone(),
             Record {
-                meta: meta.clone(),
+                meta,
                 state: None,
                 alarms: HashMap::new(),
                 kv: HashMap::new(),
             },
         );
-        Ok(CreateOutcome::Created)
+        CreateOutcome::Created
     }
 
     fn list(&self, name: &str, key_prefix: &ActorKey) -> Vec<ActorMeta> {
@@ -177,8 +201,14 @@ impl Store {
             .collect()
     }
 
-    fn apply(&mut self, write: Write) {
+    /// Applies one write; a create's outcome goes to `outcomes`.
+    fn apply(&mut self, write: Write, outcomes: &mut Vec<CreateOutcome>) {
+        let write = match write {
+            Write::CreateActor { meta } => return outcomes.push(self.create(meta)),
+            other => other,
+        };
         let actor = match &write {
+            Write::CreateActor { .. } => return,
             Write::State { actor, .. }
             | Write::PutAlarm { actor, .. }
             | Write::DeleteAlarm { actor, .. }
@@ -205,6 +235,7 @@ impl Store {
                 record.kv.remove(&key);
             }
             Write::BumpGeneration { .. } => record.meta.generation += 1,
+            Write::CreateActor { .. } => {}
         }
     }
 
@@ -221,10 +252,6 @@ fn alarm_order(a: &Alarm, b: &Alarm) -> std::cmp::Ordering {
 }
 
 impl Driver for MemoryDriver {
-    fn create_actor<'a>(&'a self, meta: &'a ActorMeta) -> BoxFuture<'a, Result<CreateOutcome>> {
-        Box::pin(async move { self.with(|store| store.create(meta)) })
-    }
-
     fn actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<ActorMeta>>> {
         Box::pin(async move { Ok(self.with(|store| store.actors.get(id).map(|r| r.meta.clone()))) })
     }
@@ -235,13 +262,7 @@ impl Driver for MemoryDriver {
         key: &'a ActorKey,
     ) -> BoxFuture<'a, Result<Option<ActorMeta>>> {
         Box::pin(async move {
-            Ok(self.with(|store| {
-                store
-                    .by_key
-                    .get(&(name.to_owned(), key.clone()))
-                    .and_then(|id| store.actors.get(id))
-                    .map(|record| record.meta.clone())
-            }))
+            Ok(self.with(|store| store.by_key(name, key).map(|record| record.meta.clone())))
         })
     }
 
@@ -302,11 +323,17 @@ impl Driver for MemoryDriver {
         })
     }
 
-    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<()>> {
+    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Vec<CreateOutcome>>> {
         Box::pin(async move {
             // One lock for the whole batch: no reader sees half of it.
-            self.with(|store| batch.into_iter().for_each(|write| store.apply(write)));
-            Ok(())
+            self.with(|store| {
+                store.check_creates(&batch)?;
+                let mut outcomes = Vec::new();
+                batch
+                    .into_iter()
+                    .for_each(|write| store.apply(write, &mut outcomes));
+                Ok(outcomes)
+            })
         })
     }
 

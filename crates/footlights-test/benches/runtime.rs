@@ -81,7 +81,7 @@ impl Driver for Counting {
     fn commit(
         &self,
         batch: Vec<footlights_storage::Write>,
-    ) -> BoxFuture<'_, footlights_storage::Result<()>> {
+    ) -> BoxFuture<'_, footlights_storage::Result<Vec<footlights_storage::CreateOutcome>>> {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.inner.commit(batch)
     }

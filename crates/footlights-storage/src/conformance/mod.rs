@@ -29,7 +29,8 @@
 //! [`conformance_tests!`](crate::conformance_tests) makes a multi-thread one per test.
 //!
 //! What the suite covers: saving and loading state, the `(name, key)` uniqueness (also under
-//! concurrent creates through two handles), lookups, listing by key prefix and its order, alarms,
+//! concurrent creates through two handles), creates inside a batch (their outcomes, the data
+//! written with them, atomicity), lookups, listing by key prefix and its order, alarms,
 //! the key-value map, batches (order, atomicity, writes for unknown actors), deleting, the
 //! generation, reopening after a crash (dropping every handle without closing), and the recorded
 //! format version.
@@ -42,6 +43,7 @@ use futures::future::BoxFuture;
 use crate::{Driver, MemoryDriver, Result};
 
 mod actors;
+mod creates;
 mod data;
 mod durability;
 mod support;
@@ -51,6 +53,10 @@ pub use actors::{
     delete_actor_removes_everything_and_frees_key, find_actor_by_id_and_key,
     list_by_key_prefix_matches_whole_parts, list_by_name_ordered_by_key,
     same_key_other_name_is_another_actor, unique_key_under_concurrent_create,
+};
+pub use creates::{
+    create_with_data_survives_reopen, creates_in_a_batch_report_outcomes,
+    failed_batch_creates_nothing,
 };
 pub use data::{
     alarms_put_replace_delete, all_alarms_across_actors, batch_applies_writes_in_order,
@@ -139,6 +145,9 @@ macro_rules! __conformance_checks {
             create_duplicate_returns_existing
             same_key_other_name_is_another_actor
             unique_key_under_concurrent_create
+            creates_in_a_batch_report_outcomes
+            create_with_data_survives_reopen
+            failed_batch_creates_nothing
             find_actor_by_id_and_key
             list_by_name_ordered_by_key
             list_by_key_prefix_matches_whole_parts

@@ -49,6 +49,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(n) => say(&out, format!("value {n}")).await,
                 Err(e) => say(&out, format!("error {e}")).await,
             },
+            cmd if cmd.starts_with("new ") => {
+                let key = cmd.strip_prefix("new ").unwrap_or_default().to_owned();
+                let client = registry.client();
+                tokio::spawn(async move {
+                    let handle = client.get_or_create::<Counter>([key.as_str()]);
+                    let done = async {
+                        let n = handle.increment(1).await?;
+                        Ok::<_, footlights::ActionError>((handle.resolve().await?, n))
+                    };
+                    match done.await {
+                        Ok((id, n)) => say(&out, format!("created {key} {id} {n}")).await,
+                        Err(e) => say(&out, format!("error {e}")).await,
+                    }
+                });
+            }
+            cmd if cmd.starts_with("find ") => {
+                let key = cmd.strip_prefix("find ").unwrap_or_default();
+                let handle = registry.client().get::<Counter>([key]);
+                match handle.resolve().await {
+                    Ok(id) => match handle.get_count().await {
+                        Ok(n) => say(&out, format!("found {key} {id} {n}")).await,
+                        Err(e) => say(&out, format!("error {e}")).await,
+                    },
+                    Err(e) if e.code() == "not_found" => say(&out, format!("missing {key}")).await,
+                    Err(e) => say(&out, format!("error {e}")).await,
+                }
+            }
             other => say(&out, format!("error unknown command {other:?}")).await,
         }
     }

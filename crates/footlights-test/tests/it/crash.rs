@@ -1,7 +1,10 @@
 //! No acknowledged write is lost: a child process hosting the counter on a SQLite file is
 //! killed with SIGKILL at a random moment while increments are in flight, then restarted on
 //! the same file. The recovered count must be at least the highest acknowledged count and at
-//! most the number of increments ever sent.
+//! most the number of increments ever sent. Likewise for new actors: every acknowledged
+//! get-or-create is found again after the kill, with the same id and its increment.
+
+use std::collections::BTreeMap;
 
 use std::process::Stdio;
 
@@ -43,6 +46,23 @@ async fn start(db: &std::path::Path, durability: &str) -> ChildProc {
     }
 }
 
+async fn next_line(p: &mut ChildProc) -> String {
+    p.lines
+        .next_line()
+        .await
+        .expect("read")
+        .expect("child exited")
+}
+
+fn seed() -> u64 {
+    let seed: u64 = std::env::var("FOOTLIGHTS_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("crash test seed {seed} (set FOOTLIGHTS_CRASH_SEED to replay)");
+    seed
+}
+
 async fn read_value(p: &mut ChildProc) -> i64 {
     p.stdin.write_all(b"get\n").await.expect("write");
     loop {
@@ -72,11 +92,8 @@ async fn sigkill_never_loses_an_acknowledged_increment_with_process_durability()
 }
 
 async fn sigkill_rounds(durability: &str) {
-    let seed: u64 = std::env::var("FOOTLIGHTS_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("crash test ({durability}) seed {seed} (set FOOTLIGHTS_CRASH_SEED to replay)");
+    let seed = seed();
+    eprintln!("durability: {durability}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("crash.db");
@@ -140,4 +157,65 @@ async fn sigkill_rounds(durability: &str) {
     );
     p.child.start_kill().expect("kill");
     let _ = p.child.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_never_loses_an_acknowledged_actor() {
+    const CREATE_ROUNDS: usize = 8;
+    let seed = seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("create.db");
+
+    // Acknowledged actors: key -> id.
+    let mut acked: BTreeMap<String, String> = BTreeMap::new();
+    let mut next_key = 0usize;
+    for round in 0..=CREATE_ROUNDS {
+        let mut p = start(&db, "power").await;
+        for (key, id) in &acked {
+            p.stdin
+                .write_all(format!("find {key}\n").as_bytes())
+                .await
+                .expect("write");
+            let line = next_line(&mut p).await;
+            assert_eq!(
+                line,
+                format!("found {key} {id} 1"),
+                "round {round}: an acknowledged actor changed or vanished (seed {seed})"
+            );
+        }
+        if round == CREATE_ROUNDS {
+            p.child.start_kill().expect("kill");
+            let _ = p.child.wait().await;
+            break;
+        }
+        let burst: usize = rng.random_range(20..200);
+        let kill_after: usize = rng.random_range(0..=burst);
+        let mut commands = String::new();
+        for i in next_key..next_key + burst {
+            commands.push_str(&format!("new k{i}\n"));
+        }
+        next_key += burst;
+        p.stdin
+            .write_all(commands.as_bytes())
+            .await
+            .expect("write burst");
+        p.stdin.flush().await.expect("flush");
+        for _ in 0..kill_after {
+            let line = next_line(&mut p).await;
+            let parts: Vec<&str> = line.split(' ').collect();
+            match parts.as_slice() {
+                ["created", key, id, "1"] => {
+                    acked.insert((*key).to_owned(), (*id).to_owned());
+                }
+                _ => panic!("round {round}: unexpected line {line:?}"),
+            }
+        }
+        p.child.start_kill().expect("kill");
+        p.child.wait().await.expect("wait");
+    }
+    assert!(
+        !acked.is_empty() || CREATE_ROUNDS == 0,
+        "no create was ever acknowledged (seed {seed})"
+    );
 }

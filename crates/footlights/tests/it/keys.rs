@@ -1,6 +1,8 @@
 //! Keys and handles: get, getOrCreate, create, by id, key equivalences.
 
 use footlights::prelude::*;
+use footlights::storage::{Driver, MemoryDriver};
+use footlights::{ActorKey, ActorSpec};
 
 #[derive(Serialize, Deserialize)]
 pub struct Game {
@@ -139,4 +141,124 @@ async fn concurrent_get_or_create_makes_one_actor() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1);
+}
+
+fn input(mode: &str) -> Option<GameInput> {
+    Some(GameInput { mode: mode.into() })
+}
+
+/// The error's metadata field as text.
+fn meta_field(err: &ActionError, field: &str) -> Option<String> {
+    err.metadata()?.get(field)?.as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn duplicate_key_names_the_key_and_the_existing_actor() {
+    let r = registry().await;
+    let c = r.client();
+    let first = c.create::<Game>(["room", "a"], &None).await.unwrap();
+    let id = first.resolve().await.unwrap();
+    let err = c.create::<Game>(["room", "a"], &None).await.unwrap_err();
+    assert_eq!((err.group(), err.code()), ("actor", "duplicate_key"));
+    assert_eq!(meta_field(&err, "key").as_deref(), Some("room/a"));
+    assert_eq!(
+        meta_field(&err, "existing_actor_id").as_deref(),
+        Some(id.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_and_get_or_creates_of_one_key_make_one_actor() {
+    let r = registry().await;
+    let mut creates = Vec::new();
+    let mut gets = Vec::new();
+    for n in 0..16 {
+        let c = r.client();
+        let mode = format!("m{n}");
+        creates.push(tokio::spawn(async move {
+            match c.create::<Game>(["contested"], &input(&mode)).await {
+                Ok(handle) => Ok(handle.resolve().await.unwrap()),
+                Err(e) => Err(e),
+            }
+        }));
+        let c = r.client();
+        let mode = format!("g{n}");
+        gets.push(tokio::spawn(async move {
+            let handle = c.get_or_create_with::<Game>(["contested"], &input(&mode));
+            handle.resolve().await.unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    let mut refused = Vec::new();
+    for t in creates {
+        match t.await.unwrap() {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                assert_eq!(e.code(), "duplicate_key", "{e:?}");
+                refused.push(meta_field(&e, "existing_actor_id").unwrap());
+            }
+        }
+    }
+    for t in gets {
+        ids.push(t.await.unwrap());
+    }
+    let first = ids[0].clone();
+    assert!(ids.iter().all(|id| *id == first), "{ids:?}");
+    assert!(refused.iter().all(|id| id == first.as_str()), "{refused:?}");
+    // The actor got the input of the one call that created it, and keeps it.
+    let mode = r.client().get::<Game>(["contested"]).mode().await.unwrap();
+    assert!(mode.starts_with('m') || mode.starts_with('g'), "{mode}");
+    assert_eq!(
+        r.client().get_for_id::<Game>(first).mode().await.unwrap(),
+        mode
+    );
+}
+
+#[tokio::test]
+async fn after_a_restart_get_or_create_and_create_find_the_stored_actor() {
+    let driver = MemoryDriver::new();
+    let first = Registry::builder()
+        .actor::<Game>()
+        .driver(driver.clone())
+        .start()
+        .await
+        .unwrap();
+    let id = first
+        .client()
+        .get_or_create_with::<Game>(["kept"], &input("classic"))
+        .resolve()
+        .await
+        .unwrap();
+    assert_eq!(
+        first.client().get::<Game>(["kept"]).mode().await.unwrap(),
+        "classic"
+    );
+    first.shutdown().await;
+    drop(first);
+
+    // A new registry knows no keys yet: it must find the stored actor, not make another.
+    let second = Registry::builder()
+        .actor::<Game>()
+        .driver(driver.clone())
+        .start()
+        .await
+        .unwrap();
+    let c = second.client();
+    let again = c.get_or_create_with::<Game>(["kept"], &input("other"));
+    assert_eq!(again.resolve().await.unwrap(), id);
+    assert_eq!(again.mode().await.unwrap(), "classic");
+    let err = c
+        .create::<Game>(["kept"], &input("other"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "duplicate_key");
+    assert_eq!(
+        meta_field(&err, "existing_actor_id").as_deref(),
+        Some(id.as_str())
+    );
+    let listed = driver
+        .list_actors(<Game as ActorSpec>::NAME, &ActorKey::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
 }
