@@ -414,15 +414,27 @@ impl SseConn {
 
     /// Writes one message event, checked against the outgoing limit.
     async fn write_message(&mut self, msg: &ToClient, version: u16) -> Result<(), End> {
-        let bytes = encode_to_client(msg, self.peer.encoding, version, self.peer.dialect);
+        let bytes = match msg {
+            // Encoded once for every connection the event goes to.
+            ToClient::Broadcast(event) => {
+                event.encoded(self.peer.encoding, version, self.peer.dialect)
+            }
+            _ => encode_to_client(msg, self.peer.encoding, version, self.peer.dialect).into(),
+        };
+        self.write_encoded(&bytes).await
+    }
+
+    /// Writes an encoded message as one event (base64 for binary encodings).
+    async fn write_encoded(&mut self, bytes: &[u8]) -> Result<(), End> {
         if bytes.len() > self.shared.config.max_outgoing {
             return Err(End::Close(1011, "message.outgoing_too_long".into()));
         }
         let data = match self.peer.encoding {
-            Encoding::Json => {
-                String::from_utf8(bytes).unwrap_or_else(|e| STANDARD.encode(e.as_bytes()))
-            }
-            _ => STANDARD.encode(&bytes),
+            Encoding::Json => match std::str::from_utf8(bytes) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => STANDARD.encode(bytes).into(),
+            },
+            _ => STANDARD.encode(bytes).into(),
         };
         tracing::trace!("event sent");
         self.write(event(MESSAGE_EVENT, &data)).await

@@ -17,13 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use footlights_client::{CloseReason, LinkEvent, LinkSender};
 use footlights_core::ConnRequest;
-use footlights_protocol::codec::{decode_to_server, encode_to_client};
+use footlights_protocol::codec::{Encoding, decode_to_server, encode_to_client};
 use footlights_protocol::{ActionError, ToClient, ToServer, Value};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -366,20 +366,22 @@ impl WsConn {
 
     async fn send(&mut self, msg: &ToClient, version: u16) -> Result<(), End> {
         let bytes = encode_to_client(msg, self.peer.encoding, version, self.peer.dialect);
-        self.send_bytes(bytes).await
+        self.send_bytes(bytes.into()).await
     }
 
-    async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), End> {
-        let frame = if self.peer.encoding.is_binary() {
-            Message::Binary(bytes.into())
-        } else {
-            match String::from_utf8(bytes) {
-                Ok(text) => Message::Text(text.into()),
-                Err(e) => Message::Binary(e.into_bytes().into()),
-            }
-        };
+    async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), End> {
+        let frame = frame(self.peer.encoding, bytes);
         tracing::trace!("frame sent");
         self.socket.send(frame).await.map_err(|_| End::Dropped)
+    }
+
+    /// An event: over the outgoing limit, the connection is closed.
+    async fn send_event(&mut self, name: &str, bytes: Bytes) -> Result<(), End> {
+        if bytes.len() > self.shared.config.max_outgoing {
+            tracing::warn!(event = %name, size = bytes.len(), "event over the outgoing limit; closing");
+            return Err(End::close(INTERNAL_ERROR, "message.outgoing_too_long"));
+        }
+        self.send_bytes(bytes).await
     }
 
     /// A message from the runtime.
@@ -413,15 +415,15 @@ impl WsConn {
                     };
                     return self.send(&error, version).await;
                 }
-                self.send_bytes(bytes).await
+                self.send_bytes(bytes.into()).await
             }
             ToClient::Event { name, .. } => {
                 let bytes = encode_to_client(&msg, self.peer.encoding, version, self.peer.dialect);
-                if bytes.len() > self.shared.config.max_outgoing {
-                    tracing::warn!(event = %name, size = bytes.len(), "event over the outgoing limit; closing");
-                    return Err(End::close(INTERNAL_ERROR, "message.outgoing_too_long"));
-                }
-                self.send_bytes(bytes).await
+                self.send_event(name, bytes.into()).await
+            }
+            ToClient::Broadcast(event) => {
+                let bytes = event.encoded(self.peer.encoding, version, self.peer.dialect);
+                self.send_event(event.name(), bytes).await
             }
             ToClient::Error { action_id, .. } => {
                 if let Some(id) = action_id {
@@ -478,6 +480,17 @@ impl WsConn {
             self.early.push_back(msg);
         }
         Ok(())
+    }
+}
+
+/// A WebSocket frame holding an encoded message: text for JSON, binary otherwise.
+fn frame(encoding: Encoding, bytes: Bytes) -> Message {
+    if encoding.is_binary() {
+        return Message::Binary(bytes);
+    }
+    match Utf8Bytes::try_from(bytes.clone()) {
+        Ok(text) => Message::Text(text),
+        Err(_) => Message::Binary(bytes),
     }
 }
 
