@@ -86,3 +86,15 @@ impl ToClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_stay_small() {
+        // Every link's channel reserves room for 32 messages up front.
+        assert_eq!(size_of::<ActionError>(), size_of::<usize>());
+        assert!(size_of::<ToClient>() <= 80, "{}", size_of::<ToClient>());
+    }
+}
