@@ -346,10 +346,14 @@ impl SseConn {
         let every = self.shared.config.sse_keep_alive;
         let mut keep_alive = tokio::time::interval_at(Instant::now() + every, every);
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Made once: a new wait per message would register with the shared signal every time.
+        let mut stop = self.stop.clone();
+        let stopped = stop.wait();
+        tokio::pin!(stopped);
         let end = loop {
             let step = tokio::select! {
                 biased;
-                () = self.stop.wait() => Err(End::Close(1001, "ws.going_away".into())),
+                () = &mut stopped => Err(End::Close(1001, "ws.going_away".into())),
                 () = self.out.closed() => Err(End::Dropped),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
                 event = events.recv() => match event {

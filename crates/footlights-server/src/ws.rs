@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::error::Error as _;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{FromRequestParts, Request};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use footlights_client::{CloseReason, LinkEvent, LinkSender};
+use footlights_client::{CloseReason, Link, LinkEvent, LinkSender};
 use footlights_core::ConnRequest;
 use footlights_protocol::codec::{Encoding, decode_to_server, encode_to_client};
 use footlights_protocol::{ActionError, ToClient, ToServer, Value};
@@ -174,7 +175,8 @@ pub(crate) async fn handle(
             return close_upgrade(upgrade, INTERNAL_ERROR, reason);
         }
     };
-    let setup = Setup {
+    // Boxed: the upgrade task keeps whatever its callback captured for the socket's lifetime.
+    let setup = Box::new(Setup {
         peer: Peer::connection(encoding, &parts.headers, addressed.via),
         ext: ConnExtensions::from_subprotocols(&offered),
         request: ConnRequest::new(Method::GET, addressed.uri(), parts.headers.clone()),
@@ -183,14 +185,14 @@ pub(crate) async fn handle(
         params,
         ray,
         guard,
-    };
+    });
     upgrade
         .protocols([RIVET_PROTOCOL])
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
             let span =
                 tracing::debug_span!("conn", id = tracing::field::Empty, transport = "websocket");
-            run(socket, setup).instrument(span)
+            run(Box::pin(open(socket, setup))).instrument(span)
         })
 }
 
@@ -218,8 +220,20 @@ impl End {
     }
 }
 
-/// One socket's task.
-async fn run(mut socket: WebSocket, setup: Setup) {
+/// One socket's task, from the boxed [`open`] on. The task lives as long as the socket, so
+/// it keeps only the pump's state: opening (with the socket and setup it was given) and
+/// closing run in boxes that are freed when they finish.
+async fn run(opening: Pin<Box<impl Future<Output = Option<(WsConn, Link)>>>>) {
+    let Some((mut conn, link)) = opening.await else {
+        return;
+    };
+    let sender = link.sender;
+    let end = conn.pump(&*sender, link.events).await;
+    Box::pin(conn.finish(&*sender, end)).await;
+}
+
+/// Resolves the actor and opens the link; on failure, closes the socket and returns `None`.
+async fn open(mut socket: WebSocket, setup: Box<Setup>) -> Option<(WsConn, Link)> {
     let Setup {
         shared,
         addressed,
@@ -229,7 +243,7 @@ async fn run(mut socket: WebSocket, setup: Setup) {
         request,
         ray,
         guard,
-    } = setup;
+    } = *setup;
     let mut stop = shared.stop.clone();
     let opened = tokio::select! {
         biased;
@@ -240,16 +254,20 @@ async fn run(mut socket: WebSocket, setup: Setup) {
         } => Some(opened),
     };
     let link = match opened {
-        None => return close_socket(&mut socket, GOING_AWAY, "ws.going_away").await,
+        None => {
+            close_socket(&mut socket, GOING_AWAY, "ws.going_away").await;
+            return None;
+        }
         Some(Err(e)) => {
             let reason = format!("{}#{ray}", coded(&for_client(e)));
             tracing::debug!(%reason, "connection refused before the actor");
-            return close_socket(&mut socket, INTERNAL_ERROR, &reason).await;
+            close_socket(&mut socket, INTERNAL_ERROR, &reason).await;
+            return None;
         }
         Some(Ok(link)) => link,
     };
     let max_early = shared.config.max_in_flight.saturating_add(EARLY_EXTRA);
-    let mut conn = WsConn {
+    let conn = WsConn {
         in_flight: InFlight::new(shared.config.max_in_flight),
         shared,
         socket,
@@ -263,9 +281,7 @@ async fn run(mut socket: WebSocket, setup: Setup) {
         live: None,
         _guard: guard,
     };
-    let sender = link.sender;
-    let end = conn.pump(&*sender, link.events).await;
-    conn.finish(&*sender, end).await;
+    Some((conn, link))
 }
 
 struct WsConn {
@@ -296,10 +312,14 @@ impl WsConn {
         let every = self.shared.config.ws_ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Made once: a new wait per message would register with the shared signal every time.
+        let mut stop = self.stop.clone();
+        let stopped = stop.wait();
+        tokio::pin!(stopped);
         loop {
             let step = tokio::select! {
                 biased;
-                () = self.stop.wait() => Err(End::close(GOING_AWAY, "ws.going_away")),
+                () = &mut stopped => Err(End::close(GOING_AWAY, "ws.going_away")),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
                 event = events.recv() => match event {
                     Some(LinkEvent::Message(msg)) => self.outgoing(msg, sender).await,
