@@ -95,6 +95,6 @@ mod tests {
     fn messages_stay_small() {
         // Every link's channel reserves room for 32 messages up front.
         assert_eq!(size_of::<ActionError>(), size_of::<usize>());
-        assert!(size_of::<ToClient>() <= 80, "{}", size_of::<ToClient>());
+        assert!(size_of::<ToClient>() <= 64, "{}", size_of::<ToClient>());
     }
 }
