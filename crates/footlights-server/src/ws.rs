@@ -198,8 +198,13 @@ pub(crate) async fn handle(
 
 /// How a connection ended.
 enum End {
-    /// The server closes the socket with this code and reason and ends the connection.
-    Close { code: u16, reason: String },
+    /// The server closes the socket with this code and reason (after `notice`, if there is
+    /// one) and ends the connection.
+    Close {
+        notice: Option<Message>,
+        code: u16,
+        reason: String,
+    },
     /// The runtime closed the connection; pass its close on.
     LinkClosed(CloseReason),
     /// The client sent a close frame.
@@ -214,6 +219,7 @@ enum End {
 impl End {
     fn close(code: u16, reason: impl Into<String>) -> End {
         End::Close {
+            notice: None,
             code,
             reason: reason.into(),
         }
@@ -322,7 +328,7 @@ impl WsConn {
                 () = &mut stopped => Err(End::close(GOING_AWAY, "ws.going_away")),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
                 event = events.recv() => match event {
-                    Some(LinkEvent::Message(msg)) => self.outgoing(msg, sender).await,
+                    Some(LinkEvent::Message(msg)) => self.outgoing(msg, sender).map(Some),
                     Some(LinkEvent::Closed(reason)) => Err(End::LinkClosed(reason)),
                     // The runtime dropped the link without a close: it is going away.
                     None => Err(End::close(GOING_AWAY, "ws.going_away")),
@@ -330,23 +336,39 @@ impl WsConn {
                 frame = self.socket.recv() => match frame {
                     Some(Ok(msg)) => {
                         self.awaiting_pong = false;
-                        self.incoming(msg, sender).await
+                        self.incoming(msg, sender)
                     }
                     Some(Err(e)) => Err(read_error(&e)),
                     None => Err(End::Dropped),
                 },
-                _ = ping.tick() => self.ping().await,
+                _ = ping.tick() => self.ping(),
             };
-            if let Err(end) = step {
-                return end;
+            // Every step sends at most one frame, awaited here only: the task (one per socket)
+            // keeps a single send in its state.
+            match step {
+                Ok(Some(frame)) => {
+                    tracing::trace!("frame sent");
+                    if self.socket.send(frame).await.is_err() {
+                        return End::Dropped;
+                    }
+                }
+                Ok(None) => {}
+                Err(end) => return end,
             }
         }
     }
 
     async fn finish(&mut self, sender: &dyn LinkSender, end: End) {
         match end {
-            End::Close { code, reason } => {
+            End::Close {
+                notice,
+                code,
+                reason,
+            } => {
                 tracing::debug!(code, %reason, "server closed the connection");
+                if let Some(notice) = notice {
+                    let _ = self.socket.send(notice).await;
+                }
                 resume::release_link(sender, &self.ext, LinkEnd::Clean);
                 close_socket(&mut self.socket, code, &reason).await;
             }
@@ -372,40 +394,32 @@ impl WsConn {
         }
     }
 
-    async fn ping(&mut self) -> Result<(), End> {
+    fn ping(&mut self) -> Result<Option<Message>, End> {
         if self.awaiting_pong {
             tracing::debug!("no answer to the last ping");
             return Err(End::Dropped);
         }
         self.awaiting_pong = true;
-        self.socket
-            .send(Message::Ping(Bytes::new()))
-            .await
-            .map_err(|_| End::Dropped)
+        Ok(Some(Message::Ping(Bytes::new())))
     }
 
-    async fn send(&mut self, msg: &ToClient, version: u16) -> Result<(), End> {
+    /// The frame of a message.
+    fn encode(&self, msg: &ToClient, version: u16) -> Message {
         let bytes = encode_to_client(msg, self.peer.encoding, version, self.peer.dialect);
-        self.send_bytes(bytes.into()).await
+        frame(self.peer.encoding, bytes.into())
     }
 
-    async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), End> {
-        let frame = frame(self.peer.encoding, bytes);
-        tracing::trace!("frame sent");
-        self.socket.send(frame).await.map_err(|_| End::Dropped)
-    }
-
-    /// An event: over the outgoing limit, the connection is closed.
-    async fn send_event(&mut self, name: &str, bytes: Bytes) -> Result<(), End> {
+    /// The frame of an event; over the outgoing limit, the connection is closed.
+    fn event(&self, name: &str, bytes: Bytes) -> Result<Message, End> {
         if bytes.len() > self.shared.config.max_outgoing {
             tracing::warn!(event = %name, size = bytes.len(), "event over the outgoing limit; closing");
             return Err(End::close(INTERNAL_ERROR, "message.outgoing_too_long"));
         }
-        self.send_bytes(bytes).await
+        Ok(frame(self.peer.encoding, bytes))
     }
 
-    /// A message from the runtime.
-    async fn outgoing(&mut self, mut msg: ToClient, sender: &dyn LinkSender) -> Result<(), End> {
+    /// A message from the runtime: the frame to send.
+    fn outgoing(&mut self, mut msg: ToClient, sender: &dyn LinkSender) -> Result<Message, End> {
         let version = self.peer.version;
         match &msg {
             ToClient::Init { connection_id, .. } => {
@@ -413,12 +427,14 @@ impl WsConn {
                 tracing::debug!("connection open");
                 self.live = LiveLinks::register(&self.shared, &msg);
                 let init_version = self.ext.prepare_init(&mut msg, self.peer.encoding, version);
-                self.send(&msg, init_version).await?;
+                let init = self.encode(&msg, init_version);
+                // What the client sent early reaches the runtime now; answers to it come
+                // through this task, so after `Init` is on the socket.
                 self.initialized = true;
                 for early in self.early.drain(..) {
                     let _ = sender.send(early);
                 }
-                Ok(())
+                Ok(init)
             }
             ToClient::ActionResponse { id, .. } => {
                 let id = *id;
@@ -433,34 +449,38 @@ impl WsConn {
                         error: ActionError::outgoing_too_long(),
                         action_id: Some(id),
                     };
-                    return self.send(&error, version).await;
+                    return Ok(self.encode(&error, version));
                 }
-                self.send_bytes(bytes.into()).await
+                Ok(frame(self.peer.encoding, bytes.into()))
             }
             ToClient::Event { name, .. } => {
                 let bytes = encode_to_client(&msg, self.peer.encoding, version, self.peer.dialect);
-                self.send_event(name, bytes.into()).await
+                self.event(name, bytes.into())
             }
             ToClient::Broadcast(event) => {
                 let bytes = event.encoded(self.peer.encoding, version, self.peer.dialect);
-                self.send_event(event.name(), bytes).await
+                self.event(event.name(), bytes)
             }
             ToClient::Error { action_id, .. } => {
                 if let Some(id) = action_id {
                     self.in_flight.finish(*id);
                 }
-                self.send(&msg, version).await
+                Ok(self.encode(&msg, version))
             }
-            _ => self.send(&msg, version).await,
+            _ => Ok(self.encode(&msg, version)),
         }
     }
 
-    /// A frame from the client.
-    async fn incoming(&mut self, frame: Message, sender: &dyn LinkSender) -> Result<(), End> {
+    /// A frame from the client: the frame to answer with, if any.
+    fn incoming(
+        &mut self,
+        frame: Message,
+        sender: &dyn LinkSender,
+    ) -> Result<Option<Message>, End> {
         let data: &[u8] = match &frame {
             Message::Text(text) => text.as_bytes(),
             Message::Binary(bytes) => bytes,
-            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Ping(_) | Message::Pong(_) => return Ok(None),
             Message::Close(_) => return Err(End::ClientClosed),
         };
         tracing::trace!(size = data.len(), "frame received");
@@ -476,8 +496,11 @@ impl WsConn {
                     error,
                     action_id: None,
                 };
-                let _ = self.send(&notice, self.peer.version).await;
-                return Err(End::close(INTERNAL_ERROR, "actor.invalid_request"));
+                return Err(End::Close {
+                    notice: Some(self.encode(&notice, self.peer.version)),
+                    code: INTERNAL_ERROR,
+                    reason: "actor.invalid_request".to_owned(),
+                });
             }
         };
         self.peer.saw_version(version);
@@ -488,7 +511,7 @@ impl WsConn {
                     error: overloaded("actions in flight on this connection"),
                     action_id: Some(*id),
                 };
-                return self.send(&error, self.peer.version).await;
+                return Ok(Some(self.encode(&error, self.peer.version)));
             }
         }
         if self.initialized {
@@ -499,7 +522,7 @@ impl WsConn {
         } else {
             self.early.push_back(msg);
         }
-        Ok(())
+        Ok(None)
     }
 }
 
