@@ -43,7 +43,7 @@ use crate::shutdown::{ConnGuard, Refusal, Stop};
 pub(crate) const RIVET_PROTOCOL: &str = "rivet";
 
 /// Read buffer per WebSocket: frames larger than this still arrive, in several reads.
-pub(crate) const SOCKET_BUFFER: usize = 4096;
+pub(crate) const SOCKET_BUFFER: usize = 2048;
 /// How long a closing socket waits for the peer's close frame before it is dropped.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages beyond the in-flight limit that may wait for `Init` (subscriptions and the like).
