@@ -452,6 +452,7 @@ async fn a_broadcast_reaches_every_encoding_in_its_own_bytes() {
     let (mut cbor_ws, _) = ws_connect(&server, &query, cbor).await;
     let (mut bare_v4, _) = ws_connect(&server, &query, bare).await;
     let (mut bare_v2, _) = ws_connect(&server, &direct, bare).await;
+    let (mut bare_v3, _) = ws_connect(&server, &direct, bare).await;
     let (mut caller, _) = ws_connect(&server, &query, JSON).await;
     for ws in [&mut json_a, &mut json_b] {
         until_tag(ws, "Init").await;
@@ -463,6 +464,7 @@ async fn a_broadcast_reaches_every_encoding_in_its_own_bytes() {
         (&mut cbor_ws, Encoding::Cbor, 4),
         (&mut bare_v4, Encoding::Bare, 4),
         (&mut bare_v2, Encoding::Bare, 2),
+        (&mut bare_v3, Encoding::Bare, 3),
     ] {
         next_binary(ws).await;
         subscribe_binary(ws, encoding, version).await;
@@ -491,5 +493,8 @@ async fn a_broadcast_reaches_every_encoding_in_its_own_bytes() {
     assert_eq!(v4_event, expected(Encoding::Bare, 4));
     let v2_event = next_binary(&mut bare_v2).await;
     assert_eq!(v2_event, expected(Encoding::Bare, 2));
+    // v2 and v3 peers share a dialect (native) but not a version prefix.
+    let v3_event = next_binary(&mut bare_v3).await;
+    assert_eq!(v3_event, expected(Encoding::Bare, 3));
     assert_ne!(v4_event, v2_event, "each peer gets its own version");
 }
