@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use footlights_client::Client;
-use footlights_protocol::{Action, ActionError, ActorId, ActorKey, ConnId, Event, ToClient, Value};
+use footlights_protocol::{
+    Action, ActionError, ActorId, ActorKey, ConnId, Event, SharedEvent, ToClient, Value,
+};
 use footlights_storage::{Alarm, Write};
 use tokio::sync::mpsc;
 
@@ -136,17 +138,26 @@ impl<A: Actor> Ctx<A> {
     }
 
     /// Sends an event by name with raw arguments to every connection subscribed to it.
+    ///
+    /// The event is built once and shared by every connection, which encodes it once per wire
+    /// format.
     pub fn broadcast_raw(&self, name: &str, args: Vec<Value>) {
-        let conns = self.shared.conns();
-        for conn in conns.iter().filter(|c| c.is_subscribed(name)) {
-            if let Some(sink) = conn.sink() {
-                let msg = ToClient::Event {
-                    name: name.to_owned(),
-                    args: args.clone(),
-                };
-                self.shared.gate.push(Output::ToConn(sink.clone(), msg));
+        let outputs: Vec<Output> = {
+            let conns = self.shared.conns();
+            let mut sinks = conns
+                .iter()
+                .filter(|c| c.is_subscribed(name))
+                .filter_map(Conn::sink)
+                .peekable();
+            if sinks.peek().is_none() {
+                return;
             }
-        }
+            let event = SharedEvent::new(name, args);
+            sinks
+                .map(|sink| Output::ToConn(sink.clone(), ToClient::Broadcast(event.clone())))
+                .collect()
+        };
+        self.shared.gate.push_all(outputs);
     }
 
     /// Schedules actions on this actor; they are stored durably and fire after a sleep or a

@@ -188,7 +188,7 @@ impl Output {
                     action_id: Some(id),
                 },
             )),
-            Output::ToConn(_, ToClient::Event { .. }) => None,
+            Output::ToConn(_, ToClient::Event { .. } | ToClient::Broadcast(_)) => None,
             Output::RawReply(tx, _) => Some(Output::RawReply(tx, Err(error))),
             Output::Raw(_, RawEvent::Message(_)) => None,
             other => Some(other),
@@ -251,6 +251,16 @@ impl Gate {
         } else {
             let seq = st.issued;
             st.queue.push_back((seq, out));
+        }
+    }
+
+    /// Sends outputs, in order, as [`push`](Self::push) would one by one (under one lock).
+    pub(crate) fn push_all(&self, outs: Vec<Output>) {
+        let mut st = self.lock();
+        if let Some(staged) = &mut st.staging {
+            staged.extend(outs);
+        } else {
+            Self::enqueue(&mut st, outs);
         }
     }
 
@@ -443,6 +453,80 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["a", "b"]);
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<LinkEvent>) -> Vec<ToClient> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| match e {
+                LinkEvent::Message(msg) => msg,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_shared_event_waits_for_the_write_then_reaches_every_sink_before_the_reply() {
+        use footlights_protocol::SharedEvent;
+        use footlights_protocol::codec::{Dialect, Encoding};
+
+        let gate = Gate::new();
+        let links: Vec<_> = (0..3).map(|_| mpsc::unbounded_channel()).collect();
+        let sinks: Vec<_> = links
+            .iter()
+            .map(|(tx, _)| ConnSink::new(tx.clone(), 0))
+            .collect();
+        gate.begin_message();
+        let event = SharedEvent::new("tick", vec![Value::Int(1)]);
+        gate.push_all(
+            sinks
+                .iter()
+                .map(|s| Output::ToConn(s.clone(), ToClient::Broadcast(event.clone())))
+                .collect(),
+        );
+        gate.push(Output::ToConn(
+            sinks[0].clone(),
+            ToClient::ActionResponse {
+                id: 7,
+                output: Value::Null,
+            },
+        ));
+        let seq = gate.issue();
+        gate.end_message();
+        let mut rxs: Vec<_> = links.into_iter().map(|(_, rx)| rx).collect();
+        assert!(
+            rxs.iter_mut().all(|rx| rx.try_recv().is_err()),
+            "released early"
+        );
+
+        gate.mark_durable(seq);
+        let first = drain(&mut rxs[0]);
+        assert!(matches!(first[1], ToClient::ActionResponse { id: 7, .. }));
+        let mut frames = Vec::new();
+        for (i, rx) in rxs.iter_mut().enumerate() {
+            let got = if i == 0 { first.clone() } else { drain(rx) };
+            assert_eq!(got.len(), if i == 0 { 2 } else { 1 });
+            let ToClient::Broadcast(e) = &got[0] else {
+                panic!("expected the shared event, got {:?}", got[0]);
+            };
+            assert_eq!(got[0].as_event(), Some(("tick", &[Value::Int(1)][..])));
+            frames.push(e.encoded(Encoding::Json, 4, Dialect::Compat));
+        }
+        assert!(
+            frames.windows(2).all(|w| w[0].as_ptr() == w[1].as_ptr()),
+            "one encoding shared by every sink"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_drops_shared_events() {
+        let gate = Gate::new();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sink = ConnSink::new(tx, 0);
+        let seq = gate.issue();
+        let event = footlights_protocol::SharedEvent::new("tick", vec![]);
+        gate.push_all(vec![Output::ToConn(sink, ToClient::Broadcast(event))]);
+        gate.mark_failed(seq);
+        assert!(drain(&mut rx).is_empty());
     }
 
     #[test]

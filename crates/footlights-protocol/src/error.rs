@@ -22,8 +22,15 @@ use crate::value::{Value, to_value};
 /// assert!(e.is_public());
 /// assert_eq!(e.http_status(), 400);
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ActionError {
+    /// Boxed, so that messages and results which may hold an error stay small (a channel of
+    /// them reserves room for 32 up front).
+    inner: Box<ErrorInner>,
+}
+
+#[derive(Clone, PartialEq)]
+struct ErrorInner {
     group: Cow<'static, str>,
     code: Cow<'static, str>,
     message: String,
@@ -31,23 +38,42 @@ pub struct ActionError {
     public: bool,
 }
 
+impl fmt::Debug for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &*self.inner;
+        f.debug_struct("ActionError")
+            .field("group", &e.group)
+            .field("code", &e.code)
+            .field("message", &e.message)
+            .field("metadata", &e.metadata)
+            .field("public", &e.public)
+            .finish()
+    }
+}
+
 /// The message clients see for masked internal errors.
 pub const INTERNAL_MESSAGE: &str = "An internal error occurred";
 
 impl ActionError {
+    fn from_inner(inner: ErrorInner) -> Self {
+        ActionError {
+            inner: Box::new(inner),
+        }
+    }
+
     /// A public error with any group and code.
     pub fn new(
         group: impl Into<Cow<'static, str>>,
         code: impl Into<Cow<'static, str>>,
         message: impl Into<String>,
     ) -> Self {
-        ActionError {
+        ActionError::from_inner(ErrorInner {
             group: group.into(),
             code: code.into(),
             message: message.into(),
             metadata: None,
             public: true,
-        }
+        })
     }
 
     /// A user error with its own code (group `user`), as application code raises it.
@@ -132,87 +158,87 @@ impl ActionError {
     /// A non-public error. Clients see `internal_error` and a generic message; the details stay
     /// in the server log.
     pub fn internal(message: impl Into<String>) -> Self {
-        ActionError {
+        ActionError::from_inner(ErrorInner {
             group: "core".into(),
             code: "internal_error".into(),
             message: message.into(),
             metadata: None,
             public: false,
-        }
+        })
     }
 
     /// Attaches structured metadata. A value that fails to serialize is dropped.
     #[must_use]
     pub fn with_metadata<T: Serialize + ?Sized>(mut self, metadata: &T) -> Self {
-        self.metadata = to_value(metadata).ok();
+        self.inner.metadata = to_value(metadata).ok();
         self
     }
 
     /// Attaches metadata that is already a [`Value`].
     #[must_use]
     pub fn with_metadata_value(mut self, metadata: Option<Value>) -> Self {
-        self.metadata = metadata;
+        self.inner.metadata = metadata;
         self
     }
 
     /// The error's group, such as `user`, `auth` or `actor`.
     pub fn group(&self) -> &str {
-        &self.group
+        &self.inner.group
     }
 
     /// The error's code, such as `forbidden` or `user_error`. Stable: match on it.
     pub fn code(&self) -> &str {
-        &self.code
+        &self.inner.code
     }
 
     /// A human-readable message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// Structured details, if any.
     pub fn metadata(&self) -> Option<&Value> {
-        self.metadata.as_ref()
+        self.inner.metadata.as_ref()
     }
 
     /// Whether the error reaches clients as it is.
     pub fn is_public(&self) -> bool {
-        self.public
+        self.inner.public
     }
 
     /// `true` for `actor.not_found`.
     pub fn is_not_found(&self) -> bool {
-        self.group == "actor" && self.code == "not_found"
+        self.inner.group == "actor" && self.inner.code == "not_found"
     }
 
     /// `true` for timeouts of actions and callbacks.
     pub fn is_timeout(&self) -> bool {
-        self.code == "action_timed_out" || self.code == "callback_timed_out"
+        self.inner.code == "action_timed_out" || self.inner.code == "callback_timed_out"
     }
 
     /// What clients see: public errors unchanged, others with a generic message and no
     /// metadata.
     #[must_use]
     pub fn masked(&self) -> ActionError {
-        if self.public {
+        if self.inner.public {
             self.clone()
         } else {
-            ActionError {
-                group: self.group.clone(),
-                code: self.code.clone(),
+            ActionError::from_inner(ErrorInner {
+                group: self.inner.group.clone(),
+                code: self.inner.code.clone(),
                 message: INTERNAL_MESSAGE.to_owned(),
                 metadata: None,
                 public: true,
-            }
+            })
         }
     }
 
     /// The HTTP status this error is answered with.
     pub fn http_status(&self) -> u16 {
-        if !self.public {
+        if !self.inner.public {
             return 500;
         }
-        match (&*self.group, &*self.code) {
+        match (&*self.inner.group, &*self.inner.code) {
             ("auth", "forbidden") => 403,
             ("auth", "unauthorized") => 401,
             ("actor", "not_found" | "action_not_found")
@@ -230,7 +256,11 @@ impl ActionError {
 
 impl fmt::Display for ActionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}: {}", self.group, self.code, self.message)
+        write!(
+            f,
+            "{}.{}: {}",
+            self.inner.group, self.inner.code, self.inner.message
+        )
     }
 }
 

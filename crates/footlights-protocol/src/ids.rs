@@ -9,12 +9,14 @@ macro_rules! string_id {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        // A boxed slice rather than a `String`: messages that carry ids (`Init` holds two) stay
+        // small, and every link's channel reserves room for 32 of them.
+        pub struct $name(Box<str>);
 
         impl $name {
             /// Wraps an existing id.
             pub fn new(id: impl Into<String>) -> Self {
-                $name(id.into())
+                $name(id.into().into_boxed_str())
             }
 
             /// The id as a string slice.
@@ -31,13 +33,13 @@ macro_rules! string_id {
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                $name(s)
+                $name(s.into_boxed_str())
             }
         }
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                $name(s.to_owned())
+                $name(s.into())
             }
         }
     };

@@ -20,11 +20,13 @@
 //! - [`ActionError`], the error every client sees, with a stable `group` and `code`;
 //! - [`ActorKey`] and [`ActorId`], how actors are addressed;
 //! - the [`Action`] and [`Event`] specs typed APIs are built on;
-//! - [`ToClient`] / [`ToServer`], the realtime messages.
+//! - [`ToClient`] / [`ToServer`], the realtime messages, and [`SharedEvent`], an event encoded
+//!   once for every connection it goes to.
 //!
 //! What it is not: a transport. Framing on a socket belongs to the server and client crates.
 
 mod action;
+mod broadcast;
 pub mod codec;
 mod error;
 mod ids;
@@ -33,6 +35,7 @@ mod message;
 mod value;
 
 pub use action::{Action, ActorSpec, Event, args_from_value, args_to_value};
+pub use broadcast::SharedEvent;
 pub use error::{ActionError, INTERNAL_MESSAGE};
 pub use ids::{ActorId, ConnId};
 pub use key::ActorKey;

@@ -1,5 +1,6 @@
 //! The realtime messages exchanged over a connection, independent of encoding.
 
+use crate::broadcast::SharedEvent;
 use crate::error::ActionError;
 use crate::ids::{ActorId, ConnId};
 use crate::value::Value;
@@ -60,4 +61,40 @@ pub enum ToClient {
         /// The event's arguments.
         args: Vec<Value>,
     },
+    /// An event sent to many connections at once: the same message as [`ToClient::Event`] on
+    /// the wire, built once and shared, so each wire format is encoded once for all of them
+    /// (see [`SharedEvent::encoded`]). Decoders never produce it; an actor's broadcasts reach
+    /// in-process links in this form.
+    Broadcast(SharedEvent),
+}
+
+impl ToClient {
+    /// The name and arguments of an event, plain or shared.
+    ///
+    /// ```
+    /// use footlights_protocol::{SharedEvent, ToClient, Value};
+    /// let plain = ToClient::Event { name: "ping".into(), args: vec![Value::Int(1)] };
+    /// let shared = ToClient::Broadcast(SharedEvent::new("ping", vec![Value::Int(1)]));
+    /// assert_eq!(plain.as_event(), shared.as_event());
+    /// assert_eq!(plain.as_event(), Some(("ping", &[Value::Int(1)][..])));
+    /// ```
+    pub fn as_event(&self) -> Option<(&str, &[Value])> {
+        match self {
+            ToClient::Event { name, args } => Some((name, args)),
+            ToClient::Broadcast(event) => Some((event.name(), event.args())),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_stay_small() {
+        // Every link's channel reserves room for 32 messages up front.
+        assert_eq!(size_of::<ActionError>(), size_of::<usize>());
+        assert!(size_of::<ToClient>() <= 64, "{}", size_of::<ToClient>());
+    }
 }

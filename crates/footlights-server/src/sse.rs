@@ -346,10 +346,14 @@ impl SseConn {
         let every = self.shared.config.sse_keep_alive;
         let mut keep_alive = tokio::time::interval_at(Instant::now() + every, every);
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Made once: a new wait per message would register with the shared signal every time.
+        let mut stop = self.stop.clone();
+        let stopped = stop.wait();
+        tokio::pin!(stopped);
         let end = loop {
             let step = tokio::select! {
                 biased;
-                () = self.stop.wait() => Err(End::Close(1001, "ws.going_away".into())),
+                () = &mut stopped => Err(End::Close(1001, "ws.going_away".into())),
                 () = self.out.closed() => Err(End::Dropped),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
                 event = events.recv() => match event {
@@ -414,15 +418,27 @@ impl SseConn {
 
     /// Writes one message event, checked against the outgoing limit.
     async fn write_message(&mut self, msg: &ToClient, version: u16) -> Result<(), End> {
-        let bytes = encode_to_client(msg, self.peer.encoding, version, self.peer.dialect);
+        let bytes = match msg {
+            // Encoded once for every connection the event goes to.
+            ToClient::Broadcast(event) => {
+                event.encoded(self.peer.encoding, version, self.peer.dialect)
+            }
+            _ => encode_to_client(msg, self.peer.encoding, version, self.peer.dialect).into(),
+        };
+        self.write_encoded(&bytes).await
+    }
+
+    /// Writes an encoded message as one event (base64 for binary encodings).
+    async fn write_encoded(&mut self, bytes: &[u8]) -> Result<(), End> {
         if bytes.len() > self.shared.config.max_outgoing {
             return Err(End::Close(1011, "message.outgoing_too_long".into()));
         }
         let data = match self.peer.encoding {
-            Encoding::Json => {
-                String::from_utf8(bytes).unwrap_or_else(|e| STANDARD.encode(e.as_bytes()))
-            }
-            _ => STANDARD.encode(&bytes),
+            Encoding::Json => match std::str::from_utf8(bytes) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => STANDARD.encode(bytes).into(),
+            },
+            _ => STANDARD.encode(bytes).into(),
         };
         tracing::trace!("event sent");
         self.write(event(MESSAGE_EVENT, &data)).await

@@ -13,17 +13,18 @@
 
 use std::collections::VecDeque;
 use std::error::Error as _;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use footlights_client::{CloseReason, LinkEvent, LinkSender};
+use footlights_client::{CloseReason, Link, LinkEvent, LinkSender};
 use footlights_core::ConnRequest;
-use footlights_protocol::codec::{decode_to_server, encode_to_client};
+use footlights_protocol::codec::{Encoding, decode_to_server, encode_to_client};
 use footlights_protocol::{ActionError, ToClient, ToServer, Value};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -42,7 +43,7 @@ use crate::shutdown::{ConnGuard, Refusal, Stop};
 pub(crate) const RIVET_PROTOCOL: &str = "rivet";
 
 /// Read buffer per WebSocket: frames larger than this still arrive, in several reads.
-pub(crate) const SOCKET_BUFFER: usize = 4096;
+pub(crate) const SOCKET_BUFFER: usize = 2048;
 /// How long a closing socket waits for the peer's close frame before it is dropped.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages beyond the in-flight limit that may wait for `Init` (subscriptions and the like).
@@ -174,7 +175,8 @@ pub(crate) async fn handle(
             return close_upgrade(upgrade, INTERNAL_ERROR, reason);
         }
     };
-    let setup = Setup {
+    // Boxed: the upgrade task keeps whatever its callback captured for the socket's lifetime.
+    let setup = Box::new(Setup {
         peer: Peer::connection(encoding, &parts.headers, addressed.via),
         ext: ConnExtensions::from_subprotocols(&offered),
         request: ConnRequest::new(Method::GET, addressed.uri(), parts.headers.clone()),
@@ -183,21 +185,26 @@ pub(crate) async fn handle(
         params,
         ray,
         guard,
-    };
+    });
     upgrade
         .protocols([RIVET_PROTOCOL])
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
             let span =
                 tracing::debug_span!("conn", id = tracing::field::Empty, transport = "websocket");
-            run(socket, setup).instrument(span)
+            run(Box::pin(open(socket, setup))).instrument(span)
         })
 }
 
 /// How a connection ended.
 enum End {
-    /// The server closes the socket with this code and reason and ends the connection.
-    Close { code: u16, reason: String },
+    /// The server closes the socket with this code and reason (after `notice`, if there is
+    /// one) and ends the connection.
+    Close {
+        notice: Option<Message>,
+        code: u16,
+        reason: String,
+    },
     /// The runtime closed the connection; pass its close on.
     LinkClosed(CloseReason),
     /// The client sent a close frame.
@@ -212,14 +219,27 @@ enum End {
 impl End {
     fn close(code: u16, reason: impl Into<String>) -> End {
         End::Close {
+            notice: None,
             code,
             reason: reason.into(),
         }
     }
 }
 
-/// One socket's task.
-async fn run(mut socket: WebSocket, setup: Setup) {
+/// One socket's task, from the boxed [`open`] on. The task lives as long as the socket, so
+/// it keeps only the pump's state: opening (with the socket and setup it was given) and
+/// closing run in boxes that are freed when they finish.
+async fn run(opening: Pin<Box<impl Future<Output = Option<(WsConn, Link)>>>>) {
+    let Some((mut conn, link)) = opening.await else {
+        return;
+    };
+    let sender = link.sender;
+    let end = conn.pump(&*sender, link.events).await;
+    Box::pin(conn.finish(&*sender, end)).await;
+}
+
+/// Resolves the actor and opens the link; on failure, closes the socket and returns `None`.
+async fn open(mut socket: WebSocket, setup: Box<Setup>) -> Option<(WsConn, Link)> {
     let Setup {
         shared,
         addressed,
@@ -229,7 +249,7 @@ async fn run(mut socket: WebSocket, setup: Setup) {
         request,
         ray,
         guard,
-    } = setup;
+    } = *setup;
     let mut stop = shared.stop.clone();
     let opened = tokio::select! {
         biased;
@@ -240,16 +260,20 @@ async fn run(mut socket: WebSocket, setup: Setup) {
         } => Some(opened),
     };
     let link = match opened {
-        None => return close_socket(&mut socket, GOING_AWAY, "ws.going_away").await,
+        None => {
+            close_socket(&mut socket, GOING_AWAY, "ws.going_away").await;
+            return None;
+        }
         Some(Err(e)) => {
             let reason = format!("{}#{ray}", coded(&for_client(e)));
             tracing::debug!(%reason, "connection refused before the actor");
-            return close_socket(&mut socket, INTERNAL_ERROR, &reason).await;
+            close_socket(&mut socket, INTERNAL_ERROR, &reason).await;
+            return None;
         }
         Some(Ok(link)) => link,
     };
     let max_early = shared.config.max_in_flight.saturating_add(EARLY_EXTRA);
-    let mut conn = WsConn {
+    let conn = WsConn {
         in_flight: InFlight::new(shared.config.max_in_flight),
         shared,
         socket,
@@ -263,9 +287,7 @@ async fn run(mut socket: WebSocket, setup: Setup) {
         live: None,
         _guard: guard,
     };
-    let sender = link.sender;
-    let end = conn.pump(&*sender, link.events).await;
-    conn.finish(&*sender, end).await;
+    Some((conn, link))
 }
 
 struct WsConn {
@@ -296,13 +318,17 @@ impl WsConn {
         let every = self.shared.config.ws_ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Made once: a new wait per message would register with the shared signal every time.
+        let mut stop = self.stop.clone();
+        let stopped = stop.wait();
+        tokio::pin!(stopped);
         loop {
             let step = tokio::select! {
                 biased;
-                () = self.stop.wait() => Err(End::close(GOING_AWAY, "ws.going_away")),
+                () = &mut stopped => Err(End::close(GOING_AWAY, "ws.going_away")),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
                 event = events.recv() => match event {
-                    Some(LinkEvent::Message(msg)) => self.outgoing(msg, sender).await,
+                    Some(LinkEvent::Message(msg)) => self.outgoing(msg, sender).map(Some),
                     Some(LinkEvent::Closed(reason)) => Err(End::LinkClosed(reason)),
                     // The runtime dropped the link without a close: it is going away.
                     None => Err(End::close(GOING_AWAY, "ws.going_away")),
@@ -310,23 +336,39 @@ impl WsConn {
                 frame = self.socket.recv() => match frame {
                     Some(Ok(msg)) => {
                         self.awaiting_pong = false;
-                        self.incoming(msg, sender).await
+                        self.incoming(msg, sender)
                     }
                     Some(Err(e)) => Err(read_error(&e)),
                     None => Err(End::Dropped),
                 },
-                _ = ping.tick() => self.ping().await,
+                _ = ping.tick() => self.ping(),
             };
-            if let Err(end) = step {
-                return end;
+            // Every step sends at most one frame, awaited here only: the task (one per socket)
+            // keeps a single send in its state.
+            match step {
+                Ok(Some(frame)) => {
+                    tracing::trace!("frame sent");
+                    if self.socket.send(frame).await.is_err() {
+                        return End::Dropped;
+                    }
+                }
+                Ok(None) => {}
+                Err(end) => return end,
             }
         }
     }
 
     async fn finish(&mut self, sender: &dyn LinkSender, end: End) {
         match end {
-            End::Close { code, reason } => {
+            End::Close {
+                notice,
+                code,
+                reason,
+            } => {
                 tracing::debug!(code, %reason, "server closed the connection");
+                if let Some(notice) = notice {
+                    let _ = self.socket.send(notice).await;
+                }
                 resume::release_link(sender, &self.ext, LinkEnd::Clean);
                 close_socket(&mut self.socket, code, &reason).await;
             }
@@ -352,38 +394,32 @@ impl WsConn {
         }
     }
 
-    async fn ping(&mut self) -> Result<(), End> {
+    fn ping(&mut self) -> Result<Option<Message>, End> {
         if self.awaiting_pong {
             tracing::debug!("no answer to the last ping");
             return Err(End::Dropped);
         }
         self.awaiting_pong = true;
-        self.socket
-            .send(Message::Ping(Bytes::new()))
-            .await
-            .map_err(|_| End::Dropped)
+        Ok(Some(Message::Ping(Bytes::new())))
     }
 
-    async fn send(&mut self, msg: &ToClient, version: u16) -> Result<(), End> {
+    /// The frame of a message.
+    fn encode(&self, msg: &ToClient, version: u16) -> Message {
         let bytes = encode_to_client(msg, self.peer.encoding, version, self.peer.dialect);
-        self.send_bytes(bytes).await
+        frame(self.peer.encoding, bytes.into())
     }
 
-    async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), End> {
-        let frame = if self.peer.encoding.is_binary() {
-            Message::Binary(bytes.into())
-        } else {
-            match String::from_utf8(bytes) {
-                Ok(text) => Message::Text(text.into()),
-                Err(e) => Message::Binary(e.into_bytes().into()),
-            }
-        };
-        tracing::trace!("frame sent");
-        self.socket.send(frame).await.map_err(|_| End::Dropped)
+    /// The frame of an event; over the outgoing limit, the connection is closed.
+    fn event(&self, name: &str, bytes: Bytes) -> Result<Message, End> {
+        if bytes.len() > self.shared.config.max_outgoing {
+            tracing::warn!(event = %name, size = bytes.len(), "event over the outgoing limit; closing");
+            return Err(End::close(INTERNAL_ERROR, "message.outgoing_too_long"));
+        }
+        Ok(frame(self.peer.encoding, bytes))
     }
 
-    /// A message from the runtime.
-    async fn outgoing(&mut self, mut msg: ToClient, sender: &dyn LinkSender) -> Result<(), End> {
+    /// A message from the runtime: the frame to send.
+    fn outgoing(&mut self, mut msg: ToClient, sender: &dyn LinkSender) -> Result<Message, End> {
         let version = self.peer.version;
         match &msg {
             ToClient::Init { connection_id, .. } => {
@@ -391,12 +427,14 @@ impl WsConn {
                 tracing::debug!("connection open");
                 self.live = LiveLinks::register(&self.shared, &msg);
                 let init_version = self.ext.prepare_init(&mut msg, self.peer.encoding, version);
-                self.send(&msg, init_version).await?;
+                let init = self.encode(&msg, init_version);
+                // What the client sent early reaches the runtime now; answers to it come
+                // through this task, so after `Init` is on the socket.
                 self.initialized = true;
                 for early in self.early.drain(..) {
                     let _ = sender.send(early);
                 }
-                Ok(())
+                Ok(init)
             }
             ToClient::ActionResponse { id, .. } => {
                 let id = *id;
@@ -411,34 +449,38 @@ impl WsConn {
                         error: ActionError::outgoing_too_long(),
                         action_id: Some(id),
                     };
-                    return self.send(&error, version).await;
+                    return Ok(self.encode(&error, version));
                 }
-                self.send_bytes(bytes).await
+                Ok(frame(self.peer.encoding, bytes.into()))
             }
             ToClient::Event { name, .. } => {
                 let bytes = encode_to_client(&msg, self.peer.encoding, version, self.peer.dialect);
-                if bytes.len() > self.shared.config.max_outgoing {
-                    tracing::warn!(event = %name, size = bytes.len(), "event over the outgoing limit; closing");
-                    return Err(End::close(INTERNAL_ERROR, "message.outgoing_too_long"));
-                }
-                self.send_bytes(bytes).await
+                self.event(name, bytes.into())
+            }
+            ToClient::Broadcast(event) => {
+                let bytes = event.encoded(self.peer.encoding, version, self.peer.dialect);
+                self.event(event.name(), bytes)
             }
             ToClient::Error { action_id, .. } => {
                 if let Some(id) = action_id {
                     self.in_flight.finish(*id);
                 }
-                self.send(&msg, version).await
+                Ok(self.encode(&msg, version))
             }
-            _ => self.send(&msg, version).await,
+            _ => Ok(self.encode(&msg, version)),
         }
     }
 
-    /// A frame from the client.
-    async fn incoming(&mut self, frame: Message, sender: &dyn LinkSender) -> Result<(), End> {
+    /// A frame from the client: the frame to answer with, if any.
+    fn incoming(
+        &mut self,
+        frame: Message,
+        sender: &dyn LinkSender,
+    ) -> Result<Option<Message>, End> {
         let data: &[u8] = match &frame {
             Message::Text(text) => text.as_bytes(),
             Message::Binary(bytes) => bytes,
-            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Ping(_) | Message::Pong(_) => return Ok(None),
             Message::Close(_) => return Err(End::ClientClosed),
         };
         tracing::trace!(size = data.len(), "frame received");
@@ -454,8 +496,11 @@ impl WsConn {
                     error,
                     action_id: None,
                 };
-                let _ = self.send(&notice, self.peer.version).await;
-                return Err(End::close(INTERNAL_ERROR, "actor.invalid_request"));
+                return Err(End::Close {
+                    notice: Some(self.encode(&notice, self.peer.version)),
+                    code: INTERNAL_ERROR,
+                    reason: "actor.invalid_request".to_owned(),
+                });
             }
         };
         self.peer.saw_version(version);
@@ -466,7 +511,7 @@ impl WsConn {
                     error: overloaded("actions in flight on this connection"),
                     action_id: Some(*id),
                 };
-                return self.send(&error, self.peer.version).await;
+                return Ok(Some(self.encode(&error, self.peer.version)));
             }
         }
         if self.initialized {
@@ -477,7 +522,18 @@ impl WsConn {
         } else {
             self.early.push_back(msg);
         }
-        Ok(())
+        Ok(None)
+    }
+}
+
+/// A WebSocket frame holding an encoded message: text for JSON, binary otherwise.
+fn frame(encoding: Encoding, bytes: Bytes) -> Message {
+    if encoding.is_binary() {
+        return Message::Binary(bytes);
+    }
+    match Utf8Bytes::try_from(bytes.clone()) {
+        Ok(text) => Message::Text(text),
+        Err(_) => Message::Binary(bytes),
     }
 }
 

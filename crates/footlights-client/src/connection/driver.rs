@@ -314,12 +314,16 @@ impl Driver {
                 let _ = self.errors.send(error.clone());
                 self.last_error = Some(error);
             }
-            ToClient::Event { name, args } => {
-                if let Some(listeners) = self.subs.get_mut(&name) {
-                    listeners.retain(|_, sink| sink.send(args.clone()).is_ok());
-                }
-            }
+            ToClient::Event { name, args } => self.event(&name, &args),
+            // In-process links get an actor's broadcasts shared.
+            ToClient::Broadcast(event) => self.event(event.name(), event.args()),
             other => tracing::debug!(?other, "unexpected message"),
+        }
+    }
+
+    fn event(&mut self, name: &str, args: &[Value]) {
+        if let Some(listeners) = self.subs.get_mut(name) {
+            listeners.retain(|_, sink| sink.send(args.to_vec()).is_ok());
         }
     }
 

@@ -231,10 +231,8 @@ impl Encode for ToClientOut<'_> {
                 "ActionResponse",
                 vec![("id", Node::Id(*id)), ("output", Node::Value(output))],
             ),
-            ToClient::Event { name, args } => envelope(
-                "Event",
-                vec![("name", Node::Str(name)), ("args", Node::Args(args))],
-            ),
+            ToClient::Event { name, args } => event_node(name, args),
+            ToClient::Broadcast(event) => event_node(event.name(), event.args()),
         }
     }
 
@@ -268,13 +266,23 @@ impl Encode for ToClientOut<'_> {
                 w.uint(*id);
                 write_cbor(w, output, dialect);
             }
-            ToClient::Event { name, args } => {
-                w.uint(3);
-                w.str(name);
-                w.data(&cbor::encode_args(args, dialect));
-            }
+            ToClient::Event { name, args } => write_event(w, name, args, dialect),
+            ToClient::Broadcast(event) => write_event(w, event.name(), event.args(), dialect),
         }
     }
+}
+
+fn event_node<'a>(name: &'a str, args: &'a [Value]) -> Node<'a> {
+    envelope(
+        "Event",
+        vec![("name", Node::Str(name)), ("args", Node::Args(args))],
+    )
+}
+
+fn write_event(w: &mut BareWriter, name: &str, args: &[Value], dialect: Dialect) {
+    w.uint(3);
+    w.str(name);
+    w.data(&cbor::encode_args(args, dialect));
 }
 
 /// A decoded [`ToClient`] with the optional actor of an error.

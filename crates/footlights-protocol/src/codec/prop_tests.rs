@@ -128,6 +128,8 @@ fn arb_to_client() -> impl Strategy<Value = ToClient> {
             .prop_map(|(id, output)| ToClient::ActionResponse { id, output }),
         (any::<String>(), vec(arb_value(), 0..4))
             .prop_map(|(name, args)| ToClient::Event { name, args }),
+        (any::<String>(), vec(arb_value(), 0..4))
+            .prop_map(|(name, args)| ToClient::Broadcast(crate::SharedEvent::new(name, args))),
     ]
 }
 
@@ -256,6 +258,8 @@ fn norm_to_client(m: &ToClient, encoding: Encoding, version: u16) -> ToClient {
             name: name.clone(),
             args: args.iter().map(|a| norm(a, encoding)).collect(),
         },
+        // Decodes as the plain event it shares.
+        ToClient::Broadcast(event) => norm_to_client(&event.to_event(), encoding, version),
     }
 }
 
@@ -287,6 +291,20 @@ proptest! {
         let (back, v) = decode_to_server(&bytes, encoding, dialect).unwrap();
         prop_assert_eq!(back, norm_to_server(&m, encoding));
         prop_assert_eq!(v, (encoding == Encoding::Bare).then_some(version));
+    }
+
+    #[test]
+    fn shared_events_encode_like_plain_ones(
+        name in any::<String>(),
+        args in vec(arb_value(), 0..4),
+        encoding in arb_encoding(),
+        version in 0u16..=5,
+        dialect in arb_dialect(),
+    ) {
+        let shared = crate::SharedEvent::new(name.clone(), args.clone());
+        let plain = encode_to_client(&ToClient::Event { name, args }, encoding, version, dialect);
+        prop_assert_eq!(&shared.encoded(encoding, version, dialect)[..], &plain[..]);
+        prop_assert_eq!(&shared.encoded(encoding, version, dialect)[..], &plain[..]);
     }
 
     #[test]

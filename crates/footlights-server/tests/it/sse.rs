@@ -2,7 +2,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use footlights_protocol::codec::{Dialect, Encoding, decode_to_client, encode_to_server};
+use footlights_protocol::codec::{
+    Dialect, Encoding, decode_to_client, encode_to_client, encode_to_server,
+};
 use footlights_protocol::{ToClient, ToServer, Value};
 use futures::StreamExt;
 use serde_json::json;
@@ -236,6 +238,31 @@ async fn sse_in_bare_sends_base64_frames() {
             id: 1,
             output: Value::Int(42)
         }
+    );
+
+    // A broadcast arrives as the base64 of the same BARE frame.
+    for msg in [
+        ToServer::SubscriptionRequest {
+            event_name: "newCount".into(),
+            subscribe: true,
+        },
+        ToServer::ActionRequest {
+            id: 2,
+            name: "increment".into(),
+            args: vec![Value::Int(6)],
+        },
+    ] {
+        let body = encode_to_server(&msg, Encoding::Bare, 4, Dialect::Compat);
+        assert_eq!(conn.post("message", body).await.status(), 202);
+    }
+    let event = conn.reader.event().await;
+    let expected = ToClient::Event {
+        name: "newCount".into(),
+        args: vec![Value::Int(6)],
+    };
+    assert_eq!(
+        STANDARD.decode(&event.data).unwrap(),
+        encode_to_client(&expected, Encoding::Bare, 4, Dialect::Compat)
     );
 }
 

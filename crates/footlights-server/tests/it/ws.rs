@@ -1,12 +1,14 @@
 //! The actor-connect WebSocket (§7).
 
-use footlights_protocol::codec::{Dialect, Encoding, decode_to_client, encode_to_server};
+use footlights_protocol::codec::{
+    Dialect, Encoding, decode_to_client, encode_to_client, encode_to_server,
+};
 use footlights_protocol::{ToClient, ToServer, Value};
 use serde_json::json;
 
 use crate::support::{
-    TestServer, action_json, bounded, close_ws, gate, next_binary, next_close, next_json,
-    send_binary, send_text, subscribe_json, until_tag, ws_connect,
+    Frame, TestServer, Ws, action_json, bounded, close_ws, gate, next_binary, next_close,
+    next_frame, next_json, send_binary, send_text, subscribe_json, until_tag, ws_connect,
 };
 
 const JSON: &[&str] = &["rivet", "rivet_encoding.json"];
@@ -409,4 +411,90 @@ async fn server_pings_keep_answering_clients_connected() {
     }
     send_text(&mut ws, &action_json(0, "getCount", json!([]))).await;
     assert_eq!(until_tag(&mut ws, "ActionResponse").await["output"], 0);
+}
+
+/// Subscribes a binary-encoded socket to `newCount` and waits for the subscription to be
+/// processed (a round trip after it).
+async fn subscribe_binary(ws: &mut Ws, encoding: Encoding, version: u16) {
+    for msg in [
+        ToServer::SubscriptionRequest {
+            event_name: "newCount".into(),
+            subscribe: true,
+        },
+        ToServer::ActionRequest {
+            id: 1,
+            name: "getCount".into(),
+            args: vec![],
+        },
+    ] {
+        let frame = encode_to_server(&msg, encoding, version, Dialect::Compat);
+        send_binary(ws, frame).await;
+    }
+    let reply = next_binary(ws).await;
+    let (msg, _) = decode_to_client(&reply, encoding, Dialect::Compat).unwrap();
+    assert!(
+        matches!(msg, ToClient::ActionResponse { id: 1, .. }),
+        "{msg:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_encoding_in_its_own_bytes() {
+    let server = TestServer::start().await;
+    let id = server.room("ws-mixed").await;
+    let query = TestServer::query_path("/connect", "ws-mixed");
+    let direct = format!("/gateway/{id}/connect");
+    let bare = &["rivet", "rivet_encoding.bare"];
+    let cbor = &["rivet", "rivet_encoding.cbor"];
+
+    let (mut json_a, _) = ws_connect(&server, &query, JSON).await;
+    let (mut json_b, _) = ws_connect(&server, &query, JSON).await;
+    let (mut cbor_ws, _) = ws_connect(&server, &query, cbor).await;
+    let (mut bare_v4, _) = ws_connect(&server, &query, bare).await;
+    let (mut bare_v2, _) = ws_connect(&server, &direct, bare).await;
+    let (mut bare_v3, _) = ws_connect(&server, &direct, bare).await;
+    let (mut caller, _) = ws_connect(&server, &query, JSON).await;
+    for ws in [&mut json_a, &mut json_b] {
+        until_tag(ws, "Init").await;
+        send_text(ws, &subscribe_json("newCount", true)).await;
+        send_text(ws, &action_json(1, "getCount", json!([]))).await;
+        until_tag(ws, "ActionResponse").await;
+    }
+    for (ws, encoding, version) in [
+        (&mut cbor_ws, Encoding::Cbor, 4),
+        (&mut bare_v4, Encoding::Bare, 4),
+        (&mut bare_v2, Encoding::Bare, 2),
+        (&mut bare_v3, Encoding::Bare, 3),
+    ] {
+        next_binary(ws).await;
+        subscribe_binary(ws, encoding, version).await;
+    }
+    until_tag(&mut caller, "Init").await;
+
+    send_text(&mut caller, &action_json(2, "increment", json!([3]))).await;
+    assert_eq!(until_tag(&mut caller, "ActionResponse").await["output"], 3);
+
+    let event = ToClient::Event {
+        name: "newCount".into(),
+        args: vec![Value::Int(3)],
+    };
+    let expected = |encoding, version| encode_to_client(&event, encoding, version, Dialect::Compat);
+    for ws in [&mut json_a, &mut json_b] {
+        match next_frame(ws).await {
+            Frame::Text(text) => {
+                assert_eq!(text.as_bytes(), expected(Encoding::Json, 4));
+            }
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+    let cbor_event = next_binary(&mut cbor_ws).await;
+    assert_eq!(cbor_event, expected(Encoding::Cbor, 4));
+    let v4_event = next_binary(&mut bare_v4).await;
+    assert_eq!(v4_event, expected(Encoding::Bare, 4));
+    let v2_event = next_binary(&mut bare_v2).await;
+    assert_eq!(v2_event, expected(Encoding::Bare, 2));
+    // v2 and v3 peers share a dialect (native) but not a version prefix.
+    let v3_event = next_binary(&mut bare_v3).await;
+    assert_eq!(v3_event, expected(Encoding::Bare, 3));
+    assert_ne!(v4_event, v2_event, "each peer gets its own version");
 }
