@@ -62,12 +62,9 @@ impl<A: Actor> Instance<A> {
         true
     }
 
-    pub(super) fn next_expiry(&self) -> Instant {
-        self.detached
-            .iter()
-            .map(|(_, t)| *t)
-            .min()
-            .unwrap_or_else(Instant::now)
+    /// When the earliest grace period ends, if a connection is detached.
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
+        self.detached.iter().map(|(_, t)| *t).min()
     }
 
     /// Ends the connections whose grace period is over and were not resumed.
