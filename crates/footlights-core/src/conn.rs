@@ -120,7 +120,7 @@ impl<A: Actor> Conn<A> {
         Conn {
             inner: Arc::new(Inner {
                 id,
-                token: uuid::Uuid::new_v4().simple().to_string(),
+                token: crate::instance::random_id(),
                 params,
                 auth,
                 state: Mutex::new(state),

@@ -99,7 +99,7 @@ impl<A: Actor> Instance<A> {
         request: ConnRequest,
         reply: oneshot::Sender<Result<Value, ActionError>>,
     ) {
-        let conn_id = ConnId::new(uuid::Uuid::new_v4().simple().to_string());
+        let conn_id = ConnId::new(random_id());
         let conn = match self.open_conn(conn_id, params, &request, None).await {
             Ok(conn) => conn,
             Err(e) => {

@@ -162,16 +162,35 @@ fn for_client(actor: &'static str, e: ActionError) -> ActionError {
     e.masked()
 }
 
+/// A fresh random id in the usual 32-hex-digit form, from the thread's random generator
+/// (no system call per id, unlike `Uuid::new_v4`).
+pub(crate) fn random_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .simple()
+        .to_string()
+}
+
 /// Runs a hook or action future with a timeout, turning panics into internal errors.
+///
+/// The future is polled once before the timer is made: most hooks and actions finish at
+/// once, and then cost no timer. The limit counts from that first poll.
 async fn guarded<T>(
     limit: Duration,
     on_timeout: fn() -> ActionError,
     fut: impl std::future::Future<Output = Result<T, ActionError>>,
 ) -> Result<T, ActionError> {
-    match tokio::time::timeout(limit, AssertUnwindSafe(fut).catch_unwind()).await {
+    let caught = |r: Result<Result<T, ActionError>, _>| match r {
+        Err(_panic) => Err(ActionError::internal("panicked")),
+        Ok(result) => result,
+    };
+    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+    if let std::task::Poll::Ready(r) = futures::poll!(fut.as_mut()) {
+        return caught(r);
+    }
+    match tokio::time::timeout(limit, fut).await {
         Err(_) => Err(on_timeout()),
-        Ok(Err(_panic)) => Err(ActionError::internal("panicked")),
-        Ok(Ok(result)) => result,
+        Ok(r) => caught(r),
     }
 }
 
