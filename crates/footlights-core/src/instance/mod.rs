@@ -34,6 +34,7 @@ mod boot;
 mod conns;
 pub(crate) mod mailbox;
 mod raw;
+mod save;
 mod stop;
 
 /// The storage key under which a new actor's create input waits for its first start.
@@ -232,42 +233,8 @@ async fn start_instance<A: Actor>(start: Start, table: Arc<ActionTable<A>>) -> O
         Err((e, rx)) => {
             tracing::debug!(actor = A::NAME, %id, error = %e, "actor did not start");
             reg.finish(&id, token);
-            drain(rx, &e);
+            stop::drain(rx, &e);
             None
-        }
-    }
-}
-
-/// Answers every message left in a stopped actor's mailbox with `error`.
-fn drain(mut rx: MailboxRx, error: &ActionError) {
-    rx.close();
-    while let Some(msg) = rx.try_recv() {
-        match msg {
-            Msg::Action { reply, .. } => {
-                let _ = reply.send(Err(error.masked()));
-            }
-            Msg::Connect { sink, .. } | Msg::Resume { sink, .. } => {
-                let _ = sink.send(LinkEvent::Message(ToClient::Error {
-                    error: error.masked(),
-                    action_id: None,
-                }));
-                let _ = sink.send(LinkEvent::Closed(CloseReason::error(error)));
-            }
-            Msg::Stop { done } => {
-                let _ = done.send(());
-            }
-            Msg::Request { reply, .. } => {
-                let _ = reply.send(Err(error.masked()));
-            }
-            Msg::WsOpen { tx, .. } => {
-                let reason = format!("{}.{}", error.group(), error.code());
-                let _ = tx.send(RawEvent::Closed { code: 1011, reason });
-            }
-            Msg::WsMessage { .. } | Msg::WsClosed { .. } => {}
-            Msg::FromConn { .. }
-            | Msg::ConnClosed { .. }
-            | Msg::ConnLost { .. }
-            | Msg::Alarm { .. } => {}
         }
     }
 }
@@ -613,89 +580,6 @@ impl<A: Actor> Instance<A> {
                 let name = alarm.action;
                 self.deferred
                     .push(Box::pin(async move { (Waiter::Alarm(name), fut.await) }));
-            }
-        }
-    }
-
-    fn begin(&mut self) {
-        self.dirty = false;
-        self.panicked = false;
-        self.ctx.shared.gate.begin_message();
-    }
-
-    /// Ends a message: restores state after a panic, saves it if it changed, runs the
-    /// state-change hook, and releases the message's outputs behind the save.
-    async fn end(&mut self) {
-        let mut writes = self.ctx.shared.take_pending_writes();
-        if self.panicked {
-            self.restore().await;
-        } else if self.dirty {
-            match snapshot::encode(&self.actor) {
-                Ok(bytes) if bytes != self.last_snapshot => {
-                    let ctx = self.ctx.clone();
-                    let hook = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        self.actor.on_state_change(&ctx)
-                    }));
-                    let bytes = if hook.is_ok() {
-                        snapshot::encode(&self.actor).unwrap_or(bytes)
-                    } else {
-                        tracing::error!(actor = A::NAME, "state-change hook panicked");
-                        bytes
-                    };
-                    writes.extend(self.ctx.shared.take_pending_writes());
-                    writes.push(Write::State {
-                        actor: self.ctx.shared.id.clone(),
-                        bytes: bytes.clone(),
-                    });
-                    self.last_snapshot = bytes;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(actor = A::NAME, error = %e, "state not saved"),
-            }
-        }
-        if !writes.is_empty() {
-            let gate = self.ctx.shared.gate.clone();
-            let seq = gate.issue();
-            self.reg.writer().submit(WriteRequest { writes, gate, seq });
-        }
-        self.ctx.shared.gate.end_message();
-        self.dirty = false;
-        self.panicked = false;
-    }
-
-    /// After a panic in code holding `&mut self`: back to the last saved state, vars rebuilt.
-    async fn restore(&mut self) {
-        match snapshot::decode::<A>(&self.last_snapshot) {
-            Ok(actor) => {
-                self.actor = actor;
-                let ctx = self.ctx.clone();
-                let limit = self.options.action_timeout;
-                let vars = guarded(
-                    limit,
-                    ActionError::action_timed_out,
-                    self.actor.create_vars(&ctx),
-                )
-                .await;
-                let wake = guarded(
-                    limit,
-                    ActionError::action_timed_out,
-                    self.actor.on_wake(&ctx),
-                )
-                .await;
-                if let Err(e) = vars.and(wake) {
-                    tracing::error!(actor = A::NAME, error = %e, "restart hooks failed after a panic");
-                }
-                tracing::warn!(
-                    actor = A::NAME,
-                    "state restored to the last save after a panic"
-                );
-            }
-            Err(e) => {
-                tracing::error!(actor = A::NAME, error = %e, "cannot restore state after a panic; stopping");
-                self.ctx
-                    .shared
-                    .sleep_requested
-                    .store(true, Ordering::Release);
             }
         }
     }

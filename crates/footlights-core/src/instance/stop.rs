@@ -128,3 +128,37 @@ impl<A: Actor> Instance<A> {
             .subscribe()
     }
 }
+
+/// Answers every message left in a stopped actor's mailbox with `error`.
+pub(super) fn drain(mut rx: MailboxRx, error: &ActionError) {
+    rx.close();
+    while let Some(msg) = rx.try_recv() {
+        match msg {
+            Msg::Action { reply, .. } => {
+                let _ = reply.send(Err(error.masked()));
+            }
+            Msg::Connect { sink, .. } | Msg::Resume { sink, .. } => {
+                let _ = sink.send(LinkEvent::Message(ToClient::Error {
+                    error: error.masked(),
+                    action_id: None,
+                }));
+                let _ = sink.send(LinkEvent::Closed(CloseReason::error(error)));
+            }
+            Msg::Stop { done } => {
+                let _ = done.send(());
+            }
+            Msg::Request { reply, .. } => {
+                let _ = reply.send(Err(error.masked()));
+            }
+            Msg::WsOpen { tx, .. } => {
+                let reason = format!("{}.{}", error.group(), error.code());
+                let _ = tx.send(RawEvent::Closed { code: 1011, reason });
+            }
+            Msg::WsMessage { .. } | Msg::WsClosed { .. } => {}
+            Msg::FromConn { .. }
+            | Msg::ConnClosed { .. }
+            | Msg::ConnLost { .. }
+            | Msg::Alarm { .. } => {}
+        }
+    }
+}
