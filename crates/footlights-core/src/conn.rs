@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use footlights_client::CloseReason;
 use footlights_protocol::{ConnId, Event, ToClient, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::actor::{Actor, AuthOf, ConnStateOf, ParamsOf};
 use crate::gate::{ConnSink, Gate, Output};
-use crate::instance::Msg;
+use crate::instance::{Mailbox, Msg};
 
 /// The request that opened a connection (or carried a stateless action): method, URL and
 /// headers. In-process calls carry an empty `GET /` request.
@@ -83,7 +83,7 @@ struct Inner<A: Actor> {
     /// The actor's gate, so `send` respects the durability order.
     gate: Arc<Gate>,
     /// The actor's own mailbox, to report a server-side disconnect.
-    mailbox: mpsc::UnboundedSender<Msg>,
+    mailbox: Mailbox,
 }
 
 impl<A: Actor> Clone for Conn<A> {
@@ -115,12 +115,12 @@ impl<A: Actor> Conn<A> {
         state: ConnStateOf<A>,
         sink: Option<Arc<ConnSink>>,
         gate: Arc<Gate>,
-        mailbox: mpsc::UnboundedSender<Msg>,
+        mailbox: Mailbox,
     ) -> Self {
         Conn {
             inner: Arc::new(Inner {
                 id,
-                token: uuid::Uuid::new_v4().simple().to_string(),
+                token: crate::instance::random_id(),
                 params,
                 auth,
                 state: Mutex::new(state),

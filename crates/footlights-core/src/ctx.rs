@@ -10,13 +10,12 @@ use footlights_protocol::{
     Action, ActionError, ActorId, ActorKey, ConnId, Event, SharedEvent, ToClient, Value,
 };
 use footlights_storage::{Alarm, Write};
-use tokio::sync::mpsc;
 
 use crate::actor::Actor;
 use crate::clock::ClockHandle;
 use crate::conn::Conn;
 use crate::gate::{Gate, Output};
-use crate::instance::Msg;
+use crate::instance::Mailbox;
 
 /// Per-actor data shared by the actor task, its contexts and its connections.
 pub(crate) struct Shared<A: Actor> {
@@ -26,7 +25,7 @@ pub(crate) struct Shared<A: Actor> {
     /// Live connections, in the order they joined. Changed only by the actor task.
     pub(crate) conns: Mutex<Vec<Conn<A>>>,
     /// The actor's own mailbox.
-    pub(crate) mailbox: mpsc::UnboundedSender<Msg>,
+    pub(crate) mailbox: Mailbox,
     /// The in-process client, for actor-to-actor calls.
     pub(crate) client: Client,
     pub(crate) clock: ClockHandle,

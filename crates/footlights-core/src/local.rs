@@ -4,10 +4,9 @@ use std::sync::{Arc, Weak};
 
 use footlights_client::{Link, LinkSender, Target};
 use footlights_protocol::{ActionError, ActorId, ActorKey, ConnId, ToServer, Value};
-use tokio::sync::mpsc;
 
 use crate::conn::ConnRequest;
-use crate::instance::Msg;
+use crate::instance::{Mailbox, Msg};
 use crate::registry::RegistryInner;
 
 /// The in-process transport: calls go straight to actor mailboxes.
@@ -81,13 +80,13 @@ impl footlights_client::Transport for LocalTransport {
 /// The client side of an in-process connection.
 #[derive(Debug)]
 pub(crate) struct LocalLink {
-    mailbox: mpsc::UnboundedSender<Msg>,
+    mailbox: Mailbox,
     conn_id: ConnId,
     link: u64,
 }
 
 impl LocalLink {
-    pub(crate) fn new(mailbox: mpsc::UnboundedSender<Msg>, conn_id: ConnId, link: u64) -> Self {
+    pub(crate) fn new(mailbox: Mailbox, conn_id: ConnId, link: u64) -> Self {
         LocalLink {
             mailbox,
             conn_id,

@@ -16,7 +16,7 @@ use footlights_protocol::ActionError;
 use tokio::sync::mpsc;
 
 use crate::gate::{Gate, Output};
-use crate::instance::Msg;
+use crate::instance::{Mailbox, Msg};
 
 /// A raw HTTP request as the actor sees it: the path after `/request`, the query, the headers
 /// and the whole body.
@@ -62,7 +62,7 @@ struct SocketInner {
     id: u64,
     tx: mpsc::UnboundedSender<RawEvent>,
     gate: Arc<Gate>,
-    mailbox: mpsc::UnboundedSender<Msg>,
+    mailbox: Mailbox,
     closed: AtomicBool,
 }
 
@@ -85,7 +85,7 @@ impl RawSocket {
         id: u64,
         tx: mpsc::UnboundedSender<RawEvent>,
         gate: Arc<Gate>,
-        mailbox: mpsc::UnboundedSender<Msg>,
+        mailbox: Mailbox,
     ) -> Self {
         RawSocket {
             inner: Arc::new(SocketInner {
@@ -161,7 +161,7 @@ pub struct RawLink {
 /// Forwards a raw WebSocket client's traffic to its actor.
 #[derive(Debug)]
 pub struct RawLinkSender {
-    pub(crate) mailbox: mpsc::UnboundedSender<Msg>,
+    pub(crate) mailbox: Mailbox,
     pub(crate) socket: u64,
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::actor::{ActionTable, Actor};
 use crate::clock::ClockHandle;
 use crate::conn::ConnRequest;
-use crate::instance::{self, INPUT_KEY, Msg, Start};
+use crate::instance::{self, INPUT_KEY, Mailbox, MailboxRx, Msg, Start};
 use crate::local::{LocalLink, LocalTransport};
 use crate::raw::{RawLink, RawLinkSender, RawRequest, RawResponse};
 use crate::snapshot;
@@ -34,7 +34,7 @@ impl<A: Actor> ActorType for TypeOf<A> {
 
 enum SlotState {
     /// The live instance's mailbox.
-    Running(mpsc::UnboundedSender<Msg>),
+    Running(Mailbox),
     /// The instance is saving and stopping; a new one must wait for this to turn true.
     Stopping(watch::Receiver<bool>),
 }
@@ -522,7 +522,7 @@ impl RegistryInner {
         name: &str,
         id: &ActorId,
         msg: Option<Msg>,
-    ) -> Result<mpsc::UnboundedSender<Msg>, ActionError> {
+    ) -> Result<Mailbox, ActionError> {
         let Some(ty) = self.types.get(name) else {
             return Err(ActionError::actor_not_found(format!(
                 "no actor type named `{name}`"
@@ -548,7 +548,7 @@ impl RegistryInner {
             return Err(ActionError::stopping());
         };
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = instance::mailbox::channel();
         if let Some(m) = msg {
             let _ = tx.send(m);
         }
@@ -622,7 +622,7 @@ impl RegistryInner {
         &self,
         id: &ActorId,
         token: u64,
-        rx: &mpsc::UnboundedReceiver<Msg>,
+        rx: &MailboxRx,
         done: watch::Receiver<bool>,
         force: bool,
     ) -> bool {

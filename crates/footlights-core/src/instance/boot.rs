@@ -6,11 +6,10 @@ impl<A: Actor> Instance<A> {
     pub(super) async fn boot(
         id: footlights_protocol::ActorId,
         token: u64,
-        rx: mpsc::UnboundedReceiver<Msg>,
-        tx: mpsc::UnboundedSender<Msg>,
+        rx: MailboxRx,
+        tx: Mailbox,
         reg: Arc<RegistryInner>,
         table: Arc<ActionTable<A>>,
-        done: watch::Sender<bool>,
     ) -> Result<Self, BootError> {
         match Self::load(&id, &tx, &reg).await {
             Ok((actor, ctx, last_snapshot)) => Ok(Instance {
@@ -21,21 +20,21 @@ impl<A: Actor> Instance<A> {
                 rx,
                 reg,
                 token,
-                deferred: FuturesUnordered::new(),
+                deferred: Deferreds(None),
                 last_snapshot,
                 dirty: false,
                 panicked: false,
-                done,
+                done: None,
                 detached: Vec::new(),
                 raw_sockets: Vec::new(),
             }),
-            Err(e) => Err((e, rx, done)),
+            Err(e) => Err((e, rx)),
         }
     }
 
     pub(super) async fn load(
         id: &footlights_protocol::ActorId,
-        tx: &mpsc::UnboundedSender<Msg>,
+        tx: &Mailbox,
         reg: &Arc<RegistryInner>,
     ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
         let storage = |e: footlights_storage::StorageError| ActionError::internal(e.to_string());

@@ -62,12 +62,9 @@ impl<A: Actor> Instance<A> {
         true
     }
 
-    pub(super) fn next_expiry(&self) -> Instant {
-        self.detached
-            .iter()
-            .map(|(_, t)| *t)
-            .min()
-            .unwrap_or_else(Instant::now)
+    /// When the earliest grace period ends, if a connection is detached.
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
+        self.detached.iter().map(|(_, t)| *t).min()
     }
 
     /// Ends the connections whose grace period is over and were not resumed.
@@ -102,7 +99,7 @@ impl<A: Actor> Instance<A> {
         request: ConnRequest,
         reply: oneshot::Sender<Result<Value, ActionError>>,
     ) {
-        let conn_id = ConnId::new(uuid::Uuid::new_v4().simple().to_string());
+        let conn_id = ConnId::new(random_id());
         let conn = match self.open_conn(conn_id, params, &request, None).await {
             Ok(conn) => conn,
             Err(e) => {

@@ -28,10 +28,13 @@ use crate::raw::{RawEvent, RawRequest, RawResponse, RawSocket, WsMessage};
 use crate::registry::RegistryInner;
 use crate::snapshot;
 use crate::writer::WriteRequest;
+pub(crate) use mailbox::{Mailbox, MailboxRx};
 
 mod boot;
 mod conns;
+pub(crate) mod mailbox;
 mod raw;
+mod save;
 mod stop;
 
 /// The storage key under which a new actor's create input waits for its first start.
@@ -103,11 +106,18 @@ pub(crate) enum Msg {
 pub(crate) struct Start {
     pub(crate) id: footlights_protocol::ActorId,
     pub(crate) token: u64,
-    pub(crate) rx: mpsc::UnboundedReceiver<Msg>,
-    pub(crate) tx: mpsc::UnboundedSender<Msg>,
+    pub(crate) rx: MailboxRx,
+    pub(crate) tx: Mailbox,
     /// The previous instance of the same actor, still stopping: wait for it before loading.
     pub(crate) prev: Option<watch::Receiver<bool>>,
     pub(crate) reg: Arc<RegistryInner>,
+}
+
+/// What woke the actor's loop.
+enum Wake<A: Actor> {
+    Msg(Option<Box<Msg>>),
+    Done(Box<(Waiter<A>, Result<Value, ActionError>)>),
+    Timer,
 }
 
 /// Who waits for a deferred answer.
@@ -118,6 +128,27 @@ enum Waiter<A: Actor> {
 }
 
 type Pending<A> = BoxFuture<'static, (Waiter<A>, Result<Value, ActionError>)>;
+
+/// Deferred answers being computed. The set is made on first use: most actors never defer.
+struct Deferreds<A: Actor>(Option<FuturesUnordered<Pending<A>>>);
+
+impl<A: Actor> Deferreds<A> {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(FuturesUnordered::is_empty)
+    }
+
+    fn push(&mut self, fut: Pending<A>) {
+        self.0.get_or_insert_with(FuturesUnordered::new).push(fut);
+    }
+
+    /// The next finished answer; `None` when none is pending.
+    async fn next(&mut self) -> Option<(Waiter<A>, Result<Value, ActionError>)> {
+        match &mut self.0 {
+            Some(set) => set.next().await,
+            None => None,
+        }
+    }
+}
 
 enum Invoked {
     Now(Result<Value, ActionError>),
@@ -132,16 +163,35 @@ fn for_client(actor: &'static str, e: ActionError) -> ActionError {
     e.masked()
 }
 
+/// A fresh random id in the usual 32-hex-digit form, from the thread's random generator
+/// (no system call per id, unlike `Uuid::new_v4`).
+pub(crate) fn random_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .simple()
+        .to_string()
+}
+
 /// Runs a hook or action future with a timeout, turning panics into internal errors.
+///
+/// The future is polled once before the timer is made: most hooks and actions finish at
+/// once, and then cost no timer. The limit counts from that first poll.
 async fn guarded<T>(
     limit: Duration,
     on_timeout: fn() -> ActionError,
     fut: impl std::future::Future<Output = Result<T, ActionError>>,
 ) -> Result<T, ActionError> {
-    match tokio::time::timeout(limit, AssertUnwindSafe(fut).catch_unwind()).await {
+    let caught = |r: Result<Result<T, ActionError>, _>| match r {
+        Err(_panic) => Err(ActionError::internal("panicked")),
+        Ok(result) => result,
+    };
+    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+    if let std::task::Poll::Ready(r) = futures::poll!(fut.as_mut()) {
+        return caught(r);
+    }
+    match tokio::time::timeout(limit, fut).await {
         Err(_) => Err(on_timeout()),
-        Ok(Err(_panic)) => Err(ActionError::internal("panicked")),
-        Ok(Ok(result)) => result,
+        Ok(r) => caught(r),
     }
 }
 
@@ -149,7 +199,24 @@ fn is_panic(e: &ActionError) -> bool {
     !e.is_public() && e.message() == "panicked"
 }
 
-pub(crate) async fn run<A: Actor>(start: Start, table: Arc<ActionTable<A>>) {
+pub(crate) fn run<A: Actor>(
+    start: Start,
+    table: Arc<ActionTable<A>>,
+) -> impl Future<Output = ()> + Send {
+    // Boxed: loading needs more room than the running actor keeps. Made out here so the
+    // task keeps only the box, not the start data as well.
+    let starting = Box::pin(start_instance(start, table));
+    async move {
+        let running = match starting.await {
+            Some(instance) => instance.run(),
+            None => return,
+        };
+        running.await;
+    }
+}
+
+/// Waits for the previous instance to stop, then loads the actor. `None` if it cannot start.
+async fn start_instance<A: Actor>(start: Start, table: Arc<ActionTable<A>>) -> Option<Instance<A>> {
     let Start {
         id,
         token,
@@ -161,48 +228,13 @@ pub(crate) async fn run<A: Actor>(start: Start, table: Arc<ActionTable<A>>) {
     if let Some(mut prev) = prev {
         let _ = prev.wait_for(|done| *done).await;
     }
-    let (done_tx, _) = watch::channel(false);
-    match Instance::<A>::boot(id.clone(), token, rx, tx, reg.clone(), table, done_tx).await {
-        Ok(instance) => instance.run().await,
-        Err((e, rx, done_tx)) => {
+    match Instance::<A>::boot(id.clone(), token, rx, tx, reg.clone(), table).await {
+        Ok(instance) => Some(instance),
+        Err((e, rx)) => {
             tracing::debug!(actor = A::NAME, %id, error = %e, "actor did not start");
             reg.finish(&id, token);
-            drain(rx, &e);
-            let _ = done_tx.send(true);
-        }
-    }
-}
-
-/// Answers every message left in a stopped actor's mailbox with `error`.
-fn drain(mut rx: mpsc::UnboundedReceiver<Msg>, error: &ActionError) {
-    rx.close();
-    while let Ok(msg) = rx.try_recv() {
-        match msg {
-            Msg::Action { reply, .. } => {
-                let _ = reply.send(Err(error.masked()));
-            }
-            Msg::Connect { sink, .. } | Msg::Resume { sink, .. } => {
-                let _ = sink.send(LinkEvent::Message(ToClient::Error {
-                    error: error.masked(),
-                    action_id: None,
-                }));
-                let _ = sink.send(LinkEvent::Closed(CloseReason::error(error)));
-            }
-            Msg::Stop { done } => {
-                let _ = done.send(());
-            }
-            Msg::Request { reply, .. } => {
-                let _ = reply.send(Err(error.masked()));
-            }
-            Msg::WsOpen { tx, .. } => {
-                let reason = format!("{}.{}", error.group(), error.code());
-                let _ = tx.send(RawEvent::Closed { code: 1011, reason });
-            }
-            Msg::WsMessage { .. } | Msg::WsClosed { .. } => {}
-            Msg::FromConn { .. }
-            | Msg::ConnClosed { .. }
-            | Msg::ConnLost { .. }
-            | Msg::Alarm { .. } => {}
+            stop::drain(rx, &e);
+            None
         }
     }
 }
@@ -214,30 +246,27 @@ struct Instance<A: Actor> {
     ctx: Ctx<A>,
     table: Arc<ActionTable<A>>,
     options: ActorOptions,
-    rx: mpsc::UnboundedReceiver<Msg>,
+    rx: MailboxRx,
     reg: Arc<RegistryInner>,
     token: u64,
     /// Answers still being computed; the actor stays awake while any is pending.
-    deferred: FuturesUnordered<Pending<A>>,
+    deferred: Deferreds<A>,
     /// The last snapshot handed to the writer: the state to fall back to after a panic.
     last_snapshot: Vec<u8>,
     /// A `&mut self` method ran during the current message.
     dirty: bool,
     /// A `&mut self` method panicked during the current message.
     panicked: bool,
-    /// Tells the next instance of this actor that this one has fully stopped.
-    done: watch::Sender<bool>,
+    /// Tells the next instance of this actor that this one has fully stopped. Made when the
+    /// instance begins to stop, the only time anyone waits for it.
+    done: Option<watch::Sender<bool>>,
     /// Connections whose link dropped, with the time their grace period ends.
     detached: Vec<(ConnId, Instant)>,
     /// Accepted raw WebSockets, each with the connection it runs under.
     raw_sockets: Vec<(RawSocket, Conn<A>)>,
 }
 
-type BootError = (
-    ActionError,
-    mpsc::UnboundedReceiver<Msg>,
-    watch::Sender<bool>,
-);
+type BootError = (ActionError, MailboxRx);
 
 impl<A: Actor> Instance<A> {
     fn idle(&self) -> bool {
@@ -246,73 +275,100 @@ impl<A: Actor> Instance<A> {
             && self.ctx.shared.conns().is_empty()
     }
 
-    async fn run(mut self) {
-        let timeout = self.options.sleep_timeout;
-        let mut last_activity = Instant::now();
-        let sleep = tokio::time::sleep(timeout);
-        tokio::pin!(sleep);
-        loop {
-            let can_sleep = !self.options.no_sleep && self.idle();
-            let expiry = self.next_expiry();
-            let any_detached = !self.detached.is_empty();
-            tokio::select! {
-                biased;
-                msg = self.rx.recv() => {
-                    last_activity = Instant::now();
-                    match msg {
-                        Some(Msg::Stop { done }) => {
-                            self.stop(CloseReason::going_away()).await;
+    /// The actor's loop. What it waits for is small (messages arrive boxed) and everything
+    /// it awaits besides is boxed, so an idle actor's task holds little more than the
+    /// instance itself; the room a message needs is taken while it runs.
+    ///
+    /// Not an `async fn`: that would copy the instance from its argument into a local, and
+    /// keep both in the task.
+    fn run(self) -> impl Future<Output = ()> {
+        let mut this = self;
+        async move {
+            let timeout = this.options.sleep_timeout;
+            let mut last_activity = Instant::now();
+            // One timer for the idle timeout and the end of the earliest grace period. It may fire
+            // early; each firing checks what is due and sets it again.
+            let timer = tokio::time::sleep(timeout);
+            tokio::pin!(timer);
+            loop {
+                let can_sleep = !this.options.no_sleep && this.idle();
+                if let Some(expiry) = this.next_expiry()
+                    && expiry < timer.deadline()
+                {
+                    timer.as_mut().reset(expiry);
+                }
+                let wake = tokio::select! {
+                    biased;
+                    msg = this.rx.recv() => Wake::Msg(msg),
+                    Some(done) = this.deferred.next(), if !this.deferred.is_empty() => {
+                        Wake::Done(Box::new(done))
+                    }
+                    () = &mut timer => Wake::Timer,
+                };
+                match wake {
+                    Wake::Msg(Some(msg)) => {
+                        last_activity = Instant::now();
+                        if let Msg::Stop { done } = *msg {
+                            let stopping = Box::pin(this.stop(CloseReason::going_away()));
+                            stopping.await;
                             let _ = done.send(());
                             return;
                         }
-                        Some(msg) => self.handle(msg).await,
-                        // Unreachable while `ctx` holds a sender; stop cleanly anyway.
-                        None => return self.stop(CloseReason::going_away()).await,
+                        let handling = Box::pin(this.handle(msg));
+                        handling.await;
                     }
-                }
-                Some((waiter, result)) = self.deferred.next(), if !self.deferred.is_empty() => {
-                    last_activity = Instant::now();
-                    self.complete(waiter, result).await;
-                }
-                () = tokio::time::sleep_until(expiry), if any_detached => {
-                    last_activity = Instant::now();
-                    self.expire_detached().await;
-                }
-                () = &mut sleep, if can_sleep => {
-                    let due = last_activity + timeout;
-                    if Instant::now() >= due {
-                        if self.try_sleep().await {
-                            return;
-                        }
+                    // Unreachable while `ctx` holds a sender; stop cleanly anyway.
+                    Wake::Msg(None) => {
+                        let stopping = Box::pin(this.stop(CloseReason::going_away()));
+                        return stopping.await;
+                    }
+                    Wake::Done(done) => {
                         last_activity = Instant::now();
+                        let (waiter, result) = *done;
+                        let completing = Box::pin(this.complete(waiter, result));
+                        completing.await;
                     }
-                    sleep.as_mut().reset(last_activity + timeout);
+                    Wake::Timer => {
+                        let now = Instant::now();
+                        if this.next_expiry().is_some_and(|t| t <= now) {
+                            last_activity = now;
+                            let expiring = Box::pin(this.expire_detached());
+                            expiring.await;
+                        } else if can_sleep && now >= last_activity + timeout {
+                            let sleeping = Box::pin(this.try_sleep());
+                            if sleeping.await {
+                                return;
+                            }
+                            last_activity = Instant::now();
+                        }
+                        timer.as_mut().reset(last_activity + timeout);
+                    }
                 }
-            }
-            if self.ctx.shared.gate.has_failed() {
-                tracing::error!(actor = A::NAME, id = %self.ctx.shared.id, "a state write failed; stopping so the actor restarts from durable state");
-                return self
-                    .stop(CloseReason::error(&ActionError::internal("storage")))
-                    .await;
-            }
-            if self.ctx.shared.destroy_requested.load(Ordering::Acquire) {
-                return self.destroy().await;
-            }
-            if self.ctx.shared.sleep_requested.load(Ordering::Acquire)
-                && self.deferred.is_empty()
-                && self.try_sleep().await
-            {
-                return;
-            }
-            if !sleep.is_elapsed() && sleep.deadline() < last_activity {
-                sleep.as_mut().reset(last_activity + timeout);
+                if this.ctx.shared.gate.has_failed() {
+                    tracing::error!(actor = A::NAME, id = %this.ctx.shared.id, "a state write failed; stopping so the actor restarts from durable state");
+                    let reason = CloseReason::error(&ActionError::internal("storage"));
+                    let stopping = Box::pin(this.stop(reason));
+                    return stopping.await;
+                }
+                if this.ctx.shared.destroy_requested.load(Ordering::Acquire) {
+                    let destroying = Box::pin(this.destroy());
+                    return destroying.await;
+                }
+                if this.ctx.shared.sleep_requested.load(Ordering::Acquire)
+                    && this.deferred.is_empty()
+                {
+                    let sleeping = Box::pin(this.try_sleep());
+                    if sleeping.await {
+                        return;
+                    }
+                }
             }
         }
     }
 
-    async fn handle(&mut self, msg: Msg) {
+    async fn handle(&mut self, msg: Box<Msg>) {
         self.begin();
-        match msg {
+        match *msg {
             Msg::Action {
                 name,
                 args,
@@ -524,89 +580,6 @@ impl<A: Actor> Instance<A> {
                 let name = alarm.action;
                 self.deferred
                     .push(Box::pin(async move { (Waiter::Alarm(name), fut.await) }));
-            }
-        }
-    }
-
-    fn begin(&mut self) {
-        self.dirty = false;
-        self.panicked = false;
-        self.ctx.shared.gate.begin_message();
-    }
-
-    /// Ends a message: restores state after a panic, saves it if it changed, runs the
-    /// state-change hook, and releases the message's outputs behind the save.
-    async fn end(&mut self) {
-        let mut writes = self.ctx.shared.take_pending_writes();
-        if self.panicked {
-            self.restore().await;
-        } else if self.dirty {
-            match snapshot::encode(&self.actor) {
-                Ok(bytes) if bytes != self.last_snapshot => {
-                    let ctx = self.ctx.clone();
-                    let hook = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        self.actor.on_state_change(&ctx)
-                    }));
-                    let bytes = if hook.is_ok() {
-                        snapshot::encode(&self.actor).unwrap_or(bytes)
-                    } else {
-                        tracing::error!(actor = A::NAME, "state-change hook panicked");
-                        bytes
-                    };
-                    writes.extend(self.ctx.shared.take_pending_writes());
-                    writes.push(Write::State {
-                        actor: self.ctx.shared.id.clone(),
-                        bytes: bytes.clone(),
-                    });
-                    self.last_snapshot = bytes;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(actor = A::NAME, error = %e, "state not saved"),
-            }
-        }
-        if !writes.is_empty() {
-            let gate = self.ctx.shared.gate.clone();
-            let seq = gate.issue();
-            self.reg.writer().submit(WriteRequest { writes, gate, seq });
-        }
-        self.ctx.shared.gate.end_message();
-        self.dirty = false;
-        self.panicked = false;
-    }
-
-    /// After a panic in code holding `&mut self`: back to the last saved state, vars rebuilt.
-    async fn restore(&mut self) {
-        match snapshot::decode::<A>(&self.last_snapshot) {
-            Ok(actor) => {
-                self.actor = actor;
-                let ctx = self.ctx.clone();
-                let limit = self.options.action_timeout;
-                let vars = guarded(
-                    limit,
-                    ActionError::action_timed_out,
-                    self.actor.create_vars(&ctx),
-                )
-                .await;
-                let wake = guarded(
-                    limit,
-                    ActionError::action_timed_out,
-                    self.actor.on_wake(&ctx),
-                )
-                .await;
-                if let Err(e) = vars.and(wake) {
-                    tracing::error!(actor = A::NAME, error = %e, "restart hooks failed after a panic");
-                }
-                tracing::warn!(
-                    actor = A::NAME,
-                    "state restored to the last save after a panic"
-                );
-            }
-            Err(e) => {
-                tracing::error!(actor = A::NAME, error = %e, "cannot restore state after a panic; stopping");
-                self.ctx
-                    .shared
-                    .sleep_requested
-                    .store(true, Ordering::Release);
             }
         }
     }

@@ -4,7 +4,7 @@ use super::*;
 
 impl<A: Actor> Instance<A> {
     fn fresh_conn_id() -> ConnId {
-        ConnId::new(uuid::Uuid::new_v4().simple().to_string())
+        ConnId::new(random_id())
     }
 
     /// Runs the request handler with a short-lived connection.

@@ -5,13 +5,11 @@ use super::*;
 impl<A: Actor> Instance<A> {
     /// Sleeps if no message is waiting. Returns whether the actor stopped.
     pub(super) async fn try_sleep(&mut self) -> bool {
-        if !self.reg.begin_stop(
-            &self.ctx.shared.id,
-            self.token,
-            &self.rx,
-            self.done.subscribe(),
-            false,
-        ) {
+        let done = self.done_rx();
+        if !self
+            .reg
+            .begin_stop(&self.ctx.shared.id, self.token, &self.rx, done, false)
+        {
             return false;
         }
         tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, "actor going to sleep");
@@ -41,13 +39,9 @@ impl<A: Actor> Instance<A> {
 
     /// Stops now (registry shutdown or storage failure): saves what it can, closes links.
     pub(super) async fn stop(mut self, reason: CloseReason) {
-        self.reg.begin_stop(
-            &self.ctx.shared.id,
-            self.token,
-            &self.rx,
-            self.done.subscribe(),
-            true,
-        );
+        let done = self.done_rx();
+        self.reg
+            .begin_stop(&self.ctx.shared.id, self.token, &self.rx, done, true);
         if !self.ctx.shared.gate.has_failed() {
             self.begin();
             self.sleep_hook().await;
@@ -55,19 +49,15 @@ impl<A: Actor> Instance<A> {
         }
         self.close_all(reason, false).await;
         self.finish().await;
-        let rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
+        let rx = std::mem::replace(&mut self.rx, mailbox::channel().1);
         drain(rx, &ActionError::stopping());
     }
 
     pub(super) async fn destroy(mut self) {
         let shared = self.ctx.shared.clone();
-        self.reg.begin_stop(
-            &shared.id,
-            self.token,
-            &self.rx,
-            self.done.subscribe(),
-            true,
-        );
+        let done = self.done_rx();
+        self.reg
+            .begin_stop(&shared.id, self.token, &self.rx, done, true);
         self.begin();
         let ctx = self.ctx.clone();
         let limit = self.options.action_timeout;
@@ -87,7 +77,7 @@ impl<A: Actor> Instance<A> {
         self.reg.forget(A::NAME, &shared.key, &shared.id);
         tracing::debug!(actor = A::NAME, id = %shared.id, "actor destroyed");
         self.finish().await;
-        let rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
+        let rx = std::mem::replace(&mut self.rx, mailbox::channel().1);
         drain(
             rx,
             &ActionError::actor_not_found(format!("actor {} was destroyed", shared.id)),
@@ -126,6 +116,49 @@ impl<A: Actor> Instance<A> {
             tracing::error!(actor = A::NAME, error = %e, "last state not saved");
         }
         self.reg.finish(&self.ctx.shared.id, self.token);
-        let _ = self.done.send(true);
+        if let Some(done) = &self.done {
+            let _ = done.send(true);
+        }
+    }
+
+    /// What the next instance of this actor waits on until this one has stopped.
+    fn done_rx(&mut self) -> watch::Receiver<bool> {
+        self.done
+            .get_or_insert_with(|| watch::channel(false).0)
+            .subscribe()
+    }
+}
+
+/// Answers every message left in a stopped actor's mailbox with `error`.
+pub(super) fn drain(mut rx: MailboxRx, error: &ActionError) {
+    rx.close();
+    while let Some(msg) = rx.try_recv() {
+        match msg {
+            Msg::Action { reply, .. } => {
+                let _ = reply.send(Err(error.masked()));
+            }
+            Msg::Connect { sink, .. } | Msg::Resume { sink, .. } => {
+                let _ = sink.send(LinkEvent::Message(ToClient::Error {
+                    error: error.masked(),
+                    action_id: None,
+                }));
+                let _ = sink.send(LinkEvent::Closed(CloseReason::error(error)));
+            }
+            Msg::Stop { done } => {
+                let _ = done.send(());
+            }
+            Msg::Request { reply, .. } => {
+                let _ = reply.send(Err(error.masked()));
+            }
+            Msg::WsOpen { tx, .. } => {
+                let reason = format!("{}.{}", error.group(), error.code());
+                let _ = tx.send(RawEvent::Closed { code: 1011, reason });
+            }
+            Msg::WsMessage { .. } | Msg::WsClosed { .. } => {}
+            Msg::FromConn { .. }
+            | Msg::ConnClosed { .. }
+            | Msg::ConnLost { .. }
+            | Msg::Alarm { .. } => {}
+        }
     }
 }
