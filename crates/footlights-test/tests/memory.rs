@@ -3,19 +3,16 @@
 //! Allocation sizes are deterministic for a given build, so the bound below is a real guard:
 //! it fails if an awake actor starts holding much more memory than it does now. The figure is
 //! the live heap (bytes allocated and not yet freed) per actor after 2,000 actors were created
-//! and answered one action each, with the in-memory driver's own share subtracted.
+//! and answered one action each, with the in-memory driver's own share subtracted. The actor is
+//! the hand-written counter of `examples/counter-no-macros`.
 
 // Helpers outside `#[test]` functions may unwrap: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
 
-use footlights_client::Target;
-use footlights_core::{
-    ActionError, ActionTable, Actor, ActorId, ActorKey, ConnRequest, Conns, Ctx, Handler, Registry,
-    Value,
-};
-use footlights_protocol::{Action, ActorSpec};
-use footlights_storage::{ActorMeta, Driver, MemoryDriver, Write};
-use serde::{Deserialize, Serialize};
+use counter_no_macros::{Counter, CounterActions};
+use footlights::storage::{Driver, MemoryDriver};
+use footlights::{ActorId, ActorKey, Registry};
+use footlights_storage::{ActorMeta, Write};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
@@ -27,55 +24,10 @@ fn live() -> isize {
     s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Counter {
-    count: i64,
-}
-
-struct Increment(i64);
-
-impl Action for Increment {
-    const NAME: &'static str = "increment";
-    type Output = i64;
-
-    fn into_args(self) -> Result<Vec<Value>, ActionError> {
-        Ok(vec![Value::Int(self.0)])
-    }
-
-    fn from_args(args: Vec<Value>) -> Result<Self, ActionError> {
-        let first = args.into_iter().next().unwrap_or_default();
-        Ok(Increment(first.deserialize_into()?))
-    }
-}
-
-impl ActorSpec for Counter {
-    const NAME: &'static str = "counter";
-    type Input = ();
-}
-
-impl Actor for Counter {
-    type Conn = Conns;
-
-    async fn create_state(_: &Ctx<Self>, (): &()) -> Result<Self, ActionError> {
-        Ok(Counter::default())
-    }
-
-    fn actions(table: &mut ActionTable<Self>) {
-        table.write::<Increment>();
-    }
-}
-
-impl Handler<Increment> for Counter {
-    async fn handle(&mut self, _: &Ctx<Self>, msg: Increment) -> Result<i64, ActionError> {
-        self.count += msg.0;
-        Ok(self.count)
-    }
-}
-
 const N: usize = 2000;
 
-fn key(i: usize) -> ActorKey {
-    ActorKey::from(format!("k-{i:05}").as_str())
+fn key(i: usize) -> String {
+    format!("k-{i:05}")
 }
 
 /// Live heap per actor the in-memory driver keeps for what the runtime stores for one
@@ -85,7 +37,7 @@ async fn driver_share() -> isize {
     let before = live();
     for i in 0..N {
         let id = ActorId::new(format!("{:032x}", i));
-        let meta = ActorMeta::new(id.clone(), "counter", key(i), 0);
+        let meta = ActorMeta::new(id.clone(), "counter", ActorKey::from(key(i).as_str()), 0);
         driver.create_actor(&meta).await.unwrap();
         let bytes = vec![0xa1, 0x65, b'c', b'o', b'u', b'n', b't', 0x01];
         driver
@@ -113,25 +65,11 @@ async fn an_idle_awake_actor_holds_little_memory() {
         .await
         .unwrap();
     // One actor first, so one-time allocations (maps, the writer, the clock) are not counted.
+    let client = registry.client();
     let call = |i: usize| {
-        let registry = registry.clone();
+        let counter = client.get_or_create::<Counter>(key(i).as_str());
         async move {
-            let target = Target::GetOrCreate {
-                name: "counter".to_owned(),
-                key: key(i),
-                input: None,
-            };
-            let v = registry
-                .call(
-                    &target,
-                    "increment",
-                    vec![Value::Int(1)],
-                    None,
-                    ConnRequest::local(),
-                )
-                .await
-                .unwrap();
-            assert_eq!(v, Value::Int(1));
+            assert_eq!(counter.increment(1).await.unwrap(), 1);
         }
     };
     call(N).await;
