@@ -8,7 +8,9 @@ use footlights_cli::{Listening, ServeOptions};
 use tracing_subscriber::EnvFilter;
 
 // The server allocates many small, short-lived buffers per message (frames, decoded values,
-// futures); mimalloc serves them with less CPU than the system allocator.
+// futures); mimalloc serves them with less CPU than the system allocator (feature `mimalloc`,
+// on by default).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
