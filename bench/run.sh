@@ -82,7 +82,8 @@ loadline footlights
 fl_start "$OUT/fl-data"
 suite footlights query "$FLPID" a,a_bare,b,c,c_bare,c_many,e,d
 fl_stop
-fl_start "$OUT/fl-data"; suite footlights query "$FLPID" f; fl_stop
+# Memory grows from a fresh server: each of the RUNS runs of f gets its own.
+for _ in $(seq 1 "$RUNS"); do fl_start "$OUT/fl-data"; suite footlights query "$FLPID" f; fl_stop; done
 fl_dur_start() { fl_start "$OUT/fl-dur" "${1:-}"; }
 durability footlights query fl_dur_start 'echo $FLPID'
 fl_stop
@@ -117,12 +118,14 @@ suite echo-ws query "$EPID" a,a_bare,b
 kill "$EPID"; wait "$EPID" 2>/dev/null || true
 "$BIN/footlights-bench" sqlite --dir "$OUT" --out "$OUT/results.jsonl"
 # Per-connection memory of a bare tungstenite server, default config vs a 4 KiB read buffer.
-"$BIN/footlights-bench" ws-echo --port "$PORT" > "$OUT/echo.log" 2>&1 & EPID=$!
-wait_line "$OUT/echo.log" "listening on"; suite echo-ws query "$EPID" f_ws
-kill "$EPID"; wait "$EPID" 2>/dev/null || true
-"$BIN/footlights-bench" ws-echo --port "$PORT" --read-buffer 4096 > "$OUT/echo.log" 2>&1 & EPID=$!
-wait_line "$OUT/echo.log" "listening on"; suite echo-ws-4k-buffer query "$EPID" f_ws
-kill "$EPID"; wait "$EPID" 2>/dev/null || true
+for _ in $(seq 1 "$RUNS"); do
+  "$BIN/footlights-bench" ws-echo --port "$PORT" > "$OUT/echo.log" 2>&1 & EPID=$!
+  wait_line "$OUT/echo.log" "listening on"; suite echo-ws query "$EPID" f_ws
+  kill "$EPID"; wait "$EPID" 2>/dev/null || true
+  "$BIN/footlights-bench" ws-echo --port "$PORT" --read-buffer 4096 > "$OUT/echo.log" 2>&1 & EPID=$!
+  wait_line "$OUT/echo.log" "listening on"; suite echo-ws-4k-buffer query "$EPID" f_ws
+  kill "$EPID"; wait "$EPID" 2>/dev/null || true
+done
 fi
 
 # ---------------------------------------------------------------- RivetKit peers
@@ -143,7 +146,7 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
   if [ "${SKIP_2033_SUITE:-0}" != 1 ]; then
   loadline "rivetkit 2.0.33"
   pk_start 2033 "$D"; try suite rivetkit-2.0.33 put "$PK_PIDS" a,a_bare,b,c,c_bare,c_many,e,d; pk_stop "$D"
-  pk_start 2033 "$D"; try suite rivetkit-2.0.33 put "$PK_PIDS" f; pk_stop "$D"
+  for _ in $(seq 1 "$RUNS"); do pk_start 2033 "$D"; try suite rivetkit-2.0.33 put "$PK_PIDS" f; pk_stop "$D"; done
   fi
   p33_start() { pk_start 2033 "$OUT/pk2033-dur" "${1:-}"; }
   if [ "${SKIP_2033:-0}" != 1 ]; then

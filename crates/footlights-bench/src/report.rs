@@ -19,6 +19,8 @@ pub(crate) struct Agg {
     rss_mb: f64,
     cpu_us_per_op: f64,
     client_cpu_s: f64,
+    /// Memory scenarios: RSS growth per actor or connection, bytes.
+    bytes_per_unit: f64,
     note: String,
 }
 
@@ -52,6 +54,7 @@ pub(crate) fn aggregate(rows: &[RunResult]) -> BTreeMap<(String, String), Agg> {
                     }
                 }),
                 client_cpu_s: m(&|r| r.client_cpu_s),
+                bytes_per_unit: m(&|r| r.bytes_per_unit),
                 note: v
                     .iter()
                     .map(|r| r.note.as_str())
@@ -175,12 +178,24 @@ pub(crate) fn write(input: &Path, machine: &Path, out: &Path) -> anyhow::Result<
     }
     writeln!(
         md,
-        "\n## Memory (f, one run each; RSS summed over the server's processes)\n"
+        "\n## Memory (f; each run on a fresh server; medians; RSS summed over the server's processes)\n"
     )?;
-    writeln!(md, "| scenario | server | server RSS MB | note |")?;
-    writeln!(md, "|---|---|---|---|")?;
+    writeln!(
+        md,
+        "| scenario | server | runs | server RSS MB | growth per actor / connection, B | notes |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|")?;
     for ((s, t), a) in agg.iter().filter(|((s, _), _)| s.starts_with("f_")) {
-        writeln!(md, "| {s} | {t} | {:.1} | {} |", a.rss_mb, a.note)?;
+        let per = if a.bytes_per_unit > 0.0 {
+            format!("{:.0}", a.bytes_per_unit)
+        } else {
+            "–".to_owned()
+        };
+        writeln!(
+            md,
+            "| {s} | {t} | {} | {:.1} | {per} | {} |",
+            a.runs, a.rss_mb, a.note
+        )?;
     }
     if let Some(sq) = get("sqlite_fsync_commits", "ceiling") {
         writeln!(
@@ -251,6 +266,30 @@ mod tests {
         );
         assert!(
             md.contains("| c_http | footlights-process | 900 | – | 9.00× |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn memory_rows_show_the_median_growth_of_fresh_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |per: f64| {
+            serde_json::to_string(&RunResult {
+                target: "footlights".into(),
+                scenario: "f_rss_2000_ws".into(),
+                bytes_per_unit: per,
+                server_rss_kb: 2048,
+                ..RunResult::default()
+            })
+            .unwrap()
+        };
+        let input = dir.path().join("in.jsonl");
+        std::fs::write(&input, [row(9000.0), row(7000.0), row(8000.0)].join("\n")).unwrap();
+        let out = dir.path().join("out.md");
+        write(&input, &dir.path().join("missing"), &out).unwrap();
+        let md = std::fs::read_to_string(out).unwrap();
+        assert!(
+            md.contains("| f_rss_2000_ws | footlights | 3 | 2.0 | 8000 |"),
             "{md}"
         );
     }

@@ -400,6 +400,7 @@ pub(crate) async fn memory(ctx: &Ctx) -> Vec<RunResult> {
     r.scenario = "f_rss_10k_actors".to_owned();
     r.server_rss_kb = after;
     let per = (after.saturating_sub(before) * 1024) as f64 / r.ops.max(1) as f64;
+    r.bytes_per_unit = per;
     r.note = format!("{} actors created; +{:.0} B per actor", r.ops, per);
     out.push(r);
     out.push(memory_ws(ctx).await);
@@ -443,6 +444,7 @@ pub(crate) async fn memory_ws(ctx: &Ctx) -> RunResult {
         ..RunResult::default()
     };
     let per = (after.saturating_sub(before) * 1024) as f64 / n.max(1) as f64;
+    r.bytes_per_unit = per;
     r.note =
         format!("{n} connections open (20 actors) in {open_s:.2} s; +{per:.0} B per connection");
     for c in conns {

@@ -54,6 +54,9 @@ pub(crate) struct RunResult {
     pub server_cpu_s: f64,
     /// Load generator CPU seconds during the window.
     pub client_cpu_s: f64,
+    /// Memory scenarios: server RSS growth per actor or per connection, in bytes.
+    #[serde(default)]
+    pub bytes_per_unit: f64,
     /// Free-form extra figures (bytes per actor, recovered value, ...).
     pub note: String,
 }
