@@ -37,8 +37,8 @@
 //!   graceful shutdown that tells every client to reconnect.
 //!
 //! What it is not: the actor runtime ([`footlights_core`]), a client, or a TLS terminator.
-//! Raw HTTP (`/request/…`), raw WebSocket (`/websocket/…`) and queue (`/queue/…`) routes are
-//! answered with a 404 coded error until the runtime supports them.
+//! Raw HTTP (`/request/…`) and raw WebSocket (`/websocket/…`) routes reach the actor's raw
+//! handlers; queue routes (`/queue/…`) answer a 404 coded error until the runtime has queues.
 //!
 //! The wire contract is `shared/protocol/RIVETKIT_PROTOCOL.md` (section numbers like §7 refer
 //! to it); the Footlights extensions are described in `docs/protocol-extensions.md`.
@@ -61,6 +61,7 @@ mod raw;
 mod resume;
 mod server;
 mod shutdown;
+mod signal;
 mod sse;
 mod ws;
 
@@ -71,3 +72,4 @@ pub use builder::{
 };
 pub use error::{Error, Result};
 pub use server::Server;
+pub use signal::shutdown_signal;

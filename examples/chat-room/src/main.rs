@@ -51,36 +51,8 @@ async fn main() -> anyhow::Result<()> {
     // One line on stdout (logs go to stderr), so a script such as the browser test can read
     // the address. Rust's stdout is line-buffered, so the line leaves at once.
     println!("chat-room: listening on http://{}", listener.local_addr()?);
-    server.serve(listener, shutdown_signal()).await?;
+    server
+        .serve(listener, footlights_server::shutdown_signal())
+        .await?;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or, on Unix, SIGTERM: the binary owns the signals, not the library.
-/// The handlers are installed here, before serving starts, so an early signal is not lost.
-fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let handlers = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        );
-        async move {
-            match handlers {
-                (Ok(mut interrupt), Ok(mut terminate)) => {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -39,36 +39,8 @@ async fn main() -> anyhow::Result<()> {
     let server = Server::builder().registry(registry).build()?;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("counter: listening on http://{}", listener.local_addr()?);
-    server.serve(listener, shutdown_signal()).await?;
+    server
+        .serve(listener, footlights_server::shutdown_signal())
+        .await?;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or, on Unix, SIGTERM: the binary owns the signals, not the library.
-/// The handlers are installed here, before serving starts, so an early signal is not lost.
-fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let handlers = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        );
-        async move {
-            match handlers {
-                (Ok(mut interrupt), Ok(mut terminate)) => {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
