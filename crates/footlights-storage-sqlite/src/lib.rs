@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use footlights_storage::{
-    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, Driver, Result, Write,
+    ActorId, ActorKey, ActorMeta, Alarm, Driver, KvRange, Result, Unit, UnitOutcome,
 };
 use futures::future::BoxFuture;
 
@@ -287,8 +287,34 @@ impl Driver for SqliteDriver {
         Box::pin(self.reader.run(move |conn| ops::kv_get(conn, &id, &key)))
     }
 
-    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Vec<CreateOutcome>>> {
-        Box::pin(self.writer.run(move |conn| ops::commit(conn, batch)))
+    fn kv_get_many<'a>(
+        &'a self,
+        id: &'a ActorId,
+        keys: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
+        let (id, keys) = (id.clone(), keys.to_vec());
+        Box::pin(
+            self.reader
+                .run(move |conn| ops::kv_get_many(conn, &id, &keys)),
+        )
+    }
+
+    fn kv_list<'a>(
+        &'a self,
+        id: &'a ActorId,
+        range: &'a KvRange,
+    ) -> BoxFuture<'a, Result<Vec<(Vec<u8>, Vec<u8>)>>> {
+        let (id, range) = (id.clone(), range.clone());
+        Box::pin(self.reader.run(move |conn| ops::kv_list(conn, &id, &range)))
+    }
+
+    fn kv_size<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<u64>> {
+        let id = id.clone();
+        Box::pin(self.reader.run(move |conn| ops::kv_size(conn, &id)))
+    }
+
+    fn commit_units(&self, units: Vec<Unit>) -> BoxFuture<'_, Result<Vec<UnitOutcome>>> {
+        Box::pin(self.writer.run(move |conn| ops::commit(conn, units)))
     }
 
     fn delete_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<()>> {

@@ -1,8 +1,12 @@
 //! The SQL behind each [`Driver`](footlights_storage::Driver) method. Everything here runs on
 //! the connection's thread (see `worker.rs`).
 
+use std::collections::HashMap;
+use std::ops::Bound;
+
 use footlights_storage::{
-    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, Result, StorageError, Write,
+    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, KvRange, Result, StorageError, Unit,
+    UnitOutcome, Write,
 };
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -181,26 +185,147 @@ pub(crate) fn kv_get(conn: &Connection, id: &ActorId, key: &[u8]) -> Result<Opti
         .map_err(db)
 }
 
-/// Applies `batch` in one transaction: all of it or, on error, none of it. Returns the
-/// outcome of each create, in order.
-pub(crate) fn commit(conn: &mut Connection, batch: Vec<Write>) -> Result<Vec<CreateOutcome>> {
+pub(crate) fn kv_get_many(
+    conn: &mut Connection,
+    id: &ActorId,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Option<Vec<u8>>>> {
+    // One read transaction: every value from the same snapshot.
+    let tx = conn.transaction().map_err(db)?;
+    let values = keys
+        .iter()
+        .map(|key| kv_get(&tx, id, key))
+        .collect::<Result<Vec<_>>>()?;
+    tx.commit().map_err(db)?;
+    Ok(values)
+}
+
+/// One range scan of the `(actor_id, key)` primary key, in either direction.
+pub(crate) fn kv_list(
+    conn: &Connection,
+    id: &ActorId,
+    range: &KvRange,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    if range.is_empty() || range.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from("SELECT key, value FROM kv WHERE actor_id = ?1");
+    let mut bounds: Vec<&[u8]> = Vec::new();
+    for (bound, included, excluded) in [(&range.start, ">=", ">"), (&range.end, "<=", "<")] {
+        let (op, key) = match bound {
+            Bound::Included(k) => (included, k),
+            Bound::Excluded(k) => (excluded, k),
+            Bound::Unbounded => continue,
+        };
+        bounds.push(key);
+        sql.push_str(&format!(" AND key {op} ?{}", bounds.len() + 1));
+    }
+    let order = if range.reverse { "DESC" } else { "ASC" };
+    sql.push_str(&format!(
+        " ORDER BY key {order} LIMIT ?{}",
+        bounds.len() + 2
+    ));
+    let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
+    let actor = id.as_str();
+    let mut params: Vec<&dyn rusqlite::ToSql> = vec![&actor];
+    for key in &bounds {
+        params.push(key);
+    }
+    params.push(&limit);
+    let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+    let rows = stmt
+        .query_map(params.as_slice(), |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(db)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db)
+}
+
+pub(crate) fn kv_size(conn: &Connection, id: &ActorId) -> Result<u64> {
+    let bytes: Option<i64> = conn
+        .prepare_cached("SELECT kv_bytes FROM actors WHERE id = ?1")
+        .map_err(db)?
+        .query_row([id.as_str()], |row| row.get(0))
+        .optional()
+        .map_err(db)?;
+    u64::try_from(bytes.unwrap_or(0))
+        .map_err(|_| StorageError::backend(Error::OutOfRange("kv_bytes")))
+}
+
+/// Applies `units` in one transaction: each unit whose fence holds, all of it; on error,
+/// nothing. Returns each unit's outcome, in order.
+pub(crate) fn commit(conn: &mut Connection, units: Vec<Unit>) -> Result<Vec<UnitOutcome>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
-    let mut outcomes = Vec::new();
-    for write in batch {
-        match write {
-            Write::CreateActor { meta } => outcomes.push(create_actor(&tx, &meta)?),
-            other => apply(&tx, other)?,
+    let mut outcomes = Vec::with_capacity(units.len());
+    // Changes of each actor's `kv_bytes`, written once per actor at the end.
+    let mut kv_bytes: HashMap<ActorId, i64> = HashMap::new();
+    for unit in units {
+        if let Some(fence) = &unit.fence {
+            let current = generation(&tx, &fence.actor)?;
+            if current != Some(fence.generation) {
+                outcomes.push(UnitOutcome::Fenced { current });
+                continue;
+            }
+        }
+        let mut created = Vec::new();
+        for write in unit.writes {
+            match write {
+                Write::CreateActor { meta } => created.push(create_actor(&tx, &meta)?),
+                other => apply(&tx, other, &mut kv_bytes)?,
+            }
+        }
+        outcomes.push(UnitOutcome::Applied(created));
+    }
+    for (actor, delta) in kv_bytes {
+        if delta != 0 {
+            tx.prepare_cached("UPDATE actors SET kv_bytes = kv_bytes + ?2 WHERE id = ?1")
+                .map_err(db)?
+                .execute(params![actor.as_str(), delta])
+                .map_err(db)?;
         }
     }
     tx.commit().map_err(db)?;
     Ok(outcomes)
 }
 
+fn generation(tx: &Transaction<'_>, id: &ActorId) -> Result<Option<u64>> {
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT generation FROM actors WHERE id = ?1")
+        .map_err(db)?
+        .query_row([id.as_str()], |row| row.get(0))
+        .optional()
+        .map_err(db)?;
+    found
+        .map(|g| {
+            u64::try_from(g).map_err(|_| StorageError::backend(Error::OutOfRange("generation")))
+        })
+        .transpose()
+}
+
+/// The stored size of one key-value entry, if the key is there.
+fn kv_entry_size(tx: &Transaction<'_>, actor: &ActorId, key: &[u8]) -> Result<Option<i64>> {
+    tx.prepare_cached("SELECT length(key) + length(value) FROM kv WHERE actor_id = ?1 AND key = ?2")
+        .map_err(db)?
+        .query_row(params![actor.as_str(), key], |row| row.get(0))
+        .optional()
+        .map_err(db)
+}
+
+/// The sizes of the rows a `DELETE … RETURNING length(key) + length(value)` removed.
+fn deleted_bytes(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<i64> {
+    let sizes = stmt
+        .query_map(params, |row| row.get::<_, i64>(0))
+        .map_err(db)?;
+    sizes.sum::<rusqlite::Result<i64>>().map_err(db)
+}
+
 /// One write. The inserts only happen `WHERE EXISTS` the actor, so writes for unknown actors
-/// change nothing; updates and deletes of missing rows change nothing by themselves.
-fn apply(tx: &Transaction<'_>, write: Write) -> Result<()> {
+/// change nothing; updates and deletes of missing rows change nothing by themselves. Changes
+/// of the key-value map's size go to `kv_bytes`.
+fn apply(tx: &Transaction<'_>, write: Write, kv_bytes: &mut HashMap<ActorId, i64>) -> Result<()> {
     match write {
         Write::State { actor, bytes } => tx
             .prepare_cached(
@@ -229,18 +354,59 @@ fn apply(tx: &Transaction<'_>, write: Write) -> Result<()> {
             .prepare_cached("DELETE FROM alarms WHERE actor_id = ?1 AND alarm_id = ?2")
             .map_err(db)?
             .execute(params![actor.as_str(), alarm_id]),
-        Write::KvPut { actor, key, value } => tx
-            .prepare_cached(
-                "INSERT INTO kv (actor_id, key, value)
-                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM actors WHERE id = ?1)
-                 ON CONFLICT (actor_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .map_err(db)?
-            .execute(params![actor.as_str(), key, value]),
-        Write::KvDelete { actor, key } => tx
-            .prepare_cached("DELETE FROM kv WHERE actor_id = ?1 AND key = ?2")
-            .map_err(db)?
-            .execute(params![actor.as_str(), key]),
+        Write::KvPut { actor, key, value } => {
+            let old = kv_entry_size(tx, &actor, &key)?.unwrap_or(0);
+            let new = i64::try_from(key.len() + value.len())
+                .map_err(|_| StorageError::backend(Error::OutOfRange("kv entry")))?;
+            let changed = tx
+                .prepare_cached(
+                    "INSERT INTO kv (actor_id, key, value)
+                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM actors WHERE id = ?1)
+                     ON CONFLICT (actor_id, key) DO UPDATE SET value = excluded.value",
+                )
+                .map_err(db)?
+                .execute(params![actor.as_str(), key, value])
+                .map_err(db)?;
+            if changed > 0 {
+                *kv_bytes.entry(actor).or_default() += new - old;
+            }
+            return Ok(());
+        }
+        Write::KvDelete { actor, key } => {
+            let mut stmt = tx
+                .prepare_cached(
+                    "DELETE FROM kv WHERE actor_id = ?1 AND key = ?2
+                     RETURNING length(key) + length(value)",
+                )
+                .map_err(db)?;
+            let freed = deleted_bytes(&mut stmt, params![actor.as_str(), key])?;
+            *kv_bytes.entry(actor).or_default() -= freed;
+            return Ok(());
+        }
+        Write::KvDeleteRange { actor, start, end } => {
+            let freed = match end {
+                Some(end) => {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "DELETE FROM kv WHERE actor_id = ?1 AND key >= ?2 AND key < ?3
+                             RETURNING length(key) + length(value)",
+                        )
+                        .map_err(db)?;
+                    deleted_bytes(&mut stmt, params![actor.as_str(), start, end])?
+                }
+                None => {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "DELETE FROM kv WHERE actor_id = ?1 AND key >= ?2
+                             RETURNING length(key) + length(value)",
+                        )
+                        .map_err(db)?;
+                    deleted_bytes(&mut stmt, params![actor.as_str(), start])?
+                }
+            };
+            *kv_bytes.entry(actor).or_default() -= freed;
+            return Ok(());
+        }
         Write::BumpGeneration { actor } => tx
             .prepare_cached("UPDATE actors SET generation = generation + 1 WHERE id = ?1")
             .map_err(db)?

@@ -16,13 +16,17 @@ const META_TABLE: &str = "CREATE TABLE IF NOT EXISTS footlights_meta (
     value INTEGER NOT NULL
 ) STRICT;";
 
-/// The tables of format version 1.
+/// The tables of the current format version (2).
 ///
 /// `key_text` is the key's display form (`room/general`), for people and tools; `key_sort` is
 /// its sortable encoding (see `key.rs`), which the uniqueness constraint, lookups, ordering and
 /// prefix listing use. Child rows reference their actor; writes check that it exists, and
 /// deleting an actor deletes them explicitly (the foreign keys are a second line of defence).
-const SCHEMA_V1: &str = "
+///
+/// `kv` is clustered on `(actor_id, key)` (`WITHOUT ROWID`), so listing a range of one actor's
+/// keys reads adjacent pages and nothing else; `actors.kv_bytes` keeps the size of each actor's
+/// map up to date in the same transactions that change it.
+const SCHEMA: &str = "
 CREATE TABLE actors (
     id            TEXT PRIMARY KEY NOT NULL,
     name          TEXT NOT NULL,
@@ -30,6 +34,7 @@ CREATE TABLE actors (
     key_sort      BLOB NOT NULL,
     created_at_ms INTEGER NOT NULL,
     generation    INTEGER NOT NULL,
+    kv_bytes      INTEGER NOT NULL DEFAULT 0,
     UNIQUE (name, key_sort)
 ) STRICT;
 
@@ -48,15 +53,34 @@ CREATE TABLE alarms (
 ) STRICT;
 
 CREATE INDEX alarms_by_time ON alarms (at_ms, actor_id, alarm_id);
+";
 
+/// The key-value table of format version 2, made by [`SCHEMA`]'s creation and by the upgrade
+/// from version 1.
+const KV_TABLE: &str = "
 CREATE TABLE kv (
     actor_id TEXT NOT NULL REFERENCES actors (id) ON DELETE CASCADE,
     key      BLOB NOT NULL,
     value    BLOB NOT NULL,
     PRIMARY KEY (actor_id, key)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 ";
 
+/// Format version 1 to 2, inside the opening transaction: the key-value table becomes
+/// clustered on its key, and every actor gets its map's size.
+const UPGRADE_1_TO_2: &str = "
+ALTER TABLE kv RENAME TO kv_v1;
+ALTER TABLE actors ADD COLUMN kv_bytes INTEGER NOT NULL DEFAULT 0;
+";
+
+/// After [`KV_TABLE`] is made again: the rows moved over, the old table dropped, the sizes
+/// counted.
+const UPGRADE_1_TO_2_DATA: &str = "
+INSERT INTO kv (actor_id, key, value) SELECT actor_id, key, value FROM kv_v1;
+DROP TABLE kv_v1;
+UPDATE actors SET kv_bytes =
+    (SELECT coalesce(sum(length(key) + length(value)), 0) FROM kv WHERE kv.actor_id = actors.id);
+";
 /// What [`open`] found and did, for the log.
 #[derive(Debug)]
 pub(crate) struct Opened {
@@ -129,7 +153,8 @@ fn init(connection: &mut Connection) -> Result<bool> {
         .map_err(StorageError::backend)?;
     let created = match found {
         None => {
-            tx.execute_batch(SCHEMA_V1).map_err(StorageError::backend)?;
+            tx.execute_batch(SCHEMA).map_err(StorageError::backend)?;
+            tx.execute_batch(KV_TABLE).map_err(StorageError::backend)?;
             tx.execute(
                 "INSERT INTO footlights_meta (name, value) VALUES ('format_version', ?1)",
                 [FORMAT_VERSION],
@@ -138,7 +163,9 @@ fn init(connection: &mut Connection) -> Result<bool> {
             true
         }
         Some(found) => {
-            check_version(found)?;
+            if check_version(found)? < FORMAT_VERSION {
+                upgrade(&tx, found)?;
+            }
             false
         }
     };
@@ -148,12 +175,41 @@ fn init(connection: &mut Connection) -> Result<bool> {
     Ok(created)
 }
 
-/// Accepts the versions this build reads. Version 1 is the first, so there is nothing to
-/// upgrade yet; upgrades of older versions go here, inside the opening transaction.
-fn check_version(found: i64) -> Result<()> {
+/// Brings a store of an older format version up to [`FORMAT_VERSION`], one version at a
+/// time, inside the opening transaction: a failed upgrade leaves the file as it was.
+fn upgrade(tx: &rusqlite::Transaction<'_>, found: i64) -> Result<()> {
+    let mut version = found;
+    while version < i64::from(FORMAT_VERSION) {
+        match version {
+            1 => {
+                tx.execute_batch(UPGRADE_1_TO_2)
+                    .and_then(|()| tx.execute_batch(KV_TABLE))
+                    .and_then(|()| tx.execute_batch(UPGRADE_1_TO_2_DATA))
+                    .map_err(StorageError::backend)?;
+            }
+            other => return Err(StorageError::backend(Error::BadFormatVersion(other))),
+        }
+        version += 1;
+        tracing::info!(
+            from = version - 1,
+            to = version,
+            "upgraded the store's format"
+        );
+    }
+    tx.execute(
+        "UPDATE footlights_meta SET value = ?1 WHERE name = 'format_version'",
+        [FORMAT_VERSION],
+    )
+    .map_err(StorageError::backend)?;
+    Ok(())
+}
+
+/// Accepts the versions this build reads (1 up to [`FORMAT_VERSION`]) and returns the one
+/// found.
+fn check_version(found: i64) -> Result<u32> {
     let supported = FORMAT_VERSION;
     match u32::try_from(found) {
-        Ok(found) if found == supported => Ok(()),
+        Ok(found) if (1..=supported).contains(&found) => Ok(found),
         Ok(found) if found > supported => Err(StorageError::UnsupportedFormat { found, supported }),
         Err(_) if found > 0 => Err(StorageError::UnsupportedFormat {
             found: u32::MAX,

@@ -1,10 +1,21 @@
 //! Footlights storage: where actors keep their durable state.
 //!
 //! A [`Driver`] stores, per actor: its metadata ([`ActorMeta`]: id, name, key, creation time,
-//! generation), the latest snapshot of its state, its scheduled alarms, and a small key-value
-//! map. Writes arrive as atomic batches ([`Driver::commit`]) so that the runtime can put the
-//! writes of many actors into one transaction and one fsync (group commit); new actors are
-//! recorded in the same batches ([`Write::CreateActor`]), each with its outcome reported.
+//! generation), the latest snapshot of its state, its scheduled alarms, and an ordered
+//! key-value map that may hold gigabytes (read by key, by many keys and by range, see
+//! [`KvRange`]). Writes arrive as atomic units ([`Driver::commit_units`]) so that the runtime
+//! can put the writes of many actors into one transaction and one fsync (group commit); new
+//! actors are recorded in the same batches ([`Write::CreateActor`]), each with its outcome
+//! reported.
+//!
+//! # Fencing
+//!
+//! Every start of an actor bumps its generation ([`Write::BumpGeneration`]). A running
+//! instance tags its writes with the generation it started as ([`Fence`]); the driver applies
+//! them only while that is still the actor's generation, so a stale instance (one that kept
+//! running after a newer one started, on this node or another) can never overwrite what the
+//! newer one wrote. Its unit is refused whole ([`UnitOutcome::Fenced`]) while the other units of
+//! the batch are applied.
 //!
 //! ```
 //! # futures::executor::block_on(async {
@@ -26,6 +37,7 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod kv;
 mod memory;
 
 use std::fmt::Debug;
@@ -33,11 +45,17 @@ use std::fmt::Debug;
 use futures::future::BoxFuture;
 
 pub use footlights_protocol::{ActorId, ActorKey};
+pub use kv::{KvRange, prefix_end};
 pub use memory::MemoryDriver;
 
-/// The version of the data layout this crate writes. Drivers record it and refuse to open
-/// data written with a newer one.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version of the data layout this crate writes. Drivers record it, refuse to open data
+/// written with a newer one, and upgrade data written with an older one when they open it.
+///
+/// - 1: actors, state snapshots, alarms, a small key-value map (the create input).
+/// - 2: the key-value map is an actor's ordered store: size accounted per actor
+///   ([`Driver::kv_size`]), listed by range; the runtime's own entries (the create input) sit
+///   under the key prefix `0x00`, the actor's under `0x01`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +84,10 @@ impl StorageError {
     }
 }
 
-/// A driver's [`commit`](Driver::commit) returned fewer create outcomes than the batch had
-/// creates.
+/// A driver's [`commit_units`](Driver::commit_units) returned fewer outcomes than it was given
+/// units, or fewer create outcomes than a unit had creates.
 #[derive(Debug, thiserror::Error)]
-#[error("the driver reported no outcome for a create")]
+#[error("the driver reported no outcome for a unit or a create")]
 struct MissingOutcome;
 
 /// `Result` with [`StorageError`].
@@ -177,6 +195,15 @@ pub enum Write {
         /// The key.
         key: Vec<u8>,
     },
+    /// Remove every key from `start` (included) to `end` (excluded; `None`: to the last key).
+    KvDeleteRange {
+        /// The actor.
+        actor: ActorId,
+        /// The first key removed.
+        start: Vec<u8>,
+        /// The first key kept after the range, if any.
+        end: Option<Vec<u8>>,
+    },
     /// Bump the actor's generation by one.
     BumpGeneration {
         /// The actor.
@@ -184,11 +211,84 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// The actor the write is for.
+    pub fn actor(&self) -> &ActorId {
+        match self {
+            Write::CreateActor { meta } => &meta.id,
+            Write::State { actor, .. }
+            | Write::PutAlarm { actor, .. }
+            | Write::DeleteAlarm { actor, .. }
+            | Write::KvPut { actor, .. }
+            | Write::KvDelete { actor, .. }
+            | Write::KvDeleteRange { actor, .. }
+            | Write::BumpGeneration { actor } => actor,
+        }
+    }
+}
+
+/// The instance a [`Unit`] comes from: its writes apply only while `generation` is still the
+/// actor's generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The actor.
+    pub actor: ActorId,
+    /// The generation the instance started as (the stored one after its start's bump).
+    pub generation: u64,
+}
+
+/// Writes applied together or not at all, within a [`Driver::commit_units`] batch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Unit {
+    /// If set, the unit is applied only while the fenced actor's stored generation equals the
+    /// fence's, and refused whole otherwise ([`UnitOutcome::Fenced`]).
+    pub fence: Option<Fence>,
+    /// The writes, applied in order.
+    pub writes: Vec<Write>,
+}
+
+impl Unit {
+    /// A unit that is applied whatever the generation.
+    pub fn unfenced(writes: Vec<Write>) -> Self {
+        Unit {
+            fence: None,
+            writes,
+        }
+    }
+
+    /// A unit that is applied only while `actor` is at `generation`.
+    pub fn fenced(actor: ActorId, generation: u64, writes: Vec<Write>) -> Self {
+        Unit {
+            fence: Some(Fence { actor, generation }),
+            writes,
+        }
+    }
+}
+
+/// What happened to one [`Unit`] of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitOutcome {
+    /// Applied; the outcome of each [`Write::CreateActor`] in the unit, in order.
+    Applied(Vec<CreateOutcome>),
+    /// Refused whole: the fenced actor's generation is no longer the fence's (or the actor is
+    /// gone: `current` is `None`).
+    Fenced {
+        /// The actor's stored generation.
+        current: Option<u64>,
+    },
+}
+
 /// A storage backend. Implementations must be safe to share between tasks.
 ///
-/// Every method is atomic on its own; [`commit`](Driver::commit) applies a whole batch or
-/// nothing, and once it returns `Ok` the batch is durable (it survives a crash of the process).
-/// Writes for actors that no longer exist are ignored.
+/// Every method is atomic on its own; [`commit_units`](Driver::commit_units) applies each unit
+/// whole or not at all, and the batch in one transaction; once it returns `Ok` the batch is
+/// durable (it survives a crash of the process). Writes for actors that no longer exist are
+/// ignored.
+///
+/// An actor's key-value map is read by key ([`kv_get`](Driver::kv_get),
+/// [`kv_get_many`](Driver::kv_get_many)) and by range ([`kv_list`](Driver::kv_list)), a page
+/// at a time, so that no read costs more than what it returns; its size in bytes is kept by
+/// the driver ([`kv_size`](Driver::kv_size)).
 pub trait Driver: Send + Sync + Debug + 'static {
     /// Records a new actor: a batch of one [`Write::CreateActor`]. If an actor with the same
     /// name and key exists, nothing is written and its metadata is returned. Concurrent calls
@@ -239,12 +339,55 @@ pub trait Driver: Send + Sync + Debug + 'static {
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
 
-    /// Applies a batch atomically and durably, in order, and returns the outcome of each
-    /// [`Write::CreateActor`] in the batch, in batch order (an empty vector when there is
-    /// none). A create sees the creates before it: of two creates of one name and key in a
-    /// batch, the first is [`Created`](CreateOutcome::Created) and the second
+    /// Several values of the actor's key-value map, in the order of `keys`, read at one point
+    /// in time. The default asks [`kv_get`](Driver::kv_get) once per key.
+    fn kv_get_many<'a>(
+        &'a self,
+        id: &'a ActorId,
+        keys: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
+        Box::pin(async move {
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(self.kv_get(id, key).await?);
+            }
+            Ok(values)
+        })
+    }
+
+    /// The entries of the actor's key-value map in `range`, in key order (descending if
+    /// [`reverse`](KvRange::reverse)), at most [`limit`](KvRange::limit) of them.
+    fn kv_list<'a>(
+        &'a self,
+        id: &'a ActorId,
+        range: &'a KvRange,
+    ) -> BoxFuture<'a, Result<Vec<(Vec<u8>, Vec<u8>)>>>;
+
+    /// The size of the actor's key-value map: the lengths of its keys and values added up.
+    /// Zero for an unknown actor.
+    fn kv_size<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<u64>>;
+
+    /// Applies a batch of units in one durable transaction: each unit whole, in order, or (if
+    /// its fence no longer holds) not at all; the other units are applied either way. Returns
+    /// one outcome per unit, in order. If the batch fails (`Err`), nothing of it is applied.
+    ///
+    /// A create sees the creates before it: of two creates of one name and key in a batch, the
+    /// first is [`Created`](CreateOutcome::Created) and the second
     /// [`Exists`](CreateOutcome::Exists) with the first one's metadata.
-    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Vec<CreateOutcome>>>;
+    fn commit_units(&self, units: Vec<Unit>) -> BoxFuture<'_, Result<Vec<UnitOutcome>>>;
+
+    /// Applies a batch atomically and durably, in order, as one unfenced [`Unit`], and returns
+    /// the outcome of each [`Write::CreateActor`] in the batch, in batch order (an empty vector
+    /// when there is none).
+    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Vec<CreateOutcome>>> {
+        Box::pin(async move {
+            let outcomes = self.commit_units(vec![Unit::unfenced(batch)]).await?;
+            match outcomes.into_iter().next() {
+                Some(UnitOutcome::Applied(created)) => Ok(created),
+                _ => Err(StorageError::backend(MissingOutcome)),
+            }
+        })
+    }
 
     /// Removes an actor with its state, alarms and key-value map. Its key becomes free.
     fn delete_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<()>>;

@@ -2,13 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use futures::future::BoxFuture;
 
 use crate::{
-    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, Driver, FORMAT_VERSION, Result,
-    StorageError, Write,
+    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, Driver, FORMAT_VERSION, KvRange, Result,
+    StorageError, Unit, UnitOutcome, Write,
 };
 
 /// A [`Driver`] that keeps everything in memory, for tests.
@@ -87,7 +88,13 @@ struct Record {
     meta: ActorMeta,
     state: Option<Vec<u8>>,
     alarms: HashMap<String, Alarm>,
-    kv: HashMap<Vec<u8>, Vec<u8>>,
+    kv: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The lengths of `kv`'s keys and values added up.
+    kv_bytes: u64,
+}
+
+fn entry_size(key: &[u8], value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }
 
 /// A new actor's id is already used by an actor with another name or key.
@@ -150,7 +157,7 @@ impl Store {
     /// Fails if a create in `batch` would reuse the id of another actor, before anything is
     /// applied, so that a failed batch changes nothing. No write removes an actor, so the
     /// creates earlier in the batch are the only change a create has to account for.
-    fn check_creates(&self, batch: &[Write]) -> Result<()> {
+    fn check_creates<'w>(&self, batch: impl Iterator<Item = &'w Write>) -> Result<()> {
         let mut new_keys = HashSet::new();
         let mut new_ids = HashSet::new();
         for write in batch {
@@ -183,7 +190,8 @@ impl Store {
                 meta,
                 state: None,
                 alarms: HashMap::new(),
-                kv: HashMap::new(),
+                kv: BTreeMap::new(),
+                kv_bytes: 0,
             },
         );
         CreateOutcome::Created
@@ -207,17 +215,8 @@ impl Store {
             Write::CreateActor { meta } => return outcomes.push(self.create(meta)),
             other => other,
         };
-        let actor = match &write {
-            Write::CreateActor { .. } => return,
-            Write::State { actor, .. }
-            | Write::PutAlarm { actor, .. }
-            | Write::DeleteAlarm { actor, .. }
-            | Write::KvPut { actor, .. }
-            | Write::KvDelete { actor, .. }
-            | Write::BumpGeneration { actor } => actor,
-        };
         // Writes for actors that do not exist (any more) are ignored.
-        let Some(record) = self.actors.get_mut(actor) else {
+        let Some(record) = self.actors.get_mut(write.actor()) else {
             return;
         };
         match write {
@@ -229,13 +228,63 @@ impl Store {
                 record.alarms.remove(&alarm_id);
             }
             Write::KvPut { key, value, .. } => {
-                record.kv.insert(key, value);
+                record.kv_bytes += entry_size(&key, &value);
+                if let Some(old) = record.kv.insert(key.clone(), value) {
+                    record.kv_bytes -= entry_size(&key, &old);
+                }
             }
             Write::KvDelete { key, .. } => {
-                record.kv.remove(&key);
+                if let Some(old) = record.kv.remove(&key) {
+                    record.kv_bytes -= entry_size(&key, &old);
+                }
+            }
+            Write::KvDeleteRange { start, end, .. } => {
+                let end = end.map_or(Bound::Unbounded, Bound::Excluded);
+                let doomed: Vec<Vec<u8>> = record
+                    .kv
+                    .range((Bound::Included(start), end))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in doomed {
+                    if let Some(old) = record.kv.remove(&key) {
+                        record.kv_bytes -= entry_size(&key, &old);
+                    }
+                }
             }
             Write::BumpGeneration { .. } => record.meta.generation += 1,
             Write::CreateActor { .. } => {}
+        }
+    }
+
+    /// Applies one unit, unless its fence no longer holds.
+    fn apply_unit(&mut self, unit: Unit) -> UnitOutcome {
+        if let Some(fence) = &unit.fence {
+            let current = self.actors.get(&fence.actor).map(|r| r.meta.generation);
+            if current != Some(fence.generation) {
+                return UnitOutcome::Fenced { current };
+            }
+        }
+        let mut outcomes = Vec::new();
+        for write in unit.writes {
+            self.apply(write, &mut outcomes);
+        }
+        UnitOutcome::Applied(outcomes)
+    }
+
+    fn kv_list(&self, id: &ActorId, range: &KvRange) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let Some(record) = self.actors.get(id) else {
+            return Vec::new();
+        };
+        if range.is_empty() {
+            return Vec::new();
+        }
+        let bounds = (range.start.clone(), range.end.clone());
+        let entries = record.kv.range::<Vec<u8>, _>(bounds);
+        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        if range.reverse {
+            entries.rev().take(range.limit).map(clone).collect()
+        } else {
+            entries.take(range.limit).map(clone).collect()
         }
     }
 
@@ -323,16 +372,41 @@ impl Driver for MemoryDriver {
         })
     }
 
-    fn commit(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Vec<CreateOutcome>>> {
+    fn kv_get_many<'a>(
+        &'a self,
+        id: &'a ActorId,
+        keys: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
+        Box::pin(async move {
+            Ok(self.with(|store| {
+                let record = store.actors.get(id);
+                keys.iter()
+                    .map(|k| record.and_then(|r| r.kv.get(k).cloned()))
+                    .collect()
+            }))
+        })
+    }
+
+    fn kv_list<'a>(
+        &'a self,
+        id: &'a ActorId,
+        range: &'a KvRange,
+    ) -> BoxFuture<'a, Result<Vec<(Vec<u8>, Vec<u8>)>>> {
+        Box::pin(async move { Ok(self.with(|store| store.kv_list(id, range))) })
+    }
+
+    fn kv_size<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(
+            async move { Ok(self.with(|store| store.actors.get(id).map_or(0, |r| r.kv_bytes))) },
+        )
+    }
+
+    fn commit_units(&self, units: Vec<Unit>) -> BoxFuture<'_, Result<Vec<UnitOutcome>>> {
         Box::pin(async move {
             // One lock for the whole batch: no reader sees half of it.
             self.with(|store| {
-                store.check_creates(&batch)?;
-                let mut outcomes = Vec::new();
-                batch
-                    .into_iter()
-                    .for_each(|write| store.apply(write, &mut outcomes));
-                Ok(outcomes)
+                store.check_creates(units.iter().flat_map(|u| &u.writes))?;
+                Ok(units.into_iter().map(|u| store.apply_unit(u)).collect())
             })
         })
     }

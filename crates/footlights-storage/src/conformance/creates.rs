@@ -4,7 +4,7 @@ use super::Harness;
 use super::support::{actor, bump, create, find, kv, kv_put, meta, open, set_state, state};
 use crate::{ActorMeta, CreateOutcome, Write};
 
-fn create_write(meta: &ActorMeta) -> Write {
+pub(super) fn create_write(meta: &ActorMeta) -> Write {
     Write::CreateActor { meta: meta.clone() }
 }
 

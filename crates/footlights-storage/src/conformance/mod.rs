@@ -31,8 +31,9 @@
 //! What the suite covers: saving and loading state, the `(name, key)` uniqueness (also under
 //! concurrent creates through two handles), creates inside a batch (their outcomes, the data
 //! written with them, atomicity), lookups, listing by key prefix and its order, alarms,
-//! the key-value map, batches (order, atomicity, writes for unknown actors), deleting, the
-//! generation, reopening after a crash (dropping every handle without closing), and the recorded
+//! the key-value map (ranges both ways, prefixes ending in `0xFF`, paging, range deletes, the
+//! size account), batches (order, atomicity of snapshot and key-value writes, writes for
+//! unknown actors), fenced units, deleting, the generation, reopening after a crash (dropping every handle without closing), and the recorded
 //! format version.
 
 use std::future::Future;
@@ -46,6 +47,7 @@ mod actors;
 mod creates;
 mod data;
 mod durability;
+mod kv;
 mod support;
 
 pub use actors::{
@@ -64,6 +66,11 @@ pub use data::{
     writes_for_unknown_actors_are_ignored,
 };
 pub use durability::{format_version_recorded_and_checked, reopen_after_crash};
+pub use kv::{
+    fenced_commit_from_an_old_generation_leaves_no_trace, kv_and_snapshot_fail_together,
+    kv_delete_range_and_size, kv_get_many_in_order, kv_list_ranges_both_ways,
+    kv_pages_visit_every_entry, kv_prefixes_ending_in_ff,
+};
 
 /// Opens the store under test, as many times as a check needs.
 ///
@@ -154,6 +161,13 @@ macro_rules! __conformance_checks {
             alarms_put_replace_delete
             all_alarms_across_actors
             kv_put_get_delete
+            kv_list_ranges_both_ways
+            kv_prefixes_ending_in_ff
+            kv_pages_visit_every_entry
+            kv_delete_range_and_size
+            kv_get_many_in_order
+            fenced_commit_from_an_old_generation_leaves_no_trace
+            kv_and_snapshot_fail_together
             batch_applies_writes_in_order
             batch_is_atomic_for_readers
             writes_for_unknown_actors_are_ignored
