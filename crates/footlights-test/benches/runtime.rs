@@ -66,6 +66,9 @@ impl Driver for Counting {
         load_state(id: &'a footlights::ActorId) -> Option<Vec<u8>>;
         load_alarms(id: &'a footlights::ActorId) -> Vec<footlights_storage::Alarm>;
         kv_get(id: &'a footlights::ActorId, key: &'a [u8]) -> Option<Vec<u8>>;
+        kv_get_many(id: &'a footlights::ActorId, keys: &'a [Vec<u8>]) -> Vec<Option<Vec<u8>>>;
+        kv_list(id: &'a footlights::ActorId, range: &'a footlights_storage::KvRange) -> Vec<(Vec<u8>, Vec<u8>)>;
+        kv_size(id: &'a footlights::ActorId) -> u64;
         delete_actor(id: &'a footlights::ActorId) -> ();
     }
 
@@ -78,12 +81,12 @@ impl Driver for Counting {
         self.inner.all_alarms()
     }
 
-    fn commit(
+    fn commit_units(
         &self,
-        batch: Vec<footlights_storage::Write>,
-    ) -> BoxFuture<'_, footlights_storage::Result<Vec<footlights_storage::CreateOutcome>>> {
+        units: Vec<footlights_storage::Unit>,
+    ) -> BoxFuture<'_, footlights_storage::Result<Vec<footlights_storage::UnitOutcome>>> {
         self.commits.fetch_add(1, Ordering::Relaxed);
-        self.inner.commit(batch)
+        self.inner.commit_units(units)
     }
 }
 
