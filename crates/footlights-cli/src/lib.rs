@@ -5,7 +5,9 @@
 //! ```
 //!
 //! `footlights serve` runs a Footlights server with the [demo actors](demo) on one address,
-//! keeping their state in `<data-dir>/footlights.db` (SQLite). Once it accepts connections it
+//! keeping their state in `<data-dir>/footlights.db` (SQLite). One server at a time uses a data
+//! directory: a second `footlights serve` on the same one exits at once with an error saying
+//! that the directory is in use by another process. Once it accepts connections it
 //! prints exactly one line to standard output,
 //!
 //! ```text

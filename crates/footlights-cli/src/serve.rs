@@ -23,7 +23,8 @@ pub struct ServeOptions {
     /// Port to listen on; 0 picks a free one (the line printed when ready shows it).
     #[arg(long, default_value_t = 6420)]
     pub port: u16,
-    /// Directory for the state file `footlights.db`; created if missing.
+    /// Directory for the state file `footlights.db`; created if missing. One server at a time
+    /// may use it (a lock file `footlights.db.lock` beside the state file says which).
     #[arg(long, default_value = "./data")]
     pub data_dir: PathBuf,
     /// Also serve `testActor`, which the JavaScript compatibility tests use (errors, timeouts,
@@ -69,7 +70,8 @@ impl Listening {
     ///
     /// # Errors
     /// When the data directory cannot be created, the store cannot be opened (for example, it
-    /// was written by a newer version), or the address cannot be bound.
+    /// was written by a newer version, or another process is serving the same data directory),
+    /// or the address cannot be bound.
     pub async fn open(options: &ServeOptions) -> anyhow::Result<Listening> {
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir)

@@ -19,4 +19,19 @@ pub(crate) enum Error {
     /// A kind of write this driver does not know (added to `Write` after this driver).
     #[error("unsupported kind of write")]
     UnsupportedWrite,
+    /// Another process holds the lock file of the database: it is serving the same data.
+    #[error(
+        "the data directory {} is in use by another process (lock file {})",
+        dir.display(),
+        lock.display()
+    )]
+    InUse {
+        /// The directory of the database.
+        dir: std::path::PathBuf,
+        /// The lock file that another process holds.
+        lock: std::path::PathBuf,
+    },
+    /// The database path names no file (such as `/` or `..`), so there is no lock file beside it.
+    #[error("the database path {} names no file", .0.display())]
+    NoFileName(std::path::PathBuf),
 }

@@ -23,13 +23,17 @@
 //!
 //! What this crate is:
 //! - [`SqliteDriver`], a [`Driver`] on one database file (plus
-//!   SQLite's `-wal` and `-shm` files beside it), in WAL mode with `synchronous=FULL`: a
+//!   SQLite's `-wal` and `-shm` files and a `.lock` file beside it), in WAL mode with `synchronous=FULL`: a
 //!   [`commit`](Driver::commit) is one transaction, durable when it returns (or, opted into
 //!   with [`Durability::Process`], durable against a crash of the process but not of the
 //!   machine);
 //! - non-blocking for async callers: each opened driver has a thread owning its write
 //!   connection and one owning a read connection, so disk waits and `fsync` never stall the
 //!   runtime, and lookups do not queue behind commits;
+//! - one process per file: opening takes an exclusive lock on `<file name>.lock` beside the
+//!   database (`footlights.db.lock`), so a second process opening the same file fails at once
+//!   instead of serving the same actors and losing the other's writes; opens within one process
+//!   share the lock;
 //! - versioned: the file records its format version
 //!   ([`FORMAT_VERSION`](footlights_storage::FORMAT_VERSION)), and a file written by a newer
 //!   version is refused with [`StorageError::UnsupportedFormat`](footlights_storage::StorageError).
@@ -41,6 +45,7 @@
 
 mod error;
 mod key;
+mod lock;
 mod ops;
 mod schema;
 mod worker;
@@ -95,8 +100,14 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Open it with [`SqliteDriver::open`] or [`SqliteDriver::builder`]. Clones are cheap and share
 /// its connections (one for writes, one for reads, each on its thread); they close when the
 /// last clone drops. There is no
-/// `close`: every commit was already durable when it returned. Opening the same file again (in
-/// this process or another) gives another connection to the same data.
+/// `close`: every commit was already durable when it returned.
+///
+/// One process at a time uses a file. Opening takes an exclusive lock on a file beside it, named
+/// after it with `.lock` added (`footlights.db.lock`); while it is held, opening the file from
+/// another process fails at once with an error naming the directory. Opening the same file again
+/// in this process gives another connection to the same data and shares the lock, which is
+/// released when the last driver of the process on that file has dropped and closed its
+/// connections (or when the process ends, however it ends). The lock file itself stays.
 #[derive(Clone)]
 pub struct SqliteDriver {
     /// The write connection's thread, shared by clones: commits, creates, deletes.
@@ -105,6 +116,9 @@ pub struct SqliteDriver {
     /// not in WAL mode (readers would then wait for the writer's locks anyway).
     reader: Worker,
     path: Arc<Path>,
+    /// This process's hold on the database's lock file, shared by clones (and kept by the
+    /// connections' threads until they have closed their connections).
+    _lock: Arc<lock::Held>,
 }
 
 impl fmt::Debug for SqliteDriver {
@@ -128,8 +142,9 @@ impl SqliteDriver {
     ///
     /// [`StorageError::UnsupportedFormat`](footlights_storage::StorageError::UnsupportedFormat)
     /// if the file was written by a newer format version;
-    /// [`StorageError::Backend`](footlights_storage::StorageError::Backend) if it cannot be
-    /// opened or created, is not an SQLite database, or stays locked by another connection for
+    /// [`StorageError::Backend`](footlights_storage::StorageError::Backend) if another process
+    /// has it open (at once, without waiting), if it or its lock file cannot be opened or
+    /// created, if it is not an SQLite database, or if it stays locked by another connection for
     /// longer than the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteDriver> {
         SqliteDriver::builder(path).open().await
@@ -194,8 +209,10 @@ impl SqliteDriverBuilder {
         let path: Arc<Path> = Arc::from(self.path.as_path());
         let busy_timeout = self.busy_timeout;
         let durability = self.durability;
+        // Before the database: another process serving it must not get as far as reading it.
+        let lock = Arc::new(lock::acquire(&self.path)?);
         let file = self.path.clone();
-        let (writer, wal) = Worker::start("footlights-sqlite", move || {
+        let (writer, wal) = Worker::start("footlights-sqlite", Arc::clone(&lock), move || {
             let opened = schema::open(&file, busy_timeout, durability)?;
             tracing::debug!(
                 path = %file.display(),
@@ -218,10 +235,11 @@ impl SqliteDriverBuilder {
         .await?;
         let reader = if wal {
             let file = self.path;
-            let (reader, ()) = Worker::start("footlights-sqlite-read", move || {
-                Ok((schema::open_reader(&file, busy_timeout)?, ()))
-            })
-            .await?;
+            let (reader, ()) =
+                Worker::start("footlights-sqlite-read", Arc::clone(&lock), move || {
+                    Ok((schema::open_reader(&file, busy_timeout)?, ()))
+                })
+                .await?;
             reader
         } else {
             writer.clone()
@@ -230,6 +248,7 @@ impl SqliteDriverBuilder {
             writer,
             reader,
             path,
+            _lock: lock,
         })
     }
 }

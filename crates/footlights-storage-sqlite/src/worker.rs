@@ -30,10 +30,12 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// Starts a thread named `name`, which opens its connection with `open`; returns once it
-    /// is open, with what `open` returned beside the connection.
-    pub(crate) async fn start<T, O>(name: &str, open: O) -> Result<(Worker, T)>
+    /// is open, with what `open` returned beside the connection. The thread keeps `keep` until
+    /// its connection is closed.
+    pub(crate) async fn start<T, K, O>(name: &str, keep: K, open: O) -> Result<(Worker, T)>
     where
         T: Send + 'static,
+        K: Send + 'static,
         O: FnOnce() -> Result<(Connection, T)> + Send + 'static,
     {
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -55,6 +57,8 @@ impl Worker {
                 while let Ok(job) = queue.recv() {
                     job(&mut connection);
                 }
+                drop(connection);
+                drop(keep);
             })
             .map_err(StorageError::backend)?;
         let info = opened_rx

@@ -1,5 +1,5 @@
 //! `footlights serve`: the ready line, the manager API and actions over HTTP, a clean stop on
-//! SIGTERM, state kept across restarts, and start-up errors.
+//! SIGTERM, state kept across restarts, one server per data directory, and start-up errors.
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -227,4 +227,57 @@ async fn a_data_dir_that_is_a_file_fails_at_start_up() {
         stderr.contains("cannot create the data directory"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let first = start(&data_dir, &[]).await;
+    assert_eq!(
+        first.action("counter", "c", "increment", json!([2])).await,
+        (200, json!({ "output": 2 }))
+    );
+
+    // `kill_on_drop`: should it wait for the lock instead of failing, the timeout stops it.
+    let output = tokio::time::timeout(
+        LIMIT,
+        Command::new(env!("CARGO_BIN_EXE_footlights"))
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(&data_dir)
+            .env_remove("RUST_BACKTRACE")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the second server exits at once")
+    .unwrap();
+    assert!(!output.status.success(), "{:?}", output.status);
+    assert!(output.stdout.is_empty(), "no ready line");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&data_dir.display().to_string()),
+        "the error names the data directory: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "the data directory {} is in use by another process",
+            data_dir.canonicalize().unwrap().display()
+        )),
+        "{stderr}"
+    );
+
+    // The first server is undisturbed, and its exit releases the directory.
+    assert_eq!(
+        first.action("counter", "c", "increment", json!([3])).await,
+        (200, json!({ "output": 5 }))
+    );
+    assert!(first.terminate().await.success());
+    let again = start(&data_dir, &[]).await;
+    assert_eq!(
+        again.action("counter", "c", "getCount", json!([])).await,
+        (200, json!({ "output": 5 }))
+    );
+    assert!(again.terminate().await.success());
 }

@@ -1,0 +1,165 @@
+//! One process per database file: an exclusive lock on a file beside it.
+//!
+//! Two processes serving the same file would each keep their own view of the actors in memory
+//! and overwrite each other's acknowledged writes; SQLite's own locks only order their
+//! transactions. So [`acquire`] takes an exclusive, non-blocking lock on `<database>.lock`
+//! (`footlights.db.lock` for `footlights.db`) before the database is opened, and another
+//! process fails at once instead of waiting.
+//!
+//! Inside one process the database may be opened several times at once (tests and docs do):
+//! those opens share the one locked handle, kept in a process-wide table and counted; the last
+//! [`Held`] to drop closes it, which releases the lock. Counting under the table's mutex (and not
+//! with a `Weak` that dies before the handle is closed) means an open racing with the last drop
+//! never finds the lock still taken by its own process.
+//!
+//! The lock file is left in place when released: removing it could let two processes lock two
+//! different files of the same name. It is empty and harmless.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use footlights_storage::{Result, StorageError};
+
+use crate::error::Error;
+
+/// The locked handles of this process, by the canonical path of their lock file, with how many
+/// [`Held`]s share each.
+static LOCKS: Mutex<BTreeMap<PathBuf, (File, usize)>> = Mutex::new(BTreeMap::new());
+
+fn locks() -> MutexGuard<'static, BTreeMap<PathBuf, (File, usize)>> {
+    // The table stays consistent across a panic: every change is one insert, update or remove.
+    LOCKS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// This process's hold on a database's lock file; the lock is released when the last one of the
+/// process drops.
+#[derive(Debug)]
+pub(crate) struct Held {
+    /// The key in [`LOCKS`].
+    path: PathBuf,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut locks = locks();
+        if let Some((_, holders)) = locks.get_mut(&self.path) {
+            *holders = holders.saturating_sub(1);
+            if *holders == 0 {
+                // Closing the handle releases the lock, while the table is still locked.
+                locks.remove(&self.path);
+            }
+        }
+    }
+}
+
+/// The lock file of the database at `database`: `<file name>.lock` in the same directory, with
+/// the directory canonicalized so that every spelling of the path finds the same entry.
+fn lock_path(database: &Path) -> Result<PathBuf> {
+    let dir = match database.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let dir = dir.canonicalize().map_err(StorageError::backend)?;
+    let mut name = database
+        .file_name()
+        .map(OsString::from)
+        .ok_or_else(|| StorageError::backend(Error::NoFileName(database.to_path_buf())))?;
+    name.push(".lock");
+    Ok(dir.join(name))
+}
+
+/// Takes the lock of the database at `database` for this process, or shares it if this process
+/// holds it already.
+///
+/// # Errors
+///
+/// [`Error::InUse`] (as a backend error) at once if another process holds it; a backend error if
+/// the directory or the lock file cannot be opened.
+pub(crate) fn acquire(database: &Path) -> Result<Held> {
+    let path = lock_path(database)?;
+    let mut locks = locks();
+    if let Some((_, holders)) = locks.get_mut(&path) {
+        *holders += 1;
+        return Ok(Held { path });
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(StorageError::backend)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let dir = path.parent().unwrap_or(&path).to_path_buf();
+            return Err(StorageError::backend(Error::InUse { dir, lock: path }));
+        }
+        Err(TryLockError::Error(e)) => return Err(StorageError::backend(e)),
+    }
+    locks.insert(path.clone(), (file, 1));
+    Ok(Held { path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_in_use(err: &StorageError) -> bool {
+        let StorageError::Backend(inner) = err else {
+            return false;
+        };
+        matches!(inner.downcast_ref::<Error>(), Some(Error::InUse { .. }))
+    }
+
+    #[test]
+    fn holds_in_one_process_share_the_lock_until_the_last_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("footlights.db");
+        let first = acquire(&db).unwrap();
+        // Another spelling of the same path shares the same lock.
+        let second = acquire(&dir.path().join(".").join("footlights.db")).unwrap();
+        let lock = dir.path().join("footlights.db.lock");
+        assert!(lock.exists());
+
+        // A handle of its own (as another process would have) cannot take it.
+        let other = File::open(&lock).unwrap();
+        assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
+
+        drop(first);
+        assert!(
+            matches!(other.try_lock(), Err(TryLockError::WouldBlock)),
+            "released while a hold was left"
+        );
+        drop(second);
+        other.try_lock().expect("the lock was released");
+
+        // Now held elsewhere: this process's next hold fails at once, naming the directory.
+        let err = acquire(&db).unwrap_err();
+        assert!(is_in_use(&err), "{err:?}");
+        let StorageError::Backend(inner) = &err else {
+            unreachable!()
+        };
+        let message = inner.to_string();
+        let canonical = dir.path().canonicalize().unwrap();
+        assert!(
+            message.contains(&canonical.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("another process"), "{message}");
+
+        other.unlock().unwrap();
+        drop(acquire(&db).unwrap());
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = acquire(&dir.path().join("missing").join("footlights.db")).unwrap_err();
+        assert!(matches!(err, StorageError::Backend(_)), "{err:?}");
+        assert!(!is_in_use(&err));
+    }
+}
