@@ -3,6 +3,7 @@
 mod conformance;
 mod crash;
 mod format_version;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 
