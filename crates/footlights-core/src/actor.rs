@@ -87,6 +87,15 @@ pub struct ActorOptions {
     pub conn_grace: Duration,
     /// Whether the actor sleeps at all.
     pub no_sleep: bool,
+    /// The most an actor's key-value store ([`Ctx::kv`](crate::Ctx::kv)) may hold, in bytes
+    /// of keys and values (10 GiB by default); past it, writes fail with `kv.actor_too_large`.
+    pub kv_max_bytes: u64,
+    /// The most one message (an action, a hook) may write to the store, in bytes of keys and
+    /// values (16 MiB by default); past it, writes fail with `kv.message_too_large`.
+    pub kv_max_message_bytes: u64,
+    /// How many bytes of the store's values an awake actor keeps in memory for reads
+    /// (256 KiB by default).
+    pub kv_cache_bytes: usize,
 }
 
 impl Default for ActorOptions {
@@ -97,6 +106,9 @@ impl Default for ActorOptions {
             connect_timeout: Duration::from_secs(5),
             conn_grace: Duration::from_secs(15),
             no_sleep: false,
+            kv_max_bytes: 10 << 30,
+            kv_max_message_bytes: 16 << 20,
+            kv_cache_bytes: 256 << 10,
         }
     }
 }
@@ -355,6 +367,8 @@ impl<A: Actor> Copy for Entry<A> {}
 pub struct ActionTable<A: Actor> {
     entries: std::collections::HashMap<&'static str, Entry<A>>,
     timeouts: std::collections::HashMap<&'static str, Duration>,
+    /// Whether the log has warned that a snapshot of this type grew large (once per type).
+    pub(crate) warned_large_snapshot: std::sync::atomic::AtomicBool,
 }
 
 impl<A: Actor> std::fmt::Debug for ActionTable<A> {
@@ -373,6 +387,7 @@ impl<A: Actor> ActionTable<A> {
         ActionTable {
             entries: Default::default(),
             timeouts: Default::default(),
+            warned_large_snapshot: Default::default(),
         }
     }
 

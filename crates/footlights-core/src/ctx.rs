@@ -16,12 +16,17 @@ use crate::clock::ClockHandle;
 use crate::conn::Conn;
 use crate::gate::{Gate, Output};
 use crate::instance::Mailbox;
+use crate::kv::{Kv, KvStore};
 
 /// Per-actor data shared by the actor task, its contexts and its connections.
 pub(crate) struct Shared<A: Actor> {
     pub(crate) id: ActorId,
     pub(crate) key: ActorKey,
+    /// The generation this instance started as; its writes are fenced with it.
+    pub(crate) generation: u64,
     pub(crate) gate: Arc<Gate>,
+    /// The actor's key-value store.
+    pub(crate) kv: KvStore,
     /// Live connections, in the order they joined. Changed only by the actor task.
     pub(crate) conns: Mutex<Vec<Conn<A>>>,
     /// The actor's own mailbox.
@@ -181,6 +186,20 @@ impl<A: Actor> Ctx<A> {
     /// A client for calling other actors (or this one) in the same process.
     pub fn client(&self) -> &Client {
         &self.shared.client
+    }
+
+    /// The actor's own ordered key-value store, for data that outgrows the state: durable,
+    /// committed with the state after each message, read a page at a time. See [`Kv`].
+    ///
+    /// ```no_run
+    /// # async fn f<A: footlights_core::Actor>(ctx: &footlights_core::Ctx<A>) -> Result<(), footlights_core::ActionError> {
+    /// ctx.kv().put("greeting", "hello").await?;
+    /// let greeting: Option<String> = ctx.kv().get("greeting").await?;
+    /// assert_eq!(greeting.as_deref(), Some("hello"));
+    /// # Ok(()) }
+    /// ```
+    pub fn kv(&self) -> Kv<'_> {
+        Kv::new(&self.shared.kv)
     }
 }
 

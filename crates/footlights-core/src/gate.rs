@@ -176,9 +176,9 @@ impl Output {
         }
     }
 
-    /// What goes out instead when the write this output waited for failed.
-    fn failed(self) -> Option<Output> {
-        let error = ActionError::internal("state could not be saved").masked();
+    /// What goes out instead when the write this output waited for failed with `error`.
+    fn failed(self, error: &ActionError) -> Option<Output> {
+        let error = error.masked();
         match self {
             Output::Reply(tx, _) => Some(Output::Reply(tx, Err(error))),
             Output::ToConn(sink, ToClient::ActionResponse { id, .. }) => Some(Output::ToConn(
@@ -331,12 +331,12 @@ impl Gate {
         });
     }
 
-    /// The write `seq` failed: outputs waiting on it become errors (events are dropped).
-    pub(crate) fn mark_failed(&self, seq: u64) {
+    /// The write `seq` failed: outputs waiting on it become `error` (events are dropped).
+    pub(crate) fn mark_failed(&self, seq: u64, error: &ActionError) {
         let mut st = self.lock();
         while st.queue.front().is_some_and(|(s, _)| *s <= seq) {
             if let Some((_, out)) = st.queue.pop_front()
-                && let Some(out) = out.failed()
+                && let Some(out) = out.failed(error)
             {
                 out.deliver();
             }
@@ -351,6 +351,11 @@ impl Gate {
     /// The newest sequence issued.
     pub(crate) fn issued(&self) -> u64 {
         self.lock().issued
+    }
+
+    /// Every write up to this sequence is durable (or failed).
+    pub(crate) fn durable(&self) -> u64 {
+        self.lock().durable
     }
 
     /// Waits until every write up to `seq` is durable.
@@ -525,7 +530,7 @@ mod tests {
         let seq = gate.issue();
         let event = footlights_protocol::SharedEvent::new("tick", vec![]);
         gate.push_all(vec![Output::ToConn(sink, ToClient::Broadcast(event))]);
-        gate.mark_failed(seq);
+        gate.mark_failed(seq, &ActionError::internal("state could not be saved"));
         assert!(drain(&mut rx).is_empty());
     }
 
@@ -535,7 +540,7 @@ mod tests {
         let seq = gate.issue();
         let (out, mut rx) = reply();
         gate.push(out);
-        gate.mark_failed(seq);
+        gate.mark_failed(seq, &ActionError::internal("state could not be saved"));
         let err = rx.try_recv().unwrap().unwrap_err();
         assert_eq!(err.code(), "internal_error");
         assert!(gate.has_failed());

@@ -28,6 +28,7 @@ mod conn;
 mod ctx;
 mod gate;
 mod instance;
+pub mod kv;
 mod local;
 pub mod raw;
 mod registry;
@@ -41,5 +42,7 @@ pub use actor::{
 pub use conn::{Conn, ConnRequest};
 pub use ctx::{Ctx, Schedule};
 pub use footlights_protocol::{ActionError, ActorId, ActorKey, Value};
+pub use footlights_storage::KvRange;
+pub use kv::{Kv, KvEntry, KvKey, KvPage};
 pub use raw::{RawEvent, RawLink, RawLinkSender, RawRequest, RawResponse, RawSocket, WsMessage};
 pub use registry::{Registry, RegistryBuilder};

@@ -5,12 +5,18 @@
 //! snapshot of each actor, commits the batch (one fsync with the SQLite driver), then tells
 //! each actor's [`Gate`] which sequence became durable and each creator whether its actor was
 //! created or its key was already taken.
+//!
+//! Each request is one [`Unit`]: an instance's writes carry its [`Fence`] (the generation it
+//! started as), so the driver refuses them if a newer instance has started since. A refused
+//! unit fails its gate with `actor.restarting`, a retryable error, and the instance stops.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use footlights_protocol::ActionError;
-use footlights_storage::{ActorId, ActorMeta, CreateOutcome, Driver, StorageError, Write};
+use footlights_storage::{
+    ActorId, ActorMeta, CreateOutcome, Driver, Fence, StorageError, Unit, UnitOutcome, Write,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::gate::Gate;
@@ -20,6 +26,9 @@ const MAX_BATCH: usize = 4096;
 
 pub(crate) struct WriteRequest {
     pub(crate) writes: Vec<Write>,
+    /// The instance that made the writes; `None` for bookkeeping that holds whatever the
+    /// generation (the generation bump of a start).
+    pub(crate) fence: Option<Fence>,
     pub(crate) gate: Arc<Gate>,
     pub(crate) seq: u64,
 }
@@ -46,12 +55,29 @@ impl Job {
         }
     }
 
+    fn fence(&self) -> Option<&Fence> {
+        match self {
+            Job::Write(r) => r.fence.as_ref(),
+            Job::Create(_) => None,
+        }
+    }
+
     fn take_writes(&mut self) -> Vec<Write> {
         std::mem::take(match self {
             Job::Write(r) => &mut r.writes,
             Job::Create(r) => &mut r.writes,
         })
     }
+}
+
+/// The error a fenced instance's callers get: the actor restarts; trying again reaches the
+/// new instance.
+fn fenced_error() -> ActionError {
+    ActionError::new(
+        "actor",
+        "restarting",
+        "the actor restarted elsewhere; try again",
+    )
 }
 
 /// Sends writes to the writer task. Cheap to clone.
@@ -72,7 +98,7 @@ impl Writer {
     /// shut down), the write fails.
     pub(crate) fn submit(&self, req: WriteRequest) {
         if let Err(mpsc::error::SendError(Job::Write(req))) = self.tx.send(Job::Write(req)) {
-            req.gate.mark_failed(req.seq);
+            req.gate.mark_failed(req.seq, &ActionError::stopping());
         }
     }
 
@@ -107,23 +133,34 @@ fn storage(e: &StorageError) -> ActionError {
 async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut jobs = Vec::new();
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let batch = coalesce(&mut jobs);
-        let result = if batch.is_empty() {
-            Ok(Vec::new())
+        let units = coalesce(&mut jobs);
+        let result = if units.iter().all(|u| u.writes.is_empty()) {
+            Ok(vec![UnitOutcome::Applied(Vec::new()); units.len()])
         } else {
-            driver.commit(batch).await
+            driver.commit_units(units).await
         };
         match result {
             Ok(outcomes) => {
                 let mut outcomes = outcomes.into_iter();
                 for job in jobs.drain(..) {
-                    match job {
-                        Job::Write(r) => r.gate.mark_durable(r.seq),
-                        Job::Create(r) => {
-                            let answer = outcomes.next().ok_or_else(|| {
+                    let outcome = outcomes.next();
+                    match (job, outcome) {
+                        (Job::Write(r), Some(UnitOutcome::Applied(_))) => {
+                            r.gate.mark_durable(r.seq);
+                        }
+                        (Job::Write(r), Some(UnitOutcome::Fenced { current })) => {
+                            tracing::warn!(actor = ?r.fence, ?current, "writes of a stale instance refused");
+                            r.gate.mark_failed(r.seq, &fenced_error());
+                        }
+                        (Job::Create(r), Some(UnitOutcome::Applied(created))) => {
+                            let answer = created.into_iter().next().ok_or_else(|| {
                                 ActionError::internal("storage: no outcome for a create")
                             });
                             let _ = r.reply.send(answer);
+                        }
+                        (job, _) => {
+                            tracing::error!("storage: no outcome for a unit");
+                            fail(job, &ActionError::internal("storage: no outcome"));
                         }
                     }
                 }
@@ -131,46 +168,58 @@ async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<Job>) {
             Err(e) => {
                 tracing::error!(error = %e, source = ?std::error::Error::source(&e), requests = jobs.len(), "group commit failed");
                 for job in jobs.drain(..) {
-                    match job {
-                        Job::Write(r) => r.gate.mark_failed(r.seq),
-                        Job::Create(r) => {
-                            let _ = r.reply.send(Err(storage(&e)));
-                        }
-                    }
+                    fail(job, &storage(&e));
                 }
             }
         }
     }
 }
 
-/// The writes of a batch in arrival order, with every state snapshot but the newest of each
-/// actor dropped. Only create jobs carry [`Write::CreateActor`], one each, so the driver's
-/// outcomes come back in the order of the create jobs.
-fn coalesce(jobs: &mut [Job]) -> Vec<Write> {
-    let mut newest_state: HashMap<ActorId, (usize, usize)> = HashMap::new();
+fn fail(job: Job, error: &ActionError) {
+    match job {
+        Job::Write(r) => r.gate.mark_failed(r.seq, error),
+        Job::Create(r) => {
+            let _ = r.reply.send(Err(error.clone()));
+        }
+    }
+}
+
+/// One unit per job, in arrival order, with every state snapshot but the newest of each
+/// instance dropped. Only create jobs carry [`Write::CreateActor`], one each, so the driver's
+/// outcomes come back in the order of the jobs.
+fn coalesce(jobs: &mut [Job]) -> Vec<Unit> {
+    // Keyed by actor and fence: snapshots of two instances of one actor are never merged.
+    let mut newest_state: HashMap<(ActorId, Option<u64>), (usize, usize)> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
+        let generation = job.fence().map(|f| f.generation);
         for (j, w) in job.writes().iter().enumerate() {
             if let Write::State { actor, .. } = w {
-                newest_state.insert(actor.clone(), (i, j));
+                newest_state.insert((actor.clone(), generation), (i, j));
             }
         }
     }
-    let mut batch = Vec::new();
+    let mut units = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter_mut().enumerate() {
         let is_create = matches!(job, Job::Create(_));
-        for (j, w) in job.take_writes().into_iter().enumerate() {
-            let keep = match &w {
-                Write::State { actor, .. } => newest_state.get(actor) == Some(&(i, j)),
+        let fence = job.fence().cloned();
+        let generation = fence.as_ref().map(|f| f.generation);
+        let writes = job
+            .take_writes()
+            .into_iter()
+            .enumerate()
+            .filter(|(j, w)| match w {
+                Write::State { actor, .. } => {
+                    newest_state.get(&(actor.clone(), generation)) == Some(&(i, *j))
+                }
                 // Outcomes are matched to create jobs in order: only they may create.
                 Write::CreateActor { .. } => is_create,
                 _ => true,
-            };
-            if keep {
-                batch.push(w);
-            }
-        }
+            })
+            .map(|(_, w)| w)
+            .collect();
+        units.push(Unit { fence, writes });
     }
-    batch
+    units
 }
 
 #[cfg(test)]
@@ -189,9 +238,14 @@ mod tests {
     fn write_job(writes: Vec<Write>, gate: &Arc<Gate>, seq: u64) -> Job {
         Job::Write(WriteRequest {
             writes,
+            fence: None,
             gate: gate.clone(),
             seq,
         })
+    }
+
+    fn flat(units: Vec<Unit>) -> Vec<Write> {
+        units.into_iter().flat_map(|u| u.writes).collect()
     }
 
     fn meta(id: &str, key: &str) -> ActorMeta {
@@ -213,7 +267,7 @@ mod tests {
                 3,
             ),
         ];
-        let batch = coalesce(&mut jobs);
+        let batch = flat(coalesce(&mut jobs));
         assert_eq!(batch.len(), 3);
         assert!(batch.contains(&state("a", 2)));
         assert!(batch.contains(&state("b", 1)));
@@ -237,7 +291,7 @@ mod tests {
             write_job(vec![state("x", 1)], &gate, 1),
             create(&b, vec![]),
         ];
-        let batch = coalesce(&mut jobs);
+        let batch = flat(coalesce(&mut jobs));
         assert_eq!(
             batch,
             vec![

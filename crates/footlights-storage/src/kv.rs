@@ -6,6 +6,9 @@
 
 use std::ops::Bound;
 
+/// Key-value entries as a listing returns them: `(key, value)` pairs.
+pub type KvEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The keys of a listing ([`Driver::kv_list`](crate::Driver::kv_list)): a range, a direction
 /// and the most entries to return.
 ///
@@ -93,6 +96,27 @@ impl KvRange {
     #[must_use]
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;
+        self
+    }
+
+    /// The rest of the listing after `key` (the last key of a page) in the listing's
+    /// direction: the range with its lower bound (upper, if [`reverse`](Self::reverse)) moved
+    /// past `key`.
+    ///
+    /// ```
+    /// use footlights_storage::KvRange;
+    /// let next = KvRange::prefix(b"m").after(b"m2");
+    /// assert!(!next.contains(b"m2") && next.contains(b"m3"));
+    /// let older = KvRange::prefix(b"m").reverse().after(b"m2");
+    /// assert!(older.contains(b"m1") && !older.contains(b"m3"));
+    /// ```
+    #[must_use]
+    pub fn after(mut self, key: &[u8]) -> Self {
+        if self.reverse {
+            self.end = Bound::Excluded(key.to_vec());
+        } else {
+            self.start = Bound::Excluded(key.to_vec());
+        }
         self
     }
 

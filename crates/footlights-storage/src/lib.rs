@@ -45,7 +45,7 @@ use std::fmt::Debug;
 use futures::future::BoxFuture;
 
 pub use footlights_protocol::{ActorId, ActorKey};
-pub use kv::{KvRange, prefix_end};
+pub use kv::{KvEntries, KvRange, prefix_end};
 pub use memory::MemoryDriver;
 
 /// The version of the data layout this crate writes. Drivers record it, refuse to open data
@@ -53,8 +53,8 @@ pub use memory::MemoryDriver;
 ///
 /// - 1: actors, state snapshots, alarms, a small key-value map (the create input).
 /// - 2: the key-value map is an actor's ordered store: size accounted per actor
-///   ([`Driver::kv_size`]), listed by range; the runtime's own entries (the create input) sit
-///   under the key prefix `0x00`, the actor's under `0x01`.
+///   ([`Driver::kv_size`]), listed by range. The runtime keeps the actor's own entries under
+///   the key prefix `0x01` and its bookkeeping (such as the create input) under other keys.
 pub const FORMAT_VERSION: u32 = 2;
 
 /// Storage errors.
@@ -361,7 +361,7 @@ pub trait Driver: Send + Sync + Debug + 'static {
         &'a self,
         id: &'a ActorId,
         range: &'a KvRange,
-    ) -> BoxFuture<'a, Result<Vec<(Vec<u8>, Vec<u8>)>>>;
+    ) -> BoxFuture<'a, Result<KvEntries>>;
 
     /// The size of the actor's key-value map: the lengths of its keys and values added up.
     /// Zero for an unknown actor.

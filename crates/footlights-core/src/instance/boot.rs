@@ -54,10 +54,27 @@ impl<A: Actor> Instance<A> {
             }
         };
         let alarms = alarms.map_err(storage)?;
+        let options = A::options();
+        let gate = Gate::new();
+        // This start bumps the stored generation (below); the instance's writes are fenced
+        // with the bumped one.
+        let generation = meta.generation + 1;
+        let kv = KvStore::new(
+            driver.clone(),
+            id.clone(),
+            gate.clone(),
+            kv::Limits {
+                max_bytes: options.kv_max_bytes,
+                max_message_bytes: options.kv_max_message_bytes,
+                cache_bytes: options.kv_cache_bytes,
+            },
+        );
         let shared = Arc::new(Shared {
             id: id.clone(),
             key: meta.key.clone(),
-            gate: Gate::new(),
+            generation,
+            gate,
+            kv,
             conns: Default::default(),
             mailbox: tx.clone(),
             client: reg.client(),
@@ -68,12 +85,13 @@ impl<A: Actor> Instance<A> {
             destroy_requested: false.into(),
         });
         let ctx = Ctx { shared, conn: None };
-        let limit = A::options().action_timeout;
+        let limit = options.action_timeout;
         // The generation bump is bookkeeping no reply depends on: commit it without holding
         // this actor's outputs behind its fsync.
         let bump = vec![Write::BumpGeneration { actor: id.clone() }];
         reg.writer().submit(WriteRequest {
             writes: bump,
+            fence: None,
             gate: Gate::new(),
             seq: 1,
         });
@@ -121,10 +139,20 @@ impl<A: Actor> Instance<A> {
             });
         }
         writes.extend(ctx.shared.take_pending_writes());
-        if !writes.is_empty() {
+        if !writes.is_empty() || ctx.shared.kv.has_staged() {
             let gate = ctx.shared.gate.clone();
             let seq = gate.issue();
-            reg.writer().submit(WriteRequest { writes, gate, seq });
+            writes.extend(ctx.shared.kv.take_staged(seq));
+            let fence = Some(footlights_storage::Fence {
+                actor: id.clone(),
+                generation,
+            });
+            reg.writer().submit(WriteRequest {
+                writes,
+                fence,
+                gate,
+                seq,
+            });
         }
         // Alarms loaded from storage are already on the registry clock (it loads them at
         // startup and keeps them across sleeps).

@@ -24,6 +24,7 @@ use crate::actor::{ActionTable, Actor, ActorOptions, Entry, Outcome};
 use crate::conn::{Conn, ConnRequest};
 use crate::ctx::{Ctx, Shared};
 use crate::gate::{ConnSink, Gate, Output};
+use crate::kv::{self, KvStore};
 use crate::raw::{RawEvent, RawRequest, RawResponse, RawSocket, WsMessage};
 use crate::registry::RegistryInner;
 use crate::snapshot;

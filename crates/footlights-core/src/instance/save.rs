@@ -2,6 +2,10 @@
 //! last save after a panic.
 
 use super::*;
+use footlights_storage::Fence;
+
+/// The snapshot size past which the log suggests the key-value store.
+const LARGE_SNAPSHOT: usize = 1 << 20;
 
 impl<A: Actor> Instance<A> {
     pub(super) fn begin(&mut self) {
@@ -15,6 +19,7 @@ impl<A: Actor> Instance<A> {
     pub(super) async fn end(&mut self) {
         let mut writes = self.ctx.shared.take_pending_writes();
         if self.panicked {
+            self.ctx.shared.kv.discard_staged();
             self.restore().await;
         } else if self.dirty {
             match snapshot::encode(&self.actor) {
@@ -30,6 +35,7 @@ impl<A: Actor> Instance<A> {
                         bytes
                     };
                     writes.extend(self.ctx.shared.take_pending_writes());
+                    self.warn_if_large(bytes.len());
                     writes.push(Write::State {
                         actor: self.ctx.shared.id.clone(),
                         bytes: bytes.clone(),
@@ -40,14 +46,50 @@ impl<A: Actor> Instance<A> {
                 Err(e) => tracing::error!(actor = A::NAME, error = %e, "state not saved"),
             }
         }
-        if !writes.is_empty() {
-            let gate = self.ctx.shared.gate.clone();
-            let seq = gate.issue();
-            self.reg.writer().submit(WriteRequest { writes, gate, seq });
-        }
+        self.submit(writes);
         self.ctx.shared.gate.end_message();
         self.dirty = false;
         self.panicked = false;
+    }
+
+    /// Hands the message's writes and its key-value writes to the writer as one unit, fenced
+    /// with this instance's generation.
+    pub(super) fn submit(&self, mut writes: Vec<Write>) {
+        let shared = &self.ctx.shared;
+        if writes.is_empty() && !shared.kv.has_staged() {
+            return;
+        }
+        let gate = shared.gate.clone();
+        let seq = gate.issue();
+        writes.extend(shared.kv.take_staged(seq));
+        let fence = Some(Fence {
+            actor: shared.id.clone(),
+            generation: shared.generation,
+        });
+        self.reg.writer().submit(WriteRequest {
+            writes,
+            fence,
+            gate,
+            seq,
+        });
+    }
+
+    /// Warns once per actor type when a snapshot passes [`LARGE_SNAPSHOT`] bytes.
+    fn warn_if_large(&self, len: usize) {
+        if len > LARGE_SNAPSHOT
+            && !self
+                .table
+                .warned_large_snapshot
+                .swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                actor = A::NAME,
+                id = %self.ctx.shared.id,
+                bytes = len,
+                "the state snapshot passed 1 MiB and is rewritten whole after every change; \
+                 keep large or growing data in the actor's key-value store (ctx.kv())"
+            );
+        }
     }
 
     /// After a panic in code holding `&mut self`: back to the last saved state, vars rebuilt.
