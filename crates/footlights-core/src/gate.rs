@@ -212,6 +212,8 @@ struct State {
 pub(crate) struct Gate {
     state: Mutex<State>,
     durable_tx: watch::Sender<Durability>,
+    /// Wakes the actor when a write fails, so it stops before it serves another message.
+    failed: tokio::sync::Notify,
 }
 
 /// What the writer reported last.
@@ -234,6 +236,7 @@ impl Gate {
         Arc::new(Gate {
             state: Mutex::default(),
             durable_tx: watch::channel(Durability::Upto(0)).0,
+            failed: tokio::sync::Notify::new(),
         })
     }
 
@@ -346,6 +349,12 @@ impl Gate {
         }
         drop(st);
         self.durable_tx.send_replace(Durability::Failed);
+        self.failed.notify_one();
+    }
+
+    /// Completes once a write has failed (at once if one failed while nobody waited).
+    pub(crate) async fn failure(&self) {
+        self.failed.notified().await;
     }
 
     /// The newest sequence issued.

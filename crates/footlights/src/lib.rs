@@ -56,8 +56,8 @@ pub use footlights_client::{
 };
 pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, Ctx, Deferred,
-    DeferredHandler, Handler, RawEvent, RawRequest, RawResponse, RawSocket, ReadHandler, Registry,
-    RegistryBuilder, Schedule, WsMessage,
+    DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage, KvRange, RawEvent, RawRequest,
+    RawResponse, RawSocket, ReadHandler, Registry, RegistryBuilder, Schedule, WsMessage,
 };
 #[cfg(feature = "macros")]
 pub use footlights_macros::{Event, action, actor};
@@ -76,7 +76,9 @@ pub mod storage {
 /// What an actor definition needs: `use footlights::prelude::*;`.
 pub mod prelude {
     pub use footlights_client::{ActionCaller, Client};
-    pub use footlights_core::{Actor, Conn, Conns, Ctx, Deferred, Registry};
+    pub use footlights_core::{
+        Actor, Conn, Conns, Ctx, Deferred, KvEntry, KvKey, KvPage, KvRange, Registry,
+    };
     #[cfg(feature = "macros")]
     pub use footlights_macros::{Event, actor};
     pub use footlights_protocol::{ActionError, Event};

@@ -116,6 +116,8 @@ pub(crate) struct Start {
 
 /// What woke the actor's loop.
 enum Wake<A: Actor> {
+    /// A write failed: stop before serving anything else.
+    Failed,
     Msg(Option<Box<Msg>>),
     Done(Box<(Waiter<A>, Result<Value, ActionError>)>),
     Timer,
@@ -300,6 +302,7 @@ impl<A: Actor> Instance<A> {
                 }
                 let wake = tokio::select! {
                     biased;
+                    () = this.ctx.shared.gate.failure() => Wake::Failed,
                     msg = this.rx.recv() => Wake::Msg(msg),
                     Some(done) = this.deferred.next(), if !this.deferred.is_empty() => {
                         Wake::Done(Box::new(done))
@@ -307,6 +310,7 @@ impl<A: Actor> Instance<A> {
                     () = &mut timer => Wake::Timer,
                 };
                 match wake {
+                    Wake::Failed => {}
                     Wake::Msg(Some(msg)) => {
                         last_activity = Instant::now();
                         if let Msg::Stop { done } = *msg {

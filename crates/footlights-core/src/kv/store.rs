@@ -210,10 +210,7 @@ impl KvStore {
     }
 
     /// Stages puts (`Some`) and deletes (`None`) after checking the limits; all or none.
-    pub(crate) async fn write(
-        &self,
-        entries: Vec<Change>,
-    ) -> Result<(), ActionError> {
+    pub(crate) async fn write(&self, entries: Vec<Change>) -> Result<(), ActionError> {
         let mut added = 0u64;
         for (key, value) in &entries {
             if key.len() > MAX_KEY_BYTES {

@@ -9,6 +9,7 @@ mod connections;
 mod deferred;
 mod durability;
 mod keys;
+mod kv;
 mod lifecycle;
 mod raw;
 mod resume;
