@@ -13,6 +13,10 @@ pub mod actions_and_events {
     #![doc = include_str!("../docs/actions-and-events.md")]
 }
 
+pub mod storing_more {
+    #![doc = include_str!("../docs/storing-more.md")]
+}
+
 pub mod connections {
     #![doc = include_str!("../docs/connections.md")]
 }
