@@ -9,9 +9,52 @@
 //! - `new KEY`: get-or-create the counter with key `KEY` and increment it by one; prints
 //!   `created KEY ID N` once that is acknowledged (creates also run concurrently);
 //! - `find KEY`: prints `found KEY ID N` (the actor's id and count) or `missing KEY`.
+//! - `put N`: stores entry `N` in the [`Ledger`] actor's key-value store; prints `stored N`
+//!   once that is acknowledged (puts run concurrently);
+//! - `entries`: prints `entries N1 N2 ...`, every entry in the ledger's store, in order.
 //!
 //! It prints `ready` when it accepts commands. The crash test kills it with SIGKILL at random
 //! moments and checks that no acknowledged increment, and no acknowledged actor, is lost.
 
 /// The counter key the crash child uses.
 pub const CRASH_KEY: &str = "crash";
+
+use footlights::prelude::*;
+
+/// An actor that keeps numbered entries in its key-value store (and nothing in its state), for
+/// the crash test of the store.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Ledger {}
+
+#[footlights::actor]
+impl Ledger {
+    /// Stores entry `n` (its value is `n` too) and returns it once durable.
+    #[action]
+    pub async fn put(&self, ctx: &Ctx<Self>, n: u64) -> Result<u64, ActionError> {
+        ctx.kv().put(KvKey::new("n/").u64(n), &n).await?;
+        Ok(n)
+    }
+
+    /// Every stored entry, in order, checking that each value matches its key.
+    #[action]
+    pub async fn entries(&self, ctx: &Ctx<Self>) -> Result<Vec<u64>, ActionError> {
+        let mut range = KvRange::prefix(b"n/").limit(1000);
+        let mut all = Vec::new();
+        loop {
+            let page = ctx.kv().list(range.clone()).await?;
+            for entry in &page.entries {
+                let n: u64 = entry.value()?;
+                if KvKey::last_u64(&entry.key) != Some(n) {
+                    return Err(ActionError::internal(format!(
+                        "entry {n} under another key"
+                    )));
+                }
+                all.push(n);
+            }
+            match page.next_range(&range) {
+                Some(next) => range = next,
+                None => return Ok(all),
+            }
+        }
+    }
+}

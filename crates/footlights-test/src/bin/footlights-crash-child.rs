@@ -5,6 +5,7 @@ use std::sync::Arc;
 use counter_no_macros::{Counter, CounterActions};
 use footlights::Registry;
 use footlights::storage::{Durability, SqliteDriver};
+use footlights_test::{Ledger, LedgerActions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
@@ -24,6 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let registry = Registry::builder()
         .actor::<Counter>()
+        .actor::<Ledger>()
         .driver(driver)
         .start()
         .await?;
@@ -73,6 +75,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         Err(e) => say(&out, format!("error {e}")).await,
                     },
                     Err(e) if e.code() == "not_found" => say(&out, format!("missing {key}")).await,
+                    Err(e) => say(&out, format!("error {e}")).await,
+                }
+            }
+            cmd if cmd.starts_with("put ") => {
+                let ledger = registry.client().get_or_create::<Ledger>(["ledger"]);
+                match cmd.strip_prefix("put ").unwrap_or_default().parse::<u64>() {
+                    Ok(n) => {
+                        tokio::spawn(async move {
+                            match ledger.put(n).await {
+                                Ok(n) => say(&out, format!("stored {n}")).await,
+                                Err(e) => say(&out, format!("error {e}")).await,
+                            }
+                        });
+                    }
+                    Err(e) => say(&out, format!("error {e}")).await,
+                }
+            }
+            "entries" => {
+                let ledger = registry.client().get_or_create::<Ledger>(["ledger"]);
+                match ledger.entries().await {
+                    Ok(all) => {
+                        let all: Vec<String> = all.iter().map(u64::to_string).collect();
+                        say(
+                            &out,
+                            format!("entries {}", all.join(" ")).trim_end().to_owned(),
+                        )
+                        .await;
+                    }
                     Err(e) => say(&out, format!("error {e}")).await,
                 }
             }

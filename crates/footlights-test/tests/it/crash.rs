@@ -219,3 +219,69 @@ async fn sigkill_never_loses_an_acknowledged_actor() {
         "no create was ever acknowledged (seed {seed})"
     );
 }
+
+/// The key-value store variant: every acknowledged `put` is in the store after a SIGKILL, and
+/// nothing that was never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_never_loses_an_acknowledged_kv_put() {
+    const PUT_ROUNDS: usize = 10;
+    let seed = seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("kv.db");
+
+    let mut acked: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    let mut sent: u64 = 0;
+    for round in 0..=PUT_ROUNDS {
+        let mut p = start(&db, "power").await;
+        p.stdin.write_all(b"entries\n").await.expect("write");
+        let line = next_line(&mut p).await;
+        let stored: std::collections::BTreeSet<u64> = line
+            .strip_prefix("entries")
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+            .split_whitespace()
+            .map(|n| n.parse().expect("number"))
+            .collect();
+        let lost: Vec<&u64> = acked.difference(&stored).collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: acknowledged puts lost: {lost:?} (seed {seed})"
+        );
+        assert!(
+            stored.iter().all(|n| *n < sent),
+            "round {round}: an entry that was never sent (seed {seed})"
+        );
+        if round == PUT_ROUNDS {
+            p.child.start_kill().expect("kill");
+            let _ = p.child.wait().await;
+            break;
+        }
+        let burst: u64 = rng.random_range(20..200);
+        let kill_after: u64 = rng.random_range(0..=burst);
+        let mut commands = String::new();
+        for n in sent..sent + burst {
+            commands.push_str(&format!("put {n}\n"));
+        }
+        sent += burst;
+        p.stdin
+            .write_all(commands.as_bytes())
+            .await
+            .expect("write burst");
+        p.stdin.flush().await.expect("flush");
+        for _ in 0..kill_after {
+            let line = next_line(&mut p).await;
+            let n: u64 = line
+                .strip_prefix("stored ")
+                .unwrap_or_else(|| panic!("round {round}: unexpected line {line:?}"))
+                .parse()
+                .expect("number");
+            acked.insert(n);
+        }
+        p.child.start_kill().expect("kill");
+        p.child.wait().await.expect("wait");
+    }
+    assert!(
+        !acked.is_empty(),
+        "no put was ever acknowledged (seed {seed})"
+    );
+}
