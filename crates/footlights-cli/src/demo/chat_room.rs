@@ -1,17 +1,29 @@
-//! `chatRoom`: named members, messages with a durable history, join and leave events.
-
-use std::collections::VecDeque;
+//! `chatRoom`: named members, messages kept for good in the actor's key-value store, join and
+//! leave events.
+//!
+//! Every message is numbered: `seq` is 1 for a room's first message and one more for each
+//! after it. Message `seq` is stored under `msg/` followed by `seq` in 8 big-endian bytes, so
+//! the store lists messages in the order they were sent; the state holds only the count.
 
 use footlights::prelude::*;
 use footlights::{Conns, Value};
 
-/// How many messages the history keeps; older ones are dropped.
-pub const HISTORY_LIMIT: usize = 100;
+/// The most messages one history call returns: `getHistory` returns the latest this many,
+/// `getHistoryBefore` at most this many.
+pub const PAGE_LIMIT: usize = 100;
 /// The longest message text, in characters; longer ones are refused with the user error
 /// `message_too_long` and metadata `{"maxLength": 2000}`.
 pub const MAX_MESSAGE_LENGTH: usize = 2000;
 /// The name of members who connect without one.
 pub const ANONYMOUS: &str = "anon";
+
+/// The prefix of every message key in the store.
+const MESSAGES: &[u8] = b"msg/";
+
+/// The store key of message `seq`.
+fn message_key(seq: u64) -> KvKey {
+    KvKey::new(MESSAGES).u64(seq)
+}
 
 /// Connection params: `{ name?: string }`. Missing params or name mean [`ANONYMOUS`].
 #[derive(Debug, Default, Deserialize)]
@@ -25,10 +37,13 @@ pub struct Member {
     name: String,
 }
 
-/// One chat message; also the `message` event's single argument.
-#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+/// One chat message; also the `message` event's single argument:
+/// `{seq, from, text, sentAt?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
+    /// The message's number in its room: 1 for the first, one more for each after it.
+    pub seq: u64,
     /// The sender's name.
     pub from: String,
     /// The text.
@@ -46,15 +61,53 @@ pub struct Join(pub String);
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 pub struct Leave(pub String);
 
-/// A chat room: counts every message ever sent and keeps the last [`HISTORY_LIMIT`].
+/// A chat room: counts every message ever sent and keeps all of them in its key-value store.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ChatRoom {
+    /// How many messages the room has seen: the `seq` of the latest.
     messages: u64,
-    history: VecDeque<Message>,
+    /// The last messages of a room saved by an earlier version, which kept up to 100 of them
+    /// in the state. Moved to the store when the room wakes; never saved again.
+    #[serde(default, rename = "history", skip_serializing)]
+    saved_history: Vec<SavedMessage>,
+}
+
+/// A message as earlier versions kept it in the state: without its `seq`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SavedMessage {
+    from: String,
+    text: String,
+    #[serde(default)]
+    sent_at: Option<Value>,
+}
+
+/// The messages of a listing, in its order.
+fn messages(page: &KvPage) -> Result<Vec<Message>, ActionError> {
+    page.entries.iter().map(KvEntry::value).collect()
 }
 
 #[footlights::actor(name = "chatRoom", conn = Conns<Option<JoinParams>, Member>)]
 impl ChatRoom {
+    async fn on_wake(&mut self, ctx: &Ctx<Self>) -> Result<(), ActionError> {
+        let saved = std::mem::take(&mut self.saved_history);
+        if saved.is_empty() {
+            return Ok(());
+        }
+        // They were the room's last messages: number them back from the count.
+        let first = self.messages.saturating_sub(saved.len() as u64) + 1;
+        let entries = (first..).zip(saved).map(|(seq, m)| {
+            let message = Message {
+                seq,
+                from: m.from,
+                text: m.text,
+                sent_at: m.sent_at.filter(|v| !v.is_null()),
+            };
+            (message_key(seq), message)
+        });
+        ctx.kv().put_many(entries).await
+    }
+
     async fn create_conn_state(
         &mut self,
         _ctx: &Ctx<Self>,
@@ -81,10 +134,11 @@ impl ChatRoom {
         }
     }
 
-    /// Sends `text` to every member subscribed to `message` and returns how many messages the
-    /// room has seen. `sentAt` is passed on untouched.
+    /// Stores `text` as the room's next message, sends it to every member subscribed to
+    /// `message`, and returns how many messages the room has seen (the new message's `seq`).
+    /// `sentAt` is passed on untouched.
     #[action]
-    pub fn send_message(
+    pub async fn send_message(
         &mut self,
         ctx: &Ctx<Self>,
         text: String,
@@ -102,24 +156,53 @@ impl ChatRoom {
         let from = ctx
             .conn()
             .map_or_else(|| ANONYMOUS.to_owned(), |c| c.state().name.clone());
+        let seq = self.messages + 1;
         let message = Message {
+            seq,
             from,
             text,
             sent_at: sent_at.filter(|v| !v.is_null()),
         };
-        self.messages += 1;
-        if self.history.len() == HISTORY_LIMIT {
-            self.history.pop_front();
-        }
-        self.history.push_back(message.clone());
+        // Counted only once stored: a refused write (a `sentAt` too large for the store) leaves
+        // no gap in the numbering.
+        ctx.kv().put(message_key(seq), &message).await?;
+        self.messages = seq;
         ctx.broadcast(message);
-        Ok(self.messages)
+        Ok(seq)
     }
 
-    /// The last [`HISTORY_LIMIT`] messages, oldest first.
+    /// The latest [`PAGE_LIMIT`] messages, oldest first.
     #[action]
-    pub fn get_history(&self) -> Vec<Message> {
-        self.history.iter().cloned().collect()
+    pub async fn get_history(&self, ctx: &Ctx<Self>) -> Result<Vec<Message>, ActionError> {
+        let range = KvRange::prefix(MESSAGES).reverse().limit(PAGE_LIMIT);
+        let mut latest = messages(&ctx.kv().list(range).await?)?;
+        latest.reverse();
+        Ok(latest)
+    }
+
+    /// Up to `limit` messages older than message `seq` (with a smaller `seq`), newest first:
+    /// call it again with the smallest `seq` received to page back to the room's first
+    /// message; an empty answer means there is nothing older.
+    ///
+    /// `seq` null or left out means the latest messages.
+    /// `limit` is clamped to 1..=[`PAGE_LIMIT`] (so `0` answers one message); null or left
+    /// out means [`PAGE_LIMIT`]. A negative or fractional `seq` or `limit` is refused with
+    /// `actor.invalid_request`.
+    #[action]
+    pub async fn get_history_before(
+        &self,
+        ctx: &Ctx<Self>,
+        seq: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<Vec<Message>, ActionError> {
+        let limit = limit.map_or(PAGE_LIMIT, |n| {
+            usize::try_from(n).map_or(PAGE_LIMIT, |n| n.clamp(1, PAGE_LIMIT))
+        });
+        let mut range = KvRange::prefix(MESSAGES).reverse().limit(limit);
+        if let Some(seq) = seq {
+            range = range.after(message_key(seq).as_bytes());
+        }
+        messages(&ctx.kv().list(range).await?)
     }
 
     /// Answers its argument unchanged (a round-trip check for clients).

@@ -3,7 +3,7 @@
 //! | Actor | Actions | Events | Connection params |
 //! |---|---|---|---|
 //! | [`counter`](Counter) | `increment(amount = 1) → count`, `getCount() → count` | `newCount(count)` | none |
-//! | [`chatRoom`](ChatRoom) | `sendMessage(text, sentAt?) → messages sent`, `getHistory() → [{from, text, sentAt?}]`, `ping(x) → x`, `connCount() → n`, `kick(name, reason?) → n` | `message({from, text, sentAt?})`, `join(name)`, `leave(name)` | `{name?}`, `"anon"` without |
+//! | [`chatRoom`](ChatRoom) | `sendMessage(text, sentAt?) → seq` (messages sent), `getHistory() → [{seq, from, text, sentAt?}]` (the latest 100, oldest first), `getHistoryBefore(seq?, limit?) → [{seq, from, text, sentAt?}]` (up to `limit` messages with a smaller `seq`, newest first; `limit` clamped to 1..=100, default 100), `ping(x) → x`, `connCount() → n`, `kick(name, reason?) → n` | `message({seq, from, text, sentAt?})`, `join(name)`, `leave(name)` | `{name?}`, `"anon"` without |
 //! | [`secureRoom`](SecureRoom) | `whoami() → {user, role, calls}`, `adminOnly() → n` | none | `{authToken}`, see [`USERS`] |
 //! | [`protectedActor`](ProtectedActor) | `whoami() → {user, hits}` | none | `{token: "secret", user?}` |
 //!
@@ -33,8 +33,8 @@ mod test_actor;
 use footlights::{Registry, RegistryBuilder};
 
 pub use chat_room::{
-    ANONYMOUS, ChatRoom, ChatRoomActions, HISTORY_LIMIT, Join, JoinParams, Leave,
-    MAX_MESSAGE_LENGTH, Member, Message,
+    ANONYMOUS, ChatRoom, ChatRoomActions, Join, JoinParams, Leave, MAX_MESSAGE_LENGTH, Member,
+    Message, PAGE_LIMIT,
 };
 pub use counter::{Counter, CounterActions, NewCount};
 pub use protected::{ProtectedActor, ProtectedActorActions, TOKEN, TokenParams, Visit, Visitor};

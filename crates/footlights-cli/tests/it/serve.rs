@@ -1,5 +1,6 @@
 //! `footlights serve`: the ready line, the manager API and actions over HTTP, a clean stop on
-//! SIGTERM, state kept across restarts, one server per data directory, and start-up errors.
+//! SIGTERM, state and chat history kept across restarts, one server per data directory, and
+//! start-up errors.
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -163,6 +164,57 @@ async fn state_survives_a_restart_with(extra: &[&str]) {
             .action("counter", "kept", "getCount", json!([]))
             .await,
         (200, json!({ "output": 7 }))
+    );
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn chat_history_beyond_one_page_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    // One page and a bit: the history is not capped at what `getHistory` returns.
+    for seq in 1..=105 {
+        assert_eq!(
+            server
+                .action(
+                    "chatRoom",
+                    "kept",
+                    "sendMessage",
+                    json!([format!("m{seq}")])
+                )
+                .await,
+            (200, json!({ "output": seq }))
+        );
+    }
+    assert!(server.terminate().await.success());
+
+    let server = start(dir.path(), &[]).await;
+    let (status, latest) = server
+        .action("chatRoom", "kept", "getHistory", json!([]))
+        .await;
+    assert_eq!(status, 200);
+    let latest = latest["output"].as_array().unwrap();
+    assert_eq!(latest.len(), 100);
+    assert_eq!(latest[0], json!({ "seq": 6, "from": "anon", "text": "m6" }));
+    assert_eq!(latest[99]["seq"], 105);
+    assert_eq!(
+        server
+            .action("chatRoom", "kept", "getHistoryBefore", json!([6, 3]))
+            .await,
+        (
+            200,
+            json!({ "output": [
+                { "seq": 5, "from": "anon", "text": "m5" },
+                { "seq": 4, "from": "anon", "text": "m4" },
+                { "seq": 3, "from": "anon", "text": "m3" },
+            ] })
+        )
+    );
+    assert_eq!(
+        server
+            .action("chatRoom", "kept", "sendMessage", json!(["again"]))
+            .await,
+        (200, json!({ "output": 106 }))
     );
     assert!(server.terminate().await.success());
 }
