@@ -331,6 +331,74 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stale_instance_is_refused_while_the_rest_of_the_batch_lands() {
+        let driver = MemoryDriver::new();
+        let writer = Writer::spawn(Arc::new(driver.clone()));
+        writer.create(meta("a", "ka"), vec![]).await.unwrap();
+        writer.create(meta("b", "kb"), vec![]).await.unwrap();
+        driver
+            .commit(vec![Write::BumpGeneration {
+                actor: ActorId::new("a"),
+            }])
+            .await
+            .unwrap();
+        let fenced = |actor: &str, generation| {
+            Some(Fence {
+                actor: ActorId::new(actor),
+                generation,
+            })
+        };
+        let (stale, current, other) = (Gate::new(), Gate::new(), Gate::new());
+        for (gate, fence, write) in [
+            (&stale, fenced("a", 0), state("a", 1)),
+            (&current, fenced("a", 1), state("a", 2)),
+            (&other, fenced("b", 0), state("b", 3)),
+        ] {
+            let seq = gate.issue();
+            writer.submit(WriteRequest {
+                writes: vec![write],
+                fence,
+                gate: gate.clone(),
+                seq,
+            });
+        }
+        let refused = stale.wait_durable(1).await.unwrap_err();
+        assert!(stale.has_failed());
+        current.wait_durable(1).await.unwrap();
+        other.wait_durable(1).await.unwrap();
+        let _ = refused;
+        assert_eq!(
+            driver.load_state(&ActorId::new("a")).await.unwrap(),
+            Some(vec![2]),
+            "the current instance's snapshot, not the stale one's"
+        );
+        assert_eq!(
+            driver.load_state(&ActorId::new("b")).await.unwrap(),
+            Some(vec![3])
+        );
+    }
+
+    #[test]
+    fn snapshots_of_two_instances_of_one_actor_are_not_merged() {
+        let gate = Gate::new();
+        let job = |b: u8, generation| {
+            Job::Write(WriteRequest {
+                writes: vec![state("a", b)],
+                fence: Some(Fence {
+                    actor: ActorId::new("a"),
+                    generation,
+                }),
+                gate: gate.clone(),
+                seq: 1,
+            })
+        };
+        let mut jobs = vec![job(1, 0), job(2, 1)];
+        let units = coalesce(&mut jobs);
+        assert_eq!(units[0].writes, vec![state("a", 1)]);
+        assert_eq!(units[1].writes, vec![state("a", 2)]);
+    }
+
+    #[tokio::test]
     async fn a_failed_commit_fails_every_create_in_it() {
         let driver = MemoryDriver::new();
         let writer = Writer::spawn(Arc::new(driver.clone()));
