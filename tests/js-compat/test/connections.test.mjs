@@ -40,7 +40,7 @@ describe("connections", { concurrency: true }, () => {
 					const bob = client.chatRoom.getOrCreate(key, { params: { name: "bob" } }).connect();
 					const message = nextEvent(bob, "message");
 					assert.equal(await within(bob.sendMessage("hi from bob"), "sendMessage"), 1);
-					assert.deepEqual(await message, [{ from: "bob", text: "hi from bob" }]);
+					assert.deepEqual(await message, [{ seq: 1, from: "bob", text: "hi from bob" }]);
 
 					const carol = client.chatRoom.getOrCreate(key, { params: { name: "carol" } });
 					assert.equal(await carol.sendMessage("hi from carol"), 2);
@@ -50,10 +50,10 @@ describe("connections", { concurrency: true }, () => {
 					assert.equal(await within(anonConn.sendMessage("no name"), "sendMessage"), 4);
 
 					assert.deepEqual(await nobody.getHistory(), [
-						{ from: "bob", text: "hi from bob" },
-						{ from: "carol", text: "hi from carol" },
-						{ from: "anon", text: "who am I" },
-						{ from: "anon", text: "no name" },
+						{ seq: 1, from: "bob", text: "hi from bob" },
+						{ seq: 2, from: "carol", text: "hi from carol" },
+						{ seq: 3, from: "anon", text: "who am I" },
+						{ seq: 4, from: "anon", text: "no name" },
 					]);
 					await Promise.all([bob.dispose(), anonConn.dispose()]);
 				});

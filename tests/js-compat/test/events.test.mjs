@@ -83,7 +83,7 @@ describe("events", { concurrency: true }, () => {
 					const message = nextEvent(conn, "message");
 					const sentAt = 1_700_000_000_123;
 					assert.equal(await within(conn.sendMessage("hello", sentAt), "sendMessage"), 1);
-					assert.deepEqual(await message, [{ from: "ana", text: "hello", sentAt }]);
+					assert.deepEqual(await message, [{ seq: 1, from: "ana", text: "hello", sentAt }]);
 					await conn.dispose();
 				});
 			});
