@@ -1,6 +1,6 @@
 //! A chat room: connection params and state, join and leave events from the connection
-//! hooks, direct messages, kicks, and a history kept in durable state. The binary also serves
-//! a browser demo that uses the official `rivetkit` JavaScript client.
+//! hooks, direct messages, kicks, and every message kept in the actor's key-value store. The
+//! binary also serves a browser demo that uses the official `rivetkit` JavaScript client.
 //!
 //! - **Params**: clients connect with `{ "name": "ann" }` ([`JoinParams`]).
 //! - **Connection state**: each connection holds a [`Member`] built from its params by the
@@ -11,8 +11,12 @@
 //!   (`conn.send`).
 //! - **Kick**: the owner removes a member with `conn.disconnect(reason)` and bans the name, so
 //!   the client's automatic reconnect is refused.
-//! - **Durable state**: the last [`HISTORY_LIMIT`] messages, the owner and the bans survive
-//!   sleep and restarts; members (live connections) do not.
+//! - **Durable state**: the owner, the bans and the message count survive sleep and restarts;
+//!   members (live connections) do not.
+//! - **Key-value store**: every message ever sent, under `msg/` and its [`Message::seq`]
+//!   (`ctx.kv()`, committed with the state). `history` returns the latest [`PAGE_LIMIT`];
+//!   `historyBefore(seq, limit)` pages back from there, so a client can scroll back to the
+//!   room's first message while the state stays a few bytes.
 //!
 //! Names are not authenticated here: anyone may claim any name. `examples/game-room` checks
 //! signed tokens instead.
@@ -30,13 +34,14 @@
 
 pub mod web;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 use footlights::ConnRequest;
 use footlights::prelude::*;
 
-/// How many messages a room keeps.
-pub const HISTORY_LIMIT: usize = 100;
+/// The most messages one history call returns: `history` returns the latest this many,
+/// `historyBefore` at most this many.
+pub const PAGE_LIMIT: usize = 100;
 /// The longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
 /// The longest message, in characters.
@@ -58,11 +63,20 @@ pub struct Member {
     pub is_owner: bool,
 }
 
-/// One chat message, as kept in the history and sent to clients.
+/// The prefix of every message key in the store.
+const MESSAGES: &[u8] = b"msg/";
+
+/// The store key of message `seq`: the prefix, then `seq` in 8 big-endian bytes, so the store
+/// lists messages in the order they were sent.
+fn message_key(seq: u64) -> KvKey {
+    KvKey::new(MESSAGES).u64(seq)
+}
+
+/// One chat message, as stored and sent to clients: `{seq, from, text}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
-    /// Increases by one per message in a room.
-    pub id: u64,
+    /// The message's number in its room: 1 for the first, one more for each after it.
+    pub seq: u64,
     /// The sender's name.
     pub from: String,
     /// The text.
@@ -100,17 +114,35 @@ pub struct DirectMessage {
     pub text: String,
 }
 
-/// A chat room (registered as `chatRoom`). The struct is its durable state.
+/// A chat room (registered as `chatRoom`). The struct is its durable state; the messages
+/// are in its key-value store.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ChatRoom {
-    /// The last [`HISTORY_LIMIT`] messages, oldest first.
-    history: VecDeque<Message>,
-    /// The id of the next message.
-    next_id: u64,
+    /// How many messages the room has seen: the `seq` of the latest. (Earlier versions saved
+    /// it as `next_id`, the same number.)
+    #[serde(alias = "next_id")]
+    messages: u64,
     /// The first name that joined; may kick others.
     owner: Option<String>,
     /// Names that were kicked and may not come back.
     banned: BTreeSet<String>,
+    /// The last messages of a room saved by an earlier version, which kept up to 100 of them
+    /// in the state. Moved to the store when the room wakes; never saved again.
+    #[serde(default, rename = "history", skip_serializing)]
+    saved_history: Vec<SavedMessage>,
+}
+
+/// A message as earlier versions kept it in the state: numbered from 0 by `id`.
+#[derive(Debug, Deserialize)]
+struct SavedMessage {
+    id: u64,
+    from: String,
+    text: String,
+}
+
+/// The messages of a listing, in its order.
+fn messages(page: &KvPage) -> Result<Vec<Message>, ActionError> {
+    page.entries.iter().map(KvEntry::value).collect()
 }
 
 /// A trimmed, non-empty name of at most [`MAX_NAME_CHARS`] characters.
@@ -141,6 +173,24 @@ fn caller(ctx: &Ctx<ChatRoom>) -> Result<String, ActionError> {
 
 #[footlights::actor(conn = Conns<JoinParams, Member>)]
 impl ChatRoom {
+    /// Moves the messages an earlier version kept in the state to the store (once).
+    async fn on_wake(&mut self, ctx: &Ctx<Self>) -> Result<(), ActionError> {
+        let saved = std::mem::take(&mut self.saved_history);
+        if saved.is_empty() {
+            return Ok(());
+        }
+        let entries = saved.into_iter().map(|m| {
+            let seq = m.id + 1;
+            let message = Message {
+                seq,
+                from: m.from,
+                text: m.text,
+            };
+            (message_key(seq), message)
+        });
+        ctx.kv().put_many(entries).await
+    }
+
     /// Turns away invalid and banned names before anything else runs.
     async fn on_before_connect(
         &mut self,
@@ -205,9 +255,14 @@ impl ChatRoom {
         }
     }
 
-    /// Sends a message to everyone and keeps it in the history (wire name `sendMessage`).
+    /// Stores a message as the room's next one and sends it to everyone (wire name
+    /// `sendMessage`).
     #[action]
-    pub fn send_message(&mut self, ctx: &Ctx<Self>, text: String) -> Result<Message, ActionError> {
+    pub async fn send_message(
+        &mut self,
+        ctx: &Ctx<Self>,
+        text: String,
+    ) -> Result<Message, ActionError> {
         let from = caller(ctx)?;
         let text = text.trim().to_owned();
         if text.is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
@@ -216,16 +271,11 @@ impl ChatRoom {
                 format!("a message has 1 to {MAX_MESSAGE_CHARS} characters"),
             ));
         }
-        let message = Message {
-            id: self.next_id,
-            from,
-            text,
-        };
-        self.next_id += 1;
-        self.history.push_back(message.clone());
-        while self.history.len() > HISTORY_LIMIT {
-            self.history.pop_front();
-        }
+        let seq = self.messages + 1;
+        let message = Message { seq, from, text };
+        // Counted once stored: a refused write leaves no gap in the numbering.
+        ctx.kv().put(message_key(seq), &message).await?;
+        self.messages = seq;
         ctx.broadcast(NewMessage(message.clone()));
         Ok(message)
     }
@@ -289,10 +339,38 @@ impl ChatRoom {
         Ok(targets.len())
     }
 
-    /// The kept messages, oldest first (wire name `history`).
+    /// The latest [`PAGE_LIMIT`] messages, oldest first (wire name `history`).
     #[action]
-    pub fn history(&self) -> Vec<Message> {
-        self.history.iter().cloned().collect()
+    pub async fn history(&self, ctx: &Ctx<Self>) -> Result<Vec<Message>, ActionError> {
+        let range = KvRange::prefix(MESSAGES).reverse().limit(PAGE_LIMIT);
+        let mut latest = messages(&ctx.kv().list(range).await?)?;
+        latest.reverse();
+        Ok(latest)
+    }
+
+    /// Up to `limit` messages older than message `seq` (with a smaller `seq`), newest first
+    /// (wire name `historyBefore`): call it again with the smallest `seq` received to page
+    /// back to the room's first message; an empty answer means there is nothing older.
+    ///
+    /// `seq` null or left out means the latest messages. `limit` is clamped to
+    /// 1..=[`PAGE_LIMIT`] (so `0` answers one message); null or left out means
+    /// [`PAGE_LIMIT`]. A negative or fractional `seq` or `limit` is refused with
+    /// `actor.invalid_request`.
+    #[action]
+    pub async fn history_before(
+        &self,
+        ctx: &Ctx<Self>,
+        seq: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<Vec<Message>, ActionError> {
+        let limit = limit.map_or(PAGE_LIMIT, |n| {
+            usize::try_from(n).map_or(PAGE_LIMIT, |n| n.clamp(1, PAGE_LIMIT))
+        });
+        let mut range = KvRange::prefix(MESSAGES).reverse().limit(limit);
+        if let Some(seq) = seq {
+            range = range.after(message_key(seq).as_bytes());
+        }
+        messages(&ctx.kv().list(range).await?)
     }
 
     /// Everyone connected, sorted (wire name `members`).

@@ -1,5 +1,6 @@
 //! The chat room through a real server on 127.0.0.1:0 and the network client: members,
-//! messages, direct messages, kicks, durable history, and the page served beside the actors.
+//! messages, direct messages, kicks, the whole history kept and paged back, and the page
+//! served beside the actors.
 
 // Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -7,12 +8,16 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chat_room::{ChatRoom, ChatRoomActions, DirectMessage, Joined, Left, Message, NewMessage};
-use footlights::storage::{MemoryDriver, SqliteDriver};
-use footlights::{ActorHandle, Client, ConnStatus, Connection, ConnectionOptions, Registry};
+use std::sync::Arc;
+
+use chat_room::{
+    ChatRoom, ChatRoomActions, DirectMessage, Joined, Left, Message, NewMessage, PAGE_LIMIT,
+};
+use footlights::prelude::{Deserialize, Serialize};
+use footlights::storage::{Driver, MemoryDriver, SqliteDriver};
+use footlights::{ActorHandle, Client, ConnStatus, Connection, ConnectionOptions, Registry, Value};
 use footlights_server::Server;
 use futures::StreamExt;
-use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -116,7 +121,7 @@ async fn members_join_talk_and_leave() {
         .await
         .unwrap();
     let expected = Message {
-        id: 0,
+        seq: 1,
         from: "bob".into(),
         text: "hello ann".into(),
     };
@@ -237,8 +242,77 @@ async fn the_owner_kicks_and_the_name_stays_out() {
     server.stop().await;
 }
 
+/// Sends `count` messages `m1`, `m2`, ... over `conn`, checking the seq each gets.
+async fn fill(conn: &Connection<ChatRoom>, first: u64, count: u64) {
+    for seq in first..first + count {
+        let sent = bounded(conn.send_message(format!("m{seq}"))).await.unwrap();
+        assert_eq!((sent.seq, sent.text), (seq, format!("m{seq}")));
+    }
+}
+
+/// Every message, newest first, read back page by page with `historyBefore`.
+async fn page_back(conn: &Connection<ChatRoom>, limit: u64) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    let mut before = None;
+    loop {
+        let page = bounded(conn.history_before(before, Some(limit)))
+            .await
+            .unwrap();
+        assert!(page.len() as u64 <= limit);
+        let Some(oldest) = page.last() else {
+            return seqs;
+        };
+        before = Some(oldest.seq);
+        for m in &page {
+            assert_eq!(m.text, format!("m{}", m.seq));
+            seqs.push(m.seq);
+        }
+    }
+}
+
 #[tokio::test]
-async fn history_survives_a_restart() {
+async fn history_before_pages_back_through_every_message() {
+    let server = Running::in_memory().await;
+    let room = server.room("archive");
+    let ann = join(&room, "ann").await;
+    let total = 2 * PAGE_LIMIT as u64 + 30;
+    fill(&ann, 1, total).await;
+
+    let latest = bounded(ann.history()).await.unwrap();
+    let seqs: Vec<u64> = latest.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        (total - PAGE_LIMIT as u64 + 1..=total).collect::<Vec<_>>(),
+        "the latest page, oldest first"
+    );
+    let everything: Vec<u64> = (1..=total).rev().collect();
+    for limit in [PAGE_LIMIT as u64, 33] {
+        assert_eq!(page_back(&ann, limit).await, everything, "limit {limit}");
+    }
+
+    let page = |seq: Option<u64>, limit: Option<u64>| ann.history_before(seq, limit);
+    let seqs = |messages: Vec<Message>| messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(bounded(page(Some(5), Some(2))).await.unwrap()), [4, 3]);
+    assert_eq!(
+        seqs(bounded(page(Some(5), Some(0))).await.unwrap()),
+        [4],
+        "0 counts as 1"
+    );
+    let full = bounded(page(None, Some(1000))).await.unwrap();
+    assert_eq!(full.len(), PAGE_LIMIT, "at most one page");
+    assert_eq!(full[0].seq, total);
+    assert_eq!(bounded(page(Some(total + 1), None)).await.unwrap(), full);
+    assert!(bounded(page(Some(1), None)).await.unwrap().is_empty());
+    let err = bounded(ann.action("historyBefore", vec![Value::from(-1)]))
+        .await
+        .unwrap_err();
+    assert_eq!((err.group(), err.code()), ("actor", "invalid_request"));
+    ann.dispose().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_whole_history_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let start = || async {
@@ -251,29 +325,122 @@ async fn history_survives_a_restart() {
         Running::start(registry, dir.path()).await
     };
 
+    // More than one page: the room keeps everything, not the latest page only.
+    let total = PAGE_LIMIT as u64 + 20;
     let first = start().await;
-    let ann = first.room("durable").with_params(&Params { name: "ann" });
-    // Stateless actions: each runs on a connection of its own for one call.
-    for text in ["one", "two"] {
-        bounded(ann.send_message(text.into())).await.unwrap();
-    }
+    let ann = join(&first.room("durable"), "ann").await;
+    fill(&ann, 1, total).await;
+    ann.dispose().await;
     first.stop().await;
 
     let second = start().await;
-    let ann = second.room("durable").with_params(&Params { name: "ann" });
-    let history = bounded(ann.history()).await.unwrap();
-    let texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
-    assert_eq!(texts, ["one", "two"]);
+    let room = second.room("durable").with_params(&Params { name: "ann" });
+    // Stateless actions: each runs on a connection of its own for one call.
+    let history = bounded(room.history()).await.unwrap();
+    assert_eq!(history.len(), PAGE_LIMIT);
+    assert_eq!(history[0].seq, total - PAGE_LIMIT as u64 + 1);
+    let ann = join(&room, "ann").await;
     assert_eq!(
-        bounded(ann.send_message("three".into())).await.unwrap().id,
-        2
+        page_back(&ann, PAGE_LIMIT as u64).await,
+        (1..=total).rev().collect::<Vec<_>>()
     );
     assert_eq!(
-        bounded(ann.members()).await.unwrap(),
+        bounded(room.send_message(format!("m{}", total + 1)))
+            .await
+            .unwrap()
+            .seq,
+        total + 1
+    );
+    ann.dispose().await;
+    assert_eq!(
+        bounded(room.members()).await.unwrap(),
         Vec::<String>::new(),
         "stateless callers are not members"
     );
     second.stop().await;
+}
+
+/// The room as versions before the key-value store saved it: up to 100 messages in the state.
+#[derive(Default, Serialize, Deserialize)]
+struct OldChatRoom {
+    history: Vec<OldMessage>,
+    next_id: u64,
+    owner: Option<String>,
+    banned: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OldMessage {
+    id: u64,
+    from: String,
+    text: String,
+}
+
+#[footlights::actor(name = "chatRoom")]
+impl OldChatRoom {
+    /// Sends `count` messages from `ann` and keeps the last three.
+    #[action]
+    fn seed(&mut self, count: u64) {
+        self.owner = Some("ann".into());
+        self.banned.push("bob".into());
+        for _ in 0..count {
+            self.history.push(OldMessage {
+                id: self.next_id,
+                from: "ann".into(),
+                text: format!("m{}", self.next_id + 1),
+            });
+            self.next_id += 1;
+            if self.history.len() > 3 {
+                self.history.remove(0);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_room_saved_with_its_history_in_the_state_keeps_it() {
+    let driver: Arc<dyn Driver> = Arc::new(MemoryDriver::new());
+    let old = Registry::builder()
+        .actor::<OldChatRoom>()
+        .shared_driver(driver.clone())
+        .start()
+        .await
+        .unwrap();
+    bounded(
+        old.client()
+            .get_or_create::<OldChatRoom>(["saved"])
+            .seed(10),
+    )
+    .await
+    .unwrap();
+    old.shutdown().await;
+
+    let registry = Registry::builder()
+        .actor::<ChatRoom>()
+        .shared_driver(driver)
+        .start()
+        .await
+        .unwrap();
+    let server = Running::start(registry, Path::new("/nonexistent")).await;
+    let room = server.room("saved");
+    let ann = room.clone().with_params(&Params { name: "ann" });
+    let history = bounded(ann.history()).await.unwrap();
+    let texts: Vec<(u64, &str)> = history.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(
+        texts,
+        [(8, "m8"), (9, "m9"), (10, "m10")],
+        "ids 7..9 are seqs 8..10"
+    );
+    assert_eq!(bounded(ann.owner()).await.unwrap().as_deref(), Some("ann"));
+    let err = bounded(room.with_params(&Params { name: "bob" }).connect())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "forbidden", "the bans are kept");
+    assert_eq!(
+        bounded(ann.send_message("m11".into())).await.unwrap().seq,
+        11
+    );
+    server.stop().await;
 }
 
 #[tokio::test]
