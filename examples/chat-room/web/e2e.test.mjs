@@ -1,6 +1,7 @@
 // End-to-end test of the browser demo: the built chat-room binary serves the page and the
 // actors; two Chromium pages join one room; one sends, the other sees the message and the
-// member list. Writes a screenshot to target/chat-demo.png.
+// member list. A room with more messages than one page opens on the latest and loads the older
+// ones as the list is scrolled to its top. Writes a screenshot to target/chat-demo.png.
 //
 // Needs: the page built (`npm run build`), the binary built (`cargo build -p chat-room`; set
 // CHAT_ROOM_BIN to use another path than target/debug/chat-room) and Chromium at
@@ -147,6 +148,64 @@ test("two browsers chat through the official rivetkit client", { timeout: 90_000
   await ann.page.screenshot({ path: screenshot });
 
   for (const { problems } of [ann, bob, cat]) assert.deepEqual(problems, []);
+});
+
+/** The message lines `first` to `last` (`m001`, `m002`, ...) from `name`, as the page shows them. */
+const sentRange = (name, first, last) =>
+  Array.from({ length: last - first + 1 }, (_, i) => `${name}m${String(first + i).padStart(3, "0")}`);
+
+test("the page opens on the latest messages and loads older ones at the top", { timeout: 90_000 }, async () => {
+  const room = "archive";
+  const total = 180; // the latest 100 on opening, then two older pages (50, then 30)
+  const eve = await openAs("eve", room);
+  // Filled through the page's own connection: typing 180 messages would only be slower.
+  const seqs = await eve.page.evaluate(async (count) => {
+    const seqs = [];
+    for (let i = 1; i <= count; i++) {
+      seqs.push((await window.chat.conn.sendMessage(`m${String(i).padStart(3, "0")}`)).seq);
+    }
+    return seqs;
+  }, total);
+  assert.deepEqual(seqs, Array.from({ length: total }, (_, i) => i + 1));
+
+  await eve.page.reload();
+  await eve.page.waitForSelector('body[data-status="connected"]');
+  await eve.page.waitForSelector('#messages[data-history="more"]');
+  const list = () => texts(eve.page, "#messages li.message");
+  assert.deepEqual(await list(), sentRange("eve", total - 99, total), "the latest page");
+  const atBottom = await eve.page.$eval(
+    "#messages",
+    (el) => el.scrollHeight - el.scrollTop - el.clientHeight < 2,
+  );
+  assert.ok(atBottom, "it opens on the latest message");
+
+  // Scroll to the top until the room's first message is in; after each page the messages shown
+  // are the latest ones, in order, each once.
+  let pages = 0;
+  while ((await eve.page.$eval("#messages", (el) => el.dataset.history)) !== "complete") {
+    assert.ok(++pages <= 4, "a page at a time, not one message at a time");
+    const before = (await list()).length;
+    await eve.page.$eval("#messages", (el) => {
+      el.scrollTop = 0;
+    });
+    await eve.page.waitForFunction(
+      (n) =>
+        document.querySelectorAll("#messages li.message").length > n &&
+        document.querySelector("#messages").dataset.history !== "loading",
+      before,
+    );
+    const shown = await list();
+    assert.deepEqual(shown, sentRange("eve", total - shown.length + 1, total));
+    const keptInView = await eve.page.$eval("#messages", (el) => el.scrollTop > 0);
+    assert.ok(keptInView, "the view stays on what was read, not on the top");
+  }
+  assert.equal(pages, 2);
+  assert.deepEqual(await list(), sentRange("eve", 1, total));
+  assert.deepEqual(await texts(eve.page, "#messages li.start"), [`This is the start of #${room}.`]);
+  const first = await eve.page.$eval("#messages", (el) => el.firstElementChild.className);
+  assert.equal(first, "start");
+  assert.deepEqual(eve.problems, []);
+  await eve.page.context().close();
 });
 
 // Protocol notes, open question 1: rivetkit 2.3.19 sends the body of a stateless action as a
