@@ -486,3 +486,63 @@ async fn a_stale_instance_is_fenced_and_its_callers_get_a_retryable_error() {
     notes.put("c".into(), "3".into()).await.unwrap();
     assert_eq!(notes.get("c".into()).await.unwrap().as_deref(), Some("3"));
 }
+
+/// A state that can be made large.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Blob {
+    bytes: Vec<u8>,
+}
+
+#[footlights::actor]
+impl Blob {
+    #[action]
+    fn resize(&mut self, len: u64) -> u64 {
+        self.bytes = vec![1; len as usize];
+        len
+    }
+}
+
+/// Collects what the log writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_past_one_mib_is_warned_about_once() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // A current-thread runtime: the actor runs on this thread, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let registry = Registry::builder().actor::<Blob>().start().await.unwrap();
+    let blob = registry.client().get_or_create::<Blob>(["b"]);
+    let warnings = || {
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        text.matches("passed 1 MiB").count()
+    };
+    blob.resize(900 * 1024).await.unwrap();
+    assert_eq!(warnings(), 0, "under 1 MiB");
+    blob.resize(2 << 20).await.unwrap();
+    assert_eq!(warnings(), 1);
+    blob.resize(3 << 20).await.unwrap();
+    blob.resize(10).await.unwrap();
+    blob.resize(2 << 20).await.unwrap();
+    assert_eq!(warnings(), 1, "once per actor type");
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("ctx.kv()"),
+        "the warning points at the store: {text}"
+    );
+}
