@@ -5,7 +5,7 @@
 # writes bench/RESULTS.md (+ bench/out/results.jsonl, the raw runs).
 #
 # Env: SECS (measured window, 3), WARMUP (1), RUNS (3), PEERS_DIR (bench/out/peers/rivetkit),
-#      CARGO_TARGET_DIR (the workspace's target/), SKIP_PEERS=1, SKIP_2319=1, SKIP_FOOTLIGHTS_PROCESS=1; to resume an interrupted
+#      CARGO_TARGET_DIR (the workspace's target/), SKIP_PEERS=1, SKIP_2319=1, SKIP_FOOTLIGHTS_PROCESS=1, SKIP_KV=1; to resume an interrupted
 #      run: KEEP_RESULTS=1 with SKIP_FOOTLIGHTS=1, SKIP_ECHO=1, SKIP_2033_SUITE=1 / SKIP_2033=1,
 #      P2319_SCENARIOS (default a,a_bare,c,c_bare).
 set -euo pipefail
@@ -25,7 +25,9 @@ mkdir -p "$OUT"
 write_report() {
   [ "${REPORT_ONLY:-0}" = 1 ] || loadline "report"
   "$BIN/footlights-bench" report --input "$OUT/results.jsonl" --machine "$M" --out "$OUT/RESULTS.generated.md"
-{ cat "$OUT/RESULTS.generated.md"; echo; [ -f "$HERE/ANALYSIS.md" ] && { cat "$HERE/ANALYSIS.md"; echo; }; echo "## Durability (write 5, write 7, SIGKILL on the acknowledgement, restart, read)"; echo; echo '```'; cat "$OUT/durability.txt"; echo '```'; } > "$HERE/RESULTS.md"
+{ cat "$OUT/RESULTS.generated.md"; echo; [ -f "$HERE/ANALYSIS.md" ] && { cat "$HERE/ANALYSIS.md"; echo; }; echo "## Durability (write 5, write 7, SIGKILL on the acknowledgement, restart, read)"; echo; echo '```'; cat "$OUT/durability.txt"; echo '```'
+  if [ -s "$OUT/kv.txt" ]; then echo; echo "## Key-value store (\`cargo bench -p footlights-test --bench kv\`, in process, SQLite with an fsync per commit)"; cat "$OUT/kv.txt"; fi
+} > "$HERE/RESULTS.md"
 echo "wrote $HERE/RESULTS.md"
 }
 # REPORT_ONLY=1 rewrites RESULTS.md from bench/out without running anything.
@@ -167,6 +169,12 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
     try durability rivetkit-2.3.19 query p19_start 'echo $PK_PIDS'
     pk_stop "$OUT/pk2319-dur"
   fi
+fi
+
+# The key-value store as an actor grows (in process, no network): SKIP_KV=1 leaves it out.
+if [ "${SKIP_KV:-0}" != 1 ]; then
+  loadline "kv bench"
+  (cd "$ROOT" && cargo bench -p footlights-test --bench kv 2>/dev/null) | sed -n '/^| measure/,$p' > "$OUT/kv.txt"
 fi
 
 write_report
