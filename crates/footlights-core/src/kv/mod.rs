@@ -376,7 +376,8 @@ impl<'a> Kv<'a> {
             return Ok(());
         }
         let (start, end) = half_open(&range);
-        self.store.delete_range(start, end).await
+        self.store.delete_range(start, end);
+        Ok(())
     }
 
     /// One page of the entries in `range`: at most [`limit`](KvRange::limit) of them, in key

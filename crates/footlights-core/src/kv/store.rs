@@ -42,8 +42,9 @@ struct Inner {
     /// Counts writes, so a driver read that raced one is not cached.
     writes: u64,
     /// The stored size plus what the layers add, never below the truth: overwrites and
-    /// deletes of values it has not seen count as freeing nothing.
-    size: u64,
+    /// deletes of values it has not seen count as freeing nothing. Read from the driver at
+    /// the first write.
+    size: Option<u64>,
 }
 
 /// An actor's store. Lives in the actor's shared data; the public handle is
@@ -127,33 +128,23 @@ impl KvStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The live data, made (with the stored size) on first use, and with what became durable
-    /// since the last call dropped from the unsettled layer.
-    async fn inner(&self) -> Result<MutexGuard<'_, Option<Box<Inner>>>, ActionError> {
-        if self.lock().is_none() {
-            let size = self
-                .driver
-                .kv_size(&self.id)
-                .await
-                .map_err(|e| storage(&e))?;
-            let mut guard = self.lock();
-            if guard.is_none() {
-                *guard = Some(Box::new(Inner {
-                    staged: Layer::default(),
-                    staged_bytes: 0,
-                    unsettled: Layer::default(),
-                    cache: Cache::new(self.limits.cache_bytes),
-                    writes: 0,
-                    size,
-                }));
-            }
-        }
+    /// Runs `f` on the live data, made on first use, after dropping from the unsettled layer
+    /// what became durable since the last call.
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
         let durable = self.gate.durable();
         let mut guard = self.lock();
-        if let Some(inner) = guard.as_mut() {
-            inner.unsettled.settle(durable);
-        }
-        Ok(guard)
+        let inner = guard.get_or_insert_with(|| {
+            Box::new(Inner {
+                staged: Layer::default(),
+                staged_bytes: 0,
+                unsettled: Layer::default(),
+                cache: Cache::new(self.limits.cache_bytes),
+                writes: 0,
+                size: None,
+            })
+        });
+        inner.unsettled.settle(durable);
+        f(inner)
     }
 
     /// Values of `keys`, seeing the actor's own writes; one driver read for the ones not in
@@ -162,24 +153,23 @@ impl KvStore {
         &self,
         keys: &[&[u8]],
     ) -> Result<Vec<Option<Vec<u8>>>, ActionError> {
-        let mut values: Vec<Option<Option<Vec<u8>>>> = Vec::with_capacity(keys.len());
-        let writes;
-        {
-            let mut guard = self.inner().await?;
-            let inner = guard.as_mut().ok_or_else(|| ActionError::internal("kv"))?;
-            for key in keys {
-                let found = match inner.staged.get(key) {
+        // `None`: not known in memory, to be read.
+        let (mut values, writes) = self.with(|inner| {
+            let values: Vec<Option<Option<Vec<u8>>>> = keys
+                .iter()
+                .map(|key| match inner.staged.get(key) {
                     Found::Unknown => inner.unsettled.get(key),
                     other => other,
-                };
-                values.push(match found {
+                })
+                .zip(keys)
+                .map(|(found, key)| match found {
                     Found::Value(v) => Some(Some(v)),
                     Found::Deleted => Some(None),
                     Found::Unknown => inner.cache.get(key),
-                });
-            }
-            writes = inner.writes;
-        }
+                })
+                .collect();
+            (values, inner.writes)
+        });
         let missing: Vec<Vec<u8>> = keys
             .iter()
             .zip(&values)
@@ -187,24 +177,25 @@ impl KvStore {
             .map(|(k, _)| stored_key(k))
             .collect();
         if !missing.is_empty() {
-            let read = self
+            let mut read = self
                 .driver
                 .kv_get_many(&self.id, &missing)
                 .await
-                .map_err(|e| storage(&e))?;
-            let mut guard = self.lock();
-            let cache = guard.as_mut().filter(|i| i.writes == writes);
-            let mut read = read.into_iter();
-            let mut cache = cache;
-            for (key, slot) in keys.iter().zip(values.iter_mut()) {
-                if slot.is_none() {
-                    let v = read.next().flatten();
-                    if let Some(inner) = cache.as_mut() {
-                        inner.cache.insert(key.to_vec(), v.clone());
+                .map_err(|e| storage(&e))?
+                .into_iter();
+            self.with(|inner| {
+                // A write since the read began may have changed what was read: do not cache.
+                let fresh = inner.writes == writes;
+                for (key, slot) in keys.iter().zip(values.iter_mut()) {
+                    if slot.is_none() {
+                        let v = read.next().flatten();
+                        if fresh {
+                            inner.cache.insert(key.to_vec(), v.clone());
+                        }
+                        *slot = Some(v);
                     }
-                    *slot = Some(v);
                 }
-            }
+            });
         }
         Ok(values.into_iter().map(Option::flatten).collect())
     }
@@ -245,28 +236,44 @@ impl KvStore {
                 added += entry_bytes(key, v);
             }
         }
-        let over = {
-            let mut guard = self.inner().await?;
-            let inner = guard.as_mut().ok_or_else(|| ActionError::internal("kv"))?;
-            let message = inner.staged_bytes + added;
-            if message > self.limits.max_message_bytes {
-                return Err(ActionError::new(
-                    "kv",
-                    "message_too_large",
-                    format!(
-                        "one message may write at most {} bytes to the store; this one would write {message}",
-                        self.limits.max_message_bytes
-                    ),
-                ));
-            }
-            inner.size + added > self.limits.max_bytes
-        };
-        if over {
+        let message = self.with(|inner| inner.staged_bytes) + added;
+        if message > self.limits.max_message_bytes {
+            return Err(ActionError::new(
+                "kv",
+                "message_too_large",
+                format!(
+                    "one message may write at most {} bytes to the store; this one would write {message}",
+                    self.limits.max_message_bytes
+                ),
+            ));
+        }
+        if self.with(|inner| inner.size).is_none() {
+            let stored = self
+                .driver
+                .kv_size(&self.id)
+                .await
+                .map_err(|e| storage(&e))?;
+            self.with(|inner| {
+                inner
+                    .size
+                    .get_or_insert(stored.saturating_add(inner.staged_bytes));
+            });
+        }
+        if self.with(|inner| inner.size.unwrap_or(0)) + added > self.limits.max_bytes {
             self.refresh_size().await?;
         }
-        let mut guard = self.inner().await?;
-        let inner = guard.as_mut().ok_or_else(|| ActionError::internal("kv"))?;
-        if inner.size + added > self.limits.max_bytes {
+        self.with(|inner| self.stage(inner, entries, added))
+    }
+
+    /// Stages checked writes, unless they take the store past its size limit.
+    fn stage(
+        &self,
+        inner: &mut Inner,
+        entries: Vec<Change>,
+        added: u64,
+    ) -> Result<(), ActionError> {
+        let mut size = inner.size.unwrap_or(0);
+        if size + added > self.limits.max_bytes {
             return Err(ActionError::new(
                 "kv",
                 "actor_too_large",
@@ -294,25 +301,21 @@ impl KvStore {
                 Found::Deleted => Some(0),
             };
             let new = value.as_ref().map_or(0, |v| entry_bytes(&key, v));
-            inner.size = (inner.size + new).saturating_sub(old.unwrap_or(0));
+            size = (size + new).saturating_sub(old.unwrap_or(0));
             inner.cache.remove(&key);
             inner.staged.put(key, value, 0);
         }
+        inner.size = Some(size);
         Ok(())
     }
 
     /// Stages the deletion of `[start, end)`.
-    pub(crate) async fn delete_range(
-        &self,
-        start: Vec<u8>,
-        end: Option<Vec<u8>>,
-    ) -> Result<(), ActionError> {
-        let mut guard = self.inner().await?;
-        let inner = guard.as_mut().ok_or_else(|| ActionError::internal("kv"))?;
-        inner.writes += 1;
-        inner.cache.remove_range(&start, end.as_deref());
-        inner.staged.delete_range(start, end, 0);
-        Ok(())
+    pub(crate) fn delete_range(&self, start: Vec<u8>, end: Option<Vec<u8>>) {
+        self.with(|inner| {
+            inner.writes += 1;
+            inner.cache.remove_range(&start, end.as_deref());
+            inner.staged.delete_range(start, end, 0);
+        });
     }
 
     /// Replaces the size estimate with the stored size (once every write handed over is
@@ -324,11 +327,8 @@ impl KvStore {
             .kv_size(&self.id)
             .await
             .map_err(|e| storage(&e))?;
-        let (tombs, entries) = {
-            let mut guard = self.inner().await?;
-            let inner = guard.as_mut().ok_or_else(|| ActionError::internal("kv"))?;
-            inner.staged.writes()
-        };
+        // Range deletes of the running message are counted as freeing nothing.
+        let (_, entries) = self.with(|inner| inner.staged.writes());
         let keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| stored_key(k)).collect();
         let before = self
             .driver
@@ -341,12 +341,7 @@ impl KvStore {
             let new = value.as_ref().map_or(0, |v| entry_bytes(key, v));
             size = (size + new).saturating_sub(old);
         }
-        // Range deletes of the running message are counted as freeing nothing.
-        let _ = tombs;
-        let mut guard = self.lock();
-        if let Some(inner) = guard.as_mut() {
-            inner.size = size;
-        }
+        self.with(|inner| inner.size = Some(size));
         Ok(())
     }
 
@@ -359,15 +354,13 @@ impl KvStore {
         if range.limit == 0 || range.is_empty() {
             return Ok((Vec::new(), false));
         }
-        let view = {
-            let mut guard = self.inner().await?;
-            match guard.as_mut() {
-                Some(inner) if inner.staged.touches(range) || inner.unsettled.touches(range) => {
-                    stack(&inner.unsettled, &inner.staged, range)
-                }
-                _ => Layer::default(),
+        let view = self.with(|inner| {
+            if inner.staged.touches(range) || inner.unsettled.touches(range) {
+                stack(&inner.unsettled, &inner.staged, range)
+            } else {
+                Layer::default()
             }
-        };
+        });
         let want = range.limit.saturating_add(1);
         let mut out = Vec::new();
         let mut cursor = range.clone();

@@ -239,6 +239,18 @@ async fn the_store_survives_sleep_and_restart_on_sqlite() {
     assert_eq!(notes.get("c".into()).await.unwrap(), None);
 }
 
+/// A registry on `driver` and the `Notes` actor under key `n`.
+async fn notes_on(driver: impl Driver) -> (Registry, footlights::ActorHandle<Notes>) {
+    let registry = Registry::builder()
+        .actor::<Notes>()
+        .driver(driver)
+        .start()
+        .await
+        .unwrap();
+    let notes = registry.client().get_or_create::<Notes>(["n"]);
+    (registry, notes)
+}
+
 #[tokio::test]
 async fn a_panicking_action_leaves_no_store_write() {
     let registry = Registry::builder().actor::<Notes>().start().await.unwrap();
@@ -288,13 +300,7 @@ async fn limits_are_coded_errors() {
 #[tokio::test]
 async fn destroying_the_actor_deletes_its_store() {
     let driver = MemoryDriver::new();
-    let registry = Registry::builder()
-        .actor::<Notes>()
-        .driver(driver.clone())
-        .start()
-        .await
-        .unwrap();
-    let notes = registry.client().get_or_create::<Notes>(["n"]);
+    let (registry, notes) = notes_on(driver.clone()).await;
     notes.put("k".into(), "v".into()).await.unwrap();
     let id = notes.resolve().await.unwrap();
     assert!(driver.kv_size(&id).await.unwrap() > 0);
@@ -460,13 +466,7 @@ async fn replies_wait_for_store_writes_and_reads_see_them_before() {
 #[tokio::test]
 async fn a_stale_instance_is_fenced_and_its_callers_get_a_retryable_error() {
     let driver = MemoryDriver::new();
-    let registry = Registry::builder()
-        .actor::<Notes>()
-        .driver(driver.clone())
-        .start()
-        .await
-        .unwrap();
-    let notes = registry.client().get_or_create::<Notes>(["n"]);
+    let (registry, notes) = notes_on(driver.clone()).await;
     notes.put("a".into(), "1".into()).await.unwrap();
     let id = notes.resolve().await.unwrap();
     // Another instance of the same actor starts elsewhere: the generation moves on.
