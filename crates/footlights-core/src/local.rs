@@ -1,6 +1,6 @@
 //! The in-process transport: the registry's own client calls actors without any network.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use footlights_client::{Link, LinkSender, Target};
 use footlights_protocol::{ActionError, ActorId, ActorKey, ConnId, ToServer, Value};
@@ -77,21 +77,37 @@ impl footlights_client::Transport for LocalTransport {
     }
 }
 
+/// The id a link's messages are addressed with. Shared with the actor when a resume asks
+/// for an id the actor does not keep: the actor then opens a connection under a fresh id of
+/// its own choosing and writes it here before anything else reaches the link.
+pub(crate) type IdSlot = Arc<Mutex<ConnId>>;
+
 /// The client side of an in-process connection.
 #[derive(Debug)]
 pub(crate) struct LocalLink {
     mailbox: Mailbox,
-    conn_id: ConnId,
+    conn_id: IdSlot,
     link: u64,
 }
 
 impl LocalLink {
     pub(crate) fn new(mailbox: Mailbox, conn_id: ConnId, link: u64) -> Self {
+        Self::with_slot(mailbox, Arc::new(Mutex::new(conn_id)), link)
+    }
+
+    pub(crate) fn with_slot(mailbox: Mailbox, conn_id: IdSlot, link: u64) -> Self {
         LocalLink {
             mailbox,
             conn_id,
             link,
         }
+    }
+
+    fn id(&self) -> ConnId {
+        self.conn_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -99,7 +115,7 @@ impl LinkSender for LocalLink {
     fn send(&self, msg: ToServer) -> Result<(), ActionError> {
         self.mailbox
             .send(Msg::FromConn {
-                conn_id: self.conn_id.clone(),
+                conn_id: self.id(),
                 msg,
             })
             .map_err(|_| {
@@ -109,14 +125,14 @@ impl LinkSender for LocalLink {
 
     fn close(&self) {
         let _ = self.mailbox.send(Msg::ConnClosed {
-            conn_id: self.conn_id.clone(),
+            conn_id: self.id(),
             link: Some(self.link),
         });
     }
 
     fn lost(&self) {
         let _ = self.mailbox.send(Msg::ConnLost {
-            conn_id: self.conn_id.clone(),
+            conn_id: self.id(),
             link: self.link,
         });
     }

@@ -236,8 +236,10 @@ impl Registry {
     /// Opens a connection that takes over a dropped one: if connection `conn_id` is still
     /// kept (its link dropped less than the grace period ago) and `token` matches, the new
     /// link gets it back with its state and subscriptions. If no such connection is kept, a
-    /// new one is opened under the same id, as [`connect`](Self::connect) would; if one is
-    /// kept but the token does not match, the link is refused (`connection.resume_refused`).
+    /// new one is opened as [`connect`](Self::connect) would, under a **fresh** id (a client
+    /// never chooses an id: asking for another actor's or another client's id gets nothing of
+    /// theirs); if one is kept but the token does not match, the link is refused
+    /// (`connection.resume_refused`).
     ///
     /// # Errors
     /// When the actor cannot be found or started.
@@ -252,8 +254,10 @@ impl Registry {
         let id = self.inner.resolve(target).await?;
         let (sink, events) = mpsc::unbounded_channel();
         let link = self.inner.next_link.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Mutex::new(conn_id.clone()));
         let msg = Msg::Resume {
-            conn_id: conn_id.clone(),
+            conn_id,
+            slot: slot.clone(),
             link,
             token,
             params,
@@ -262,7 +266,7 @@ impl Registry {
         };
         let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
         Ok(Link {
-            sender: Box::new(LocalLink::new(mailbox, conn_id, link)),
+            sender: Box::new(LocalLink::with_slot(mailbox, slot, link)),
             events,
         })
     }

@@ -70,6 +70,9 @@ pub(crate) enum Msg {
     /// A client presents a connection's id and token to get it back on a new link.
     Resume {
         conn_id: ConnId,
+        /// Where the link reads the id it addresses; replaced by a fresh id when `conn_id` is
+        /// not kept here.
+        slot: crate::local::IdSlot,
         link: u64,
         token: String,
         params: Option<Value>,
@@ -446,6 +449,7 @@ impl<A: Actor> Instance<A> {
             }
             Msg::Resume {
                 conn_id,
+                slot,
                 link,
                 token,
                 params,
@@ -453,7 +457,12 @@ impl<A: Actor> Instance<A> {
                 sink,
             } => {
                 if self.ctx.conn_by_id(&conn_id).is_none() {
-                    self.connect(conn_id, link, params, &request, sink).await;
+                    // Not kept here: a new connection, under an id the client did not choose.
+                    let fresh = ConnId::new(random_id());
+                    *slot
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
+                    self.connect(fresh, link, params, &request, sink).await;
                 } else if !self.resume(&conn_id, link, &token, &sink) {
                     let e = ActionError::new(
                         "connection",

@@ -177,7 +177,8 @@ async fn the_grace_period_ends_with_the_disconnect_hook() {
         other.disconnects().await.unwrap() == 1
     })
     .await;
-    // Too late: the id is free again, so resuming opens a fresh connection under it.
+    // Too late: the connection is gone, so resuming opens a fresh connection, under an id of
+    // the runtime's choosing.
     let mut link = registry
         .resume(
             &target(),
@@ -189,13 +190,45 @@ async fn the_grace_period_ends_with_the_disconnect_hook() {
         .await
         .unwrap();
     let (again, new_token) = init(&mut link).await;
-    assert_eq!(again, conn_id);
+    assert_ne!(again, conn_id, "a client never chooses its connection's id");
     assert_ne!(new_token, token);
     assert_eq!(
         call(&mut link, 0, "visit", vec![]).await,
         Value::Int(1),
         "fresh state"
     );
+}
+
+#[tokio::test]
+async fn asking_for_someone_elses_connection_id_elsewhere_takes_nothing_over() {
+    let registry = Registry::builder().actor::<Hall>().start().await.unwrap();
+    let mut victim = registry
+        .connect(&target(), None, ConnRequest::local())
+        .await
+        .unwrap();
+    let (victim_id, _) = init(&mut victim).await;
+    assert_eq!(call(&mut victim, 1, "visit", vec![]).await, Value::Int(1));
+    // Another actor, the victim's id, a guessed token.
+    let elsewhere = Target::GetOrCreate {
+        name: "hall".into(),
+        key: "other".into(),
+        input: None,
+    };
+    let mut thief = registry
+        .resume(
+            &elsewhere,
+            None,
+            ConnRequest::local(),
+            victim_id.clone(),
+            "guess".into(),
+        )
+        .await
+        .unwrap();
+    let (thief_id, _) = init(&mut thief).await;
+    assert_ne!(thief_id, victim_id, "the thief got a fresh id");
+    assert_eq!(call(&mut thief, 1, "visit", vec![]).await, Value::Int(1));
+    // The victim's connection is untouched and still answers, with its own state.
+    assert_eq!(call(&mut victim, 2, "visit", vec![]).await, Value::Int(2));
 }
 
 #[tokio::test]
