@@ -96,6 +96,13 @@ pub struct ActorOptions {
     /// How many bytes of the store's values an awake actor keeps in memory for reads
     /// (256 KiB by default).
     pub kv_cache_bytes: usize,
+    /// How many events one connection may subscribe to (256 by default); past it a
+    /// subscription is refused with `connection.too_many_subscriptions`. Bounds what a client
+    /// can make the server keep per connection.
+    pub max_subscriptions: usize,
+    /// The longest event name a connection may subscribe to, in bytes (256 by default); a
+    /// longer one is refused with `connection.event_name_too_long`.
+    pub max_event_name_bytes: usize,
 }
 
 impl Default for ActorOptions {
@@ -109,6 +116,8 @@ impl Default for ActorOptions {
             kv_max_bytes: 10 << 30,
             kv_max_message_bytes: 16 << 20,
             kv_cache_bytes: 256 << 10,
+            max_subscriptions: 256,
+            max_event_name_bytes: 256,
         }
     }
 }

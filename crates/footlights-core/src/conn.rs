@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use footlights_client::CloseReason;
-use footlights_protocol::{ConnId, Event, ToClient, Value};
+use footlights_protocol::{ActionError, ConnId, Event, ToClient, Value};
 use tokio::sync::oneshot;
 
 use crate::actor::{Actor, AuthOf, ConnStateOf, ParamsOf};
@@ -166,13 +166,46 @@ impl<A: Actor> Conn<A> {
         lock(&self.inner.subscriptions).contains(event)
     }
 
-    pub(crate) fn set_subscribed(&self, event: String, on: bool) {
+    /// Subscribes to or unsubscribes from `event`, within the actor type's limits on the
+    /// number of subscriptions and the length of a name.
+    ///
+    /// # Errors
+    /// `connection.too_many_subscriptions`, `connection.event_name_too_long`; the
+    /// subscriptions are then unchanged.
+    pub(crate) fn set_subscribed(
+        &self,
+        event: String,
+        on: bool,
+        options: &crate::ActorOptions,
+    ) -> Result<(), ActionError> {
         let mut subs = lock(&self.inner.subscriptions);
-        if on {
-            subs.insert(event);
-        } else {
+        if !on {
             subs.remove(&event);
+            return Ok(());
         }
+        if event.len() > options.max_event_name_bytes {
+            return Err(ActionError::new(
+                "connection",
+                "event_name_too_long",
+                format!(
+                    "an event name of {} bytes is over the limit of {}",
+                    event.len(),
+                    options.max_event_name_bytes
+                ),
+            ));
+        }
+        if !subs.contains(&event) && subs.len() >= options.max_subscriptions {
+            return Err(ActionError::new(
+                "connection",
+                "too_many_subscriptions",
+                format!(
+                    "a connection may subscribe to at most {} events",
+                    options.max_subscriptions
+                ),
+            ));
+        }
+        subs.insert(event);
+        Ok(())
     }
 
     pub(crate) fn sink(&self) -> Option<&Arc<ConnSink>> {

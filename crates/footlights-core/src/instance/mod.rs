@@ -417,7 +417,14 @@ impl<A: Actor> Instance<A> {
                             subscribe,
                         },
                     ) => {
-                        conn.set_subscribed(event_name, subscribe);
+                        let refused = conn.set_subscribed(event_name, subscribe, &self.options);
+                        if let (Err(error), Some(sink)) = (refused, conn.sink()) {
+                            let msg = ToClient::Error {
+                                error,
+                                action_id: None,
+                            };
+                            self.ctx.shared.gate.push(Output::ToConn(sink.clone(), msg));
+                        }
                     }
                     (None, _) => tracing::debug!(%conn_id, "message for a closed connection"),
                     (Some(_), _) => tracing::debug!(%conn_id, "unknown connection message"),

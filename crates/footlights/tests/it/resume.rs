@@ -264,3 +264,74 @@ async fn a_wrong_token_is_refused() {
         Some(LinkEvent::Closed(_))
     ));
 }
+
+#[tokio::test]
+async fn subscriptions_are_limited_in_number_and_name_length() {
+    let registry = Registry::builder().actor::<Hall>().start().await.unwrap();
+    let mut link = registry
+        .connect(&target(), None, ConnRequest::local())
+        .await
+        .unwrap();
+    init(&mut link).await;
+    let limits = ActorOptions::default();
+    let subscribe = |link: &Link, name: String| {
+        link.sender
+            .send(ToServer::SubscriptionRequest {
+                event_name: name,
+                subscribe: true,
+            })
+            .unwrap();
+    };
+    for i in 0..limits.max_subscriptions {
+        subscribe(&link, format!("e{i}"));
+    }
+    // Subscribing again to a name already held is not a new subscription.
+    subscribe(&link, "e0".into());
+    subscribe(&link, "one too many".into());
+    subscribe(&link, "x".repeat(limits.max_event_name_bytes + 1));
+    let mut refused = Vec::new();
+    // The refusals arrive before the answer to this action, which runs after them.
+    link.sender
+        .send(ToServer::ActionRequest {
+            id: 7,
+            name: "visit".into(),
+            args: vec![],
+        })
+        .unwrap();
+    loop {
+        match link.events.recv().await {
+            Some(LinkEvent::Message(ToClient::Error {
+                error,
+                action_id: None,
+            })) => refused.push(error.code().to_owned()),
+            Some(LinkEvent::Message(ToClient::ActionResponse { id: 7, output })) => {
+                assert_eq!(output, Value::Int(1), "the connection still works");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(refused, ["too_many_subscriptions", "event_name_too_long"]);
+    // Unsubscribing frees a place.
+    link.sender
+        .send(ToServer::SubscriptionRequest {
+            event_name: "e1".into(),
+            subscribe: false,
+        })
+        .unwrap();
+    subscribe(&link, "shout".into());
+    link.sender
+        .send(ToServer::ActionRequest {
+            id: 8,
+            name: "shout".into(),
+            args: vec![Value::from("hi")],
+        })
+        .unwrap();
+    match link.events.recv().await {
+        Some(LinkEvent::Message(msg)) => {
+            let (name, _) = msg.as_event().expect("the shout event, before the reply");
+            assert_eq!(name, "shout");
+        }
+        other => panic!("expected the event, got {other:?}"),
+    }
+}
