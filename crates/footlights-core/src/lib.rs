@@ -45,4 +45,4 @@ pub use footlights_protocol::{ActionError, ActorId, ActorKey, Value};
 pub use footlights_storage::KvRange;
 pub use kv::{Kv, KvEntry, KvKey, KvPage};
 pub use raw::{RawEvent, RawLink, RawLinkSender, RawRequest, RawResponse, RawSocket, WsMessage};
-pub use registry::{Registry, RegistryBuilder};
+pub use registry::{DEFAULT_MAX_KEY_BYTES, Registry, RegistryBuilder};

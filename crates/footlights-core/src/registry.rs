@@ -50,7 +50,12 @@ struct Slot {
 pub struct RegistryBuilder {
     types: HashMap<&'static str, Arc<dyn ActorType>>,
     driver: Option<Arc<dyn Driver>>,
+    max_key_bytes: usize,
 }
+
+/// The longest actor key a registry creates by default, in bytes: its parts' lengths plus one
+/// per part. See [`RegistryBuilder::max_key_bytes`].
+pub const DEFAULT_MAX_KEY_BYTES: usize = 1024;
 
 impl std::fmt::Debug for RegistryBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,6 +79,20 @@ impl RegistryBuilder {
     /// restart).
     pub fn driver(mut self, driver: impl Driver) -> Self {
         self.driver = Some(Arc::new(driver));
+        self
+    }
+
+    /// The longest key an actor may be created with, counted as its parts' lengths in bytes
+    /// plus one per part ([`DEFAULT_MAX_KEY_BYTES`] by default). Creating (or getting or
+    /// creating) an actor with a longer key fails with `actor.key_too_long`, so that no caller
+    /// can make the store keep arbitrarily large keys; looking one up finds nothing.
+    ///
+    /// ```
+    /// # use footlights_core::Registry;
+    /// let builder = Registry::builder().max_key_bytes(256);
+    /// ```
+    pub fn max_key_bytes(mut self, bytes: usize) -> Self {
+        self.max_key_bytes = bytes;
         self
     }
 
@@ -106,6 +125,7 @@ impl RegistryBuilder {
                 keys: Mutex::default(),
                 next_token: AtomicU64::new(1),
                 next_link: AtomicU64::new(1),
+                max_key_bytes: self.max_key_bytes,
                 me: weak.clone(),
             }
         });
@@ -146,6 +166,7 @@ impl Registry {
         RegistryBuilder {
             types: HashMap::new(),
             driver: None,
+            max_key_bytes: DEFAULT_MAX_KEY_BYTES,
         }
     }
 
@@ -373,6 +394,8 @@ pub(crate) struct RegistryInner {
     next_token: AtomicU64,
     /// Numbers client links, so an actor can tell a superseded link from the current one.
     next_link: AtomicU64,
+    /// See [`RegistryBuilder::max_key_bytes`].
+    max_key_bytes: usize,
     me: Weak<RegistryInner>,
 }
 
@@ -497,6 +520,17 @@ impl RegistryInner {
         key: &ActorKey,
         input: Option<Value>,
     ) -> Result<(ActorId, bool), ActionError> {
+        let key_bytes: usize = key.parts().iter().map(|p| p.len() + 1).sum();
+        if key_bytes > self.max_key_bytes {
+            return Err(ActionError::new(
+                "actor",
+                "key_too_long",
+                format!(
+                    "an actor key of {key_bytes} bytes is over the limit of {}",
+                    self.max_key_bytes
+                ),
+            ));
+        }
         let id = ActorId::new(uuid::Uuid::new_v4().simple().to_string());
         let meta = ActorMeta::new(id.clone(), name, key.clone(), now_ms());
         let mut then = Vec::new();

@@ -262,3 +262,38 @@ async fn after_a_restart_get_or_create_and_create_find_the_stored_actor() {
         .unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
 }
+
+#[tokio::test]
+async fn keys_over_the_limit_create_nothing() {
+    let driver = MemoryDriver::new();
+    let registry = Registry::builder()
+        .actor::<Game>()
+        .driver(driver.clone())
+        .max_key_bytes(16)
+        .start()
+        .await
+        .unwrap();
+    let client = registry.client();
+    // 7 + 1 and 7 + 1: exactly 16 bytes.
+    let fits = client.get_or_create::<Game>(["1234567", "1234567"]);
+    assert_eq!(fits.mode().await.unwrap(), "default");
+    let long = ["1234567", "12345678"];
+    let err = client.get_or_create::<Game>(long).mode().await.unwrap_err();
+    assert_eq!(
+        (err.group(), err.code()),
+        ("actor", "key_too_long"),
+        "{err}"
+    );
+    assert_eq!(err.http_status(), 400);
+    let err = client.create::<Game>(long, &None).await.unwrap_err();
+    assert_eq!(err.code(), "key_too_long");
+    let err = client.get::<Game>(long).mode().await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert!(
+        driver
+            .find_actor(Game::NAME, &ActorKey::from(&long[..]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
