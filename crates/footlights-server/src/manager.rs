@@ -95,17 +95,35 @@ fn actor_json(meta: &ActorMeta) -> serde_json::Value {
     })
 }
 
+/// How many actors a listing by name returns when it does not say.
+const LIST_PAGE: usize = 100;
+/// The most actors one listing by name returns.
+const LIST_PAGE_MAX: usize = 1000;
+
 /// `GET /actors?actor_ids=…`, `?name=…&key=…` or `?name=…`. Nothing found is
 /// `200 {"actors":[]}`, never an error (§4.4).
+///
+/// Listing by name is paged: at most `limit` actors (default [`LIST_PAGE`], at most
+/// [`LIST_PAGE_MAX`]) in key order, and `"pagination": {"cursor": …}` with the cursor to pass
+/// as `cursor` for the next page (`null` after the last).
 async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionError> {
     let mut actor_ids = None;
     let mut name = None;
     let mut key = None;
+    let mut cursor = None;
+    let mut limit = LIST_PAGE;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
             "actor_ids" => actor_ids = Some(v.into_owned()),
             "name" => name = Some(v.into_owned()),
             "key" => key = Some(v.into_owned()),
+            "cursor" => cursor = Some(v.into_owned()),
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .map_err(|_| ActionError::invalid_request("`limit` is a whole number"))?
+                    .clamp(1, LIST_PAGE_MAX);
+            }
             _ => {}
         }
     }
@@ -145,11 +163,23 @@ async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionE
             }
         }
         (None, Some(name), None) => {
-            let metas = driver
-                .list_actors(&name, &ActorKey::default())
+            let after: Option<ActorKey> = match cursor.as_deref() {
+                Some(c) => Some(
+                    c.parse()
+                        .map_err(|_| ActionError::invalid_request("`cursor` is not a cursor"))?,
+                ),
+                None => None,
+            };
+            // One more than asked, to know whether another page follows.
+            let mut metas = driver
+                .list_actors_page(&name, &ActorKey::default(), after.as_ref(), limit + 1)
                 .await
                 .map_err(storage)?;
+            let more = metas.len() > limit;
+            metas.truncate(limit);
+            let next = metas.last().filter(|_| more).map(|m| m.key.to_string());
             found.extend(metas.iter().map(actor_json));
+            return Ok(json!({ "actors": found, "pagination": { "cursor": next } }));
         }
     }
     Ok(json!({ "actors": found }))

@@ -283,6 +283,19 @@ impl Driver for SqliteDriver {
         )
     }
 
+    fn list_actors_page<'a>(
+        &'a self,
+        name: &'a str,
+        key_prefix: &'a ActorKey,
+        after: Option<&'a ActorKey>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ActorMeta>>> {
+        let (name, key_prefix, after) = (name.to_owned(), key_prefix.clone(), after.cloned());
+        Box::pin(self.reader.run(move |conn| {
+            ops::list_actors_page(conn, &name, &key_prefix, after.as_ref(), limit)
+        }))
+    }
+
     fn load_state<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
         let id = id.clone();
         Box::pin(self.reader.run(move |conn| ops::load_state(conn, &id)))

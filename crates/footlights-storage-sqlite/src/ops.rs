@@ -132,6 +132,35 @@ pub(crate) fn list_actors(
     rows.into_iter().map(to_meta).collect()
 }
 
+/// One page of [`list_actors`]: one range scan of the `(name, key_sort)` index from after
+/// `after` (or the prefix), at most `limit` rows.
+pub(crate) fn list_actors_page(
+    conn: &Connection,
+    name: &str,
+    key_prefix: &ActorKey,
+    after: Option<&ActorKey>,
+    limit: usize,
+) -> Result<Vec<ActorMeta>> {
+    let start = key::encode(key_prefix);
+    let end = key::prefix_end(&start);
+    let after = after.map(key::encode).filter(|a| *a >= start);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // Keys sort like their encodings: `> after` continues the listing, `< end` keeps the
+    // prefix. An absent bound is written so that it holds for every row.
+    let sql = format!(
+        "SELECT {META_COLUMNS} FROM actors
+         WHERE name = ?1 AND key_sort >= ?2 AND (?3 IS NULL OR key_sort > ?3)
+           AND (?4 IS NULL OR key_sort < ?4)
+         ORDER BY key_sort LIMIT ?5"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+    let rows = stmt
+        .query_map(params![name, start, after, end, limit], meta_row)
+        .map_err(db)?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)?;
+    rows.into_iter().map(to_meta).collect()
+}
+
 pub(crate) fn load_state(conn: &Connection, id: &ActorId) -> Result<Option<Vec<u8>>> {
     conn.prepare_cached("SELECT bytes FROM state WHERE actor_id = ?1")
         .map_err(db)?

@@ -323,6 +323,27 @@ pub trait Driver: Send + Sync + Debug + 'static {
         key_prefix: &'a ActorKey,
     ) -> BoxFuture<'a, Result<Vec<ActorMeta>>>;
 
+    /// One page of [`list_actors`](Driver::list_actors): at most `limit` actors of `name`
+    /// whose key starts with `key_prefix`, ordered by key, starting after the key `after` (from
+    /// the first when `None`). The default lists everything and keeps the page; drivers on
+    /// large stores answer from an index instead.
+    fn list_actors_page<'a>(
+        &'a self,
+        name: &'a str,
+        key_prefix: &'a ActorKey,
+        after: Option<&'a ActorKey>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ActorMeta>>> {
+        Box::pin(async move {
+            let all = self.list_actors(name, key_prefix).await?;
+            Ok(all
+                .into_iter()
+                .filter(|m| after.is_none_or(|a| m.key > *a))
+                .take(limit)
+                .collect())
+        })
+    }
+
     /// The latest state snapshot, if any was saved.
     fn load_state<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
 

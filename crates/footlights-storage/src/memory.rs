@@ -197,6 +197,26 @@ impl Store {
         CreateOutcome::Created
     }
 
+    fn list_page(
+        &self,
+        name: &str,
+        key_prefix: &ActorKey,
+        after: Option<&ActorKey>,
+        limit: usize,
+    ) -> Vec<ActorMeta> {
+        let lower = match after {
+            Some(after) if after >= key_prefix => Bound::Excluded((name.to_owned(), after.clone())),
+            _ => Bound::Included((name.to_owned(), key_prefix.clone())),
+        };
+        self.by_key
+            .range((lower, Bound::Unbounded))
+            .take_while(|((n, key), _)| n == name && key.starts_with(key_prefix))
+            .filter_map(|(_, id)| self.actors.get(id))
+            .take(limit)
+            .map(|record| record.meta.clone())
+            .collect()
+    }
+
     fn list(&self, name: &str, key_prefix: &ActorKey) -> Vec<ActorMeta> {
         // Keys are ordered part by part, so the keys that start with `key_prefix` form one run
         // that begins at `key_prefix` itself.
@@ -321,6 +341,18 @@ impl Driver for MemoryDriver {
         key_prefix: &'a ActorKey,
     ) -> BoxFuture<'a, Result<Vec<ActorMeta>>> {
         Box::pin(async move { Ok(self.with(|store| store.list(name, key_prefix))) })
+    }
+
+    fn list_actors_page<'a>(
+        &'a self,
+        name: &'a str,
+        key_prefix: &'a ActorKey,
+        after: Option<&'a ActorKey>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ActorMeta>>> {
+        Box::pin(
+            async move { Ok(self.with(|store| store.list_page(name, key_prefix, after, limit))) },
+        )
     }
 
     fn load_state<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {

@@ -172,11 +172,7 @@ async fn get_looks_up_by_ids_by_key_and_by_name() {
     .await;
     assert_eq!(by_name["actors"].as_array().unwrap().len(), 2);
 
-    for missing in [
-        "/actors?actor_ids=nope",
-        "/actors?name=room&key=nope",
-        "/actors?name=ghost",
-    ] {
+    for missing in ["/actors?actor_ids=nope", "/actors?name=room&key=nope"] {
         let response = bounded(http().get(server.url(missing)).send())
             .await
             .unwrap();
@@ -187,6 +183,59 @@ async fn get_looks_up_by_ids_by_key_and_by_name() {
             "{missing}"
         );
     }
+    let response = bounded(http().get(server.url("/actors?name=ghost")).send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        json_body(response).await,
+        json!({"actors": [], "pagination": {"cursor": null}})
+    );
+}
+
+#[tokio::test]
+async fn listing_by_name_comes_in_pages() {
+    let server = TestServer::start().await;
+    let mut keys = Vec::new();
+    for i in 0..7 {
+        let key = format!("k{i}");
+        server.room(&key).await;
+        keys.push(key);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut url = "/actors?name=room&limit=3".to_owned();
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={}", percent_encode(c)));
+        }
+        let page = json_body(bounded(http().get(server.url(&url)).send()).await.unwrap()).await;
+        let actors = page["actors"].as_array().unwrap();
+        assert!(actors.len() <= 3);
+        seen.extend(actors.iter().map(|a| a["key"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match page["pagination"]["cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "the listing never ended");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, keys);
+    let bad = bounded(http().get(server.url("/actors?name=room&limit=x")).send())
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[tokio::test]

@@ -368,3 +368,57 @@ pub async fn bump_generation(h: &dyn Harness) {
     let d = open(h).await;
     assert_eq!(actor(&*d, &a.id).await, Some(a3), "after reopening");
 }
+
+/// Listing a page at a time, after the last key seen, visits every actor of the name (under
+/// the prefix) once and in key order; an `after` below the prefix starts at the prefix.
+pub async fn list_actors_in_pages(h: &dyn Harness) {
+    const CHECK: &str = "list_actors_in_pages";
+    let d = open(h).await;
+    let mut metas: Vec<ActorMeta> = (0..25u32)
+        .map(|n| {
+            let key: &[&str] = if n % 2 == 0 { &["even"] } else { &["odd"] };
+            let mut parts: Vec<String> = key.iter().map(|p| (*p).to_owned()).collect();
+            parts.push(format!("{n:02}"));
+            meta(CHECK, n + 1, ActorKey::new(parts))
+        })
+        .collect();
+    for m in &metas {
+        create(&*d, m).await;
+    }
+    metas.sort_by(|a, b| a.key.cmp(&b.key));
+    for (prefix, expected) in [
+        (ActorKey::default(), metas.clone()),
+        (
+            ActorKey::from("odd"),
+            metas
+                .iter()
+                .filter(|m| m.key.parts()[0] == "odd")
+                .cloned()
+                .collect(),
+        ),
+    ] {
+        let mut seen = Vec::new();
+        let mut after: Option<ActorKey> = None;
+        loop {
+            let page = d
+                .list_actors_page(CHECK, &prefix, after.as_ref(), 4)
+                .await
+                .expect("list_actors_page failed");
+            assert!(page.len() <= 4, "a page over its limit");
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            seen.extend(page);
+        }
+        assert_eq!(seen, expected, "prefix {prefix:?}");
+    }
+    let below = ActorKey::from("a");
+    let page = d
+        .list_actors_page(CHECK, &ActorKey::from("odd"), Some(&below), 100)
+        .await
+        .expect("list_actors_page failed");
+    assert_eq!(
+        page.len(),
+        12,
+        "an `after` below the prefix starts at the prefix"
+    );
+}

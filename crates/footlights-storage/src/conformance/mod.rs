@@ -52,7 +52,7 @@ mod support;
 
 pub use actors::{
     bump_generation, create_duplicate_returns_existing,
-    delete_actor_removes_everything_and_frees_key, find_actor_by_id_and_key,
+    delete_actor_removes_everything_and_frees_key, find_actor_by_id_and_key, list_actors_in_pages,
     list_by_key_prefix_matches_whole_parts, list_by_name_ordered_by_key,
     same_key_other_name_is_another_actor, unique_key_under_concurrent_create,
 };
@@ -158,6 +158,7 @@ macro_rules! __conformance_checks {
             find_actor_by_id_and_key
             list_by_name_ordered_by_key
             list_by_key_prefix_matches_whole_parts
+            list_actors_in_pages
             alarms_put_replace_delete
             all_alarms_across_actors
             kv_put_get_delete
