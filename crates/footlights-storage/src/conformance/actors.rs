@@ -392,7 +392,7 @@ pub async fn list_actors_in_pages(h: &dyn Harness) {
             ActorKey::from("odd"),
             metas
                 .iter()
-                .filter(|m| m.key.parts()[0] == "odd")
+                .filter(|m| m.key.parts().first().is_some_and(|p| p == "odd"))
                 .cloned()
                 .collect(),
         ),
