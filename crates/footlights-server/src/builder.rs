@@ -41,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) ws_ping_interval: Duration,
     /// The host's routes for requests no protocol route claims.
     pub(crate) fallback: Fallback,
+    /// The origins browsers may call from with credentials; `None`: any (but `null`).
+    pub(crate) cors_origins: Option<Arc<[String]>>,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             sse_keep_alive: DEFAULT_SSE_KEEP_ALIVE,
             ws_ping_interval: DEFAULT_WS_PING_INTERVAL,
             fallback: Fallback::default(),
+            cors_origins: None,
         }
     }
 }
@@ -151,6 +154,34 @@ impl ServerBuilder {
     /// [`DEFAULT_WS_PING_INTERVAL`].
     pub fn ws_ping_interval(mut self, interval: Duration) -> Self {
         self.config.ws_ping_interval = interval;
+        self
+    }
+
+    /// Lets browsers call the server (with credentials) only from these origins, such as
+    /// `https://app.example.com` (scheme, host and port, as browsers send them in `Origin`).
+    /// A response to any other origin carries no CORS headers, so the browser keeps it from
+    /// the page.
+    ///
+    /// Without this setting (the default, what RivetKit clients expect while developing), every
+    /// origin is echoed back, except the opaque origin `null` (sandboxed frames, `file:`
+    /// pages, some redirects), which is never allowed: answering it with credentials would let
+    /// any such page act as the user.
+    ///
+    /// ```
+    /// use footlights_core::Registry;
+    /// use footlights_server::Server;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = Server::builder()
+    ///     .registry(Registry::builder().start().await?)
+    ///     .cors_origins(["https://app.example.com"])
+    ///     .build()?;
+    /// # drop(server);
+    /// # Ok(()) }
+    /// ```
+    pub fn cors_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.config.cors_origins = Some(origins.into_iter().map(Into::into).collect());
         self
     }
 

@@ -5,8 +5,9 @@
 //! `Allow-Credentials: true`, which is exactly what RivetKit clients expect.
 
 use std::fmt;
+use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -36,36 +37,76 @@ impl fmt::Display for RayId {
     }
 }
 
+/// The origins allowed to call with credentials; `None`: any but `null`.
+pub(crate) type Origins = Option<Arc<[String]>>;
+
+/// What a request's `Origin` allows: CORS headers or none.
+enum Verdict {
+    /// No `Origin` header (not a cross-origin browser request): any origin, `*`.
+    NoOrigin,
+    /// An allowed origin, echoed.
+    Allowed(HeaderValue),
+    /// `null` or an origin outside the list: no CORS headers at all.
+    Refused,
+}
+
+fn verdict(origins: &Origins, origin: Option<HeaderValue>) -> Verdict {
+    let Some(origin) = origin else {
+        return Verdict::NoOrigin;
+    };
+    let text = origin.to_str().unwrap_or("null");
+    let allowed = text != "null"
+        && origins
+            .as_deref()
+            .is_none_or(|list| list.iter().any(|o| o.eq_ignore_ascii_case(text)));
+    if allowed {
+        Verdict::Allowed(origin)
+    } else {
+        Verdict::Refused
+    }
+}
+
 /// Answers every preflight, and adds CORS headers and a ray id to every other response.
 ///
 /// A preflight never reaches a route, so it needs no auth and never wakes an actor.
-pub(crate) async fn layer(mut req: Request, next: Next) -> Response {
-    let origin = req.headers().get(header::ORIGIN).cloned();
+pub(crate) async fn layer(
+    State(origins): State<Origins>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let verdict = verdict(&origins, req.headers().get(header::ORIGIN).cloned());
     let ray = RayId::new();
     if req.method() == Method::OPTIONS {
         let mut response = StatusCode::NO_CONTENT.into_response();
-        preflight_headers(req.headers(), origin, response.headers_mut());
+        if matches!(verdict, Verdict::Refused) {
+            allow_origin(verdict, response.headers_mut());
+        } else {
+            preflight_headers(req.headers(), verdict, response.headers_mut());
+        }
         add_ray(&ray, response.headers_mut());
         return response;
     }
     req.extensions_mut().insert(ray.clone());
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
-    allow_origin(origin, headers);
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-        HeaderValue::from_static("true"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("*"),
-    );
+    let refused = matches!(verdict, Verdict::Refused);
+    allow_origin(verdict, headers);
+    if !refused {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("*"),
+        );
+    }
     add_ray(&ray, headers);
     response
 }
 
-fn preflight_headers(request: &HeaderMap, origin: Option<HeaderValue>, out: &mut HeaderMap) {
-    allow_origin(origin, out);
+fn preflight_headers(request: &HeaderMap, verdict: Verdict, out: &mut HeaderMap) {
+    allow_origin(verdict, out);
     out.insert(
         header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
         HeaderValue::from_static("true"),
@@ -89,18 +130,22 @@ fn preflight_headers(request: &HeaderMap, origin: Option<HeaderValue>, out: &mut
     );
 }
 
-/// Echoes the request's origin (with `Vary: Origin`), or allows any origin when there was none.
-fn allow_origin(origin: Option<HeaderValue>, out: &mut HeaderMap) {
-    match origin {
-        Some(origin) => {
+/// Echoes an allowed origin (with `Vary: Origin`), or allows any origin when there was none.
+fn allow_origin(verdict: Verdict, out: &mut HeaderMap) {
+    match verdict {
+        Verdict::Allowed(origin) => {
             out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             out.append(header::VARY, HeaderValue::from_static("origin"));
         }
-        None => {
+        Verdict::NoOrigin => {
             out.insert(
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
                 HeaderValue::from_static("*"),
             );
+        }
+        // Still say that the answer depends on the origin, for caches.
+        Verdict::Refused => {
+            out.append(header::VARY, HeaderValue::from_static("origin"));
         }
     }
 }

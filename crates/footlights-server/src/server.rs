@@ -111,7 +111,10 @@ impl Server {
         let app = Router::new()
             .fallback(dispatch)
             .with_state(shared.clone())
-            .layer(axum::middleware::from_fn(cors::layer));
+            .layer(axum::middleware::from_fn_with_state(
+                shared.config.cors_origins.clone(),
+                cors::layer,
+            ));
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: closing connections");

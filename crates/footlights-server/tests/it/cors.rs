@@ -98,3 +98,63 @@ async fn every_response_echoes_the_origin_errors_included() {
         assert_eq!(h["x-rivet-ray-id"].len(), 16);
     }
 }
+
+/// Asks for `path` from `origin` (a GET, or a preflight) and returns the CORS headers.
+async fn cors_headers(server: &TestServer, origin: &str, preflight: bool) -> (u16, Vec<String>) {
+    let request = if preflight {
+        http()
+            .request(reqwest::Method::OPTIONS, server.url("/metadata"))
+            .header("access-control-request-method", "GET")
+    } else {
+        http().get(server.url("/metadata"))
+    };
+    let response = bounded(request.header("origin", origin).send())
+        .await
+        .unwrap();
+    let names = response
+        .headers()
+        .keys()
+        .map(|k| k.as_str().to_owned())
+        .filter(|k| k.starts_with("access-control-"))
+        .collect();
+    (response.status().as_u16(), names)
+}
+
+#[tokio::test]
+async fn the_null_origin_is_never_allowed() {
+    let server = TestServer::start().await;
+    for preflight in [false, true] {
+        let (status, cors) = cors_headers(&server, "null", preflight).await;
+        assert!(cors.is_empty(), "preflight {preflight}: {cors:?}");
+        assert_eq!(status, if preflight { 204 } else { 200 });
+    }
+    let (_, cors) = cors_headers(&server, "http://localhost:3000", false).await;
+    assert!(cors.contains(&"access-control-allow-origin".to_owned()));
+}
+
+#[tokio::test]
+async fn an_allow_list_echoes_only_its_origins() {
+    let server = TestServer::with(|b| b.cors_origins(["https://app.example"])).await;
+    for preflight in [false, true] {
+        let (_, allowed) = cors_headers(&server, "https://app.example", preflight).await;
+        assert!(
+            allowed.contains(&"access-control-allow-origin".to_owned())
+                && allowed.contains(&"access-control-allow-credentials".to_owned()),
+            "preflight {preflight}: {allowed:?}"
+        );
+        let (_, other) = cors_headers(&server, "https://evil.example", preflight).await;
+        assert!(other.is_empty(), "preflight {preflight}: {other:?}");
+    }
+    let response = bounded(
+        http()
+            .get(server.url("/metadata"))
+            .header("origin", "https://app.example")
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+}
