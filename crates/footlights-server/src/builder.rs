@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use footlights_core::Registry;
 
+use crate::access::AccessPolicy;
 use crate::error::{Error, Result};
 use crate::fallback::Fallback;
 use crate::server::Server;
@@ -43,6 +44,8 @@ pub(crate) struct Config {
     pub(crate) fallback: Fallback,
     /// The origins browsers may call from with credentials; `None`: any (but `null`).
     pub(crate) cors_origins: Option<Arc<[String]>>,
+    /// Who may call.
+    pub(crate) access: AccessPolicy,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             ws_ping_interval: DEFAULT_WS_PING_INTERVAL,
             fallback: Fallback::default(),
             cors_origins: None,
+            access: AccessPolicy::default(),
         }
     }
 }
@@ -154,6 +158,28 @@ impl ServerBuilder {
     /// [`DEFAULT_WS_PING_INTERVAL`].
     pub fn ws_ping_interval(mut self, interval: Duration) -> Self {
         self.config.ws_ping_interval = interval;
+        self
+    }
+
+    /// Who may call the server: a token for the manager API (and optionally the gateway), a
+    /// check of your own. Open by default. See [`AccessPolicy`].
+    ///
+    /// ```
+    /// use footlights_core::Registry;
+    /// use footlights_server::{AccessPolicy, Server};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let token = std::env::var("FOOTLIGHTS_TOKEN").unwrap_or_else(|_| "dev-token".into());
+    /// let server = Server::builder()
+    ///     .registry(Registry::builder().start().await?)
+    ///     .access(AccessPolicy::token(token).gateway(true))
+    ///     .build()?;
+    /// # drop(server);
+    /// # Ok(()) }
+    /// ```
+    pub fn access(mut self, policy: AccessPolicy) -> Self {
+        self.config.access = policy;
         self
     }
 

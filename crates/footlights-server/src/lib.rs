@@ -48,6 +48,7 @@
 //! request and connection at `debug`, each frame at `trace`; `warn` when a limit is hit;
 //! `error` for masked internal errors. The crate never installs a subscriber.
 
+mod access;
 mod action;
 mod builder;
 mod cors;
@@ -65,6 +66,7 @@ mod signal;
 mod sse;
 mod ws;
 
+pub use access::{AccessPolicy, AccessRequest, Area};
 pub use builder::{
     DEFAULT_MAX_CONN_PARAMS_SIZE, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT_ACTIONS,
     DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_OUTGOING_MESSAGE_SIZE, DEFAULT_SSE_KEEP_ALIVE,

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use footlights_core::Registry;
 
+use crate::access::{self, AccessRequest, Area};
 use crate::builder::{Config, ServerBuilder};
 use crate::cors::{self, RayId};
 use crate::error::{Error, HttpError, Result, method_not_allowed};
@@ -151,7 +152,19 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         "/metadata" if method == Method::GET => manager::metadata(&shared),
         "/health" if method == Method::GET => manager::health(),
         "/devtools/mod.js" if method == Method::GET => devtools(),
-        "/actors" => manager::actors(&shared, req).await,
+        "/actors" => {
+            let token = access::token_of(Area::Manager, req.headers(), None);
+            let request = AccessRequest {
+                area: Area::Manager,
+                token: token.as_deref(),
+                headers: req.headers(),
+                path: &path,
+            };
+            if let Err(e) = shared.config.access.allow(&request) {
+                return HttpError::json(e).into_response();
+            }
+            manager::actors(&shared, req).await
+        }
         "/metadata" | "/health" | "/devtools/mod.js" => {
             HttpError::json(method_not_allowed()).into_response()
         }

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use footlights_client::Target;
 use footlights_protocol::{ActionError, ActorId};
 
+use crate::access::{self, AccessRequest, Area};
 use crate::cors::RayId;
 use crate::error::HttpError;
 use crate::peer::Via;
@@ -143,6 +144,22 @@ fn not_defined(code: &'static str, what: &str) -> HttpError {
 }
 
 async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: RayId) -> Response {
+    let in_path = match &addressed.gateway.address {
+        ActorAddress::Id { token, .. } => token.as_deref(),
+        ActorAddress::Query(q) => q.token.as_deref(),
+    };
+    let token = access::token_of(Area::Gateway, req.headers(), in_path);
+    let request = AccessRequest {
+        area: Area::Gateway,
+        token: token.as_deref(),
+        headers: req.headers(),
+        path: &addressed.gateway.path,
+    };
+    if let Err(e) = shared.config.access.allow(&request) {
+        drop(token);
+        return reject(req, HttpError::json(e), &ray).await;
+    }
+    drop(token);
     let route = match path::actor_route(&addressed.gateway.path) {
         Ok(route) => route,
         Err(e) => return reject(req, HttpError::json(e), &ray).await,

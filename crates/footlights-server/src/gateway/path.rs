@@ -26,7 +26,7 @@ pub(crate) enum ActorAddress {
     Id {
         /// The actor id, percent-decoded.
         id: String,
-        /// The token after `@`, percent-decoded. Not checked: the server has no token policy.
+        /// The token after `@`, percent-decoded; checked by the access policy when it asks.
         token: Option<String>,
     },
     /// By name and key: `/gateway/{name}/…?rvt-…`.
@@ -44,7 +44,7 @@ pub(crate) struct ActorQuery {
     pub(crate) key: ActorKey,
     /// `rvt-method` and the parameters that go with it.
     pub(crate) method: QueryMethod,
-    /// `rvt-token`. Not checked.
+    /// `rvt-token`; checked by the access policy when it asks.
     pub(crate) token: Option<String>,
     /// `rvt-skip-ready-wait`. A no-op here: actors are ready when they answer.
     pub(crate) skip_ready_wait: bool,

@@ -4,6 +4,7 @@
 // Helpers outside `#[test]` functions unwrap like the tests do.
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+mod access;
 mod action;
 mod cors;
 mod fallback;
