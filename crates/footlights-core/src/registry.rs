@@ -352,6 +352,24 @@ impl Registry {
         })
     }
 
+    /// Destroys an actor, as its own `ctx.destroy()` would: wakes it if it sleeps, runs its
+    /// destroy hook, closes its connections and deletes its state, alarms and key-value store.
+    /// Returns once it is gone; `false` if there was no such actor.
+    ///
+    /// # Errors
+    /// Storage failures while looking the actor up.
+    pub async fn destroy(&self, id: &ActorId) -> Result<bool, ActionError> {
+        let Some(meta) = self.actor_meta(id).await? else {
+            return Ok(false);
+        };
+        let (done, gone) = oneshot::channel();
+        self.inner
+            .send(&meta.name, id, Some(Msg::Destroy { done }))?;
+        // The sender is answered, or dropped if another destroy took over: gone either way.
+        let _ = gone.await;
+        Ok(true)
+    }
+
     /// Saves and stops every live actor (running their sleep hooks) and waits for the last
     /// writes. Connections are closed with "going away".
     pub async fn shutdown(&self) {

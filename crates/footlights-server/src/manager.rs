@@ -72,6 +72,24 @@ pub(crate) async fn actors(shared: &Shared, req: Request) -> Response {
     }
 }
 
+/// `/actors/{id}`: `DELETE` destroys the actor (its destroy hook runs, its data is deleted)
+/// and answers `{}`; an unknown id is `actor.not_found`. For operators: guard it with an
+/// [`AccessPolicy`](crate::AccessPolicy) token.
+pub(crate) async fn actor(shared: &Shared, req: Request, id: &str) -> Response {
+    if req.method() != Method::DELETE {
+        return HttpError::json(method_not_allowed()).into_response();
+    }
+    let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+    match shared.registry.destroy(&ActorId::new(id.as_ref())).await {
+        Ok(true) => json_response(&json!({})),
+        Ok(false) => HttpError::json(ActionError::actor_not_found(format!(
+            "actor {id} not found"
+        )))
+        .into_response(),
+        Err(e) => HttpError::json(e).into_response(),
+    }
+}
+
 fn storage(e: footlights_storage::StorageError) -> ActionError {
     ActionError::internal(format!("storage: {e}"))
 }

@@ -152,19 +152,14 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         "/metadata" if method == Method::GET => manager::metadata(&shared),
         "/health" if method == Method::GET => manager::health(),
         "/devtools/mod.js" if method == Method::GET => devtools(),
-        "/actors" => {
-            let token = access::token_of(Area::Manager, req.headers(), None);
-            let request = AccessRequest {
-                area: Area::Manager,
-                token: token.as_deref(),
-                headers: req.headers(),
-                path: &path,
-            };
-            if let Err(e) = shared.config.access.allow(&request) {
-                return HttpError::json(e).into_response();
-            }
-            manager::actors(&shared, req).await
-        }
+        "/actors" => match manager_allowed(&shared, &req, &path) {
+            Ok(()) => manager::actors(&shared, req).await,
+            Err(refused) => refused,
+        },
+        p if p.starts_with("/actors/") => match manager_allowed(&shared, &req, &path) {
+            Ok(()) => manager::actor(&shared, req, &path["/actors/".len()..]).await,
+            Err(refused) => refused,
+        },
         "/metadata" | "/health" | "/devtools/mod.js" => {
             HttpError::json(method_not_allowed()).into_response()
         }
@@ -176,6 +171,22 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             None => shared.config.fallback.handle(req).await,
         },
     }
+}
+
+/// Checks a manager request against the access policy; the refusal to send if it fails.
+fn manager_allowed(shared: &Shared, req: &Request, path: &str) -> Result<(), Response> {
+    let token = access::token_of(Area::Manager, req.headers(), None);
+    let request = AccessRequest {
+        area: Area::Manager,
+        token: token.as_deref(),
+        headers: req.headers(),
+        path,
+    };
+    shared
+        .config
+        .access
+        .allow(&request)
+        .map_err(|e| HttpError::json(e).into_response())
 }
 
 /// The path relative to the base path, or `None` if it lies outside it.

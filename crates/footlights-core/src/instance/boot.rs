@@ -27,6 +27,7 @@ impl<A: Actor> Instance<A> {
                 done: None,
                 detached: Vec::new(),
                 raw_sockets: Vec::new(),
+                destroyed: None,
             }),
             Err(e) => Err((e, rx)),
         }

@@ -104,6 +104,8 @@ pub(crate) enum Msg {
     },
     /// The registry is shutting down: save and stop.
     Stop { done: oneshot::Sender<()> },
+    /// An operator destroys the actor (as `ctx.destroy()` would); `done` hears when it is gone.
+    Destroy { done: oneshot::Sender<()> },
 }
 
 /// What the registry hands a new instance.
@@ -270,6 +272,8 @@ struct Instance<A: Actor> {
     detached: Vec<(ConnId, Instant)>,
     /// Accepted raw WebSockets, each with the connection it runs under.
     raw_sockets: Vec<(RawSocket, Conn<A>)>,
+    /// Who waits for an operator's destroy ([`Msg::Destroy`]) to finish.
+    destroyed: Option<oneshot::Sender<()>>,
 }
 
 type BootError = (ActionError, MailboxRx);
@@ -503,6 +507,13 @@ impl<A: Actor> Instance<A> {
             } => self.ws_closed(socket, code, &reason).await,
             Msg::Stop { done } => {
                 let _ = done.send(());
+            }
+            Msg::Destroy { done } => {
+                self.destroyed = Some(done);
+                self.ctx
+                    .shared
+                    .destroy_requested
+                    .store(true, Ordering::Release);
             }
         }
         self.end().await;

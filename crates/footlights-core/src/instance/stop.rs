@@ -77,6 +77,9 @@ impl<A: Actor> Instance<A> {
         self.reg.forget(A::NAME, &shared.key, &shared.id);
         tracing::debug!(actor = A::NAME, id = %shared.id, "actor destroyed");
         self.finish().await;
+        if let Some(done) = self.destroyed.take() {
+            let _ = done.send(());
+        }
         let rx = std::mem::replace(&mut self.rx, mailbox::channel().1);
         drain(
             rx,
@@ -144,7 +147,7 @@ pub(super) fn drain(mut rx: MailboxRx, error: &ActionError) {
                 }));
                 let _ = sink.send(LinkEvent::Closed(CloseReason::error(error)));
             }
-            Msg::Stop { done } => {
+            Msg::Stop { done } | Msg::Destroy { done } => {
                 let _ = done.send(());
             }
             Msg::Request { reply, .. } => {

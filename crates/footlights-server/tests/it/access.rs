@@ -138,3 +138,44 @@ async fn a_check_of_the_hosts_own_runs_for_every_request() {
         .unwrap();
     assert_eq!(list.status(), 200);
 }
+
+#[tokio::test]
+async fn operators_delete_actors_with_the_manager_token() {
+    let server = TestServer::with(|b| b.access(AccessPolicy::token(TOKEN))).await;
+    let id = server.room("doomed").await;
+    let increment = || async {
+        let path = TestServer::query_path("/action/increment", "doomed");
+        let response = bounded(http().post(server.url(&path)).json(&action_body()).send())
+            .await
+            .unwrap();
+        json_body(response).await["output"].clone()
+    };
+    assert_eq!(increment().await, json!(1));
+    assert_eq!(increment().await, json!(2));
+    let delete = |id: &str| http().delete(server.url(&format!("/actors/{id}")));
+    assert_eq!(
+        status_and_code(delete(&id)).await,
+        (401, "unauthorized".into())
+    );
+    let ok = bounded(delete(&id).bearer_auth(TOKEN).send())
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(json_body(ok).await, json!({}));
+    let meta = server
+        .registry
+        .actor_meta(&footlights_protocol::ActorId::new(id.as_str()))
+        .await
+        .unwrap();
+    assert!(meta.is_none(), "the actor is gone");
+    assert_eq!(
+        status_and_code(delete(&id).bearer_auth(TOKEN)).await,
+        (404, "not_found".into())
+    );
+    let get = http()
+        .get(server.url(&format!("/actors/{id}")))
+        .bearer_auth(TOKEN);
+    assert_eq!(status_and_code(get).await.0, 405);
+    // The key is free again: a new actor starts from scratch.
+    assert_eq!(increment().await, json!(1));
+}

@@ -546,3 +546,24 @@ async fn a_snapshot_past_one_mib_is_warned_about_once() {
         "the warning points at the store: {text}"
     );
 }
+
+#[tokio::test]
+async fn an_operator_destroys_a_sleeping_actor_with_its_store() {
+    let driver = MemoryDriver::new();
+    let (registry, notes) = notes_on(driver.clone()).await;
+    notes.put("k".into(), "v".into()).await.unwrap();
+    let id = notes.resolve().await.unwrap();
+    notes.nap().await.unwrap();
+    until_awake(&registry, 0).await;
+    assert!(registry.destroy(&id).await.unwrap(), "it existed");
+    assert!(driver.actor(&id).await.unwrap().is_none());
+    assert_eq!(driver.kv_size(&id).await.unwrap(), 0);
+    assert!(!registry.destroy(&id).await.unwrap(), "already gone");
+    let err = registry
+        .client()
+        .get::<Notes>(["n"])
+        .get("k".into())
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
