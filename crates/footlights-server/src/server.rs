@@ -154,11 +154,11 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         "/devtools/mod.js" if method == Method::GET => devtools(),
         "/actors" => match manager_allowed(&shared, &req, &path) {
             Ok(()) => manager::actors(&shared, req).await,
-            Err(refused) => refused,
+            Err(e) => HttpError::json(e).into_response(),
         },
         p if p.starts_with("/actors/") => match manager_allowed(&shared, &req, &path) {
             Ok(()) => manager::actor(&shared, req, &path["/actors/".len()..]).await,
-            Err(refused) => refused,
+            Err(e) => HttpError::json(e).into_response(),
         },
         "/metadata" | "/health" | "/devtools/mod.js" => {
             HttpError::json(method_not_allowed()).into_response()
@@ -173,8 +173,12 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
 }
 
-/// Checks a manager request against the access policy; the refusal to send if it fails.
-fn manager_allowed(shared: &Shared, req: &Request, path: &str) -> Result<(), Response> {
+/// Checks a manager request against the access policy.
+fn manager_allowed(
+    shared: &Shared,
+    req: &Request,
+    path: &str,
+) -> Result<(), footlights_protocol::ActionError> {
     let token = access::token_of(Area::Manager, req.headers(), None);
     let request = AccessRequest {
         area: Area::Manager,
@@ -182,11 +186,7 @@ fn manager_allowed(shared: &Shared, req: &Request, path: &str) -> Result<(), Res
         headers: req.headers(),
         path,
     };
-    shared
-        .config
-        .access
-        .allow(&request)
-        .map_err(|e| HttpError::json(e).into_response())
+    shared.config.access.allow(&request)
 }
 
 /// The path relative to the base path, or `None` if it lies outside it.
