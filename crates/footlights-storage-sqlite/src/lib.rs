@@ -34,6 +34,12 @@
 //!   database (`footlights.db.lock`), so a second process opening the same file fails at once
 //!   instead of serving the same actors and losing the other's writes; opens within one process
 //!   share the lock;
+//! - watchful of its files: each write checks, just before it commits, that the database and
+//!   lock files are still the ones it opened (one `stat` each). If they were deleted or replaced
+//!   under the running process, SQLite would go on writing to the unlinked file and every
+//!   acknowledged write would be lost at the next start; instead the write is rolled back and
+//!   fails with [`StorageError::Unavailable`](footlights_storage::StorageError::Unavailable),
+//!   logged at ERROR once per episode, until the files are back in place;
 //! - versioned: the file records its format version
 //!   ([`FORMAT_VERSION`](footlights_storage::FORMAT_VERSION)), and a file written by a newer
 //!   version is refused with [`StorageError::UnsupportedFormat`](footlights_storage::StorageError).
@@ -44,6 +50,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 mod error;
+mod files;
 mod key;
 mod lock;
 mod ops;
@@ -116,6 +123,8 @@ pub struct SqliteDriver {
     /// not in WAL mode (readers would then wait for the writer's locks anyway).
     reader: Worker,
     path: Arc<Path>,
+    /// The database and lock files as opened, checked by every write.
+    files: Arc<files::Files>,
     /// This process's hold on the database's lock file, shared by clones (and kept by the
     /// connections' threads until they have closed their connections).
     _lock: Arc<lock::Held>,
@@ -212,27 +221,31 @@ impl SqliteDriverBuilder {
         // Before the database: another process serving it must not get as far as reading it.
         let lock = Arc::new(lock::acquire(&self.path)?);
         let file = self.path.clone();
-        let (writer, wal) = Worker::start("footlights-sqlite", Arc::clone(&lock), move || {
-            let opened = schema::open(&file, busy_timeout, durability)?;
-            tracing::debug!(
-                path = %file.display(),
-                journal_mode = %opened.journal_mode,
-                created = opened.created,
-                ?busy_timeout,
-                ?durability,
-                "opened sqlite store"
-            );
-            let wal = opened.journal_mode.eq_ignore_ascii_case("wal");
-            if !wal {
-                tracing::warn!(
+        let lock_file = lock.path().to_path_buf();
+        let (writer, (wal, files)) =
+            Worker::start("footlights-sqlite", Arc::clone(&lock), move || {
+                let opened = schema::open(&file, busy_timeout, durability)?;
+                // The file the connection has open, now that it exists.
+                let files = files::Files::record(&file, &lock_file)?;
+                tracing::debug!(
                     path = %file.display(),
                     journal_mode = %opened.journal_mode,
-                    "sqlite store is not in WAL mode"
+                    created = opened.created,
+                    ?busy_timeout,
+                    ?durability,
+                    "opened sqlite store"
                 );
-            }
-            Ok((opened.connection, wal))
-        })
-        .await?;
+                let wal = opened.journal_mode.eq_ignore_ascii_case("wal");
+                if !wal {
+                    tracing::warn!(
+                        path = %file.display(),
+                        journal_mode = %opened.journal_mode,
+                        "sqlite store is not in WAL mode"
+                    );
+                }
+                Ok((opened.connection, (wal, files)))
+            })
+            .await?;
         let reader = if wal {
             let file = self.path;
             let (reader, ()) =
@@ -248,6 +261,7 @@ impl SqliteDriverBuilder {
             writer,
             reader,
             path,
+            files: Arc::new(files),
             _lock: lock,
         })
     }
@@ -333,11 +347,19 @@ impl Driver for SqliteDriver {
     }
 
     fn commit_units(&self, units: Vec<Unit>) -> BoxFuture<'_, Result<Vec<UnitOutcome>>> {
-        Box::pin(self.writer.run(move |conn| ops::commit(conn, units)))
+        let files = Arc::clone(&self.files);
+        Box::pin(
+            self.writer
+                .run(move |conn| ops::commit(conn, &files, units)),
+        )
     }
 
     fn delete_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<()>> {
         let id = id.clone();
-        Box::pin(self.writer.run(move |conn| ops::delete_actor(conn, &id)))
+        let files = Arc::clone(&self.files);
+        Box::pin(
+            self.writer
+                .run(move |conn| ops::delete_actor(conn, &files, &id)),
+        )
     }
 }

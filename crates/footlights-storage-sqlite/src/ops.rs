@@ -11,6 +11,7 @@ use footlights_storage::{
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::error::Error;
+use crate::files::Files;
 use crate::key;
 
 const META_COLUMNS: &str = "id, name, key_sort, created_at_ms, generation";
@@ -251,8 +252,13 @@ pub(crate) fn kv_size(conn: &Connection, id: &ActorId) -> Result<u64> {
 }
 
 /// Applies `units` in one transaction: each unit whose fence holds, all of it; on error,
-/// nothing. Returns each unit's outcome, in order.
-pub(crate) fn commit(conn: &mut Connection, units: Vec<Unit>) -> Result<Vec<UnitOutcome>> {
+/// nothing. Returns each unit's outcome, in order. Rolls back if `files` are no longer in
+/// place when the transaction is about to commit.
+pub(crate) fn commit(
+    conn: &mut Connection,
+    files: &Files,
+    units: Vec<Unit>,
+) -> Result<Vec<UnitOutcome>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
@@ -284,6 +290,7 @@ pub(crate) fn commit(conn: &mut Connection, units: Vec<Unit>) -> Result<Vec<Unit
                 .map_err(db)?;
         }
     }
+    files.check()?;
     tx.commit().map_err(db)?;
     Ok(outcomes)
 }
@@ -419,7 +426,7 @@ fn apply(tx: &Transaction<'_>, write: Write, kv_bytes: &mut HashMap<ActorId, i64
     Ok(())
 }
 
-pub(crate) fn delete_actor(conn: &mut Connection, id: &ActorId) -> Result<()> {
+pub(crate) fn delete_actor(conn: &mut Connection, files: &Files, id: &ActorId) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
@@ -434,5 +441,6 @@ pub(crate) fn delete_actor(conn: &mut Connection, id: &ActorId) -> Result<()> {
             .execute([id.as_str()])
             .map_err(db)?;
     }
+    files.check()?;
     tx.commit().map_err(db)
 }

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod crash;
+mod detached;
 mod format_version;
 mod upgrade;
 
