@@ -39,7 +39,9 @@
 //!   under the running process, SQLite would go on writing to the unlinked file and every
 //!   acknowledged write would be lost at the next start; instead the write is rolled back and
 //!   fails with [`StorageError::Unavailable`](footlights_storage::StorageError::Unavailable),
-//!   logged at ERROR once per episode, until the files are back in place;
+//!   logged at ERROR once per episode, until the files are back in place. A full disk, a disk
+//!   that fails to read or write, or a file that cannot be written or opened is `Unavailable`
+//!   too (nothing of the failed call is applied; retrying once space is freed succeeds);
 //! - versioned: the file records its format version
 //!   ([`FORMAT_VERSION`](footlights_storage::FORMAT_VERSION)), and a file written by a newer
 //!   version is refused with [`StorageError::UnsupportedFormat`](footlights_storage::StorageError).
