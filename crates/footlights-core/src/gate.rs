@@ -206,6 +206,8 @@ struct State {
     queue: VecDeque<(u64, Output)>,
     /// Outputs of the message that is running, if one is.
     staging: Option<Vec<Output>>,
+    /// The error of the first write that failed, if one did.
+    failure: Option<ActionError>,
 }
 
 /// One actor's output gate. See the module docs.
@@ -347,6 +349,9 @@ impl Gate {
         if seq > st.durable {
             st.durable = seq;
         }
+        if st.failure.is_none() {
+            st.failure = Some(error.clone());
+        }
         drop(st);
         self.durable_tx.send_replace(Durability::Failed);
         self.failed.notify_one();
@@ -383,6 +388,11 @@ impl Gate {
             Ok(Durability::Upto(_)) => Ok(()),
             _ => Err(ActionError::internal("state could not be saved")),
         }
+    }
+
+    /// The error of the first write that failed since the actor started, if one did.
+    pub(crate) fn failure_error(&self) -> Option<ActionError> {
+        self.lock().failure.clone()
     }
 
     /// Whether a write failed since the actor started.
