@@ -375,7 +375,8 @@ impl Gate {
     /// Waits until every write up to `seq` is durable.
     ///
     /// # Errors
-    /// When a write failed.
+    /// When a write failed: its error if it is public (such as `storage.unavailable`), an
+    /// internal error otherwise.
     pub(crate) async fn wait_durable(&self, seq: u64) -> Result<(), ActionError> {
         let mut rx = self.durable_tx.subscribe();
         let state = rx
@@ -386,7 +387,10 @@ impl Gate {
             .map(|d| *d);
         match state {
             Ok(Durability::Upto(_)) => Ok(()),
-            _ => Err(ActionError::internal("state could not be saved")),
+            _ => Err(self
+                .failure_error()
+                .filter(ActionError::is_public)
+                .unwrap_or_else(|| ActionError::internal("state could not be saved"))),
         }
     }
 
@@ -563,5 +567,25 @@ mod tests {
         let err = rx.try_recv().unwrap().unwrap_err();
         assert_eq!(err.code(), "internal_error");
         assert!(gate.has_failed());
+    }
+
+    #[tokio::test]
+    async fn waiters_get_the_first_failure_if_it_is_public() {
+        let gate = Gate::new();
+        let seq = gate.issue();
+        gate.mark_failed(seq, &ActionError::storage_unavailable());
+        gate.mark_failed(seq, &ActionError::internal("later"));
+        let err = gate.wait_durable(seq).await.unwrap_err();
+        assert_eq!((err.group(), err.code()), ("storage", "unavailable"));
+        assert_eq!(
+            gate.failure_error(),
+            Some(ActionError::storage_unavailable())
+        );
+
+        let masked = Gate::new();
+        let seq = masked.issue();
+        masked.mark_failed(seq, &ActionError::internal("disk"));
+        let err = masked.wait_durable(seq).await.unwrap_err();
+        assert_eq!(err.code(), "internal_error");
     }
 }
