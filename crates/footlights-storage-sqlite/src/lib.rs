@@ -42,6 +42,12 @@
 //!   logged at ERROR once per episode, until the files are back in place. A full disk, a disk
 //!   that fails to read or write, or a file that cannot be written or opened is `Unavailable`
 //!   too (nothing of the failed call is applied; retrying once space is freed succeeds);
+//! - checked at open: a file that fails SQLite's `PRAGMA quick_check` is refused with an error
+//!   naming it, instead of serving errors for whatever it cannot read. The check reads every
+//!   page (measured: 0.2 s for a 470 MB file in the page cache, so about 0.45 s per GB; from a
+//!   cold disk, as fast as the disk reads), so files larger than
+//!   [`DEFAULT_QUICK_CHECK_LIMIT`] (1 GiB) open unchecked unless
+//!   [`SqliteDriverBuilder::quick_check_limit`] says otherwise;
 //! - versioned: the file records its format version
 //!   ([`FORMAT_VERSION`](footlights_storage::FORMAT_VERSION)), and a file written by a newer
 //!   version is refused with [`StorageError::UnsupportedFormat`](footlights_storage::StorageError).
@@ -104,6 +110,11 @@ pub enum Durability {
 /// [`SqliteDriverBuilder::busy_timeout`] says otherwise.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Files up to this size are checked for damage at open, unless
+/// [`SqliteDriverBuilder::quick_check_limit`] says otherwise: 1 GiB, about half a second when
+/// the file is in the page cache (a few seconds from a cold disk).
+pub const DEFAULT_QUICK_CHECK_LIMIT: u64 = 1 << 30;
+
 /// A [`Driver`] storing everything in one SQLite database file.
 ///
 /// Open it with [`SqliteDriver::open`] or [`SqliteDriver::builder`]. Clones are cheap and share
@@ -155,7 +166,8 @@ impl SqliteDriver {
     /// if the file was written by a newer format version;
     /// [`StorageError::Backend`](footlights_storage::StorageError::Backend) if another process
     /// has it open (at once, without waiting), if it or its lock file cannot be opened or
-    /// created, if it is not an SQLite database, or if it stays locked by another connection for
+    /// created, if it is not an SQLite database, if it fails the integrity check (a message
+    /// naming the file and SQLite's first finding), or if it stays locked by another connection for
     /// longer than the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteDriver> {
         SqliteDriver::builder(path).open().await
@@ -179,6 +191,7 @@ impl SqliteDriver {
             path: path.as_ref().to_path_buf(),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             durability: Durability::default(),
+            quick_check_limit: DEFAULT_QUICK_CHECK_LIMIT,
         }
     }
 
@@ -195,6 +208,7 @@ pub struct SqliteDriverBuilder {
     path: PathBuf,
     busy_timeout: Duration,
     durability: Durability,
+    quick_check_limit: u64,
 }
 
 impl SqliteDriverBuilder {
@@ -211,6 +225,13 @@ impl SqliteDriverBuilder {
         self
     }
 
+    /// Checks files up to `bytes` for damage at open ([`DEFAULT_QUICK_CHECK_LIMIT`] by
+    /// default); larger files open unchecked. `0` checks nothing, `u64::MAX` every file.
+    pub fn quick_check_limit(mut self, bytes: u64) -> Self {
+        self.quick_check_limit = bytes;
+        self
+    }
+
     /// Opens the store, creating the file and its tables if needed.
     ///
     /// # Errors
@@ -220,13 +241,14 @@ impl SqliteDriverBuilder {
         let path: Arc<Path> = Arc::from(self.path.as_path());
         let busy_timeout = self.busy_timeout;
         let durability = self.durability;
+        let quick_check_limit = self.quick_check_limit;
         // Before the database: another process serving it must not get as far as reading it.
         let lock = Arc::new(lock::acquire(&self.path)?);
         let file = self.path.clone();
         let lock_file = lock.path().to_path_buf();
         let (writer, (wal, files)) =
             Worker::start("footlights-sqlite", Arc::clone(&lock), move || {
-                let opened = schema::open(&file, busy_timeout, durability)?;
+                let opened = schema::open(&file, busy_timeout, durability, quick_check_limit)?;
                 // The file the connection has open, now that it exists.
                 let files = files::Files::record(&file, &lock_file)?;
                 tracing::debug!(

@@ -474,7 +474,7 @@ mod tests {
         let lock = dir.path().join("db.lock");
         std::fs::write(&lock, b"").unwrap();
         let mut opened =
-            schema::open(&path, Duration::from_secs(1), Durability::default()).unwrap();
+            schema::open(&path, Duration::from_secs(1), Durability::default(), 0).unwrap();
         let files = Files::record(&path, &lock).unwrap();
         let conn = &mut opened.connection;
         let meta = ActorMeta::new(ActorId::new("a"), "n", ActorKey::from("k"), 0);

@@ -1,6 +1,7 @@
 //! Integration tests of `footlights-storage-sqlite`: one binary, one module per topic.
 
 mod conformance;
+mod corrupt;
 mod crash;
 mod detached;
 mod format_version;
