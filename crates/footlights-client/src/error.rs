@@ -105,8 +105,8 @@ pub(crate) fn http_error(status: u16, body: &str) -> ActionError {
 }
 
 /// Whether retrying after `error` can help: network failures, timeouts, 5xx answers, a
-/// server going away, and the "stale actor" codes of an actor that is starting, stopping or
-/// busy. Refusals (`auth.*`), user errors (`user.*`), malformed requests and unknown actors
+/// server going away, the "stale actor" codes of an actor that is starting, stopping or
+/// busy, and a server whose store cannot take writes now (`storage.unavailable`). Refusals (`auth.*`), user errors (`user.*`), malformed requests and unknown actors
 /// are not transient.
 ///
 /// Connections use this (with one addition: `actor.not_found` is retried for `get` handles,
@@ -162,6 +162,7 @@ pub fn is_transient(error: &ActionError) -> bool {
             ) || code.starts_with("tunnel_")
         }
         ("connection", code) => matches!(code, "resume_refused" | "superseded"),
+        ("storage", code) => code == "unavailable",
         ("user" | "auth", _) => false,
         // Masked internal errors and other server-side failures.
         _ => error.http_status() >= 500,
@@ -204,6 +205,7 @@ mod tests {
             coded("connection", "resume_refused"),
             ActionError::internal("secret").masked(),
             ActionError::rate_limited("slow down"),
+            ActionError::storage_unavailable(),
         ] {
             assert!(is_transient(&e), "{e}");
         }

@@ -206,6 +206,8 @@ struct State {
     queue: VecDeque<(u64, Output)>,
     /// Outputs of the message that is running, if one is.
     staging: Option<Vec<Output>>,
+    /// The error of the first write that failed, if one did.
+    failure: Option<ActionError>,
 }
 
 /// One actor's output gate. See the module docs.
@@ -347,6 +349,9 @@ impl Gate {
         if seq > st.durable {
             st.durable = seq;
         }
+        if st.failure.is_none() {
+            st.failure = Some(error.clone());
+        }
         drop(st);
         self.durable_tx.send_replace(Durability::Failed);
         self.failed.notify_one();
@@ -370,7 +375,8 @@ impl Gate {
     /// Waits until every write up to `seq` is durable.
     ///
     /// # Errors
-    /// When a write failed.
+    /// When a write failed: its error if it is public (such as `storage.unavailable`), an
+    /// internal error otherwise.
     pub(crate) async fn wait_durable(&self, seq: u64) -> Result<(), ActionError> {
         let mut rx = self.durable_tx.subscribe();
         let state = rx
@@ -381,8 +387,16 @@ impl Gate {
             .map(|d| *d);
         match state {
             Ok(Durability::Upto(_)) => Ok(()),
-            _ => Err(ActionError::internal("state could not be saved")),
+            _ => Err(self
+                .failure_error()
+                .filter(ActionError::is_public)
+                .unwrap_or_else(|| ActionError::internal("state could not be saved"))),
         }
+    }
+
+    /// The error of the first write that failed since the actor started, if one did.
+    pub(crate) fn failure_error(&self) -> Option<ActionError> {
+        self.lock().failure.clone()
     }
 
     /// Whether a write failed since the actor started.
@@ -553,5 +567,25 @@ mod tests {
         let err = rx.try_recv().unwrap().unwrap_err();
         assert_eq!(err.code(), "internal_error");
         assert!(gate.has_failed());
+    }
+
+    #[tokio::test]
+    async fn waiters_get_the_first_failure_if_it_is_public() {
+        let gate = Gate::new();
+        let seq = gate.issue();
+        gate.mark_failed(seq, &ActionError::storage_unavailable());
+        gate.mark_failed(seq, &ActionError::internal("later"));
+        let err = gate.wait_durable(seq).await.unwrap_err();
+        assert_eq!((err.group(), err.code()), ("storage", "unavailable"));
+        assert_eq!(
+            gate.failure_error(),
+            Some(ActionError::storage_unavailable())
+        );
+
+        let masked = Gate::new();
+        let seq = masked.issue();
+        masked.mark_failed(seq, &ActionError::internal("disk"));
+        let err = masked.wait_durable(seq).await.unwrap_err();
+        assert_eq!(err.code(), "internal_error");
     }
 }

@@ -430,7 +430,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn storage(e: StorageError) -> ActionError {
-    ActionError::internal(format!("storage: {e}"))
+    crate::writer::storage_error(&e)
 }
 
 fn now_ms() -> i64 {

@@ -107,7 +107,8 @@ impl Writer {
     /// or `Exists` with the actor that holds the key.
     ///
     /// # Errors
-    /// `actor.stopping` if the writer is gone; an internal error if the commit failed.
+    /// `actor.stopping` if the writer is gone; `storage.unavailable` or an internal error if the
+    /// commit failed.
     pub(crate) async fn create(
         &self,
         meta: ActorMeta,
@@ -126,12 +127,61 @@ impl Writer {
     }
 }
 
-fn storage(e: &StorageError) -> ActionError {
-    ActionError::internal(format!("storage: {e}"))
+/// What callers get for a failed storage call: `storage.unavailable` (public, retryable) when
+/// the store cannot take writes now, such as a full disk; an internal error, masked for clients,
+/// otherwise. The details go to the log, never to clients.
+pub(crate) fn storage_error(e: &StorageError) -> ActionError {
+    if e.is_unavailable() {
+        ActionError::storage_unavailable()
+    } else {
+        ActionError::internal(format!("storage: {e}"))
+    }
+}
+
+/// Logs failed group commits once per episode: the first failure (or one with another cause)
+/// at ERROR, the same failure again at DEBUG, and the first success after them at WARN.
+#[derive(Debug, Default)]
+struct FailureLog {
+    /// The failure being repeated, as logged.
+    current: Option<String>,
+    /// Failed commits since it was logged at ERROR.
+    repeated: u64,
+}
+
+impl FailureLog {
+    fn failed(&mut self, e: &StorageError, requests: usize) {
+        let cause = e.to_string();
+        let source = std::error::Error::source(e);
+        if self.current.as_deref() == Some(cause.as_str()) {
+            self.repeated += 1;
+            tracing::debug!(error = %cause, ?source, requests, "group commit failed again");
+        } else {
+            tracing::error!(
+                error = %cause,
+                ?source,
+                requests,
+                "group commit failed; further failures with this cause are logged at DEBUG until \
+                 a commit succeeds"
+            );
+            self.current = Some(cause);
+            self.repeated = 0;
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if let Some(cause) = self.current.take() {
+            tracing::warn!(
+                failed_before = %cause,
+                failed_again = self.repeated,
+                "group commits succeed again"
+            );
+        }
+    }
 }
 
 async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut jobs = Vec::new();
+    let mut failures = FailureLog::default();
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let units = coalesce(&mut jobs);
         let result = if units.iter().all(|u| u.writes.is_empty()) {
@@ -141,6 +191,7 @@ async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<Job>) {
         };
         match result {
             Ok(outcomes) => {
+                failures.succeeded();
                 let mut outcomes = outcomes.into_iter();
                 for job in jobs.drain(..) {
                     let outcome = outcomes.next();
@@ -166,9 +217,10 @@ async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), requests = jobs.len(), "group commit failed");
+                failures.failed(&e, jobs.len());
+                let error = storage_error(&e);
                 for job in jobs.drain(..) {
-                    fail(job, &storage(&e));
+                    fail(job, &error);
                 }
             }
         }
@@ -396,6 +448,141 @@ mod tests {
         let units = coalesce(&mut jobs);
         assert_eq!(units[0].writes, vec![state("a", 1)]);
         assert_eq!(units[1].writes, vec![state("a", 2)]);
+    }
+
+    /// A [`MemoryDriver`] whose commits fail with [`StorageError::Unavailable`] while `down`.
+    #[derive(Debug, Clone, Default)]
+    struct Flaky {
+        inner: MemoryDriver,
+        down: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Driver for Flaky {
+        fn actor<'a>(
+            &'a self,
+            id: &'a ActorId,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<Option<ActorMeta>>> {
+            self.inner.actor(id)
+        }
+        fn find_actor<'a>(
+            &'a self,
+            name: &'a str,
+            key: &'a ActorKey,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<Option<ActorMeta>>> {
+            self.inner.find_actor(name, key)
+        }
+        fn list_actors<'a>(
+            &'a self,
+            name: &'a str,
+            key_prefix: &'a ActorKey,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<Vec<ActorMeta>>> {
+            self.inner.list_actors(name, key_prefix)
+        }
+        fn load_state<'a>(
+            &'a self,
+            id: &'a ActorId,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<Option<Vec<u8>>>> {
+            self.inner.load_state(id)
+        }
+        fn load_alarms<'a>(
+            &'a self,
+            id: &'a ActorId,
+        ) -> futures::future::BoxFuture<
+            'a,
+            footlights_storage::Result<Vec<footlights_storage::Alarm>>,
+        > {
+            self.inner.load_alarms(id)
+        }
+        fn all_alarms(
+            &self,
+        ) -> futures::future::BoxFuture<
+            '_,
+            footlights_storage::Result<Vec<(ActorId, footlights_storage::Alarm)>>,
+        > {
+            self.inner.all_alarms()
+        }
+        fn kv_get<'a>(
+            &'a self,
+            id: &'a ActorId,
+            key: &'a [u8],
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<Option<Vec<u8>>>> {
+            self.inner.kv_get(id, key)
+        }
+        fn kv_list<'a>(
+            &'a self,
+            id: &'a ActorId,
+            range: &'a footlights_storage::KvRange,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<footlights_storage::KvEntries>>
+        {
+            self.inner.kv_list(id, range)
+        }
+        fn kv_size<'a>(
+            &'a self,
+            id: &'a ActorId,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<u64>> {
+            self.inner.kv_size(id)
+        }
+        fn commit_units(
+            &self,
+            units: Vec<Unit>,
+        ) -> futures::future::BoxFuture<'_, footlights_storage::Result<Vec<UnitOutcome>>> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Box::pin(async { Err(StorageError::unavailable("the disk is full")) });
+            }
+            self.inner.commit_units(units)
+        }
+        fn delete_actor<'a>(
+            &'a self,
+            id: &'a ActorId,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<()>> {
+            self.inner.delete_actor(id)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_answers_a_coded_retryable_error() {
+        let driver = Flaky::default();
+        let writer = Writer::spawn(Arc::new(driver.clone()));
+        driver.down.store(true, std::sync::atomic::Ordering::SeqCst);
+
+        // A reply waiting for its write gets the coded error, unmasked.
+        let gate = Gate::new();
+        let seq = gate.issue();
+        let (reply, answer) = oneshot::channel();
+        gate.push(crate::gate::Output::Reply(
+            reply,
+            Ok(footlights_protocol::Value::Null),
+        ));
+        writer.submit(WriteRequest {
+            writes: vec![state("a", 1)],
+            fence: None,
+            gate: gate.clone(),
+            seq,
+        });
+        let err = answer.await.unwrap().unwrap_err();
+        assert_eq!(
+            (err.group(), err.code()),
+            ("storage", "unavailable"),
+            "{err}"
+        );
+        assert!(err.is_public());
+        assert_eq!(err.http_status(), 503);
+        assert!(!err.message().contains("disk"), "no server details: {err}");
+
+        // So does a create, in a later failing commit.
+        let err = writer.create(meta("b", "kb"), vec![]).await.unwrap_err();
+        assert_eq!(
+            (err.group(), err.code()),
+            ("storage", "unavailable"),
+            "{err}"
+        );
+
+        // Back up: commits go through again.
+        driver
+            .down
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let created = writer.create(meta("b", "kb"), vec![]).await.unwrap();
+        assert_eq!(created, CreateOutcome::Created);
     }
 
     #[tokio::test]

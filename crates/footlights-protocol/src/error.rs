@@ -150,6 +150,17 @@ impl ActionError {
         Self::new("actor", "stopping", "actor is stopping")
     }
 
+    /// The store cannot take writes now (`storage.unavailable`, HTTP 503): the disk is full or
+    /// failing, or the server's data files are gone. Nothing of the call was saved; clients
+    /// retry later. The cause is in the server log, not in the message.
+    pub fn storage_unavailable() -> Self {
+        Self::new(
+            "storage",
+            "unavailable",
+            "storage is unavailable; try again later",
+        )
+    }
+
     /// A connection that no longer exists (`connection.not_found`).
     pub fn connection_not_found() -> Self {
         Self::new("connection", "not_found", "connection not found")
@@ -247,7 +258,8 @@ impl ActionError {
             ("actor", "method_not_allowed") => 405,
             ("actor", "action_timed_out") => 408,
             ("actor", "rate_limited") => 429,
-            ("actor", "restarting" | "stopping" | "starting" | "overloaded") => 503,
+            ("actor", "restarting" | "stopping" | "starting" | "overloaded")
+            | ("storage", "unavailable") => 503,
             (_, "internal_error") => 500,
             _ => 400,
         }
@@ -307,5 +319,6 @@ mod tests {
         assert_eq!(ActionError::action_timed_out().http_status(), 408);
         assert_eq!(ActionError::incoming_too_long().http_status(), 400);
         assert_eq!(ActionError::duplicate_key("k").http_status(), 400);
+        assert_eq!(ActionError::storage_unavailable().http_status(), 503);
     }
 }

@@ -31,6 +31,18 @@ pub(crate) enum Error {
         /// The lock file that another process holds.
         lock: std::path::PathBuf,
     },
+    /// The database file failed SQLite's integrity check at open.
+    #[error(
+        "the database file {} is corrupt ({problem}); restore it from a backup, or recover what \
+         is readable with the sqlite3 command `.recover`, before starting again",
+        path.display()
+    )]
+    Corrupt {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// SQLite's first finding.
+        problem: String,
+    },
     /// The database path names no file (such as `/` or `..`), so there is no lock file beside it.
     #[error("the database path {} names no file", .0.display())]
     NoFileName(std::path::PathBuf),

@@ -34,6 +34,20 @@
 //!   database (`footlights.db.lock`), so a second process opening the same file fails at once
 //!   instead of serving the same actors and losing the other's writes; opens within one process
 //!   share the lock;
+//! - watchful of its files: each write checks, just before it commits, that the database and
+//!   lock files are still the ones it opened (one `stat` each). If they were deleted or replaced
+//!   under the running process, SQLite would go on writing to the unlinked file and every
+//!   acknowledged write would be lost at the next start; instead the write is rolled back and
+//!   fails with [`StorageError::Unavailable`](footlights_storage::StorageError::Unavailable),
+//!   logged at ERROR once per episode, until the files are back in place. A full disk, a disk
+//!   that fails to read or write, or a file that cannot be written or opened is `Unavailable`
+//!   too (nothing of the failed call is applied; retrying once space is freed succeeds);
+//! - checked at open: a file that fails SQLite's `PRAGMA quick_check` is refused with an error
+//!   naming it, instead of serving errors for whatever it cannot read. The check reads every
+//!   page (measured: 0.2 s for a 470 MB file in the page cache, so about 0.45 s per GB; from a
+//!   cold disk, as fast as the disk reads), so files larger than
+//!   [`DEFAULT_QUICK_CHECK_LIMIT`] (1 GiB) open unchecked unless
+//!   [`SqliteDriverBuilder::quick_check_limit`] says otherwise;
 //! - versioned: the file records its format version
 //!   ([`FORMAT_VERSION`](footlights_storage::FORMAT_VERSION)), and a file written by a newer
 //!   version is refused with [`StorageError::UnsupportedFormat`](footlights_storage::StorageError).
@@ -44,6 +58,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 mod error;
+mod files;
 mod key;
 mod lock;
 mod ops;
@@ -95,6 +110,11 @@ pub enum Durability {
 /// [`SqliteDriverBuilder::busy_timeout`] says otherwise.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Files up to this size are checked for damage at open, unless
+/// [`SqliteDriverBuilder::quick_check_limit`] says otherwise: 1 GiB, about half a second when
+/// the file is in the page cache (a few seconds from a cold disk).
+pub const DEFAULT_QUICK_CHECK_LIMIT: u64 = 1 << 30;
+
 /// A [`Driver`] storing everything in one SQLite database file.
 ///
 /// Open it with [`SqliteDriver::open`] or [`SqliteDriver::builder`]. Clones are cheap and share
@@ -116,6 +136,8 @@ pub struct SqliteDriver {
     /// not in WAL mode (readers would then wait for the writer's locks anyway).
     reader: Worker,
     path: Arc<Path>,
+    /// The database and lock files as opened, checked by every write.
+    files: Arc<files::Files>,
     /// This process's hold on the database's lock file, shared by clones (and kept by the
     /// connections' threads until they have closed their connections).
     _lock: Arc<lock::Held>,
@@ -144,7 +166,8 @@ impl SqliteDriver {
     /// if the file was written by a newer format version;
     /// [`StorageError::Backend`](footlights_storage::StorageError::Backend) if another process
     /// has it open (at once, without waiting), if it or its lock file cannot be opened or
-    /// created, if it is not an SQLite database, or if it stays locked by another connection for
+    /// created, if it is not an SQLite database, if it fails the integrity check (a message
+    /// naming the file and SQLite's first finding), or if it stays locked by another connection for
     /// longer than the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteDriver> {
         SqliteDriver::builder(path).open().await
@@ -168,6 +191,7 @@ impl SqliteDriver {
             path: path.as_ref().to_path_buf(),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             durability: Durability::default(),
+            quick_check_limit: DEFAULT_QUICK_CHECK_LIMIT,
         }
     }
 
@@ -184,6 +208,7 @@ pub struct SqliteDriverBuilder {
     path: PathBuf,
     busy_timeout: Duration,
     durability: Durability,
+    quick_check_limit: u64,
 }
 
 impl SqliteDriverBuilder {
@@ -200,6 +225,13 @@ impl SqliteDriverBuilder {
         self
     }
 
+    /// Checks files up to `bytes` for damage at open ([`DEFAULT_QUICK_CHECK_LIMIT`] by
+    /// default); larger files open unchecked. `0` checks nothing, `u64::MAX` every file.
+    pub fn quick_check_limit(mut self, bytes: u64) -> Self {
+        self.quick_check_limit = bytes;
+        self
+    }
+
     /// Opens the store, creating the file and its tables if needed.
     ///
     /// # Errors
@@ -209,30 +241,35 @@ impl SqliteDriverBuilder {
         let path: Arc<Path> = Arc::from(self.path.as_path());
         let busy_timeout = self.busy_timeout;
         let durability = self.durability;
+        let quick_check_limit = self.quick_check_limit;
         // Before the database: another process serving it must not get as far as reading it.
         let lock = Arc::new(lock::acquire(&self.path)?);
         let file = self.path.clone();
-        let (writer, wal) = Worker::start("footlights-sqlite", Arc::clone(&lock), move || {
-            let opened = schema::open(&file, busy_timeout, durability)?;
-            tracing::debug!(
-                path = %file.display(),
-                journal_mode = %opened.journal_mode,
-                created = opened.created,
-                ?busy_timeout,
-                ?durability,
-                "opened sqlite store"
-            );
-            let wal = opened.journal_mode.eq_ignore_ascii_case("wal");
-            if !wal {
-                tracing::warn!(
+        let lock_file = lock.path().to_path_buf();
+        let (writer, (wal, files)) =
+            Worker::start("footlights-sqlite", Arc::clone(&lock), move || {
+                let opened = schema::open(&file, busy_timeout, durability, quick_check_limit)?;
+                // The file the connection has open, now that it exists.
+                let files = files::Files::record(&file, &lock_file)?;
+                tracing::debug!(
                     path = %file.display(),
                     journal_mode = %opened.journal_mode,
-                    "sqlite store is not in WAL mode"
+                    created = opened.created,
+                    ?busy_timeout,
+                    ?durability,
+                    "opened sqlite store"
                 );
-            }
-            Ok((opened.connection, wal))
-        })
-        .await?;
+                let wal = opened.journal_mode.eq_ignore_ascii_case("wal");
+                if !wal {
+                    tracing::warn!(
+                        path = %file.display(),
+                        journal_mode = %opened.journal_mode,
+                        "sqlite store is not in WAL mode"
+                    );
+                }
+                Ok((opened.connection, (wal, files)))
+            })
+            .await?;
         let reader = if wal {
             let file = self.path;
             let (reader, ()) =
@@ -248,6 +285,7 @@ impl SqliteDriverBuilder {
             writer,
             reader,
             path,
+            files: Arc::new(files),
             _lock: lock,
         })
     }
@@ -346,11 +384,19 @@ impl Driver for SqliteDriver {
     }
 
     fn commit_units(&self, units: Vec<Unit>) -> BoxFuture<'_, Result<Vec<UnitOutcome>>> {
-        Box::pin(self.writer.run(move |conn| ops::commit(conn, units)))
+        let files = Arc::clone(&self.files);
+        Box::pin(
+            self.writer
+                .run(move |conn| ops::commit(conn, &files, units)),
+        )
     }
 
     fn delete_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<()>> {
         let id = id.clone();
-        Box::pin(self.writer.run(move |conn| ops::delete_actor(conn, &id)))
+        let files = Arc::clone(&self.files);
+        Box::pin(
+            self.writer
+                .run(move |conn| ops::delete_actor(conn, &files, &id)),
+        )
     }
 }

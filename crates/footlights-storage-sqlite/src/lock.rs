@@ -42,6 +42,13 @@ pub(crate) struct Held {
     path: PathBuf,
 }
 
+impl Held {
+    /// The lock file, with its directory canonicalized.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         let mut locks = locks();

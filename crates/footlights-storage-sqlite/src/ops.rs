@@ -11,13 +11,29 @@ use footlights_storage::{
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::error::Error;
+use crate::files::Files;
 use crate::key;
 
 const META_COLUMNS: &str = "id, name, key_sort, created_at_ms, generation";
 
 /// Converts SQLite errors; every function here uses it through `?`.
+///
+/// What an operator can fix while the process runs (a full disk, a failing or read-only disk, a
+/// file that cannot be opened) is [`StorageError::Unavailable`], worth retrying later; the rest
+/// (corruption, constraint violations, bugs) is [`StorageError::Backend`].
 fn db(e: rusqlite::Error) -> StorageError {
-    StorageError::backend(e)
+    use rusqlite::ErrorCode;
+    let reason = match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => "the disk is full",
+        Some(ErrorCode::SystemIoFailure) => "the disk failed to read or write",
+        Some(ErrorCode::ReadOnly) => "the database file cannot be written",
+        Some(ErrorCode::CannotOpen) => "a file of the store cannot be opened",
+        _ => return StorageError::backend(e),
+    };
+    StorageError::Unavailable {
+        reason: reason.to_owned(),
+        source: Some(Box::new(e)),
+    }
 }
 
 /// An `actors` row as stored (see [`META_COLUMNS`]), before checking it.
@@ -280,8 +296,13 @@ pub(crate) fn kv_size(conn: &Connection, id: &ActorId) -> Result<u64> {
 }
 
 /// Applies `units` in one transaction: each unit whose fence holds, all of it; on error,
-/// nothing. Returns each unit's outcome, in order.
-pub(crate) fn commit(conn: &mut Connection, units: Vec<Unit>) -> Result<Vec<UnitOutcome>> {
+/// nothing. Returns each unit's outcome, in order. Rolls back if `files` are no longer in
+/// place when the transaction is about to commit.
+pub(crate) fn commit(
+    conn: &mut Connection,
+    files: &Files,
+    units: Vec<Unit>,
+) -> Result<Vec<UnitOutcome>> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
@@ -313,6 +334,7 @@ pub(crate) fn commit(conn: &mut Connection, units: Vec<Unit>) -> Result<Vec<Unit
                 .map_err(db)?;
         }
     }
+    files.check()?;
     tx.commit().map_err(db)?;
     Ok(outcomes)
 }
@@ -448,7 +470,7 @@ fn apply(tx: &Transaction<'_>, write: Write, kv_bytes: &mut HashMap<ActorId, i64
     Ok(())
 }
 
-pub(crate) fn delete_actor(conn: &mut Connection, id: &ActorId) -> Result<()> {
+pub(crate) fn delete_actor(conn: &mut Connection, files: &Files, id: &ActorId) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
@@ -463,5 +485,57 @@ pub(crate) fn delete_actor(conn: &mut Connection, id: &ActorId) -> Result<()> {
             .execute([id.as_str()])
             .map_err(db)?;
     }
+    files.check()?;
     tx.commit().map_err(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Durability, schema};
+
+    #[test]
+    fn a_full_disk_makes_the_store_unavailable_and_applies_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let lock = dir.path().join("db.lock");
+        std::fs::write(&lock, b"").unwrap();
+        let mut opened =
+            schema::open(&path, Duration::from_secs(1), Durability::default(), 0).unwrap();
+        let files = Files::record(&path, &lock).unwrap();
+        let conn = &mut opened.connection;
+        let meta = ActorMeta::new(ActorId::new("a"), "n", ActorKey::from("k"), 0);
+        let state = |size: usize| {
+            vec![Unit::unfenced(vec![Write::State {
+                actor: meta.id.clone(),
+                bytes: vec![7; size],
+            }])]
+        };
+        let create = vec![Unit::unfenced(vec![Write::CreateActor {
+            meta: meta.clone(),
+        }])];
+        commit(conn, &files, create).unwrap();
+        commit(conn, &files, state(10)).unwrap();
+
+        // The database may not grow: as full as a full disk, for SQLite.
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+        let err = commit(conn, &files, state(1 << 20)).unwrap_err();
+        let StorageError::Unavailable { reason, source } = &err else {
+            panic!("expected storage unavailable, got {err:?}");
+        };
+        assert!(reason.contains("full"), "{reason}");
+        assert!(source.is_some());
+        assert_eq!(load_state(conn, &meta.id).unwrap(), Some(vec![7; 10]));
+
+        // Room again: the same store takes writes.
+        conn.pragma_update(None, "max_page_count", pages * 1000)
+            .unwrap();
+        commit(conn, &files, state(1 << 20)).unwrap();
+        assert_eq!(load_state(conn, &meta.id).unwrap(), Some(vec![7; 1 << 20]));
+    }
 }

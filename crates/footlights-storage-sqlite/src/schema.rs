@@ -90,9 +90,14 @@ pub(crate) struct Opened {
 }
 
 /// Opens (or creates) the database at `path` and makes sure it holds a store this build can
-/// use: WAL, `synchronous` as `durability` asks, the schema, and a format version no newer
+/// use: undamaged (if no larger than `quick_check_limit` bytes), WAL, `synchronous` as `durability` asks, the schema, and a format version no newer
 /// than ours.
-pub(crate) fn open(path: &Path, busy_timeout: Duration, durability: Durability) -> Result<Opened> {
+pub(crate) fn open(
+    path: &Path,
+    busy_timeout: Duration,
+    durability: Durability,
+    quick_check_limit: u64,
+) -> Result<Opened> {
     let mut connection = Connection::open(path).map_err(StorageError::backend)?;
     connection
         .busy_timeout(busy_timeout)
@@ -113,12 +118,51 @@ pub(crate) fn open(path: &Path, busy_timeout: Duration, durability: Durability) 
     connection
         .pragma_update(None, "foreign_keys", "ON")
         .map_err(StorageError::backend)?;
+    check_integrity(&connection, path, quick_check_limit)?;
     let created = init(&mut connection)?;
     Ok(Opened {
         connection,
         journal_mode,
         created,
     })
+}
+
+/// Refuses a damaged file: `PRAGMA quick_check(1)`, which reads every page once and checks the
+/// b-trees' structure (not that indexes match their tables, as the full `integrity_check` does),
+/// stopping at the first problem. Its cost grows with the file (see the crate docs), so files
+/// larger than `limit` bytes are not checked.
+fn check_integrity(connection: &Connection, path: &Path, limit: u64) -> Result<()> {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    if size > limit {
+        tracing::info!(
+            path = %path.display(),
+            size,
+            limit,
+            "the store is larger than the quick check's limit: not checked at open"
+        );
+        return Ok(());
+    }
+    let corrupt = |problem: String| {
+        StorageError::backend(Error::Corrupt {
+            path: path.to_path_buf(),
+            problem: problem.replace('\n', " "),
+        })
+    };
+    let started = std::time::Instant::now();
+    let found: String = connection
+        .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                corrupt(e.to_string())
+            }
+            _ => StorageError::backend(e),
+        })?;
+    tracing::debug!(path = %path.display(), elapsed = ?started.elapsed(), result = %found, "quick check");
+    if found == "ok" {
+        Ok(())
+    } else {
+        Err(corrupt(found))
+    }
 }
 
 /// Opens another connection to a store that [`open`] has set up, for reads only. Reads take no
@@ -240,6 +284,7 @@ mod tests {
             &dir.path().join("db"),
             Duration::from_millis(1500),
             Durability::default(),
+            u64::MAX,
         )
         .unwrap();
         let conn = &opened.connection;
@@ -257,6 +302,7 @@ mod tests {
             &dir.path().join("db"),
             Duration::from_millis(1500),
             Durability::Process,
+            u64::MAX,
         )
         .unwrap();
         assert_eq!(pragma(&opened.connection, "journal_mode"), "wal");

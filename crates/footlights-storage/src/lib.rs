@@ -75,12 +75,44 @@ pub enum StorageError {
     /// The backend failed (I/O, corruption, lock).
     #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store cannot take writes now, and nothing of the failed call was applied: the disk is
+    /// full, the disk fails, or the store's files were deleted or replaced under the running
+    /// process. Trying again may succeed once an operator has fixed the cause (freed space,
+    /// restarted the process on restored files).
+    #[error("storage unavailable: {reason}")]
+    Unavailable {
+        /// What is wrong, for the log (it may name files; not for clients).
+        reason: String,
+        /// The backend's own error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl StorageError {
     /// Wraps any backend error.
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         StorageError::Backend(Box::new(e))
+    }
+
+    /// [`StorageError::Unavailable`] with a reason and no underlying error.
+    ///
+    /// ```
+    /// use footlights_storage::StorageError;
+    /// let e = StorageError::unavailable("the disk is full");
+    /// assert!(e.is_unavailable());
+    /// assert_eq!(e.to_string(), "storage unavailable: the disk is full");
+    /// ```
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        StorageError::Unavailable {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// Whether this is [`StorageError::Unavailable`]: a failure worth retrying later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::Unavailable { .. })
     }
 }
 

@@ -38,7 +38,7 @@ impl<A: Actor> Instance<A> {
         tx: &Mailbox,
         reg: &Arc<RegistryInner>,
     ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
-        let storage = |e: footlights_storage::StorageError| ActionError::internal(e.to_string());
+        let storage = |e: footlights_storage::StorageError| crate::writer::storage_error(&e);
         let driver = reg.driver();
         // One round trip: the driver serves the three reads back to back.
         let (meta, alarms, stored) = tokio::join!(

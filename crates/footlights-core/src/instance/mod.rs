@@ -358,7 +358,16 @@ impl<A: Actor> Instance<A> {
                 }
                 if this.ctx.shared.gate.has_failed() {
                     tracing::error!(actor = A::NAME, id = %this.ctx.shared.id, "a state write failed; stopping so the actor restarts from durable state");
-                    let reason = CloseReason::error(&ActionError::internal("storage"));
+                    // A public failure (such as `storage.unavailable`) tells clients what
+                    // happened and whether to retry; others stay masked.
+                    let error = this
+                        .ctx
+                        .shared
+                        .gate
+                        .failure_error()
+                        .filter(ActionError::is_public)
+                        .unwrap_or_else(|| ActionError::internal("storage"));
+                    let reason = CloseReason::error(&error);
                     let stopping = Box::pin(this.stop(reason));
                     return stopping.await;
                 }

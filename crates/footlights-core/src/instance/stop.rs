@@ -49,8 +49,17 @@ impl<A: Actor> Instance<A> {
         }
         self.close_all(reason, false).await;
         self.finish().await;
+        // Messages that never ran: after a public write failure (`storage.unavailable`), that is
+        // their answer too, so that callers learn why and when to retry.
+        let error = self
+            .ctx
+            .shared
+            .gate
+            .failure_error()
+            .filter(ActionError::is_public)
+            .unwrap_or_else(ActionError::stopping);
         let rx = std::mem::replace(&mut self.rx, mailbox::channel().1);
-        drain(rx, &ActionError::stopping());
+        drain(rx, &error);
     }
 
     pub(super) async fn destroy(mut self) {

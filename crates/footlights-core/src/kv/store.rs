@@ -66,7 +66,7 @@ impl std::fmt::Debug for KvStore {
 }
 
 fn storage(e: &StorageError) -> ActionError {
-    ActionError::internal(format!("storage: {e}"))
+    crate::writer::storage_error(e)
 }
 
 pub(crate) fn stored_key(key: &[u8]) -> Vec<u8> {

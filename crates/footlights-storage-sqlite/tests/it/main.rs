@@ -1,7 +1,9 @@
 //! Integration tests of `footlights-storage-sqlite`: one binary, one module per topic.
 
 mod conformance;
+mod corrupt;
 mod crash;
+mod detached;
 mod format_version;
 mod upgrade;
 

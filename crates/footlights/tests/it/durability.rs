@@ -78,3 +78,38 @@ async fn actors_call_each_other_through_ctx_client() {
         (4, 1)
     );
 }
+
+/// A data directory emptied under a running registry: callers get the coded, retryable
+/// `storage.unavailable` (HTTP 503), not a masked internal error, and nothing is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_data_directory_answers_storage_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let registry = Registry::builder()
+        .actor::<Tally>()
+        .driver(SqliteDriver::open(&path).await.unwrap())
+        .start()
+        .await
+        .unwrap();
+    let client = registry.client();
+    let tally = client.get_or_create::<Tally>(["t"]);
+    assert_eq!(tally.add(1).await.unwrap(), 1);
+
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let unavailable = |e: &ActionError| (e.group(), e.code()) == ("storage", "unavailable");
+    let err = tally.add(1).await.unwrap_err();
+    assert!(unavailable(&err), "{err}");
+    assert_eq!(err.http_status(), 503);
+    assert!(footlights_client::is_transient(&err));
+    // Asked again, and for a new actor: the same answer, never an acknowledgement.
+    let err = tally.add(1).await.unwrap_err();
+    assert!(unavailable(&err), "{err}");
+    let err = client
+        .get_or_create::<Tally>(["new"])
+        .add(1)
+        .await
+        .unwrap_err();
+    assert!(unavailable(&err), "{err}");
+}
