@@ -1,4 +1,4 @@
-//! `footlights serve`: open the store, start the registry, bind the listener.
+//! `footlights serve`: bind the listener, open the store, start the registry.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -66,13 +66,21 @@ pub struct Listening {
 }
 
 impl Listening {
-    /// Opens the store in the data directory, starts the demo registry and binds the listener.
+    /// Binds the listener, then opens the store in the data directory and starts the demo
+    /// registry.
+    ///
+    /// The address is bound first: a start that fails because the port is taken leaves no data
+    /// directory or store behind, and says which address it could not listen on.
     ///
     /// # Errors
-    /// When the data directory cannot be created, the store cannot be opened (for example, it
-    /// was written by a newer version, or another process is serving the same data directory),
-    /// or the address cannot be bound.
+    /// When the address cannot be bound, the data directory cannot be created, or the store
+    /// cannot be opened (for example, it was written by a newer version, or another process is
+    /// serving the same data directory).
     pub async fn open(options: &ServeOptions) -> anyhow::Result<Listening> {
+        let listener = TcpListener::bind((options.host.as_str(), options.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
+        let addr = listener.local_addr()?;
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
@@ -91,10 +99,6 @@ impl Listening {
             .await
             .context("cannot start the actor registry")?;
         let server = Server::builder().registry(registry).build()?;
-        let listener = TcpListener::bind((options.host.as_str(), options.port))
-            .await
-            .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
-        let addr = listener.local_addr()?;
         tracing::info!(db = %db.display(), durability = ?options.durability, test_actors = options.with_test_actors, "store open");
         Ok(Listening {
             server,

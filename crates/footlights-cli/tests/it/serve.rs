@@ -333,3 +333,36 @@ async fn a_second_server_on_the_same_data_dir_is_refused_at_once() {
     );
     assert!(again.terminate().await.success());
 }
+
+#[tokio::test]
+async fn a_taken_port_fails_before_the_data_dir_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = tokio::time::timeout(
+        LIMIT,
+        Command::new(env!("CARGO_BIN_EXE_footlights"))
+            .args(["serve", "--port", &port, "--data-dir"])
+            .arg(&data_dir)
+            .env_remove("RUST_BACKTRACE")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("exit in time")
+    .unwrap();
+    drop(taken);
+    assert!(!output.status.success(), "{:?}", output.status);
+    assert!(output.stdout.is_empty(), "no ready line");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")),
+        "the error names the address: {stderr}"
+    );
+    assert!(
+        !data_dir.exists(),
+        "no data directory is created when the port is taken"
+    );
+}
