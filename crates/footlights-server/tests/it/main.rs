@@ -15,4 +15,5 @@ mod robustness;
 mod shutdown;
 mod sse;
 mod support;
+mod timeouts;
 mod ws;
