@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use footlights::storage::{Durability, SqliteDriver};
@@ -36,6 +37,25 @@ pub struct ServeOptions {
     /// without waiting for the disk).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Power)]
     pub durability: DurabilityArg,
+    /// How long a stop (Ctrl-C or SIGTERM) waits for requests in flight and connections to
+    /// close, in seconds (decimals allowed). Then the connections left are cut, a request half
+    /// sent included, and every awake actor is saved before the process exits.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
+}
+
+/// A positive number of seconds, such as `10` or `2.5`, at most a day.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!(
+            "`{text}` must be more than 0 and at most 86400 seconds (a day)"
+        ));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
 }
 
 /// The `--durability` choices, see [`Durability`].
@@ -98,7 +118,10 @@ impl Listening {
             .start()
             .await
             .context("cannot start the actor registry")?;
-        let server = Server::builder().registry(registry).build()?;
+        let server = Server::builder()
+            .registry(registry)
+            .shutdown_timeout(options.shutdown_timeout)
+            .build()?;
         tracing::info!(db = %db.display(), durability = ?options.durability, test_actors = options.with_test_actors, "store open");
         Ok(Listening {
             server,

@@ -34,6 +34,11 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// 60 s most proxies and load balancers keep idle upstream connections, so that the proxy,
 /// not the server, closes them and never sends a request on a connection being closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Default time a graceful shutdown waits for requests in flight and connections to close
+/// before it cuts those left: 10 s. Well under the time Kubernetes (30 s) and systemd (90 s)
+/// wait between their stop signal and a kill, so the actors are saved before that; `docker
+/// stop` waits only 10 s, so under Docker give it a shorter timeout or give Docker a longer one.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit on accepted connections that have not yet sent their first request head:
 /// 512. It bounds the sockets (file descriptors) silent or slow clients can hold, well below
 /// the usual limit of 1,024 open files per process.
@@ -58,6 +63,7 @@ pub(crate) struct Config {
     pub(crate) body_read_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_pending_connections: usize,
+    pub(crate) shutdown_timeout: Duration,
     /// The host's routes for requests no protocol route claims.
     pub(crate) fallback: Fallback,
 }
@@ -77,6 +83,7 @@ impl Default for Config {
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_pending_connections: DEFAULT_MAX_PENDING_CONNECTIONS,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             fallback: Fallback::default(),
         }
     }
@@ -224,6 +231,20 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a graceful shutdown waits, once it has begun, for HTTP requests in flight to
+    /// finish and for connections to close. Then the connections left are cut (a request
+    /// half sent, an action still running, a client that does not answer the close) and the
+    /// registry saves and stops the actors all the same, so that
+    /// [`Server::serve`](crate::Server::serve) returns soon after. Default:
+    /// [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    ///
+    /// Keep it below the time a process supervisor waits between its stop signal and killing
+    /// the process, with room for the actors to be saved.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
     /// Serves the host's own routes beside the actors: a web page, static files, a health
     /// check of its own. Every request that no protocol route claims goes to `router`
     /// instead of getting a 404 `route.not_found`, so a catch-all route (`/{*path}`) cannot
@@ -288,6 +309,7 @@ impl ServerBuilder {
             ("header_read_timeout", config.header_read_timeout),
             ("body_read_timeout", config.body_read_timeout),
             ("idle_timeout", config.idle_timeout),
+            ("shutdown_timeout", config.shutdown_timeout),
         ] {
             if value.is_zero() {
                 return Err(Error::InvalidSetting {

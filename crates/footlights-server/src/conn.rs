@@ -82,6 +82,8 @@ pub(crate) struct ConnContext {
     pub(crate) timeouts: Timeouts,
     /// Fires when the server starts stopping: finish the request in flight, then close.
     pub(crate) stop: Stop,
+    /// Fires when the shutdown timeout has passed: close at once, whatever is in progress.
+    pub(crate) cut: Stop,
     /// Held while the connection is open; the server waits for every clone to be dropped.
     pub(crate) alive: mpsc::Sender<Infallible>,
 }
@@ -97,6 +99,7 @@ where
         app,
         timeouts,
         mut stop,
+        mut cut,
         alive,
     } = context;
     let (phase, mut phases) = watch::channel(Phase::Head(Instant::now()));
@@ -144,6 +147,10 @@ where
             () = stop.wait(), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
+            }
+            () = cut.wait() => {
+                tracing::debug!("shutdown timeout passed; closing");
+                break;
             }
         }
     }

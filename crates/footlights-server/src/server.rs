@@ -76,7 +76,9 @@ impl Server {
     /// 2. HTTP requests in flight (actions included) finish;
     /// 3. every WebSocket and SSE connection is closed with code 1001 and reason
     ///    `ws.going_away`, which RivetKit clients treat as "reconnect";
-    /// 4. the registry saves and stops every live actor ([`Registry::shutdown`]).
+    /// 4. once the [shutdown timeout](ServerBuilder::shutdown_timeout) has passed, the
+    ///    connections still open are cut, whatever they are doing;
+    /// 5. the registry saves and stops every live actor ([`Registry::shutdown`]).
     ///
     /// While serving, each connection is held to the builder's clocks: its request heads must
     /// arrive within the [header read timeout](ServerBuilder::header_read_timeout), request
@@ -116,6 +118,7 @@ impl Server {
         F: Future<Output = ()> + Send + 'static,
     {
         let (switch, stop) = Stop::new();
+        let (cut_switch, cut) = Stop::new();
         let config = self.config;
         let shared = Arc::new(Shared {
             registry: self.registry.clone(),
@@ -143,6 +146,7 @@ impl Server {
                 idle: config.idle_timeout,
             },
             stop,
+            cut,
             alive,
         };
         let pending = Arc::new(Semaphore::new(config.max_pending_connections));
@@ -179,14 +183,31 @@ impl Server {
         tracing::info!("shutting down: closing connections");
         switch.send_replace(true);
         drop(context);
-        let _ = all_closed.recv().await;
-        shared.conns.wait_idle().await;
-        tracing::info!("connections closed; stopping actors");
+        let drained = tokio::time::timeout(config.shutdown_timeout, async {
+            let _ = all_closed.recv().await;
+            shared.conns.wait_idle().await;
+        })
+        .await;
+        if drained.is_ok() {
+            tracing::info!("connections closed; stopping actors");
+        } else {
+            tracing::warn!(
+                shutdown_timeout = ?config.shutdown_timeout,
+                "shutdown timeout passed; cutting the connections left and stopping actors"
+            );
+            cut_switch.send_replace(true);
+            // HTTP connections end as soon as their task sees the cut; WebSocket closes are
+            // bounded by their own close timeout and are not waited for.
+            let _ = tokio::time::timeout(CUT_WAIT, all_closed.recv()).await;
+        }
         shared.registry.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     }
 }
+
+/// How long a shutdown waits, after the cut, for the connection tasks to end.
+const CUT_WAIT: Duration = Duration::from_secs(1);
 
 /// The shortest time between two warnings that the pending connections are at their maximum.
 const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
