@@ -13,6 +13,12 @@
 //! A cut connection is dropped: the socket closes without a response, as nothing was asked yet
 //! (head) or nothing is pending (idle). A body that misses its deadline gets a 408 instead.
 //!
+//! The phase changes at least twice per request, so it is kept where the socket and the
+//! service can change it without waking the connection's task: the task looks at it only when
+//! its timer fires, then cuts the connection or sets the timer again. A phase that begins
+//! after a look cannot end before the shorter of the two timeouts, so looking at least that
+//! often is enough for every cut to happen on time.
+//!
 //! After a WebSocket upgrade hyper lets go of the socket and these clocks stop; the WebSocket
 //! has its pings.
 
@@ -21,8 +27,8 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,7 +39,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service as _;
 
@@ -72,8 +78,61 @@ impl Phase {
     }
 }
 
-/// The phase, shared by the socket, the service and the connection's task.
-type PhaseCell = Arc<watch::Sender<Phase>>;
+/// The phase, and the connection's slot among those without a first request head: shared by
+/// the socket, the service and the connection's task.
+#[derive(Debug)]
+struct Clock(Mutex<ClockState>);
+
+#[derive(Debug)]
+struct ClockState {
+    phase: Phase,
+    /// Given back when the first request head is in.
+    setup: Option<OwnedSemaphorePermit>,
+}
+
+impl Clock {
+    fn state(&self) -> MutexGuard<'_, ClockState> {
+        // The state stays consistent whatever panicked while holding the lock.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn phase(&self) -> Phase {
+        self.state().phase
+    }
+
+    /// A request head is in: one more request in progress.
+    fn start_request(&self) {
+        let setup = {
+            let mut state = self.state();
+            state.phase = match state.phase {
+                Phase::Busy(n) => Phase::Busy(n + 1),
+                _ => Phase::Busy(1),
+            };
+            state.setup.take()
+        };
+        drop(setup);
+    }
+
+    /// A response has been sent (or given up on): one request fewer in progress.
+    fn end_request(&self) {
+        let mut state = self.state();
+        if let Phase::Busy(n) = state.phase {
+            state.phase = if n > 1 {
+                Phase::Busy(n - 1)
+            } else {
+                Phase::Idle(Instant::now())
+            };
+        }
+    }
+
+    /// Bytes arrived: on an idle connection, a request head has begun.
+    fn bytes_arrived(&self) {
+        let mut state = self.state();
+        if let Phase::Idle(_) = state.phase {
+            state.phase = Phase::Head(Instant::now());
+        }
+    }
+}
 
 /// What a connection's task needs besides its socket.
 #[derive(Debug, Clone)]
@@ -90,7 +149,7 @@ pub(crate) struct ConnContext {
 
 /// Serves one accepted connection until the client closes it, a clock cuts it, or the server
 /// stops. `setup` is the connection's slot among those not yet past their first request head;
-/// it is given back as soon as the head is in (or the connection ends).
+/// it is given back as soon as the head is in, or when the connection ends.
 pub(crate) async fn serve<I>(io: I, context: ConnContext, setup: OwnedSemaphorePermit)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -102,15 +161,17 @@ where
         mut cut,
         alive,
     } = context;
-    let (phase, mut phases) = watch::channel(Phase::Head(Instant::now()));
-    let phase = Arc::new(phase);
+    let clock = Arc::new(Clock(Mutex::new(ClockState {
+        phase: Phase::Head(Instant::now()),
+        setup: Some(setup),
+    })));
     let io = TokioIo::new(Watched {
         io,
-        phase: phase.clone(),
+        clock: clock.clone(),
     });
     let service = ConnService {
         app,
-        phase,
+        clock: clock.clone(),
         body_timeout: timeouts.body,
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -118,14 +179,11 @@ where
     // the next head and so cannot tell an idle connection from a slow one.
     builder.header_read_timeout(None);
     let mut conn = pin!(builder.serve_connection(io, service).with_upgrades());
-    let mut setup = Some(setup);
+    // No phase ends sooner than this after it begins.
+    let look_every = timeouts.header.min(timeouts.idle);
+    let mut timer = pin!(tokio::time::sleep(look_every));
     let mut stopping = false;
     loop {
-        let current = *phases.borrow_and_update();
-        if !matches!(current, Phase::Head(_)) {
-            setup = None;
-        }
-        let deadline = current.deadline(&timeouts);
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
@@ -133,15 +191,21 @@ where
                 }
                 break;
             }
-            _ = phases.changed() => {}
-            () = sleep_until(deadline) => {
-                // The phase may have moved on at the same instant.
-                if *phases.borrow() == current {
-                    match current {
-                        Phase::Head(_) => tracing::debug!("request head not received in time; closing"),
-                        _ => tracing::debug!("connection idle for too long; closing"),
+            () = timer.as_mut() => {
+                let now = Instant::now();
+                let phase = clock.phase();
+                match phase.deadline(&timeouts) {
+                    Some(deadline) if deadline <= now => {
+                        match phase {
+                            Phase::Head(_) => tracing::debug!("request head not received in time; closing"),
+                            _ => tracing::debug!("connection idle for too long; closing"),
+                        }
+                        break;
                     }
-                    break;
+                    deadline => {
+                        let next = now + look_every;
+                        timer.as_mut().reset(deadline.map_or(next, |d| d.min(next)));
+                    }
                 }
             }
             () = stop.wait(), if !stopping => {
@@ -154,23 +218,14 @@ where
             }
         }
     }
-    drop(setup);
     drop(alive);
-}
-
-/// Sleeps until `deadline`; forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The socket: the first byte of a request on an idle connection starts its head's clock.
 #[derive(Debug)]
 struct Watched<I> {
     io: I,
-    phase: PhaseCell,
+    clock: Arc<Clock>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
@@ -182,14 +237,8 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if buf.filled().len() > before && matches!(*this.phase.borrow(), Phase::Idle(_)) {
-            this.phase.send_if_modified(|phase| match phase {
-                Phase::Idle(_) => {
-                    *phase = Phase::Head(Instant::now());
-                    true
-                }
-                _ => false,
-            });
+        if buf.filled().len() > before {
+            this.clock.bytes_arrived();
         }
         polled
     }
@@ -230,7 +279,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
 #[derive(Debug, Clone)]
 struct ConnService {
     app: Router,
-    phase: PhaseCell,
+    clock: Arc<Clock>,
     body_timeout: Duration,
 }
 
@@ -240,7 +289,8 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Future = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let busy = Busy::start(self.phase.clone());
+        self.clock.start_request();
+        let busy = Busy(self.clock.clone());
         let expired = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         let req = match &expired {
             Some(flag) => {
@@ -284,33 +334,14 @@ fn body_timed_out() -> Response<Body> {
     response
 }
 
-/// One request in progress on a connection; the connection turns idle when the last ends.
+/// One request in progress on a connection, from [`Clock::start_request`] until dropped;
+/// the connection turns idle when the last ends.
 #[derive(Debug)]
-struct Busy(PhaseCell);
-
-impl Busy {
-    fn start(phase: PhaseCell) -> Busy {
-        phase.send_modify(|p| {
-            *p = match *p {
-                Phase::Busy(n) => Phase::Busy(n + 1),
-                _ => Phase::Busy(1),
-            }
-        });
-        Busy(phase)
-    }
-}
+struct Busy(Arc<Clock>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.send_modify(|p| {
-            if let Phase::Busy(n) = *p {
-                *p = if n > 1 {
-                    Phase::Busy(n - 1)
-                } else {
-                    Phase::Idle(Instant::now())
-                };
-            }
-        });
+        self.0.end_request();
     }
 }
 
