@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! footlights serve [--host 127.0.0.1] [--port 6420] [--data-dir ./data] [--with-test-actors]
+//!                  [--durability power|process] [--shutdown-timeout 10]
 //! ```
 //!
 //! `footlights serve` runs a Footlights server with the [demo actors](demo) on one address,
@@ -18,8 +19,10 @@
 //! and tests wait for that line. Logs go to standard error; set `RUST_LOG` to choose what is
 //! logged (default `info`). Ctrl-C or SIGTERM stops the server gracefully: realtime clients are
 //! told to reconnect (close code 1001, `ws.going_away`), requests in flight finish, every awake
-//! actor is saved, and the process exits with status 0. A second signal during that stop ends
-//! the process at once (status 130).
+//! actor is saved, and the process exits with status 0. Connections still open after
+//! `--shutdown-timeout` seconds (a request half sent, say) are cut so that the stop always ends;
+//! the actors are saved all the same. A second signal during that stop ends the process at
+//! once (status 130).
 //!
 //! Any RivetKit client reaches the actors with the printed URL as its endpoint:
 //!

@@ -1,8 +1,9 @@
-//! `footlights serve`: open the store, start the registry, bind the listener.
+//! `footlights serve`: bind the listener, open the store, start the registry.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use footlights::storage::{Durability, SqliteDriver};
@@ -36,6 +37,25 @@ pub struct ServeOptions {
     /// without waiting for the disk).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Power)]
     pub durability: DurabilityArg,
+    /// How long a stop (Ctrl-C or SIGTERM) waits for requests in flight and connections to
+    /// close, in seconds (decimals allowed). Then the connections left are cut, a request half
+    /// sent included, and every awake actor is saved before the process exits.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
+}
+
+/// A positive number of seconds, such as `10` or `2.5`, at most a day.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!(
+            "`{text}` must be more than 0 and at most 86400 seconds (a day)"
+        ));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
 }
 
 /// The `--durability` choices, see [`Durability`].
@@ -66,13 +86,21 @@ pub struct Listening {
 }
 
 impl Listening {
-    /// Opens the store in the data directory, starts the demo registry and binds the listener.
+    /// Binds the listener, then opens the store in the data directory and starts the demo
+    /// registry.
+    ///
+    /// The address is bound first: a start that fails because the port is taken leaves no data
+    /// directory or store behind, and says which address it could not listen on.
     ///
     /// # Errors
-    /// When the data directory cannot be created, the store cannot be opened (for example, it
-    /// was written by a newer version, or another process is serving the same data directory),
-    /// or the address cannot be bound.
+    /// When the address cannot be bound, the data directory cannot be created, or the store
+    /// cannot be opened (for example, it was written by a newer version, or another process is
+    /// serving the same data directory).
     pub async fn open(options: &ServeOptions) -> anyhow::Result<Listening> {
+        let listener = TcpListener::bind((options.host.as_str(), options.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
+        let addr = listener.local_addr()?;
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
@@ -90,11 +118,10 @@ impl Listening {
             .start()
             .await
             .context("cannot start the actor registry")?;
-        let server = Server::builder().registry(registry).build()?;
-        let listener = TcpListener::bind((options.host.as_str(), options.port))
-            .await
-            .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
-        let addr = listener.local_addr()?;
+        let server = Server::builder()
+            .registry(registry)
+            .shutdown_timeout(options.shutdown_timeout)
+            .build()?;
         tracing::info!(db = %db.display(), durability = ?options.durability, test_actors = options.with_test_actors, "store open");
         Ok(Listening {
             server,

@@ -24,8 +24,28 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Default interval between WebSocket pings.
 pub const DEFAULT_WS_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Default time a client has to send a whole request head: 10 s. Ample for any real client
+/// (a head is a few hundred bytes), short enough that a client trickling one (slowloris) holds
+/// its socket for seconds, not forever.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client has to send a whole request body once its head is in: 30 s, enough
+/// for the largest body the default size limit lets in over a slow mobile link.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a kept-alive connection may wait for its next request: 75 s. Longer than the
+/// 60 s most proxies and load balancers keep idle upstream connections, so that the proxy,
+/// not the server, closes them and never sends a request on a connection being closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Default time a graceful shutdown waits for requests in flight and connections to close
+/// before it cuts those left: 10 s. Well under the time Kubernetes (30 s) and systemd (90 s)
+/// wait between their stop signal and a kill, so the actors are saved before that; `docker
+/// stop` waits only 10 s, so under Docker give it a shorter timeout or give Docker a longer one.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default limit on accepted connections that have not yet sent their first request head:
+/// 512. It bounds the sockets (file descriptors) silent or slow clients can hold, well below
+/// the usual limit of 1,024 open files per process.
+pub const DEFAULT_MAX_PENDING_CONNECTIONS: usize = 512;
 
-/// The longest keep-alive or ping interval accepted.
+/// The longest keep-alive or ping interval, or timeout, accepted.
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The checked settings every request handler reads.
@@ -40,6 +60,11 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     pub(crate) sse_keep_alive: Duration,
     pub(crate) ws_ping_interval: Duration,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_pending_connections: usize,
+    pub(crate) shutdown_timeout: Duration,
     /// The host's routes for requests no protocol route claims.
     pub(crate) fallback: Fallback,
     /// The origins browsers may call from with credentials; `None`: any (but `null`).
@@ -59,6 +84,11 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             sse_keep_alive: DEFAULT_SSE_KEEP_ALIVE,
             ws_ping_interval: DEFAULT_WS_PING_INTERVAL,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_pending_connections: DEFAULT_MAX_PENDING_CONNECTIONS,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             fallback: Fallback::default(),
             cors_origins: None,
             access: AccessPolicy::default(),
@@ -211,6 +241,67 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a client may take to send a whole request head (request line and headers),
+    /// counted from the moment its connection is accepted or, on a kept-alive connection, from
+    /// the first byte of the request. A connection that misses it is closed without an answer.
+    /// Default: [`DEFAULT_HEADER_READ_TIMEOUT`].
+    ///
+    /// This is what stops a client from holding a socket open by sending a request slowly, or
+    /// not at all; a WebSocket handshake is a request head like any other.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a whole request body, counted from the end of its
+    /// head. The deadline covers the body as a whole, not the gap between two chunks, so
+    /// trickling a byte at a time does not extend it. A request that misses it is answered
+    /// with 408 Request Timeout, and its connection is closed. Default:
+    /// [`DEFAULT_BODY_READ_TIMEOUT`].
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.body_read_timeout = timeout;
+        self
+    }
+
+    /// How long a kept-alive HTTP connection may wait for its next request once a response
+    /// has been sent; then it is closed. WebSocket and SSE connections are not idle while
+    /// open: they have [pings](Self::ws_ping_interval) and
+    /// [keep-alives](Self::sse_keep_alive). Default: [`DEFAULT_IDLE_TIMEOUT`].
+    ///
+    /// Behind a proxy, keep it longer than the proxy's own idle timeout for upstream
+    /// connections.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// How many accepted connections may be waiting for their first request head at once.
+    /// While that many are, the server accepts no more (new clients wait in the listener's
+    /// backlog) until one sends its head, closes, or is closed by the
+    /// [header read timeout](Self::header_read_timeout). Default:
+    /// [`DEFAULT_MAX_PENDING_CONNECTIONS`].
+    ///
+    /// With the header read timeout, this bounds the sockets that clients which connect and
+    /// send nothing can hold.
+    pub fn max_pending_connections(mut self, count: usize) -> Self {
+        self.config.max_pending_connections = count;
+        self
+    }
+
+    /// How long a graceful shutdown waits, once it has begun, for HTTP requests in flight to
+    /// finish and for connections to close. Then the connections left are cut (a request
+    /// half sent, an action still running, a client that does not answer the close) and the
+    /// registry saves and stops the actors all the same, so that
+    /// [`Server::serve`](crate::Server::serve) returns soon after. Default:
+    /// [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    ///
+    /// Keep it below the time a process supervisor waits between its stop signal and killing
+    /// the process, with room for the actors to be saved.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
     /// Serves the host's own routes beside the actors: a web page, static files, a health
     /// check of its own. Every request that no protocol route claims goes to `router`
     /// instead of getting a 404 `route.not_found`, so a catch-all route (`/{*path}`) cannot
@@ -246,7 +337,7 @@ impl ServerBuilder {
     /// # Errors
     /// [`Error::MissingRegistry`] without a registry, [`Error::InvalidBasePath`] for a base
     /// path that is not a plain absolute path, [`Error::InvalidSetting`] for a zero limit, or
-    /// an interval that is zero or longer than a day.
+    /// an interval or timeout that is zero or longer than a day.
     pub fn build(self) -> Result<Server> {
         let registry = self.registry.ok_or(Error::MissingRegistry)?;
         let mut config = self.config;
@@ -259,6 +350,7 @@ impl ServerBuilder {
             ("max_conn_params_size", config.max_conn_params),
             ("max_in_flight_actions", config.max_in_flight),
             ("max_connections", config.max_connections),
+            ("max_pending_connections", config.max_pending_connections),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -271,6 +363,10 @@ impl ServerBuilder {
         for (name, value) in [
             ("sse_keep_alive", config.sse_keep_alive),
             ("ws_ping_interval", config.ws_ping_interval),
+            ("header_read_timeout", config.header_read_timeout),
+            ("body_read_timeout", config.body_read_timeout),
+            ("idle_timeout", config.idle_timeout),
+            ("shutdown_timeout", config.shutdown_timeout),
         ] {
             if value.is_zero() {
                 return Err(Error::InvalidSetting {
@@ -357,6 +453,20 @@ mod tests {
         assert!(matches!(
             build(ServerBuilder::default().base_path("no-slash")),
             Some(Error::InvalidBasePath { .. })
+        ));
+        assert!(matches!(
+            build(ServerBuilder::default().header_read_timeout(Duration::ZERO)),
+            Some(Error::InvalidSetting {
+                name: "header_read_timeout",
+                ..
+            })
+        ));
+        assert!(matches!(
+            build(ServerBuilder::default().max_pending_connections(0)),
+            Some(Error::InvalidSetting {
+                name: "max_pending_connections",
+                ..
+            })
         ));
         assert!(build(ServerBuilder::default().base_path("/ok/")).is_none());
     }

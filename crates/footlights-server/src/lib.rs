@@ -33,8 +33,8 @@
 //!   transport (`/connect/sse`, `/connections/{id}/message|close`) and connection tokens;
 //! - the host's own routes, if it gives some ([`ServerBuilder::fallback`]): a web page or
 //!   static files served beside the actors, for requests no protocol route claims;
-//! - CORS for browsers, size and count limits, WebSocket pings, SSE keep-alives, and a
-//!   graceful shutdown that tells every client to reconnect.
+//! - CORS for browsers, size and count limits, time limits on slow or idle clients, WebSocket
+//!   pings, SSE keep-alives, and a graceful shutdown that tells every client to reconnect.
 //!
 //! What it is not: the actor runtime ([`footlights_core`]), a client, or a TLS terminator.
 //! Raw HTTP (`/request/…`) and raw WebSocket (`/websocket/…`) routes reach the actor's raw
@@ -51,6 +51,7 @@
 mod access;
 mod action;
 mod builder;
+mod conn;
 mod cors;
 mod error;
 mod fallback;
@@ -68,8 +69,10 @@ mod ws;
 
 pub use access::{AccessPolicy, AccessRequest, Area};
 pub use builder::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONN_PARAMS_SIZE, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT_ACTIONS,
-    DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_OUTGOING_MESSAGE_SIZE, DEFAULT_SSE_KEEP_ALIVE,
+    DEFAULT_MAX_INCOMING_MESSAGE_SIZE, DEFAULT_MAX_OUTGOING_MESSAGE_SIZE,
+    DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SSE_KEEP_ALIVE,
     DEFAULT_WS_PING_INTERVAL, ServerBuilder,
 };
 pub use error::{Error, Result};

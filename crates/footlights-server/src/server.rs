@@ -4,20 +4,25 @@
 //! parsed before any percent-decoding (§5), and the base path and header routing (§5.3) apply
 //! to every route alike.
 
+use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use footlights_core::Registry;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::access::{self, AccessRequest, Area};
 use crate::builder::{Config, ServerBuilder};
+use crate::conn;
 use crate::cors::{self, RayId};
-use crate::error::{Error, HttpError, Result, method_not_allowed};
+use crate::error::{HttpError, Result, method_not_allowed};
 use crate::gateway;
 use crate::manager;
 use crate::peer::{RivetProtocols, offered_protocols};
@@ -72,7 +77,19 @@ impl Server {
     /// 2. HTTP requests in flight (actions included) finish;
     /// 3. every WebSocket and SSE connection is closed with code 1001 and reason
     ///    `ws.going_away`, which RivetKit clients treat as "reconnect";
-    /// 4. the registry saves and stops every live actor ([`Registry::shutdown`]).
+    /// 4. once the [shutdown timeout](ServerBuilder::shutdown_timeout) has passed, the
+    ///    connections still open are cut, whatever they are doing;
+    /// 5. the registry saves and stops every live actor ([`Registry::shutdown`]).
+    ///
+    /// While serving, each connection is held to the builder's clocks: its request heads must
+    /// arrive within the [header read timeout](ServerBuilder::header_read_timeout), request
+    /// bodies within the [body read timeout](ServerBuilder::body_read_timeout), and a kept-alive
+    /// connection is closed after the [idle timeout](ServerBuilder::idle_timeout). At most
+    /// [`max_pending_connections`](ServerBuilder::max_pending_connections) accepted connections
+    /// may be waiting for their first request head; past that the listener waits before
+    /// accepting more. When accepting fails (for example, the process is out of file
+    /// descriptors), the listener logs it and waits before trying again ([`axum::serve::Listener`]
+    /// for a `TcpListener` waits a second) while open connections are served on.
     ///
     /// The host owns the socket and the signal: this never installs signal handlers.
     ///
@@ -93,19 +110,22 @@ impl Server {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Io`] if serving fails.
-    pub async fn serve<L, F>(self, listener: L, shutdown: F) -> Result<()>
+    /// None at present: accept errors are retried. The `Result` leaves room for errors a
+    /// future listener may report.
+    pub async fn serve<L, F>(self, mut listener: L, shutdown: F) -> Result<()>
     where
         L: axum::serve::Listener,
         L::Addr: Debug,
         F: Future<Output = ()> + Send + 'static,
     {
         let (switch, stop) = Stop::new();
+        let (cut_switch, cut) = Stop::new();
+        let config = self.config;
         let shared = Arc::new(Shared {
             registry: self.registry.clone(),
-            conns: ConnTracker::new(self.config.max_connections),
-            config: self.config,
-            stop,
+            conns: ConnTracker::new(config.max_connections),
+            config: config.clone(),
+            stop: stop.clone(),
             sse: Sessions::default(),
             links: LiveLinks::default(),
         });
@@ -116,25 +136,85 @@ impl Server {
                 shared.config.cors_origins.clone(),
                 cors::layer,
             ));
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing connections");
-            switch.send_replace(true);
-        };
         match listener.local_addr() {
-            Ok(addr) => tracing::info!(?addr, base_path = %shared.config.base_path, "serving"),
+            Ok(addr) => tracing::info!(?addr, base_path = %config.base_path, "serving"),
             Err(e) => tracing::info!(error = %e, "serving"),
         }
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await;
-        shared.conns.wait_idle().await;
-        tracing::info!("connections closed; stopping actors");
+        // Every connection task holds a sender; `recv` returns `None` once all are gone.
+        let (alive, mut all_closed) = mpsc::channel::<Infallible>(1);
+        let context = conn::ConnContext {
+            app,
+            timeouts: conn::Timeouts {
+                header: config.header_read_timeout,
+                body: config.body_read_timeout,
+                idle: config.idle_timeout,
+            },
+            stop,
+            cut,
+            alive,
+        };
+        let pending = Arc::new(Semaphore::new(config.max_pending_connections));
+        let mut full_warned: Option<Instant> = None;
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let setup = match pending.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    if full_warned.is_none_or(|at| at.elapsed() >= FULL_WARNING_INTERVAL) {
+                        full_warned = Some(Instant::now());
+                        tracing::warn!(
+                            max_pending_connections = config.max_pending_connections,
+                            "too many connections without a first request; waiting before accepting more"
+                        );
+                    }
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        permit = pending.clone().acquire_owned() => match permit {
+                            Ok(permit) => permit,
+                            Err(_) => break,
+                        },
+                    }
+                }
+            };
+            let (io, remote) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            tracing::trace!(?remote, "accepted");
+            tokio::spawn(conn::serve(io, context.clone(), setup));
+        }
+        drop(listener);
+        tracing::info!("shutting down: closing connections");
+        switch.send_replace(true);
+        drop(context);
+        let drained = tokio::time::timeout(config.shutdown_timeout, async {
+            let _ = all_closed.recv().await;
+            shared.conns.wait_idle().await;
+        })
+        .await;
+        if drained.is_ok() {
+            tracing::info!("connections closed; stopping actors");
+        } else {
+            tracing::warn!(
+                shutdown_timeout = ?config.shutdown_timeout,
+                "shutdown timeout passed; cutting the connections left and stopping actors"
+            );
+            cut_switch.send_replace(true);
+            // HTTP connections end as soon as their task sees the cut; WebSocket closes are
+            // bounded by their own close timeout and are not waited for.
+            let _ = tokio::time::timeout(CUT_WAIT, all_closed.recv()).await;
+        }
         shared.registry.shutdown().await;
         tracing::info!("stopped");
-        served.map_err(Error::Io)
+        Ok(())
     }
 }
+
+/// How long a shutdown waits, after the cut, for the connection tasks to end.
+const CUT_WAIT: Duration = Duration::from_secs(1);
+
+/// The shortest time between two warnings that the pending connections are at their maximum.
+const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Routes one request (preflights never get here, see [`cors::layer`]).
 async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {

@@ -3,8 +3,10 @@
 //!
 //! Order (see [`Server::serve`](crate::Server::serve)): the host's shutdown future resolves →
 //! the [`Stop`] signal fires and the listener stops accepting → in-flight HTTP requests finish
-//! while every WebSocket and SSE connection closes with 1001 `ws.going_away` → once
-//! [`ConnTracker`] counts zero, the registry saves and stops its actors.
+//! while every WebSocket and SSE connection closes with 1001 `ws.going_away` → once every HTTP
+//! connection has ended and [`ConnTracker`] counts zero, or the shutdown timeout has passed and
+//! a second [`Stop`] signal has cut the connections left, the registry saves and stops its
+//! actors.
 
 use std::sync::Arc;
 

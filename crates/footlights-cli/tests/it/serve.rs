@@ -333,3 +333,98 @@ async fn a_second_server_on_the_same_data_dir_is_refused_at_once() {
     );
     assert!(again.terminate().await.success());
 }
+
+#[tokio::test]
+async fn a_taken_port_fails_before_the_data_dir_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = tokio::time::timeout(
+        LIMIT,
+        Command::new(env!("CARGO_BIN_EXE_footlights"))
+            .args(["serve", "--port", &port, "--data-dir"])
+            .arg(&data_dir)
+            .env_remove("RUST_BACKTRACE")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("exit in time")
+    .unwrap();
+    drop(taken);
+    assert!(!output.status.success(), "{:?}", output.status);
+    assert!(output.stdout.is_empty(), "no ready line");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")),
+        "the error names the address: {stderr}"
+    );
+    assert!(
+        !data_dir.exists(),
+        "no data directory is created when the port is taken"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_ends_at_the_shutdown_timeout_while_a_request_is_half_sent() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--shutdown-timeout", "1"]).await;
+    assert_eq!(
+        server
+            .action("counter", "cut", "increment", json!([4]))
+            .await,
+        (200, json!({ "output": 4 }))
+    );
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // Connections are accepted in order: once a later one is answered, the half-sent one is
+    // being served.
+    assert_eq!(server.get("/health").await.0, 200);
+
+    // Well under the 10 s header read timeout: only the shutdown timeout can end the request.
+    let started = std::time::Instant::now();
+    let status = server.terminate().await;
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    drop(half);
+
+    let server = start(dir.path(), &[]).await;
+    assert_eq!(
+        server.action("counter", "cut", "getCount", json!([])).await,
+        (200, json!({ "output": 4 }))
+    );
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn a_shutdown_timeout_that_is_not_a_positive_number_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for value in ["soon", "0", "-1"] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_footlights"))
+            .args([
+                "serve",
+                "--port",
+                "0",
+                &format!("--shutdown-timeout={value}"),
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--shutdown-timeout"), "{value}: {stderr}");
+    }
+}

@@ -16,4 +16,5 @@ mod robustness;
 mod shutdown;
 mod sse;
 mod support;
+mod timeouts;
 mod ws;

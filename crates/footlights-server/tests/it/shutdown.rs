@@ -1,10 +1,18 @@
 //! Graceful shutdown: sockets and streams close with 1001, in-flight HTTP actions finish,
-//! then `serve` returns.
+//! then `serve` returns; past the shutdown timeout the connections left are cut and the actors
+//! are saved all the same.
 
-use footlights::Value;
+use std::time::Duration;
+
+use footlights::storage::SqliteDriver;
+use footlights::{Registry, Value};
 use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
-use crate::support::{TestServer, bounded, http, json_body, next_close, until_tag, ws_connect};
+use crate::support::{
+    Room, TestServer, bounded, http, json_body, next_close, until_tag, ws_connect,
+};
 
 const JSON: &[&str] = &["rivet", "rivet_encoding.json"];
 
@@ -73,4 +81,76 @@ async fn sse_streams_end_with_going_away_on_shutdown() {
         "{text}"
     );
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_cuts_half_sent_requests_at_its_timeout_and_still_saves_the_actors() {
+    const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(500);
+    // Far longer than the wait below: only the shutdown timeout can end these requests.
+    const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("footlights.db");
+    let driver = SqliteDriver::open(&db).await.unwrap();
+    let registry = Registry::builder()
+        .actor::<Room>()
+        .driver(driver)
+        .start()
+        .await
+        .unwrap();
+    let server = TestServer::with_registry(registry, |b| {
+        b.shutdown_timeout(SHUTDOWN_TIMEOUT)
+            .header_read_timeout(CLIENT_TIMEOUT)
+            .body_read_timeout(CLIENT_TIMEOUT)
+    })
+    .await;
+
+    // An acknowledged write: the answer leaves only once the state is on disk.
+    let response = bounded(
+        http()
+            .post(server.url(&TestServer::query_path("/action/increment", "kept")))
+            .header("x-rivet-encoding", "json")
+            .body(r#"{"args":[5]}"#)
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(json_body(response).await, json!({"output": 5}));
+
+    // Half a request head, and a head whose body never comes.
+    let mut half_head = bounded(TcpStream::connect(server.addr)).await.unwrap();
+    half_head
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut half_body = bounded(TcpStream::connect(server.addr)).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nx-rivet-encoding: json\r\nContent-Length: 64\r\n\r\n{{",
+        TestServer::query_path("/action/increment", "kept")
+    );
+    half_body.write_all(head.as_bytes()).await.unwrap();
+    // Connections are accepted in order: once a later one is answered, both are being served.
+    let response = bounded(http().get(server.url("/health")).send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    server
+        .shutdown_within(SHUTDOWN_TIMEOUT + Duration::from_secs(5))
+        .await;
+    drop((half_head, half_body));
+
+    // The write is in the store.
+    let driver = SqliteDriver::open(&db).await.unwrap();
+    let reopened = TestServer::with_registry(
+        Registry::builder()
+            .actor::<Room>()
+            .driver(driver)
+            .start()
+            .await
+            .unwrap(),
+        |b| b,
+    )
+    .await;
+    assert_eq!(reopened.call("kept", "getCount").await, Value::Int(5));
+    reopened.shutdown().await;
 }

@@ -238,6 +238,14 @@ impl TestServer {
 
     pub async fn with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
         let registry = Registry::builder().actor::<Room>().start().await.unwrap();
+        TestServer::with_registry(registry, configure).await
+    }
+
+    /// A server for `registry`, which must serve [`Room`].
+    pub async fn with_registry(
+        registry: Registry,
+        configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    ) -> TestServer {
         let server = configure(Server::builder().registry(registry.clone()))
             .build()
             .unwrap();
@@ -267,10 +275,20 @@ impl TestServer {
     }
 
     /// Triggers graceful shutdown and waits until `serve` returns.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.shutdown_within(LIMIT).await;
+    }
+
+    /// Triggers graceful shutdown and waits until `serve` returns, failing the test if that
+    /// takes longer than `limit`.
+    pub async fn shutdown_within(mut self, limit: Duration) {
         self.trigger_shutdown();
         let task = self.task.take().unwrap();
-        bounded(task).await.unwrap().unwrap();
+        tokio::time::timeout(limit, task)
+            .await
+            .unwrap_or_else(|_| panic!("serve did not return within {limit:?} of the shutdown"))
+            .unwrap()
+            .unwrap();
     }
 
     /// Creates a `room` actor with this key through the in-process client; returns its id.
