@@ -40,6 +40,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// wait between their stop signal and a kill, so the actors are saved before that; `docker
 /// stop` waits only 10 s, so under Docker give it a shorter timeout or give Docker a longer one.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default limit on messages waiting to be written to one WebSocket or SSE client: 1,024.
+pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1024;
+/// Default time writing one frame or event to a client may take: 10 s.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit on accepted connections that have not yet sent their first request head:
 /// 512. It bounds the sockets (file descriptors) silent or slow clients can hold, well below
 /// the usual limit of 1,024 open files per process.
@@ -65,6 +69,8 @@ pub(crate) struct Config {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_pending_connections: usize,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) max_queued_messages: usize,
+    pub(crate) write_timeout: Duration,
     /// The host's routes for requests no protocol route claims.
     pub(crate) fallback: Fallback,
     /// The origins browsers may call from with credentials; `None`: any (but `null`).
@@ -89,6 +95,8 @@ impl Default for Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_pending_connections: DEFAULT_MAX_PENDING_CONNECTIONS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             fallback: Fallback::default(),
             cors_origins: None,
             access: AccessPolicy::default(),
@@ -302,6 +310,24 @@ impl ServerBuilder {
         self
     }
 
+    /// How many messages may wait to be written to one WebSocket or SSE client. A client that
+    /// reads slower than its actors send falls behind; past this many waiting messages its
+    /// connection is closed with code 1001 and reason `connection.too_slow`, which clients
+    /// answer by reconnecting. Default: [`DEFAULT_MAX_QUEUED_MESSAGES`].
+    pub fn max_queued_messages(mut self, count: usize) -> Self {
+        self.config.max_queued_messages = count;
+        self
+    }
+
+    /// How long writing one frame or event to a client may take. A client that stops reading
+    /// altogether stalls the write; past this time it counts as gone, as if its link had
+    /// dropped (its connection is kept for a resume, with a bounded buffer). Default:
+    /// [`DEFAULT_WRITE_TIMEOUT`].
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
     /// Serves the host's own routes beside the actors: a web page, static files, a health
     /// check of its own. Every request that no protocol route claims goes to `router`
     /// instead of getting a 404 `route.not_found`, so a catch-all route (`/{*path}`) cannot
@@ -350,6 +376,7 @@ impl ServerBuilder {
             ("max_conn_params_size", config.max_conn_params),
             ("max_in_flight_actions", config.max_in_flight),
             ("max_connections", config.max_connections),
+            ("max_queued_messages", config.max_queued_messages),
             ("max_pending_connections", config.max_pending_connections),
         ];
         for (name, value) in positive {
@@ -367,6 +394,7 @@ impl ServerBuilder {
             ("body_read_timeout", config.body_read_timeout),
             ("idle_timeout", config.idle_timeout),
             ("shutdown_timeout", config.shutdown_timeout),
+            ("write_timeout", config.write_timeout),
         ] {
             if value.is_zero() {
                 return Err(Error::InvalidSetting {

@@ -9,6 +9,10 @@ use footlights_protocol::codec::value_from_json;
 use footlights_protocol::{ActionError, Value};
 use futures::StreamExt;
 
+/// The close reason of a client that fell more than `max_queued_messages` behind (see
+/// `ServerBuilder::max_queued_messages`): closing it keeps the server's memory bounded.
+pub(crate) const TOO_SLOW: &str = "connection.too_slow";
+
 /// Reads a whole request body (chunked or not), refusing more than `limit` bytes with
 /// `message.incoming_too_long`.
 pub(crate) async fn read_body(

@@ -37,7 +37,7 @@ use crate::action::CONN_PARAMS_HEADER;
 use crate::error::{HttpError, for_client, method_not_allowed, overloaded};
 use crate::gateway::path::ActorAddress;
 use crate::gateway::{self, Addressed};
-use crate::limits::{InFlight, parse_params, read_body};
+use crate::limits::{self, InFlight, parse_params, read_body};
 use crate::peer::Peer;
 use crate::resume::{self, ConnExtensions, LinkEnd, LiveLink, LiveLinks, same_secret};
 use crate::server::Shared;
@@ -357,6 +357,10 @@ impl SseConn {
                 () = self.out.closed() => Err(End::Dropped),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
                 event = events.recv() => match event {
+                    Some(LinkEvent::Message(_)) if events.len() >= self.shared.config.max_queued_messages => {
+                        tracing::warn!(queued = events.len(), "client too slow; closing");
+                        Err(End::Close(1001, limits::TOO_SLOW.into()))
+                    }
                     Some(LinkEvent::Message(msg)) => self.outgoing(msg).await,
                     Some(LinkEvent::Closed(reason)) => Err(End::LinkClosed(reason)),
                     None => Err(End::Close(1001, "ws.going_away".into())),
@@ -413,7 +417,13 @@ impl SseConn {
 
     /// Writes to the stream, unless the client is gone.
     async fn write(&mut self, chunk: Bytes) -> Result<(), End> {
-        self.out.send(chunk).await.map_err(|_| End::Dropped)
+        match tokio::time::timeout(self.shared.config.write_timeout, self.out.send(chunk)).await {
+            Ok(sent) => sent.map_err(|_| End::Dropped),
+            Err(_) => {
+                tracing::warn!("an event could not be written in time; dropping the client");
+                Err(End::Dropped)
+            }
+        }
     }
 
     /// Writes one message event, checked against the outgoing limit.

@@ -33,7 +33,7 @@ use tracing::Instrument;
 use crate::cors::RayId;
 use crate::error::{HttpError, for_client, overloaded};
 use crate::gateway::{self, Addressed};
-use crate::limits::{InFlight, close_reason, parse_params};
+use crate::limits::{self, InFlight, close_reason, parse_params};
 use crate::peer::{Peer, RivetProtocols, offered_protocols};
 use crate::resume::{self, ConnExtensions, LinkEnd, LiveLink, LiveLinks};
 use crate::server::Shared;
@@ -328,6 +328,10 @@ impl WsConn {
                 () = &mut stopped => Err(End::close(GOING_AWAY, "ws.going_away")),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
                 event = events.recv() => match event {
+                    Some(LinkEvent::Message(_)) if events.len() >= self.shared.config.max_queued_messages => {
+                        tracing::warn!(queued = events.len(), "client too slow; closing");
+                        Err(End::close(GOING_AWAY, limits::TOO_SLOW))
+                    }
                     Some(LinkEvent::Message(msg)) => self.outgoing(msg, sender).map(Some),
                     Some(LinkEvent::Closed(reason)) => Err(End::LinkClosed(reason)),
                     // The runtime dropped the link without a close: it is going away.
@@ -348,8 +352,20 @@ impl WsConn {
             match step {
                 Ok(Some(frame)) => {
                     tracing::trace!("frame sent");
-                    if self.socket.send(frame).await.is_err() {
-                        return End::Dropped;
+                    match tokio::time::timeout(
+                        self.shared.config.write_timeout,
+                        self.socket.send(frame),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return End::Dropped,
+                        Err(_) => {
+                            tracing::warn!(
+                                "a frame could not be written in time; dropping the client"
+                            );
+                            return End::Dropped;
+                        }
                     }
                 }
                 Ok(None) => {}

@@ -225,3 +225,47 @@ async fn random_frames_never_crash_the_server() {
     }
     server_still_serves(&server).await;
 }
+
+/// A client that stops reading while its actor keeps broadcasting is let go once a frame
+/// cannot be written in time, instead of the server queueing for it without end.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_let_go() {
+    use crate::support::subscribe_json;
+    let server = TestServer::with(|b| {
+        b.max_queued_messages(16)
+            .write_timeout(std::time::Duration::from_millis(300))
+    })
+    .await;
+    let path = TestServer::query_path("/connect", "slow");
+    let (mut ws, _) = ws_connect(&server, &path, &["rivet", "rivet_encoding.json"]).await;
+    until_tag(&mut ws, "Init").await;
+    send_text(&mut ws, &subscribe_json("shout", true)).await;
+    send_text(&mut ws, &action_json(0, "getCount", json!([]))).await;
+    until_tag(&mut ws, "ActionResponse").await;
+    // The client reads nothing more; 24 MB of events go its way, far more than the socket
+    // buffers hold.
+    let room = server.url(&TestServer::query_path("/action/shout", "slow"));
+    for _ in 0..384 {
+        let reply = bounded(http().post(&room).body(r#"{"args":[65536]}"#).send())
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    // Reading now: what was written arrives, then the stream ends, without a wait for more.
+    let mut frames = 0usize;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match next_frame(&mut ws).await {
+                Frame::Text(_) | Frame::Binary(_) => frames += 1,
+                Frame::Close(_, reason) => return Some(reason),
+                Frame::Ended => return None,
+            }
+        }
+    })
+    .await
+    .expect("the server kept the slow client");
+    assert!(frames < 384, "every event was queued for it ({frames})");
+    if let Some(reason) = ended {
+        assert_eq!(reason, "connection.too_slow");
+    }
+}
