@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use footlights::storage::{Durability, SqliteDriver};
-use footlights_server::Server;
+use footlights_server::{AccessPolicy, Server};
 use tokio::net::TcpListener;
 
 use crate::demo;
@@ -15,8 +15,26 @@ use crate::demo;
 /// The file, inside the data directory, that holds every actor's state.
 const DB_FILE: &str = "footlights.db";
 
+/// A secret given on the command line: shown as `<redacted>` when the options are printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
 /// What `footlights serve` was asked for: its command-line options.
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("token_source").args(["token", "token_file"])))]
 pub struct ServeOptions {
     /// Host name or address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -42,6 +60,52 @@ pub struct ServeOptions {
     /// sent included, and every awake actor is saved before the process exits.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
+    /// A token the manager API (`/actors`) requires as `Authorization: Bearer` (what the
+    /// official client sends with `createClient(url, { token })`). Read from the environment
+    /// variable `FOOTLIGHTS_TOKEN` when not given; never printed.
+    #[arg(
+        long,
+        env = "FOOTLIGHTS_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<Secret>,
+    /// Reads the token from this file (surrounding white space is ignored) instead.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Requires the token on actor requests too (`x-rivet-token`, `rvt-token`, `@token`, the
+    /// `rivet_token.` subprotocol). RivetKit 2.0.33 clients send none on WebSockets.
+    #[arg(long, requires = "token_source")]
+    pub gateway_token: bool,
+    /// Lets browsers on this origin (such as `https://app.example.com`) call with credentials;
+    /// repeat for several. Without it every origin but `null` may.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Serves an address other than loopback without a token: anyone who reaches it may
+    /// create, list and call actors. Without this flag such a start is refused.
+    #[arg(long)]
+    pub insecure_open: bool,
+}
+
+impl ServeOptions {
+    /// The token, from `--token`, `FOOTLIGHTS_TOKEN` or `--token-file`.
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(Secret(token)) = &self.token {
+            return Ok(Some(token.clone()));
+        }
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let token = text.trim();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "the token file {} is empty",
+            path.display()
+        );
+        Ok(Some(token.to_owned()))
+    }
 }
 
 /// A positive number of seconds, such as `10` or `2.5`, at most a day.
@@ -101,6 +165,19 @@ impl Listening {
             .await
             .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
         let addr = listener.local_addr()?;
+        let token = options.token()?;
+        match (&token, addr.ip().is_loopback(), options.insecure_open) {
+            (None, false, false) => anyhow::bail!(
+                "refusing to serve {addr} without a token: anyone who reaches it could create, \
+                 list and call actors; give one with --token, FOOTLIGHTS_TOKEN or --token-file, \
+                 or pass --insecure-open"
+            ),
+            (None, false, true) => tracing::warn!(
+                %addr,
+                "serving a non-loopback address with no token (--insecure-open): anyone who reaches it may create, list and call actors"
+            ),
+            _ => {}
+        }
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
@@ -118,10 +195,16 @@ impl Listening {
             .start()
             .await
             .context("cannot start the actor registry")?;
-        let server = Server::builder()
+        let mut server = Server::builder()
             .registry(registry)
-            .shutdown_timeout(options.shutdown_timeout)
-            .build()?;
+            .shutdown_timeout(options.shutdown_timeout);
+        if let Some(token) = token {
+            server = server.access(AccessPolicy::token(token).gateway(options.gateway_token));
+        }
+        if !options.cors_origins.is_empty() {
+            server = server.cors_origins(options.cors_origins.iter().cloned());
+        }
+        let server = server.build()?;
         tracing::info!(db = %db.display(), durability = ?options.durability, test_actors = options.with_test_actors, "store open");
         Ok(Listening {
             server,

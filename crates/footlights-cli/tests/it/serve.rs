@@ -25,6 +25,7 @@ async fn start(data_dir: &Path, extra: &[&str]) -> Footlights {
         .arg(data_dir)
         .args(extra)
         .env_remove("RUST_BACKTRACE")
+        .env_remove("FOOTLIGHTS_TOKEN")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -427,4 +428,87 @@ async fn a_shutdown_timeout_that_is_not_a_positive_number_is_refused() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--shutdown-timeout"), "{value}: {stderr}");
     }
+}
+
+#[tokio::test]
+async fn a_token_guards_the_manager_api_and_on_request_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--token", "s3cret"]).await;
+    let list = format!("{}/actors?name=counter", server.url);
+    let status = |request: reqwest::RequestBuilder| async move {
+        tokio::time::timeout(LIMIT, request.send())
+            .await
+            .expect("answer in time")
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let http = reqwest::Client::new();
+    assert_eq!(status(http.get(&list)).await, 401);
+    assert_eq!(status(http.get(&list).bearer_auth("wrong")).await, 403);
+    assert_eq!(status(http.get(&list).bearer_auth("s3cret")).await, 200);
+    assert_eq!(
+        server
+            .action("counter", "t", "increment", json!([1]))
+            .await
+            .0,
+        200,
+        "the gateway stays open without --gateway-token"
+    );
+    assert!(server.terminate().await.success());
+
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "from-a-file\n").unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--gateway-token",
+        ],
+    )
+    .await;
+    assert_eq!(
+        server
+            .action("counter", "t", "increment", json!([1]))
+            .await
+            .0,
+        401
+    );
+    let url = format!(
+        "{}/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=t&rvt-crash-policy=sleep&rvt-token=from-a-file",
+        server.url
+    );
+    let request = http
+        .post(url)
+        .header("x-rivet-encoding", "json")
+        .json(&json!({ "args": [1] }));
+    assert_eq!(status(request).await, 200);
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn a_public_address_without_a_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    // Bound only to be refused at once: nothing is sent to it.
+    let output = tokio::time::timeout(
+        LIMIT,
+        Command::new(env!("CARGO_BIN_EXE_footlights"))
+            .args(["serve", "--host", "0.0.0.0", "--port", "0", "--data-dir"])
+            .arg(&data_dir)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("FOOTLIGHTS_TOKEN")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("exit in time")
+    .unwrap();
+    assert!(!output.status.success(), "{:?}", output.status);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("without a token"), "{stderr}");
+    assert!(stderr.contains("--insecure-open"), "{stderr}");
+    assert!(!data_dir.exists(), "nothing is created");
 }
