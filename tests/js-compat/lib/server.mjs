@@ -53,9 +53,10 @@ export class Footlights {
 	#stderr = "";
 	#exited = null;
 
-	constructor({ dataDir, port }) {
+	constructor({ dataDir, port, args = [] }) {
 		this.dataDir = dataDir;
 		this.port = port;
+		this.args = args;
 		this.url = null;
 	}
 
@@ -63,18 +64,19 @@ export class Footlights {
 	 * Starts a server on a fresh data directory. `port: 0` (the default) lets the system pick;
 	 * the real port is then kept, so `restart()` comes back on the same one.
 	 */
-	static async start({ dataDir = freshDataDir(), port = 0 } = {}) {
-		const server = new Footlights({ dataDir, port });
+	static async start({ dataDir = freshDataDir(), port = 0, args = [] } = {}) {
+		const server = new Footlights({ dataDir, port, args });
 		await server.#spawn();
 		return server;
 	}
 
 	async #spawn() {
 		const env = { ...process.env, RUST_LOG: process.env.FOOTLIGHTS_LOG ?? "warn" };
+		delete env.FOOTLIGHTS_TOKEN;
 		// Backtrace capture slows every error path of a Rust server; users do not set it.
 		delete env.RUST_BACKTRACE;
 		delete env.RUST_LIB_BACKTRACE;
-		const args = ["serve", "--host", "127.0.0.1", "--port", String(this.port), "--data-dir", this.dataDir, "--with-test-actors"];
+		const args = ["serve", "--host", "127.0.0.1", "--port", String(this.port), "--data-dir", this.dataDir, "--with-test-actors", ...this.args];
 		const child = spawn(BIN, args, { env, stdio: ["ignore", "pipe", "pipe"] });
 		this.#child = child;
 		this.#stderr = "";
