@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use footlights::storage::{Durability, SqliteDriver};
-use footlights_server::{AccessPolicy, Server};
+use footlights_server::{AccessPolicy, Rate, Server};
 use tokio::net::TcpListener;
 
 use crate::demo;
@@ -81,6 +81,15 @@ pub struct ServeOptions {
     /// repeat for several. Without it every origin but `null` may.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+    /// Requests one client address may make per second (bursts of twice as many); past it,
+    /// `actor.rate_limited` (429). Off unless given; behind a proxy every client shares its
+    /// address, so limit there instead.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate_limit_per_client: Option<u32>,
+    /// Requests that may reach one actor per second, whoever sends them (bursts of twice as
+    /// many). Off unless given.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate_limit_per_actor: Option<u32>,
     /// Serves an address other than loopback without a token: anyone who reaches it may
     /// create, list and call actors. Without this flag such a start is refused.
     #[arg(long)]
@@ -200,6 +209,13 @@ impl Listening {
             .shutdown_timeout(options.shutdown_timeout);
         if let Some(token) = token {
             server = server.access(AccessPolicy::token(token).gateway(options.gateway_token));
+        }
+        let rate = |n: u32| Rate::per_second(n).burst(n.saturating_mul(2));
+        if let Some(n) = options.rate_limit_per_client {
+            server = server.rate_limit_per_client(rate(n));
+        }
+        if let Some(n) = options.rate_limit_per_actor {
+            server = server.rate_limit_per_actor(rate(n));
         }
         if !options.cors_origins.is_empty() {
             server = server.cors_origins(options.cors_origins.iter().cloned());

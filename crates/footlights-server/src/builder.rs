@@ -8,6 +8,7 @@ use footlights_core::Registry;
 use crate::access::AccessPolicy;
 use crate::error::{Error, Result};
 use crate::fallback::Fallback;
+use crate::rate::Rate;
 use crate::server::Server;
 
 /// Default limit on one incoming message or request body: 64 KiB, as RivetKit 2.3.
@@ -77,6 +78,10 @@ pub(crate) struct Config {
     pub(crate) cors_origins: Option<Arc<[String]>>,
     /// Who may call.
     pub(crate) access: AccessPolicy,
+    /// Requests per client address, per second.
+    pub(crate) rate_per_client: Option<Rate>,
+    /// Requests per actor, per second.
+    pub(crate) rate_per_actor: Option<Rate>,
 }
 
 impl Default for Config {
@@ -100,6 +105,8 @@ impl Default for Config {
             fallback: Fallback::default(),
             cors_origins: None,
             access: AccessPolicy::default(),
+            rate_per_client: None,
+            rate_per_actor: None,
         }
     }
 }
@@ -218,6 +225,40 @@ impl ServerBuilder {
     /// ```
     pub fn access(mut self, policy: AccessPolicy) -> Self {
         self.config.access = policy;
+        self
+    }
+
+    /// Limits the requests one client address may make (every HTTP request but `/health` and
+    /// `/metadata`, WebSocket and SSE openings included); past it, requests get
+    /// `actor.rate_limited` (429) with `retryAfterMs` in the metadata. Off by default: a proxy
+    /// in front shares one address among many clients, so set it where the server sees the
+    /// clients' own addresses. Messages on an open connection are not counted.
+    ///
+    /// ```
+    /// use footlights_core::Registry;
+    /// use footlights_server::{Rate, Server};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = Server::builder()
+    ///     .registry(Registry::builder().start().await?)
+    ///     .rate_limit_per_client(Rate::per_second(50).burst(200))
+    ///     .rate_limit_per_actor(Rate::per_second(500))
+    ///     .build()?;
+    /// # drop(server);
+    /// # Ok(()) }
+    /// ```
+    pub fn rate_limit_per_client(mut self, rate: Rate) -> Self {
+        self.config.rate_per_client = Some(rate);
+        self
+    }
+
+    /// Limits the requests that may reach one actor (by its id, or its name and key, as the
+    /// request names it), whoever sends them; past it, `actor.rate_limited` (429). Checked
+    /// before the actor is looked up, so refused requests never wake or create it. Off by
+    /// default.
+    pub fn rate_limit_per_actor(mut self, rate: Rate) -> Self {
+        self.config.rate_per_actor = Some(rate);
         self
     }
 

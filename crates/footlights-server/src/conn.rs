@@ -150,8 +150,12 @@ pub(crate) struct ConnContext {
 /// Serves one accepted connection until the client closes it, a clock cuts it, or the server
 /// stops. `setup` is the connection's slot among those not yet past their first request head;
 /// it is given back as soon as the head is in, or when the connection ends.
-pub(crate) async fn serve<I>(io: I, context: ConnContext, setup: OwnedSemaphorePermit)
-where
+pub(crate) async fn serve<I>(
+    io: I,
+    context: ConnContext,
+    setup: OwnedSemaphorePermit,
+    client: Option<std::net::IpAddr>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ConnContext {
@@ -173,6 +177,7 @@ where
         app,
         clock: clock.clone(),
         body_timeout: timeouts.body,
+        client,
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     // The clocks here replace hyper's, which runs from the end of one response to the end of
@@ -281,15 +286,25 @@ struct ConnService {
     app: Router,
     clock: Arc<Clock>,
     body_timeout: Duration,
+    /// The client's address, handed to every request as a [`ClientIp`].
+    client: Option<std::net::IpAddr>,
 }
+
+/// The address of the client a request came from (a request extension), for limits per
+/// client. Absent for listeners without IP addresses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) std::net::IpAddr);
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Response = Response<Tracked>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         self.clock.start_request();
+        if let Some(ip) = self.client {
+            req.extensions_mut().insert(ClientIp(ip));
+        }
         let busy = Busy(self.clock.clone());
         let expired = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         let req = match &expired {

@@ -59,6 +59,7 @@ mod gateway;
 mod limits;
 mod manager;
 mod peer;
+mod rate;
 mod raw;
 mod resume;
 mod server;
@@ -76,5 +77,6 @@ pub use builder::{
     DEFAULT_SSE_KEEP_ALIVE, DEFAULT_WRITE_TIMEOUT, DEFAULT_WS_PING_INTERVAL, ServerBuilder,
 };
 pub use error::{Error, Result};
+pub use rate::Rate;
 pub use server::Server;
 pub use signal::shutdown_signal;

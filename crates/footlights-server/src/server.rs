@@ -26,6 +26,7 @@ use crate::error::{HttpError, Result, method_not_allowed};
 use crate::gateway;
 use crate::manager;
 use crate::peer::{RivetProtocols, offered_protocols};
+use crate::rate::Limiters;
 use crate::resume::LiveLinks;
 use crate::shutdown::{ConnTracker, Stop};
 use crate::sse::Sessions;
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) sse: Sessions,
     /// Connections carried by a socket or stream right now, for resume.
     pub(crate) links: LiveLinks,
+    /// Requests per client address and per actor.
+    pub(crate) limits: Limiters,
 }
 
 impl Server {
@@ -115,7 +118,7 @@ impl Server {
     pub async fn serve<L, F>(self, mut listener: L, shutdown: F) -> Result<()>
     where
         L: axum::serve::Listener,
-        L::Addr: Debug,
+        L::Addr: Debug + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         let (switch, stop) = Stop::new();
@@ -128,6 +131,7 @@ impl Server {
             stop: stop.clone(),
             sse: Sessions::default(),
             links: LiveLinks::default(),
+            limits: Limiters::new(config.rate_per_client, config.rate_per_actor),
         });
         let app = Router::new()
             .fallback(dispatch)
@@ -181,7 +185,11 @@ impl Server {
                 accepted = listener.accept() => accepted,
             };
             tracing::trace!(?remote, "accepted");
-            tokio::spawn(conn::serve(io, context.clone(), setup));
+            // TCP listeners report a socket address; others (Unix sockets) have no client IP.
+            let client = (&remote as &dyn std::any::Any)
+                .downcast_ref::<std::net::SocketAddr>()
+                .map(std::net::SocketAddr::ip);
+            tokio::spawn(conn::serve(io, context.clone(), setup, client));
         }
         drop(listener);
         tracing::info!("shutting down: closing connections");
@@ -228,6 +236,12 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         return shared.config.fallback.handle(req).await;
     };
     let method = req.method().clone();
+    if !matches!(path.as_str(), "/health" | "/metadata") {
+        let client = req.extensions().get::<conn::ClientIp>().map(|c| c.0);
+        if let Err(e) = shared.limits.client(client) {
+            return gateway::reject(req, HttpError::json(e), &ray).await;
+        }
+    }
     match path.as_str() {
         "/metadata" if method == Method::GET => manager::metadata(&shared),
         "/health" if method == Method::GET => manager::health(),

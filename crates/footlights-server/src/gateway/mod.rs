@@ -160,6 +160,13 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         return reject(req, HttpError::json(e), &ray).await;
     }
     drop(token);
+    let limited = match &addressed.gateway.address {
+        ActorAddress::Id { id, .. } => shared.limits.actor(id),
+        ActorAddress::Query(q) => shared.limits.actor(&format!("{}/{}", q.name, q.key)),
+    };
+    if let Err(e) = limited {
+        return reject(req, HttpError::json(e), &ray).await;
+    }
     let route = match path::actor_route(&addressed.gateway.path) {
         Ok(route) => route,
         Err(e) => return reject(req, HttpError::json(e), &ray).await,

@@ -10,6 +10,7 @@ mod cors;
 mod fallback;
 mod gateway;
 mod manager;
+mod rate;
 mod raw;
 mod resume;
 mod robustness;

@@ -1,0 +1,64 @@
+//! Rate limits per client address and per actor, answered with `actor.rate_limited`.
+
+use footlights_server::Rate;
+
+use crate::support::{TestServer, bounded, http, json_body};
+
+/// Sends `n` requests one after another; returns how many got 429 and the first 429's body.
+async fn refusals(
+    n: usize,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> (usize, serde_json::Value) {
+    let mut count = 0;
+    let mut first = serde_json::Value::Null;
+    for _ in 0..n {
+        let response = bounded(request().send()).await.unwrap();
+        if response.status() == 429 {
+            count += 1;
+            if first.is_null() {
+                first = json_body(response).await;
+            }
+        }
+    }
+    (count, first)
+}
+
+#[tokio::test]
+async fn one_client_address_is_held_to_its_rate() {
+    let server = TestServer::with(|b| b.rate_limit_per_client(Rate::per_second(1).burst(3))).await;
+    // A burst of three, then about one a second: most of twenty back-to-back calls are refused.
+    let (refused, body) = refusals(20, || http().get(server.url("/actors?name=room"))).await;
+    assert!(refused >= 10, "only {refused} of 20 refused");
+    assert_eq!(body["group"], "actor");
+    assert_eq!(body["code"], "rate_limited");
+    assert!(
+        body["metadata"]["retryAfterMs"].as_u64().is_some(),
+        "{body}"
+    );
+    // Health checks are not counted.
+    let health = bounded(http().get(server.url("/health")).send())
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn one_actor_is_held_to_its_rate_and_others_are_not() {
+    let server = TestServer::with(|b| b.rate_limit_per_actor(Rate::per_second(1).burst(2))).await;
+    let call = |key: &str| {
+        let path = TestServer::query_path("/action/increment", key);
+        let url = server.url(&path);
+        move || http().post(url.clone()).body(r#"{"args":[1]}"#)
+    };
+    let (refused, body) = refusals(20, call("busy")).await;
+    assert!(refused >= 10, "only {refused} of 20 refused");
+    assert_eq!(body["code"], "rate_limited");
+    // Refused calls never reached the actor: its count is what the accepted calls added.
+    let count = server.call("busy", "getCount").await;
+    assert_eq!(
+        count,
+        footlights_protocol::Value::from((20 - refused) as i64)
+    );
+    let (refused, _) = refusals(2, call("quiet")).await;
+    assert_eq!(refused, 0, "another actor has its own budget");
+}
