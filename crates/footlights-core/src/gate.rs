@@ -11,6 +11,7 @@
 //! write that message causes (if any) is only known then.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use footlights_client::{CloseReason, LinkEvent};
@@ -39,16 +40,49 @@ struct SinkState {
     link: u64,
     closed: bool,
     buffer: VecDeque<ToClient>,
+    /// The registry's count of connections kept for a resume, and whether this one is in it.
+    kept: Option<Arc<AtomicUsize>>,
+    counted: bool,
+}
+
+impl SinkState {
+    /// Counts the connection as kept for a resume, or not.
+    fn set_kept(&mut self, kept: bool) {
+        if kept == self.counted {
+            return;
+        }
+        self.counted = kept;
+        if let Some(count) = &self.kept {
+            if kept {
+                count.fetch_add(1, Ordering::Relaxed);
+            } else {
+                count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for SinkState {
+    fn drop(&mut self) {
+        self.set_kept(false);
+    }
 }
 
 impl ConnSink {
-    pub(crate) fn new(tx: mpsc::UnboundedSender<LinkEvent>, link: u64) -> Arc<Self> {
+    /// A sink attached to link `link`; while it is kept for a resume it counts in `kept`.
+    pub(crate) fn new(
+        tx: mpsc::UnboundedSender<LinkEvent>,
+        link: u64,
+        kept: Option<Arc<AtomicUsize>>,
+    ) -> Arc<Self> {
         Arc::new(ConnSink {
             state: Mutex::new(SinkState {
                 tx: Some(tx),
                 link,
                 closed: false,
                 buffer: VecDeque::new(),
+                kept,
+                counted: false,
             }),
         })
     }
@@ -80,6 +114,7 @@ impl ConnSink {
         if st.buffer.len() >= DETACHED_BUFFER {
             st.closed = true;
             st.buffer.clear();
+            st.set_kept(false);
         } else {
             st.buffer.push_back(msg);
         }
@@ -91,15 +126,20 @@ impl ConnSink {
         if !st.closed {
             st.closed = true;
             st.buffer.clear();
+            st.set_kept(false);
             if let Some(tx) = st.tx.take() {
                 let _ = tx.send(LinkEvent::Closed(reason));
             }
         }
     }
 
-    /// The client link dropped without a clean close.
+    /// The client link dropped without a clean close: the connection is kept for a resume.
     pub(crate) fn detach(&self) {
-        self.lock().tx = None;
+        let mut st = self.lock();
+        st.tx = None;
+        if !st.closed {
+            st.set_kept(true);
+        }
     }
 
     pub(crate) fn is_detached(&self) -> bool {
@@ -125,6 +165,7 @@ impl ConnSink {
             )));
         }
         st.link = link;
+        st.set_kept(false);
         let _ = tx.send(LinkEvent::Message(init));
         for msg in st.buffer.drain(..) {
             let _ = tx.send(LinkEvent::Message(msg));
@@ -455,7 +496,7 @@ mod tests {
     fn order_is_kept_across_writes() {
         let gate = Gate::new();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sink = ConnSink::new(tx, 0);
+        let sink = ConnSink::new(tx, 0, None);
         let s1 = gate.issue();
         gate.push(Output::ToConn(
             sink.clone(),
@@ -501,7 +542,7 @@ mod tests {
         let links: Vec<_> = (0..3).map(|_| mpsc::unbounded_channel()).collect();
         let sinks: Vec<_> = links
             .iter()
-            .map(|(tx, _)| ConnSink::new(tx.clone(), 0))
+            .map(|(tx, _)| ConnSink::new(tx.clone(), 0, None))
             .collect();
         gate.begin_message();
         let event = SharedEvent::new("tick", vec![Value::Int(1)]);
@@ -549,7 +590,7 @@ mod tests {
     fn a_failed_write_drops_shared_events() {
         let gate = Gate::new();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sink = ConnSink::new(tx, 0);
+        let sink = ConnSink::new(tx, 0, None);
         let seq = gate.issue();
         let event = footlights_protocol::SharedEvent::new("tick", vec![]);
         gate.push_all(vec![Output::ToConn(sink, ToClient::Broadcast(event))]);

@@ -126,6 +126,7 @@ impl RegistryBuilder {
                 next_token: AtomicU64::new(1),
                 next_link: AtomicU64::new(1),
                 max_key_bytes: self.max_key_bytes,
+                kept: Arc::default(),
                 me: weak.clone(),
             }
         });
@@ -394,6 +395,13 @@ impl Registry {
         }
     }
 
+    /// How many connections are kept for their clients to resume (their links dropped less
+    /// than the grace period ago). A server counts them with its open connections against its
+    /// connection limit.
+    pub fn kept_connections(&self) -> usize {
+        self.inner.kept.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How many actors are awake.
     pub fn awake_count(&self) -> usize {
         self.inner.slots().len()
@@ -414,6 +422,8 @@ pub(crate) struct RegistryInner {
     next_link: AtomicU64,
     /// See [`RegistryBuilder::max_key_bytes`].
     max_key_bytes: usize,
+    /// Connections whose link dropped and that are kept for a resume, across every actor.
+    kept: Arc<std::sync::atomic::AtomicUsize>,
     me: Weak<RegistryInner>,
 }
 
@@ -472,6 +482,11 @@ impl RegistryInner {
                 "no actor type named `{name}`"
             )))
         }
+    }
+
+    /// The count of connections kept for a resume, for the sinks to keep up to date.
+    pub(crate) fn kept_counter(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.kept.clone()
     }
 
     pub(crate) async fn resolve(&self, target: &Target) -> Result<ActorId, ActionError> {

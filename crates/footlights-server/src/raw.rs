@@ -141,7 +141,10 @@ pub(crate) async fn websocket(
         Ok(link) => link,
         Err(e) => return close_upgrade(upgrade, 1011, format!("{}#{ray}", coded(&e))),
     };
-    let guard = match shared.conns.acquire(&shared.stop) {
+    let guard = match shared
+        .conns
+        .acquire(&shared.stop, shared.registry.kept_connections())
+    {
         Ok(guard) => guard,
         Err(_) => {
             link.sender.close(GOING_AWAY, "ws.going_away");

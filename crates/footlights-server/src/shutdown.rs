@@ -59,14 +59,15 @@ impl ConnTracker {
         }
     }
 
-    /// Takes a slot for a new connection, held until the guard drops.
-    pub(crate) fn acquire(&self, stop: &Stop) -> Result<ConnGuard, Refusal> {
+    /// Takes a slot for a new connection, held until the guard drops. `kept` connections
+    /// (kept by the runtime for their clients to resume) count against the maximum too.
+    pub(crate) fn acquire(&self, stop: &Stop, kept: usize) -> Result<ConnGuard, Refusal> {
         if stop.is_stopping() {
             return Err(Refusal::Stopping);
         }
         let mut taken = false;
         self.live.send_if_modified(|n| {
-            taken = *n < self.max;
+            taken = n.saturating_add(kept) < self.max;
             if taken {
                 *n += 1;
             }
@@ -114,13 +115,20 @@ mod tests {
     async fn slots_are_counted_and_released() {
         let (switch, stop) = Stop::new();
         let tracker = ConnTracker::new(2);
-        let a = tracker.acquire(&stop).unwrap();
-        let b = tracker.acquire(&stop).unwrap();
-        assert_eq!(tracker.acquire(&stop).unwrap_err(), Refusal::Full);
+        let a = tracker.acquire(&stop, 0).unwrap();
+        let b = tracker.acquire(&stop, 0).unwrap();
+        assert_eq!(tracker.acquire(&stop, 0).unwrap_err(), Refusal::Full);
+        drop(b);
+        assert_eq!(
+            tracker.acquire(&stop, 1).unwrap_err(),
+            Refusal::Full,
+            "a connection kept for a resume takes a place"
+        );
+        let b = tracker.acquire(&stop, 0).unwrap();
         drop(a);
         assert_eq!(tracker.live(), 1);
         switch.send_replace(true);
-        assert_eq!(tracker.acquire(&stop).unwrap_err(), Refusal::Stopping);
+        assert_eq!(tracker.acquire(&stop, 0).unwrap_err(), Refusal::Stopping);
         drop(b);
         tracker.wait_idle().await;
     }

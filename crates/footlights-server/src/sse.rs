@@ -174,7 +174,10 @@ async fn open(
         .or_else(|| param(PARAMS_PARAM).map(str::as_bytes));
     let params = parse_params(params_text, shared.config.max_conn_params)?;
     let ext = ConnExtensions::from_sse(headers, &query);
-    let guard = match shared.conns.acquire(&shared.stop) {
+    let guard = match shared
+        .conns
+        .acquire(&shared.stop, shared.registry.kept_connections())
+    {
         Ok(guard) => guard,
         Err(Refusal::Stopping) => return Err(ActionError::stopping().into()),
         Err(Refusal::Full) => {

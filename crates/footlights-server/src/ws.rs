@@ -154,7 +154,10 @@ pub(crate) async fn handle(
             return close_upgrade(upgrade, UNSUPPORTED_DATA, reason);
         }
     };
-    let guard = match shared.conns.acquire(&shared.stop) {
+    let guard = match shared
+        .conns
+        .acquire(&shared.stop, shared.registry.kept_connections())
+    {
         Ok(guard) => guard,
         Err(Refusal::Stopping) => {
             return close_upgrade(upgrade, GOING_AWAY, "ws.going_away".to_owned());

@@ -519,13 +519,21 @@ async fn rate_limits_are_set_from_the_command_line() {
     let server = start(dir.path(), &["--rate-limit-per-actor", "1"]).await;
     let mut refused = 0;
     for _ in 0..12 {
-        let (status, body) = server.action("counter", "busy", "increment", json!([1])).await;
+        let (status, body) = server
+            .action("counter", "busy", "increment", json!([1]))
+            .await;
         if status == 429 {
             assert_eq!(body["code"], "rate_limited");
             refused += 1;
         }
     }
     assert!(refused >= 5, "only {refused} of 12 refused");
-    assert_eq!(server.action("counter", "other", "increment", json!([1])).await.0, 200);
+    assert_eq!(
+        server
+            .action("counter", "other", "increment", json!([1]))
+            .await
+            .0,
+        200
+    );
     assert!(server.terminate().await.success());
 }

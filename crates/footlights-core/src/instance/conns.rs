@@ -12,7 +12,7 @@ impl<A: Actor> Instance<A> {
         request: &ConnRequest,
         tx: mpsc::UnboundedSender<LinkEvent>,
     ) {
-        let sink = ConnSink::new(tx, link);
+        let sink = ConnSink::new(tx, link, Some(self.reg.kept_counter()));
         if let Err(e) = self
             .open_conn(conn_id, params, request, Some(sink.clone()))
             .await

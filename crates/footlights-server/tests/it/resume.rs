@@ -150,3 +150,24 @@ async fn a_resume_with_the_wrong_token_is_refused() {
         (1011, "connection.resume_refused".to_owned())
     );
 }
+
+#[tokio::test]
+async fn connections_kept_for_a_resume_count_against_the_connection_limit() {
+    let server = TestServer::with(|b| b.max_connections(2)).await;
+    let (ws, _id, _token) = open_with_token(&server, "kept").await;
+    drop(ws); // dropped without a close: the connection is kept for its client
+    let kept = async {
+        while server.registry.kept_connections() != 1 {
+            tokio::task::yield_now().await;
+        }
+    };
+    bounded(kept).await;
+    let path = TestServer::query_path("/connect", "kept");
+    let (mut second, _) = ws_connect(&server, &path, &["rivet", "rivet_encoding.json"]).await;
+    until_tag(&mut second, "Init").await;
+    // One open and one kept: the limit of two is reached.
+    let (mut third, _) = ws_connect(&server, &path, &["rivet", "rivet_encoding.json"]).await;
+    let (code, reason) = crate::support::next_close(&mut third).await;
+    assert_eq!(code, 1011);
+    assert!(reason.starts_with("actor.overloaded#"), "{reason}");
+}

@@ -111,6 +111,7 @@ async fn a_dropped_connection_is_resumed_with_its_state_and_subscriptions() {
     // While it is away, another client's broadcast is kept for it.
     let other = registry.client().get_or_create::<Hall>("main");
     other.shout("while away".into()).await.unwrap();
+    assert_eq!(registry.kept_connections(), 1);
 
     let old = link;
     let mut link = registry
@@ -124,6 +125,7 @@ async fn a_dropped_connection_is_resumed_with_its_state_and_subscriptions() {
         .await
         .unwrap();
     assert_eq!(init(&mut link).await, (conn_id, token));
+    assert_eq!(registry.kept_connections(), 0, "taken back");
     match link.events.recv().await {
         Some(LinkEvent::Message(msg)) if msg.as_event().is_some() => {
             assert_eq!(
@@ -172,11 +174,13 @@ async fn the_grace_period_ends_with_the_disconnect_hook() {
     link.sender.lost();
     let other = registry.client().get_or_create::<Hall>("main");
     assert_eq!(other.disconnects().await.unwrap(), 0);
+    assert_eq!(registry.kept_connections(), 1, "kept for its client");
     tokio::time::advance(Duration::from_secs(16)).await;
     crate::support::settle("the disconnect hook", || async {
         other.disconnects().await.unwrap() == 1
     })
     .await;
+    assert_eq!(registry.kept_connections(), 0, "no longer kept");
     // Too late: the connection is gone, so resuming opens a fresh connection, under an id of
     // the runtime's choosing.
     let mut link = registry
