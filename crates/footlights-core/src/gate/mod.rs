@@ -11,169 +11,17 @@
 //! write that message causes (if any) is only known then.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use footlights_client::{CloseReason, LinkEvent};
+use footlights_client::CloseReason;
 use footlights_protocol::{ActionError, ToClient, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::raw::{RawEvent, RawResponse};
 
-/// How many messages a detached connection keeps for its client; past that it is closed.
-const DETACHED_BUFFER: usize = 1024;
+mod sink;
 
-/// Where an actor's messages to one connection go.
-///
-/// A sink is *attached* to a client link, or *detached* after the link dropped without a
-/// clean close: messages are then buffered until the client resumes the connection (and gets
-/// them after its new `Init`), or the grace period ends.
-#[derive(Debug)]
-pub(crate) struct ConnSink {
-    state: Mutex<SinkState>,
-}
-
-#[derive(Debug)]
-struct SinkState {
-    tx: Option<mpsc::UnboundedSender<LinkEvent>>,
-    /// Which client link is attached; reports from older links are ignored.
-    link: u64,
-    closed: bool,
-    buffer: VecDeque<ToClient>,
-    /// The registry's count of connections kept for a resume, and whether this one is in it.
-    kept: Option<Arc<AtomicUsize>>,
-    counted: bool,
-}
-
-impl SinkState {
-    /// Counts the connection as kept for a resume, or not.
-    fn set_kept(&mut self, kept: bool) {
-        if kept == self.counted {
-            return;
-        }
-        self.counted = kept;
-        if let Some(count) = &self.kept {
-            if kept {
-                count.fetch_add(1, Ordering::Relaxed);
-            } else {
-                count.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-impl Drop for SinkState {
-    fn drop(&mut self) {
-        self.set_kept(false);
-    }
-}
-
-impl ConnSink {
-    /// A sink attached to link `link`; while it is kept for a resume it counts in `kept`.
-    pub(crate) fn new(
-        tx: mpsc::UnboundedSender<LinkEvent>,
-        link: u64,
-        kept: Option<Arc<AtomicUsize>>,
-    ) -> Arc<Self> {
-        Arc::new(ConnSink {
-            state: Mutex::new(SinkState {
-                tx: Some(tx),
-                link,
-                closed: false,
-                buffer: VecDeque::new(),
-                kept,
-                counted: false,
-            }),
-        })
-    }
-
-    /// Whether `link` is the client link attached now.
-    pub(crate) fn is_link(&self, link: u64) -> bool {
-        self.lock().link == link
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SinkState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn send(&self, msg: ToClient) {
-        let mut st = self.lock();
-        if st.closed {
-            return;
-        }
-        let msg = match &st.tx {
-            Some(tx) => match tx.send(LinkEvent::Message(msg)) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(LinkEvent::Message(msg))) => msg,
-                Err(_) => return,
-            },
-            None => msg,
-        };
-        // The client is gone for now: keep the message for a resume.
-        st.tx = None;
-        if st.buffer.len() >= DETACHED_BUFFER {
-            st.closed = true;
-            st.buffer.clear();
-            st.set_kept(false);
-        } else {
-            st.buffer.push_back(msg);
-        }
-    }
-
-    /// Sends the close; later messages are dropped.
-    pub(crate) fn close(&self, reason: CloseReason) {
-        let mut st = self.lock();
-        if !st.closed {
-            st.closed = true;
-            st.buffer.clear();
-            st.set_kept(false);
-            if let Some(tx) = st.tx.take() {
-                let _ = tx.send(LinkEvent::Closed(reason));
-            }
-        }
-    }
-
-    /// The client link dropped without a clean close: the connection is kept for a resume.
-    pub(crate) fn detach(&self) {
-        let mut st = self.lock();
-        st.tx = None;
-        if !st.closed {
-            st.set_kept(true);
-        }
-    }
-
-    pub(crate) fn is_detached(&self) -> bool {
-        let st = self.lock();
-        st.tx.is_none() && !st.closed
-    }
-
-    /// A client resumed the connection on a new link: `init` first, then what was buffered.
-    /// Returns `false` if the connection was closed meanwhile.
-    pub(crate) fn attach(
-        &self,
-        tx: mpsc::UnboundedSender<LinkEvent>,
-        link: u64,
-        init: ToClient,
-    ) -> bool {
-        let mut st = self.lock();
-        if st.closed {
-            return false;
-        }
-        if let Some(old) = st.tx.take() {
-            let _ = old.send(LinkEvent::Closed(CloseReason::normal(
-                "connection.superseded",
-            )));
-        }
-        st.link = link;
-        st.set_kept(false);
-        let _ = tx.send(LinkEvent::Message(init));
-        for msg in st.buffer.drain(..) {
-            let _ = tx.send(LinkEvent::Message(msg));
-        }
-        st.tx = Some(tx);
-        true
-    }
-}
+pub(crate) use sink::ConnSink;
 
 /// Something an actor sends out.
 pub(crate) enum Output {
@@ -449,6 +297,7 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use footlights_client::LinkEvent;
 
     fn reply() -> (Output, oneshot::Receiver<Result<Value, ActionError>>) {
         let (tx, rx) = oneshot::channel();

@@ -1,0 +1,323 @@
+//! [`RegistryInner`]: what every handle of a registry shares: the actor types, the live
+//! actors' slots, the key cache, the writer and the clock; finding, creating and waking actors.
+
+use super::*;
+
+pub(crate) struct RegistryInner {
+    pub(super) types: HashMap<&'static str, Arc<dyn ActorType>>,
+    pub(super) driver: Arc<dyn Driver>,
+    pub(super) writer: Writer,
+    pub(super) clock: ClockHandle,
+    /// Live (or stopping) actors by id.
+    pub(super) slots: Mutex<HashMap<ActorId, Slot>>,
+    /// Ids of actors by name and key, so repeated calls skip the storage lookup.
+    pub(super) keys: Mutex<HashMap<(String, ActorKey), ActorId>>,
+    pub(super) next_token: AtomicU64,
+    /// Numbers client links, so an actor can tell a superseded link from the current one.
+    pub(super) next_link: AtomicU64,
+    /// See [`RegistryBuilder::max_key_bytes`].
+    pub(super) max_key_bytes: usize,
+    /// Connections whose link dropped and that are kept for a resume, across every actor.
+    pub(super) kept: Arc<std::sync::atomic::AtomicUsize>,
+    pub(super) me: Weak<RegistryInner>,
+}
+
+impl std::fmt::Debug for RegistryInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryInner")
+            .field("types", &self.types.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn storage(e: StorageError) -> ActionError {
+    crate::writer::storage_error(&e)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn not_found(what: impl std::fmt::Display) -> ActionError {
+    ActionError::actor_not_found(format!("actor {what} not found"))
+}
+
+impl RegistryInner {
+    pub(super) fn slots(&self) -> MutexGuard<'_, HashMap<ActorId, Slot>> {
+        lock(&self.slots)
+    }
+
+    pub(crate) fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
+    }
+
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    pub(crate) fn clock(&self) -> ClockHandle {
+        self.clock.clone()
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        Client::from_transport(LocalTransport::new(self.me.clone()))
+    }
+
+    fn check_type(&self, name: &str) -> Result<(), ActionError> {
+        if self.types.contains_key(name) {
+            Ok(())
+        } else {
+            Err(ActionError::actor_not_found(format!(
+                "no actor type named `{name}`"
+            )))
+        }
+    }
+
+    /// The count of connections kept for a resume, for the sinks to keep up to date.
+    pub(crate) fn kept_counter(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.kept.clone()
+    }
+
+    pub(crate) async fn resolve(&self, target: &Target) -> Result<ActorId, ActionError> {
+        match target {
+            Target::Id { name, id } => {
+                self.check_type(name)?;
+                Ok(id.clone())
+            }
+            Target::Get { name, key } => {
+                self.check_type(name)?;
+                if let Some(id) = lock(&self.keys).get(&(name.clone(), key.clone())) {
+                    return Ok(id.clone());
+                }
+                let meta = self.driver.find_actor(name, key).await.map_err(storage)?;
+                let meta = meta.ok_or_else(|| not_found(format_args!("{name}/{key}")))?;
+                lock(&self.keys).insert((name.clone(), key.clone()), meta.id.clone());
+                Ok(meta.id)
+            }
+            Target::GetOrCreate { name, key, input } => {
+                self.check_type(name)?;
+                if let Some(id) = lock(&self.keys).get(&(name.clone(), key.clone())) {
+                    return Ok(id.clone());
+                }
+                // No lookup first: the create reports the actor that holds the key, if any,
+                // from the same group commit.
+                let (id, _) = self.insert(name, key, input.clone()).await?;
+                Ok(id)
+            }
+            other => Err(ActionError::invalid_request(format!(
+                "unsupported target {other:?}"
+            ))),
+        }
+    }
+
+    pub(crate) async fn create(
+        &self,
+        name: &str,
+        key: &ActorKey,
+        input: Option<Value>,
+    ) -> Result<ActorId, ActionError> {
+        self.check_type(name)?;
+        match self.insert(name, key, input).await? {
+            (id, true) => Ok(id),
+            (existing, false) => Err(ActionError::duplicate_key(format!(
+                "an actor `{name}` with key `{key}` already exists"
+            ))
+            .with_metadata(
+                &[
+                    ("key", key.to_string()),
+                    ("existing_actor_id", existing.to_string()),
+                ]
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            )),
+        }
+    }
+
+    /// Records a new actor (or finds the one that holds the key) and starts it. Returns the
+    /// id and whether this call created it. The actor and its create input are written in one
+    /// group commit, and this returns once that commit is durable.
+    async fn insert(
+        &self,
+        name: &str,
+        key: &ActorKey,
+        input: Option<Value>,
+    ) -> Result<(ActorId, bool), ActionError> {
+        let key_bytes: usize = key.parts().iter().map(|p| p.len() + 1).sum();
+        if key_bytes > self.max_key_bytes {
+            return Err(ActionError::new(
+                "actor",
+                "key_too_long",
+                format!(
+                    "an actor key of {key_bytes} bytes is over the limit of {}",
+                    self.max_key_bytes
+                ),
+            ));
+        }
+        let id = ActorId::new(uuid::Uuid::new_v4().simple().to_string());
+        let meta = ActorMeta::new(id.clone(), name, key.clone(), now_ms());
+        let mut then = Vec::new();
+        if let Some(input) = input.filter(|v| !v.is_null()) {
+            then.push(Write::KvPut {
+                actor: id.clone(),
+                key: INPUT_KEY.to_vec(),
+                value: snapshot::encode(&input)?,
+            });
+        }
+        let (id, created) = match self.writer.create(meta, then).await? {
+            CreateOutcome::Created => (id, true),
+            CreateOutcome::Exists(existing) => (existing.id, false),
+        };
+        lock(&self.keys).insert((name.to_owned(), key.clone()), id.clone());
+        if created {
+            // Start it now so its create hooks run even if nobody calls it yet.
+            self.send(name, &id, None)?;
+        }
+        Ok((id, created))
+    }
+
+    /// Delivers `msg` to the actor, starting an instance if none is awake. Returns the
+    /// mailbox it went to.
+    pub(crate) fn send(
+        &self,
+        name: &str,
+        id: &ActorId,
+        msg: Option<Msg>,
+    ) -> Result<Mailbox, ActionError> {
+        let Some(ty) = self.types.get(name) else {
+            return Err(ActionError::actor_not_found(format!(
+                "no actor type named `{name}`"
+            )));
+        };
+        let mut slots = self.slots();
+        let mut msg = msg;
+        let mut prev = None;
+        if let Some(slot) = slots.get(id) {
+            match &slot.state {
+                SlotState::Running(tx) => match msg {
+                    None => return Ok(tx.clone()),
+                    Some(m) => match tx.send(m) {
+                        Ok(()) => return Ok(tx.clone()),
+                        // The instance ended without freeing its slot: start a new one.
+                        Err(mpsc::error::SendError(m)) => msg = Some(m),
+                    },
+                },
+                SlotState::Stopping(done) => prev = Some(done.clone()),
+            }
+        }
+        let Some(reg) = self.me.upgrade() else {
+            return Err(ActionError::stopping());
+        };
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = instance::mailbox::channel();
+        if let Some(m) = msg {
+            let _ = tx.send(m);
+        }
+        slots.insert(
+            id.clone(),
+            Slot {
+                token,
+                state: SlotState::Running(tx.clone()),
+            },
+        );
+        drop(slots);
+        ty.spawn(Start {
+            id: id.clone(),
+            token,
+            rx,
+            tx: tx.clone(),
+            prev,
+            reg,
+        });
+        Ok(tx)
+    }
+
+    pub(crate) async fn call(
+        &self,
+        name: &str,
+        id: &ActorId,
+        action: &str,
+        args: Vec<Value>,
+        params: Option<Value>,
+        request: ConnRequest,
+    ) -> Result<Value, ActionError> {
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Action {
+            name: action.to_owned(),
+            args,
+            params,
+            request,
+            reply,
+        };
+        self.send(name, id, Some(msg))?;
+        rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))
+    }
+
+    pub(crate) fn connect(
+        &self,
+        name: &str,
+        id: &ActorId,
+        params: Option<Value>,
+        request: ConnRequest,
+    ) -> Result<Link, ActionError> {
+        let (sink, events) = mpsc::unbounded_channel();
+        let conn_id = ConnId::new(uuid::Uuid::new_v4().simple().to_string());
+        let link = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let msg = Msg::Connect {
+            conn_id: conn_id.clone(),
+            link,
+            params,
+            request,
+            sink,
+        };
+        let mailbox = self.send(name, id, Some(msg))?;
+        Ok(Link {
+            sender: Box::new(LocalLink::new(mailbox, conn_id, link)),
+            events,
+        })
+    }
+
+    /// An instance wants to stop. Refused (unless forced) while messages wait in its
+    /// mailbox; otherwise later messages start a new instance that waits for `done`.
+    pub(crate) fn begin_stop(
+        &self,
+        id: &ActorId,
+        token: u64,
+        rx: &MailboxRx,
+        done: watch::Receiver<bool>,
+        force: bool,
+    ) -> bool {
+        let mut slots = self.slots();
+        if !force && !rx.is_empty() {
+            return false;
+        }
+        if let Some(slot) = slots.get_mut(id)
+            && slot.token == token
+        {
+            slot.state = SlotState::Stopping(done);
+        }
+        true
+    }
+
+    /// An instance stopped: free its slot unless a newer instance holds it.
+    pub(crate) fn finish(&self, id: &ActorId, token: u64) {
+        let mut slots = self.slots();
+        if slots.get(id).is_some_and(|s| s.token == token) {
+            slots.remove(id);
+        }
+    }
+
+    /// A destroyed actor's key is free again.
+    pub(crate) fn forget(&self, name: &str, key: &ActorKey, id: &ActorId) {
+        let mut keys = lock(&self.keys);
+        let k = (name.to_owned(), key.clone());
+        if keys.get(&k) == Some(id) {
+            keys.remove(&k);
+        }
+    }
+}

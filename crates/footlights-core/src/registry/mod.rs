@@ -1,0 +1,309 @@
+//! The registry: actor types by name, live actors by id, and the way in for every caller.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use footlights_client::{Client, Link, Target};
+use footlights_protocol::{ActionError, ActorId, ActorKey, ConnId, Value};
+use footlights_storage::{ActorMeta, CreateOutcome, Driver, MemoryDriver, StorageError, Write};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::actor::{ActionTable, Actor};
+use crate::clock::ClockHandle;
+use crate::conn::ConnRequest;
+use crate::instance::{self, INPUT_KEY, Mailbox, MailboxRx, Msg, Start};
+use crate::local::{LocalLink, LocalTransport};
+use crate::raw::{RawLink, RawLinkSender, RawRequest, RawResponse};
+use crate::snapshot;
+use crate::writer::Writer;
+
+mod builder;
+mod inner;
+
+pub use builder::{DEFAULT_MAX_KEY_BYTES, RegistryBuilder};
+pub(crate) use inner::RegistryInner;
+
+/// Starts instances of one actor type.
+trait ActorType: Send + Sync {
+    fn spawn(&self, start: Start);
+}
+
+struct TypeOf<A: Actor>(Arc<ActionTable<A>>);
+
+impl<A: Actor> ActorType for TypeOf<A> {
+    fn spawn(&self, start: Start) {
+        tokio::spawn(instance::run::<A>(start, self.0.clone()));
+    }
+}
+
+enum SlotState {
+    /// The live instance's mailbox.
+    Running(Mailbox),
+    /// The instance is saving and stopping; a new one must wait for this to turn true.
+    Stopping(watch::Receiver<bool>),
+}
+
+struct Slot {
+    /// Which instance owns the slot, so a stopping one never frees its successor's slot.
+    token: u64,
+    state: SlotState,
+}
+
+/// The actor types of an application and their live actors.
+///
+/// ```
+/// # use footlights_core::Registry;
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let registry = Registry::builder() /* .actor::<Counter>() */ .start().await?;
+/// let client = registry.client(); // in-process: no network, no auth
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Registry {
+    inner: Arc<RegistryInner>,
+}
+
+impl Registry {
+    /// A builder with no actor types.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::new()
+    }
+
+    /// A client that calls actors in this process, with no network and no authentication.
+    pub fn client(&self) -> Client {
+        self.inner.client()
+    }
+
+    /// The registered actor type names.
+    pub fn actor_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.inner.types.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The storage driver.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.inner.driver
+    }
+
+    /// Finds or creates the actor a target names.
+    ///
+    /// # Errors
+    /// `actor.not_found` for unknown names or missing `get` targets; storage failures.
+    pub async fn resolve(&self, target: &Target) -> Result<ActorId, ActionError> {
+        self.inner.resolve(target).await
+    }
+
+    /// Creates an actor; `actor.duplicate_key` if the key is taken.
+    ///
+    /// # Errors
+    /// As described, plus storage failures.
+    pub async fn create(
+        &self,
+        name: &str,
+        key: &ActorKey,
+        input: Option<Value>,
+    ) -> Result<ActorId, ActionError> {
+        self.inner.create(name, key, input).await
+    }
+
+    /// The metadata of an actor, if it exists.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn actor_meta(&self, id: &ActorId) -> Result<Option<ActorMeta>, ActionError> {
+        self.inner
+            .driver
+            .actor(id)
+            .await
+            .map_err(|e| ActionError::internal(e.to_string()))
+    }
+
+    /// Calls an action statelessly, as an HTTP request does: a short-lived connection with
+    /// `params` and the `request` runs the connect hooks around the action.
+    ///
+    /// # Errors
+    /// The actor's error (masked if not public).
+    pub async fn call(
+        &self,
+        target: &Target,
+        name: &str,
+        args: Vec<Value>,
+        params: Option<Value>,
+        request: ConnRequest,
+    ) -> Result<Value, ActionError> {
+        let id = self.inner.resolve(target).await?;
+        self.inner
+            .call(target.name(), &id, name, args, params, request)
+            .await
+    }
+
+    /// Opens a connection, as a WebSocket does. The link's first message is `Init`, or an
+    /// error followed by a close.
+    ///
+    /// # Errors
+    /// When the actor cannot be found or started.
+    pub async fn connect(
+        &self,
+        target: &Target,
+        params: Option<Value>,
+        request: ConnRequest,
+    ) -> Result<Link, ActionError> {
+        let id = self.inner.resolve(target).await?;
+        self.inner.connect(target.name(), &id, params, request)
+    }
+
+    /// Opens a connection that takes over a dropped one: if connection `conn_id` is still
+    /// kept (its link dropped less than the grace period ago) and `token` matches, the new
+    /// link gets it back with its state and subscriptions. If no such connection is kept, a
+    /// new one is opened as [`connect`](Self::connect) would, under a **fresh** id (a client
+    /// never chooses an id: asking for another actor's or another client's id gets nothing of
+    /// theirs); if one is kept but the token does not match, the link is refused
+    /// (`connection.resume_refused`).
+    ///
+    /// # Errors
+    /// When the actor cannot be found or started.
+    pub async fn resume(
+        &self,
+        target: &Target,
+        params: Option<Value>,
+        request: ConnRequest,
+        conn_id: ConnId,
+        token: String,
+    ) -> Result<Link, ActionError> {
+        let id = self.inner.resolve(target).await?;
+        let (sink, events) = mpsc::unbounded_channel();
+        let link = self.inner.next_link.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Mutex::new(conn_id.clone()));
+        let msg = Msg::Resume {
+            conn_id,
+            slot: slot.clone(),
+            link,
+            token,
+            params,
+            request,
+            sink,
+        };
+        let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
+        Ok(Link {
+            sender: Box::new(LocalLink::with_slot(mailbox, slot, link)),
+            events,
+        })
+    }
+
+    /// Hands a raw HTTP request to the actor's request handler
+    /// ([`Actor::on_request`](crate::Actor::on_request)), with a short-lived connection built
+    /// from `params` and the request.
+    ///
+    /// # Errors
+    /// `handler.request_not_defined` (404) when the actor has no handler; the connect hooks'
+    /// and the handler's errors.
+    pub async fn request(
+        &self,
+        target: &Target,
+        params: Option<Value>,
+        request: RawRequest,
+    ) -> Result<RawResponse, ActionError> {
+        let id = self.inner.resolve(target).await?;
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Request {
+            params,
+            request,
+            reply,
+        };
+        self.inner.send(target.name(), &id, Some(msg))?;
+        match rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))? {
+            Some(response) => Ok(response),
+            None => Err(ActionError::new(
+                "handler",
+                "request_not_defined",
+                "the actor has no raw HTTP handler",
+            )),
+        }
+    }
+
+    /// Opens a raw WebSocket to the actor
+    /// ([`Actor::on_websocket`](crate::Actor::on_websocket)). The link's first event is
+    /// [`RawEvent::Open`](crate::RawEvent::Open), or a close if the actor refused it
+    /// (`handler.websocket_not_defined` when it has no handler).
+    ///
+    /// # Errors
+    /// When the actor cannot be found or started.
+    pub async fn websocket(
+        &self,
+        target: &Target,
+        params: Option<Value>,
+        request: ConnRequest,
+    ) -> Result<RawLink, ActionError> {
+        let id = self.inner.resolve(target).await?;
+        let socket = self.inner.next_link.fetch_add(1, Ordering::Relaxed);
+        let (tx, events) = mpsc::unbounded_channel();
+        let msg = Msg::WsOpen {
+            socket,
+            params,
+            request,
+            tx,
+        };
+        let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
+        Ok(RawLink {
+            sender: RawLinkSender { mailbox, socket },
+            events,
+        })
+    }
+
+    /// Destroys an actor, as its own `ctx.destroy()` would: wakes it if it sleeps, runs its
+    /// destroy hook, closes its connections and deletes its state, alarms and key-value store.
+    /// Returns once it is gone; `false` if there was no such actor.
+    ///
+    /// # Errors
+    /// Storage failures while looking the actor up.
+    pub async fn destroy(&self, id: &ActorId) -> Result<bool, ActionError> {
+        let Some(meta) = self.actor_meta(id).await? else {
+            return Ok(false);
+        };
+        let (done, gone) = oneshot::channel();
+        self.inner
+            .send(&meta.name, id, Some(Msg::Destroy { done }))?;
+        // The sender is answered, or dropped if another destroy took over: gone either way.
+        let _ = gone.await;
+        Ok(true)
+    }
+
+    /// Saves and stops every live actor (running their sleep hooks) and waits for the last
+    /// writes. Connections are closed with "going away".
+    pub async fn shutdown(&self) {
+        let senders: Vec<_> = self
+            .inner
+            .slots()
+            .values()
+            .filter_map(|s| match &s.state {
+                SlotState::Running(tx) => Some(tx.clone()),
+                SlotState::Stopping(_) => None,
+            })
+            .collect();
+        let mut waits = Vec::new();
+        for tx in senders {
+            let (done, rx) = oneshot::channel();
+            if tx.send(Msg::Stop { done }).is_ok() {
+                waits.push(rx);
+            }
+        }
+        for rx in waits {
+            let _ = rx.await;
+        }
+    }
+
+    /// How many connections are kept for their clients to resume (their links dropped less
+    /// than the grace period ago). A server counts them with its open connections against its
+    /// connection limit.
+    pub fn kept_connections(&self) -> usize {
+        self.inner.kept.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many actors are awake.
+    pub fn awake_count(&self) -> usize {
+        self.inner.slots().len()
+    }
+}
