@@ -63,6 +63,23 @@ fn seed() -> u64 {
     seed
 }
 
+/// Sends `commands` in one write, reads the first `n` answer lines, then kills the child with
+/// SIGKILL and waits for it: acknowledgements beyond those `n` may or may not have been made.
+async fn burst_then_kill(p: &mut ChildProc, commands: &str, n: usize) -> Vec<String> {
+    p.stdin
+        .write_all(commands.as_bytes())
+        .await
+        .expect("write burst");
+    p.stdin.flush().await.expect("flush");
+    let mut lines = Vec::with_capacity(n);
+    for _ in 0..n {
+        lines.push(next_line(p).await);
+    }
+    p.child.start_kill().expect("kill");
+    p.child.wait().await.expect("wait");
+    lines
+}
+
 async fn read_value(p: &mut ChildProc) -> i64 {
     p.stdin.write_all(b"get\n").await.expect("write");
     loop {
@@ -191,18 +208,11 @@ async fn sigkill_never_loses_an_acknowledged_actor() {
         }
         let burst: usize = rng.random_range(20..200);
         let kill_after: usize = rng.random_range(0..=burst);
-        let mut commands = String::new();
-        for i in next_key..next_key + burst {
-            commands.push_str(&format!("new k{i}\n"));
-        }
+        let commands: String = (next_key..next_key + burst)
+            .map(|i| format!("new k{i}\n"))
+            .collect();
         next_key += burst;
-        p.stdin
-            .write_all(commands.as_bytes())
-            .await
-            .expect("write burst");
-        p.stdin.flush().await.expect("flush");
-        for _ in 0..kill_after {
-            let line = next_line(&mut p).await;
+        for line in burst_then_kill(&mut p, &commands, kill_after).await {
             let parts: Vec<&str> = line.split(' ').collect();
             match parts.as_slice() {
                 ["created", key, id, "1"] => {
@@ -211,8 +221,6 @@ async fn sigkill_never_loses_an_acknowledged_actor() {
                 _ => panic!("round {round}: unexpected line {line:?}"),
             }
         }
-        p.child.start_kill().expect("kill");
-        p.child.wait().await.expect("wait");
     }
     assert!(
         !acked.is_empty() || CREATE_ROUNDS == 0,
@@ -257,19 +265,10 @@ async fn sigkill_never_loses_an_acknowledged_kv_put() {
             break;
         }
         let burst: u64 = rng.random_range(20..200);
-        let kill_after: u64 = rng.random_range(0..=burst);
-        let mut commands = String::new();
-        for n in sent..sent + burst {
-            commands.push_str(&format!("put {n}\n"));
-        }
+        let kill_after = rng.random_range(0..=burst) as usize;
+        let commands: String = (sent..sent + burst).map(|n| format!("put {n}\n")).collect();
         sent += burst;
-        p.stdin
-            .write_all(commands.as_bytes())
-            .await
-            .expect("write burst");
-        p.stdin.flush().await.expect("flush");
-        for _ in 0..kill_after {
-            let line = next_line(&mut p).await;
+        for line in burst_then_kill(&mut p, &commands, kill_after).await {
             let n: u64 = line
                 .strip_prefix("stored ")
                 .unwrap_or_else(|| panic!("round {round}: unexpected line {line:?}"))
@@ -277,8 +276,6 @@ async fn sigkill_never_loses_an_acknowledged_kv_put() {
                 .expect("number");
             acked.insert(n);
         }
-        p.child.start_kill().expect("kill");
-        p.child.wait().await.expect("wait");
     }
     assert!(
         !acked.is_empty(),
