@@ -47,6 +47,27 @@ async fn start(data_dir: &Path, extra: &[&str]) -> Footlights {
     Footlights { child, url }
 }
 
+/// Runs `footlights serve ARGS --data-dir DATA_DIR` to its exit (bounded; killed if it does
+/// not exit in time) and returns what it printed.
+async fn serve_to_exit(args: &[&str], data_dir: &Path) -> std::process::Output {
+    tokio::time::timeout(
+        LIMIT,
+        Command::new(env!("CARGO_BIN_EXE_footlights"))
+            .arg("serve")
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("FOOTLIGHTS_TOKEN")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("exit in time")
+    .unwrap()
+}
+
 impl Footlights {
     /// Sends SIGTERM and waits for the exit.
     async fn terminate(mut self) -> ExitStatus {
@@ -129,19 +150,7 @@ async fn state_survives_a_restart_with_process_durability() {
 #[tokio::test]
 async fn an_unknown_durability_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_footlights"))
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--durability",
-            "sometimes",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = serve_to_exit(&["--port", "0", "--durability", "sometimes"], dir.path()).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--durability"));
 }
@@ -262,17 +271,7 @@ async fn a_data_dir_that_is_a_file_fails_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
-    let output = tokio::time::timeout(
-        LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_footlights"))
-            .args(["serve", "--port", "0", "--data-dir"])
-            .arg(&file)
-            .env_remove("RUST_BACKTRACE")
-            .output(),
-    )
-    .await
-    .expect("exit in time")
-    .unwrap();
+    let output = serve_to_exit(&["--port", "0"], &file).await;
     assert!(!output.status.success());
     assert!(output.stdout.is_empty(), "no ready line");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -293,19 +292,7 @@ async fn a_second_server_on_the_same_data_dir_is_refused_at_once() {
     );
 
     // `kill_on_drop`: should it wait for the lock instead of failing, the timeout stops it.
-    let output = tokio::time::timeout(
-        LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_footlights"))
-            .args(["serve", "--port", "0", "--data-dir"])
-            .arg(&data_dir)
-            .env_remove("RUST_BACKTRACE")
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the second server exits at once")
-    .unwrap();
+    let output = serve_to_exit(&["--port", "0"], &data_dir).await;
     assert!(!output.status.success(), "{:?}", output.status);
     assert!(output.stdout.is_empty(), "no ready line");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -341,19 +328,7 @@ async fn a_taken_port_fails_before_the_data_dir_is_created() {
     let data_dir = dir.path().join("data");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let output = tokio::time::timeout(
-        LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_footlights"))
-            .args(["serve", "--port", &port, "--data-dir"])
-            .arg(&data_dir)
-            .env_remove("RUST_BACKTRACE")
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("exit in time")
-    .unwrap();
+    let output = serve_to_exit(&["--port", &port], &data_dir).await;
     drop(taken);
     assert!(!output.status.success(), "{:?}", output.status);
     assert!(output.stdout.is_empty(), "no ready line");
@@ -412,18 +387,8 @@ async fn sigterm_ends_at_the_shutdown_timeout_while_a_request_is_half_sent() {
 async fn a_shutdown_timeout_that_is_not_a_positive_number_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     for value in ["soon", "0", "-1"] {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_footlights"))
-            .args([
-                "serve",
-                "--port",
-                "0",
-                &format!("--shutdown-timeout={value}"),
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .output()
-            .await
-            .unwrap();
+        let timeout = format!("--shutdown-timeout={value}");
+        let out = serve_to_exit(&["--port", "0", &timeout], dir.path()).await;
         assert!(!out.status.success(), "{value}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--shutdown-timeout"), "{value}: {stderr}");
@@ -492,20 +457,7 @@ async fn a_public_address_without_a_token_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     // Bound only to be refused at once: nothing is sent to it.
-    let output = tokio::time::timeout(
-        LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_footlights"))
-            .args(["serve", "--host", "0.0.0.0", "--port", "0", "--data-dir"])
-            .arg(&data_dir)
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("FOOTLIGHTS_TOKEN")
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("exit in time")
-    .unwrap();
+    let output = serve_to_exit(&["--host", "0.0.0.0", "--port", "0"], &data_dir).await;
     assert!(!output.status.success(), "{:?}", output.status);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("without a token"), "{stderr}");
