@@ -7,7 +7,8 @@
 //! inside each write transaction just before it commits, looks the paths up again: one `stat`
 //! per file, a few microseconds beside a commit's `fsync`. If either is gone or is another
 //! file, the transaction is rolled back and the call fails with
-//! [`StorageError::Unavailable`]; the first failure of an episode is logged at ERROR.
+//! [`StorageError::Unavailable`]; the first failure of an episode is logged (at WARN: the
+//! runtime logs the failed commit at ERROR once per cause).
 //!
 //! A file put back in place (renamed back) lets writes go on, since the connection still has
 //! that very file open. A deletion racing with a commit that has passed the check (during its
@@ -85,29 +86,46 @@ impl Watched {
     }
 }
 
-/// The files an open store must keep: its database and its lock file.
+/// The files an open store must keep: its database, its lock file, and in WAL mode its
+/// write-ahead log (which SQLite keeps, at one inode, while any connection is open: a log
+/// deleted under the process would take every commit since the last checkpoint with it).
 #[derive(Debug)]
 pub(crate) struct Files {
     database: Watched,
     lock: Watched,
+    wal: Option<Watched>,
     /// Whether the current episode of missing files was logged.
     reported: AtomicBool,
 }
 
 impl Files {
-    /// Records the files `database` and `lock` name now.
-    pub(crate) fn record(database: &Path, lock: &Path) -> Result<Files> {
+    /// Records the files `database` and `lock` name now, and the write-ahead log beside the
+    /// database if `wal` (the store is in WAL mode and the log exists once it is open).
+    pub(crate) fn record(database: &Path, lock: &Path, wal: bool) -> Result<Files> {
+        let wal = if wal {
+            let mut log = database.as_os_str().to_owned();
+            log.push("-wal");
+            Some(Watched::new("write-ahead log", Path::new(&log))?)
+        } else {
+            None
+        };
         Ok(Files {
             database: Watched::new("database file", database)?,
             lock: Watched::new("lock file", lock)?,
+            wal,
             reported: AtomicBool::new(false),
         })
     }
 
     /// `Ok` while both paths still name the files recorded; otherwise
-    /// [`StorageError::Unavailable`], logged at ERROR the first time of an episode.
+    /// [`StorageError::Unavailable`], logged (at WARN) the first time of an episode.
     pub(crate) fn check(&self) -> Result<()> {
-        let Some((reason, source)) = self.database.problem().or_else(|| self.lock.problem()) else {
+        let problem = self
+            .database
+            .problem()
+            .or_else(|| self.lock.problem())
+            .or_else(|| self.wal.as_ref().and_then(Watched::problem));
+        let Some((reason, source)) = problem else {
             if self.reported.load(Ordering::Relaxed) && self.reported.swap(false, Ordering::Relaxed)
             {
                 tracing::warn!(
@@ -117,8 +135,10 @@ impl Files {
             }
             return Ok(());
         };
+        // WARN here: the runtime's writer logs the failed commit at ERROR (once per cause), so an
+        // episode gives one ERROR line, and this one says what happened to which file.
         if !self.reported.swap(true, Ordering::Relaxed) {
-            tracing::error!(
+            tracing::warn!(
                 path = %self.database.path.display(),
                 %reason,
                 "refusing every write to the store until its files are back: what it would \

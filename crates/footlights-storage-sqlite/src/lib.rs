@@ -34,12 +34,13 @@
 //!   database (`footlights.db.lock`), so a second process opening the same file fails at once
 //!   instead of serving the same actors and losing the other's writes; opens within one process
 //!   share the lock;
-//! - watchful of its files: each write checks, just before it commits, that the database and
-//!   lock files are still the ones it opened (one `stat` each). If they were deleted or replaced
+//! - watchful of its files: each write checks, just before it commits, that the database, the
+//!   lock file and (in WAL mode) the write-ahead log are still the ones it opened (one `stat`
+//!   each). If they were deleted or replaced
 //!   under the running process, SQLite would go on writing to the unlinked file and every
 //!   acknowledged write would be lost at the next start; instead the write is rolled back and
 //!   fails with [`StorageError::Unavailable`](footlights_storage::StorageError::Unavailable),
-//!   logged at ERROR once per episode, until the files are back in place. A full disk, a disk
+//!   logged once per episode, until the files are back in place. A full disk, a disk
 //!   that fails to read or write, or a file that cannot be written or opened is `Unavailable`
 //!   too (nothing of the failed call is applied; retrying once space is freed succeeds);
 //! - checked at open: a file that fails SQLite's `PRAGMA quick_check` is refused with an error
@@ -250,7 +251,8 @@ impl SqliteDriverBuilder {
             Worker::start("footlights-sqlite", Arc::clone(&lock), move || {
                 let opened = schema::open(&file, busy_timeout, durability, quick_check_limit)?;
                 // The file the connection has open, now that it exists.
-                let files = files::Files::record(&file, &lock_file)?;
+                let in_wal = opened.journal_mode.eq_ignore_ascii_case("wal");
+                let files = files::Files::record(&file, &lock_file, in_wal)?;
                 tracing::debug!(
                     path = %file.display(),
                     journal_mode = %opened.journal_mode,

@@ -504,7 +504,7 @@ mod tests {
         std::fs::write(&lock, b"").unwrap();
         let mut opened =
             schema::open(&path, Duration::from_secs(1), Durability::default(), 0).unwrap();
-        let files = Files::record(&path, &lock).unwrap();
+        let files = Files::record(&path, &lock, false).unwrap();
         let conn = &mut opened.connection;
         let meta = ActorMeta::new(ActorId::new("a"), "n", ActorKey::from("k"), 0);
         let state = |size: usize| {

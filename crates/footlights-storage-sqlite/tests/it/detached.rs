@@ -79,3 +79,17 @@ async fn a_deleted_lock_file_refuses_commits() {
     fs::write(&lock, b"").unwrap();
     assert_unavailable(driver.commit(vec![state(&actor, 2)]).await, "lock");
 }
+
+#[tokio::test]
+async fn a_deleted_write_ahead_log_refuses_commits() {
+    let (dir, path) = super::temp_db();
+    let (driver, actor) = driver_with_actor(&path).await;
+    let wal = dir.path().join("footlights.db-wal");
+    assert!(wal.exists(), "the store is in WAL mode");
+    fs::remove_file(&wal).unwrap();
+    // What it would acknowledge now would go to a log nobody can find at the next start.
+    assert_unavailable(
+        driver.commit(vec![state(&actor, 2)]).await,
+        "write-ahead log",
+    );
+}
