@@ -85,6 +85,31 @@ impl ToClient {
             _ => None,
         }
     }
+
+    /// About how many bytes the message takes on the wire ([`Value::approx_size`] of what it
+    /// carries, plus a little): for bounds on what waits in memory for a client.
+    pub fn approx_size(&self) -> usize {
+        const HEADER: usize = 16;
+        match self {
+            ToClient::Init { .. } => HEADER + 96,
+            ToClient::Error { error, .. } => {
+                HEADER
+                    + error.group().len()
+                    + error.code().len()
+                    + error.message().len()
+                    + error.metadata().map_or(0, Value::approx_size)
+            }
+            ToClient::ActionResponse { output, .. } => HEADER + output.approx_size(),
+            ToClient::Event { name, args } => {
+                HEADER + name.len() + args.iter().map(Value::approx_size).sum::<usize>()
+            }
+            ToClient::Broadcast(event) => {
+                HEADER
+                    + event.name().len()
+                    + event.args().iter().map(Value::approx_size).sum::<usize>()
+            }
+        }
+    }
 }
 
 #[cfg(test)]

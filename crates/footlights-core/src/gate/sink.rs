@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 
 /// How many messages a detached connection keeps for its client; past that it is closed.
 const DETACHED_BUFFER: usize = 1024;
+/// How many bytes (as [`ToClient::approx_size`] counts them) a detached connection keeps for
+/// its client; past that it is closed. Bounds the memory a client that went away can hold.
+const DETACHED_BYTES: usize = 4 << 20;
 
 /// Where an actor's messages to one connection go.
 ///
@@ -29,6 +32,8 @@ struct SinkState {
     link: u64,
     closed: bool,
     buffer: VecDeque<ToClient>,
+    /// The buffered messages' [`ToClient::approx_size`], added up.
+    buffered_bytes: usize,
     /// The registry's count of connections kept for a resume, and whether this one is in it.
     kept: Option<Arc<AtomicUsize>>,
     counted: bool,
@@ -70,6 +75,7 @@ impl ConnSink {
                 link,
                 closed: false,
                 buffer: VecDeque::new(),
+                buffered_bytes: 0,
                 kept,
                 counted: false,
             }),
@@ -100,11 +106,14 @@ impl ConnSink {
         };
         // The client is gone for now: keep the message for a resume.
         st.tx = None;
-        if st.buffer.len() >= DETACHED_BUFFER {
+        let size = msg.approx_size();
+        if st.buffer.len() >= DETACHED_BUFFER || st.buffered_bytes + size > DETACHED_BYTES {
             st.closed = true;
             st.buffer.clear();
+            st.buffered_bytes = 0;
             st.set_kept(false);
         } else {
+            st.buffered_bytes += size;
             st.buffer.push_back(msg);
         }
     }
@@ -115,6 +124,7 @@ impl ConnSink {
         if !st.closed {
             st.closed = true;
             st.buffer.clear();
+            st.buffered_bytes = 0;
             st.set_kept(false);
             if let Some(tx) = st.tx.take() {
                 let _ = tx.send(LinkEvent::Closed(reason));
@@ -156,10 +166,55 @@ impl ConnSink {
         st.link = link;
         st.set_kept(false);
         let _ = tx.send(LinkEvent::Message(init));
+        st.buffered_bytes = 0;
         for msg in st.buffer.drain(..) {
             let _ = tx.send(LinkEvent::Message(msg));
         }
         st.tx = Some(tx);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use footlights_protocol::Value;
+
+    fn event(bytes: usize) -> ToClient {
+        ToClient::Event {
+            name: "big".into(),
+            args: vec![Value::String("x".repeat(bytes))],
+        }
+    }
+
+    #[test]
+    fn a_detached_connection_keeps_a_bounded_number_of_bytes_then_closes() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let kept = Arc::new(AtomicUsize::new(0));
+        let sink = ConnSink::new(tx, 1, Some(kept.clone()));
+        sink.detach();
+        assert!(sink.is_detached());
+        assert_eq!(kept.load(Ordering::Relaxed), 1);
+        for _ in 0..3 {
+            sink.send(event(1 << 20));
+        }
+        assert!(sink.is_detached(), "3 MiB fit");
+        sink.send(event(1 << 20));
+        assert!(!sink.is_detached(), "past 4 MiB the connection is closed");
+        assert_eq!(kept.load(Ordering::Relaxed), 0, "and no longer counted as kept");
+        assert!(sink.lock().buffer.is_empty(), "its buffer is freed");
+    }
+
+    #[test]
+    fn small_messages_are_bounded_by_count() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let sink = ConnSink::new(tx, 1, None);
+        sink.detach();
+        for _ in 0..DETACHED_BUFFER {
+            sink.send(event(1));
+        }
+        assert!(sink.is_detached());
+        sink.send(event(1));
+        assert!(!sink.is_detached());
     }
 }
