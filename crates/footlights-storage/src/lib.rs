@@ -31,7 +31,7 @@
 //! ```
 //!
 //! What this crate is: the trait, [`MemoryDriver`] for tests, and (feature `conformance`) the
-//! [`conformance`] suite every driver must pass. What it is not: a database. The default
+//! `conformance` suite every driver must pass. What it is not: a database. The default
 //! on-disk driver lives in `footlights-storage-sqlite`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
