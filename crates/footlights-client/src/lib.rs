@@ -90,4 +90,6 @@ pub use error::{Error, Result, is_transient};
 pub use handle::{ActionCaller, ActorHandle, Client, Untyped};
 #[cfg(feature = "net")]
 pub use net::{ClientBuilder, ClientOptions, TransportKind};
-pub use transport::{CloseReason, Link, LinkEvent, LinkSender, ResumeToken, Target, Transport};
+pub use transport::{
+    Backlog, CloseReason, Link, LinkEvent, LinkSender, ResumeToken, Target, Transport,
+};

@@ -194,6 +194,92 @@ pub struct Link {
     pub sender: Box<dyn LinkSender>,
     /// Messages from the actor, then one [`LinkEvent::Closed`].
     pub events: mpsc::UnboundedReceiver<LinkEvent>,
+    /// About how many bytes of messages wait in `events`, when the side that sends them
+    /// counts (the runtime does; the network transports leave it at zero).
+    pub backlog: Backlog,
+}
+
+/// About how many bytes of messages wait on a link: the side that sends them adds
+/// ([`sent`](Backlog::sent)), the side that takes them subtracts ([`taken`](Backlog::taken)),
+/// both counting with [`ToClient::approx_size`]. A transport sets a
+/// [`limit`](Backlog::set_limit) and learns when the waiting messages pass it, so that a
+/// client that reads too slowly cannot make the server hold its messages without bound.
+///
+/// ```
+/// use footlights_client::Backlog;
+/// use footlights_protocol::{ToClient, Value};
+///
+/// let backlog = Backlog::default();
+/// backlog.set_limit(100);
+/// let msg = ToClient::ActionResponse { id: 1, output: Value::from("x".repeat(200)) };
+/// backlog.sent(&msg);
+/// assert!(backlog.is_over());
+/// backlog.taken(&msg);
+/// assert!(!backlog.is_over());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Backlog(std::sync::Arc<BacklogInner>);
+
+#[derive(Debug, Default)]
+struct BacklogInner {
+    bytes: std::sync::atomic::AtomicUsize,
+    /// Zero: no limit.
+    limit: std::sync::atomic::AtomicUsize,
+    crossed: tokio::sync::Notify,
+}
+
+impl Backlog {
+    /// Counts a message handed to the link.
+    pub fn sent(&self, msg: &ToClient) {
+        use std::sync::atomic::Ordering;
+        let size = msg.approx_size();
+        let before = self.0.bytes.fetch_add(size, Ordering::Relaxed);
+        let limit = self.0.limit.load(Ordering::Relaxed);
+        if limit > 0 && before <= limit && before + size > limit {
+            self.0.crossed.notify_waiters();
+        }
+    }
+
+    /// Counts a message taken off the link.
+    pub fn taken(&self, msg: &ToClient) {
+        use std::sync::atomic::Ordering;
+        let size = msg.approx_size();
+        let _ = self
+            .0
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(size))
+            });
+    }
+
+    /// The bytes waiting now.
+    pub fn bytes(&self) -> usize {
+        self.0.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the most bytes that may wait (zero: no limit).
+    pub fn set_limit(&self, bytes: usize) {
+        self.0
+            .limit
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether more than the limit waits.
+    pub fn is_over(&self) -> bool {
+        let limit = self.0.limit.load(std::sync::atomic::Ordering::Relaxed);
+        limit > 0 && self.bytes() > limit
+    }
+
+    /// Resolves once more than the limit waits (at once if it does already).
+    pub async fn over(&self) {
+        loop {
+            let crossed = self.0.crossed.notified();
+            if self.is_over() {
+                return;
+            }
+            crossed.await;
+        }
+    }
 }
 
 /// What a client presents to take over a connection whose link dropped: the connection's id

@@ -39,6 +39,8 @@ struct Inner {
     /// Always a [`ToClient::Event`].
     message: ToClient,
     frames: [OnceLock<Bytes>; FORMS],
+    /// [`ToClient::approx_size`] of `message`, counted once for every connection.
+    size: OnceLock<usize>,
 }
 
 impl SharedEvent {
@@ -51,8 +53,18 @@ impl SharedEvent {
                     args,
                 },
                 frames: std::array::from_fn(|_| OnceLock::new()),
+                size: OnceLock::new(),
             }),
         }
+    }
+
+    /// About how many bytes the event takes on the wire (see [`ToClient::approx_size`]),
+    /// counted once and shared by every connection it goes to.
+    pub fn approx_size(&self) -> usize {
+        *self
+            .inner
+            .size
+            .get_or_init(|| self.inner.message.approx_size())
     }
 
     /// The event's wire name.

@@ -103,11 +103,7 @@ impl ToClient {
             ToClient::Event { name, args } => {
                 HEADER + name.len() + args.iter().map(Value::approx_size).sum::<usize>()
             }
-            ToClient::Broadcast(event) => {
-                HEADER
-                    + event.name().len()
-                    + event.args().iter().map(Value::approx_size).sum::<usize>()
-            }
+            ToClient::Broadcast(event) => event.approx_size(),
         }
     }
 }

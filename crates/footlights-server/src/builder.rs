@@ -43,6 +43,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit on messages waiting to be written to one WebSocket or SSE client: 1,024.
 pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1024;
+/// Default limit on the bytes of messages waiting to be written to one WebSocket or SSE
+/// client: 8 MiB (as `ToClient::approx_size` counts them).
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 8 << 20;
 /// Default time writing one frame or event to a client may take: 10 s.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit on accepted connections that have not yet sent their first request head:
@@ -71,6 +74,7 @@ pub(crate) struct Config {
     pub(crate) max_pending_connections: usize,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) max_queued_messages: usize,
+    pub(crate) max_queued_bytes: usize,
     pub(crate) write_timeout: Duration,
     /// The host's routes for requests no protocol route claims.
     pub(crate) fallback: Fallback,
@@ -101,6 +105,7 @@ impl Default for Config {
             max_pending_connections: DEFAULT_MAX_PENDING_CONNECTIONS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             fallback: Fallback::default(),
             cors_origins: None,
@@ -360,6 +365,16 @@ impl ServerBuilder {
         self
     }
 
+    /// How many bytes of messages may wait to be written to one WebSocket or SSE client
+    /// (counted as the wire size, roughly). Past it the client is closed with
+    /// `connection.too_slow` when its turn comes, or let go at once if its socket is not
+    /// taking frames. Default: [`DEFAULT_MAX_QUEUED_BYTES`]; at least the outgoing message
+    /// limit is sensible, so one large message can wait.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_queued_bytes = bytes;
+        self
+    }
+
     /// How long writing one frame or event to a client may take. A client that stops reading
     /// altogether stalls the write; past this time it counts as gone, as if its link had
     /// dropped (its connection is kept for a resume, with a bounded buffer). Default:
@@ -418,6 +433,7 @@ impl ServerBuilder {
             ("max_in_flight_actions", config.max_in_flight),
             ("max_connections", config.max_connections),
             ("max_queued_messages", config.max_queued_messages),
+            ("max_queued_bytes", config.max_queued_bytes),
             ("max_pending_connections", config.max_pending_connections),
         ];
         for (name, value) in positive {

@@ -24,7 +24,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use footlights_client::{CloseReason, Link, LinkEvent, LinkSender};
+use footlights_client::{Backlog, CloseReason, Link, LinkEvent, LinkSender};
 use footlights_core::ConnRequest;
 use footlights_protocol::codec::{Encoding, decode_to_server, encode_to_client};
 use footlights_protocol::{ActionError, ActorId, ToClient, ToServer};
@@ -195,6 +195,7 @@ async fn open(
     let (out, body) = mpsc::channel::<Bytes>(STREAM_BUFFER);
     let (commands_tx, commands) = mpsc::channel(COMMAND_BUFFER);
     let conn = SseConn {
+        backlog: Backlog::default(),
         in_flight: InFlight::new(shared.config.max_in_flight),
         stop: shared.stop.clone(),
         peer: Peer::footlights(encoding),
@@ -325,6 +326,8 @@ enum End {
 /// One SSE connection's task.
 struct SseConn {
     shared: Arc<Shared>,
+    /// What waits for this stream (set from the link when it runs).
+    backlog: Backlog,
     peer: Peer,
     ext: ConnExtensions,
     stop: Stop,
@@ -345,7 +348,13 @@ struct SseConn {
 
 impl SseConn {
     async fn run(mut self, link: Link, mut commands: mpsc::Receiver<Command>) {
-        let Link { sender, mut events } = link;
+        let Link {
+            sender,
+            mut events,
+            backlog,
+        } = link;
+        backlog.set_limit(self.shared.config.max_queued_bytes);
+        self.backlog = backlog;
         let every = self.shared.config.sse_keep_alive;
         let mut keep_alive = tokio::time::interval_at(Instant::now() + every, every);
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -360,11 +369,15 @@ impl SseConn {
                 () = self.out.closed() => Err(End::Dropped),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
                 event = events.recv() => match event {
-                    Some(LinkEvent::Message(_)) if events.len() >= self.shared.config.max_queued_messages => {
-                        tracing::warn!(queued = events.len(), "client too slow; closing");
-                        Err(End::Close(1001, limits::TOO_SLOW.into()))
+                    Some(LinkEvent::Message(msg)) => {
+                        self.backlog.taken(&msg);
+                        if events.len() >= self.shared.config.max_queued_messages || self.backlog.is_over() {
+                            tracing::warn!(queued = events.len(), bytes = self.backlog.bytes(), "client too slow; closing");
+                            Err(End::Close(1001, limits::TOO_SLOW.into()))
+                        } else {
+                            self.outgoing(msg).await
+                        }
                     }
-                    Some(LinkEvent::Message(msg)) => self.outgoing(msg).await,
                     Some(LinkEvent::Closed(reason)) => Err(End::LinkClosed(reason)),
                     None => Err(End::Close(1001, "ws.going_away".into())),
                 },
@@ -420,10 +433,17 @@ impl SseConn {
 
     /// Writes to the stream, unless the client is gone.
     async fn write(&mut self, chunk: Bytes) -> Result<(), End> {
-        match tokio::time::timeout(self.shared.config.write_timeout, self.out.send(chunk)).await {
-            Ok(sent) => sent.map_err(|_| End::Dropped),
-            Err(_) => {
-                tracing::warn!("an event could not be written in time; dropping the client");
+        let write = tokio::time::timeout(self.shared.config.write_timeout, self.out.send(chunk));
+        tokio::select! {
+            written = write => match written {
+                Ok(sent) => sent.map_err(|_| End::Dropped),
+                Err(_) => {
+                    tracing::warn!("an event could not be written in time; dropping the client");
+                    Err(End::Dropped)
+                }
+            },
+            () = self.backlog.over() => {
+                tracing::warn!(bytes = self.backlog.bytes(), "the client's backlog passed its limit while a write waited; dropping it");
                 Err(End::Dropped)
             }
         }

@@ -22,7 +22,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{FromRequestParts, Request};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use footlights_client::{CloseReason, Link, LinkEvent, LinkSender};
+use footlights_client::{Backlog, CloseReason, Link, LinkEvent, LinkSender};
 use footlights_core::ConnRequest;
 use footlights_protocol::codec::{Encoding, decode_to_server, encode_to_client};
 use footlights_protocol::{ActionError, ToClient, ToServer, Value};
@@ -237,7 +237,8 @@ async fn run(opening: Pin<Box<impl Future<Output = Option<(WsConn, Link)>>>>) {
         return;
     };
     let sender = link.sender;
-    let end = conn.pump(&*sender, link.events).await;
+    link.backlog.set_limit(conn.shared.config.max_queued_bytes);
+    let end = conn.pump(&*sender, link.events, &link.backlog).await;
     Box::pin(conn.finish(&*sender, end)).await;
 }
 
@@ -317,6 +318,7 @@ impl WsConn {
         &mut self,
         sender: &dyn LinkSender,
         mut events: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
+        backlog: &Backlog,
     ) -> End {
         let every = self.shared.config.ws_ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + every, every);
@@ -331,11 +333,15 @@ impl WsConn {
                 () = &mut stopped => Err(End::close(GOING_AWAY, "ws.going_away")),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
                 event = events.recv() => match event {
-                    Some(LinkEvent::Message(_)) if events.len() >= self.shared.config.max_queued_messages => {
-                        tracing::warn!(queued = events.len(), "client too slow; closing");
-                        Err(End::close(GOING_AWAY, limits::TOO_SLOW))
+                    Some(LinkEvent::Message(msg)) => {
+                        backlog.taken(&msg);
+                        if events.len() >= self.shared.config.max_queued_messages || backlog.is_over() {
+                            tracing::warn!(queued = events.len(), bytes = backlog.bytes(), "client too slow; closing");
+                            Err(End::close(GOING_AWAY, limits::TOO_SLOW))
+                        } else {
+                            self.outgoing(msg, sender).map(Some)
+                        }
                     }
-                    Some(LinkEvent::Message(msg)) => self.outgoing(msg, sender).map(Some),
                     Some(LinkEvent::Closed(reason)) => Err(End::LinkClosed(reason)),
                     // The runtime dropped the link without a close: it is going away.
                     None => Err(End::close(GOING_AWAY, "ws.going_away")),

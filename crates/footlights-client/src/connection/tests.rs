@@ -84,6 +84,7 @@ impl Scripted {
         Ok(Link {
             sender: Box::new(FakeSender(sent_tx)),
             events: events_rx,
+            backlog: Default::default(),
         })
     }
 }

@@ -143,6 +143,7 @@ pub(super) async fn open(
     Ok(Link {
         sender: Box::new(ChannelSender { out: out_tx }),
         events,
+        backlog: Default::default(),
     })
 }
 

@@ -345,7 +345,7 @@ mod tests {
     fn order_is_kept_across_writes() {
         let gate = Gate::new();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sink = ConnSink::new(tx, 0, None);
+        let sink = ConnSink::new(tx, 0, None, Default::default());
         let s1 = gate.issue();
         gate.push(Output::ToConn(
             sink.clone(),
@@ -391,7 +391,7 @@ mod tests {
         let links: Vec<_> = (0..3).map(|_| mpsc::unbounded_channel()).collect();
         let sinks: Vec<_> = links
             .iter()
-            .map(|(tx, _)| ConnSink::new(tx.clone(), 0, None))
+            .map(|(tx, _)| ConnSink::new(tx.clone(), 0, None, Default::default()))
             .collect();
         gate.begin_message();
         let event = SharedEvent::new("tick", vec![Value::Int(1)]);
@@ -439,7 +439,7 @@ mod tests {
     fn a_failed_write_drops_shared_events() {
         let gate = Gate::new();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sink = ConnSink::new(tx, 0, None);
+        let sink = ConnSink::new(tx, 0, None, Default::default());
         let seq = gate.issue();
         let event = footlights_protocol::SharedEvent::new("tick", vec![]);
         gate.push_all(vec![Output::ToConn(sink, ToClient::Broadcast(event))]);

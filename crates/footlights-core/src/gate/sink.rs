@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use footlights_client::{CloseReason, LinkEvent};
+use footlights_client::{Backlog, CloseReason, LinkEvent};
 use footlights_protocol::ToClient;
 use tokio::sync::mpsc;
 
@@ -37,6 +37,8 @@ struct SinkState {
     /// The registry's count of connections kept for a resume, and whether this one is in it.
     kept: Option<Arc<AtomicUsize>>,
     counted: bool,
+    /// What waits for the attached link's transport.
+    backlog: Backlog,
 }
 
 impl SinkState {
@@ -68,6 +70,7 @@ impl ConnSink {
         tx: mpsc::UnboundedSender<LinkEvent>,
         link: u64,
         kept: Option<Arc<AtomicUsize>>,
+        backlog: Backlog,
     ) -> Arc<Self> {
         Arc::new(ConnSink {
             state: Mutex::new(SinkState {
@@ -78,6 +81,7 @@ impl ConnSink {
                 buffered_bytes: 0,
                 kept,
                 counted: false,
+                backlog,
             }),
         })
     }
@@ -97,11 +101,18 @@ impl ConnSink {
             return;
         }
         let msg = match &st.tx {
-            Some(tx) => match tx.send(LinkEvent::Message(msg)) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(LinkEvent::Message(msg))) => msg,
-                Err(_) => return,
-            },
+            Some(tx) => {
+                // Counted before it can be taken, so the count never goes below zero.
+                st.backlog.sent(&msg);
+                match tx.send(LinkEvent::Message(msg)) {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(LinkEvent::Message(msg))) => {
+                        st.backlog.taken(&msg);
+                        msg
+                    }
+                    Err(_) => return,
+                }
+            }
             None => msg,
         };
         // The client is gone for now: keep the message for a resume.
@@ -153,6 +164,7 @@ impl ConnSink {
         tx: mpsc::UnboundedSender<LinkEvent>,
         link: u64,
         init: ToClient,
+        backlog: Backlog,
     ) -> bool {
         let mut st = self.lock();
         if st.closed {
@@ -165,9 +177,13 @@ impl ConnSink {
         }
         st.link = link;
         st.set_kept(false);
+        st.backlog = backlog;
+        st.backlog.sent(&init);
         let _ = tx.send(LinkEvent::Message(init));
         st.buffered_bytes = 0;
-        for msg in st.buffer.drain(..) {
+        let buffered = std::mem::take(&mut st.buffer);
+        for msg in buffered {
+            st.backlog.sent(&msg);
             let _ = tx.send(LinkEvent::Message(msg));
         }
         st.tx = Some(tx);
@@ -191,7 +207,7 @@ mod tests {
     fn a_detached_connection_keeps_a_bounded_number_of_bytes_then_closes() {
         let (tx, _rx) = mpsc::unbounded_channel();
         let kept = Arc::new(AtomicUsize::new(0));
-        let sink = ConnSink::new(tx, 1, Some(kept.clone()));
+        let sink = ConnSink::new(tx, 1, Some(kept.clone()), Backlog::default());
         sink.detach();
         assert!(sink.is_detached());
         assert_eq!(kept.load(Ordering::Relaxed), 1);
@@ -201,14 +217,18 @@ mod tests {
         assert!(sink.is_detached(), "3 MiB fit");
         sink.send(event(1 << 20));
         assert!(!sink.is_detached(), "past 4 MiB the connection is closed");
-        assert_eq!(kept.load(Ordering::Relaxed), 0, "and no longer counted as kept");
+        assert_eq!(
+            kept.load(Ordering::Relaxed),
+            0,
+            "and no longer counted as kept"
+        );
         assert!(sink.lock().buffer.is_empty(), "its buffer is freed");
     }
 
     #[test]
     fn small_messages_are_bounded_by_count() {
         let (tx, _rx) = mpsc::unbounded_channel();
-        let sink = ConnSink::new(tx, 1, None);
+        let sink = ConnSink::new(tx, 1, None, Backlog::default());
         sink.detach();
         for _ in 0..DETACHED_BUFFER {
             sink.send(event(1));

@@ -10,9 +10,9 @@ impl<A: Actor> Instance<A> {
         link: u64,
         params: Option<Value>,
         request: &ConnRequest,
-        tx: mpsc::UnboundedSender<LinkEvent>,
+        (tx, backlog): (mpsc::UnboundedSender<LinkEvent>, Backlog),
     ) {
-        let sink = ConnSink::new(tx, link, Some(self.reg.kept_counter()));
+        let sink = ConnSink::new(tx, link, Some(self.reg.kept_counter()), backlog);
         if let Err(e) = self
             .open_conn(conn_id, params, request, Some(sink.clone()))
             .await
@@ -39,6 +39,7 @@ impl<A: Actor> Instance<A> {
         link: u64,
         token: &str,
         tx: &mpsc::UnboundedSender<LinkEvent>,
+        backlog: &Backlog,
     ) -> bool {
         let Some(conn) = self.ctx.conn_by_id(conn_id) else {
             return false;
@@ -54,7 +55,7 @@ impl<A: Actor> Instance<A> {
             connection_id: conn_id.clone(),
             connection_token: Some(token.to_owned()),
         };
-        if !sink.attach(tx.clone(), link, init) {
+        if !sink.attach(tx.clone(), link, init, backlog.clone()) {
             return false;
         }
         self.detached.retain(|(id, _)| id != conn_id);

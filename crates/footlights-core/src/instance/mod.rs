@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use footlights_client::{CloseReason, LinkEvent};
+use footlights_client::{Backlog, CloseReason, LinkEvent};
 use footlights_protocol::{ActionError, ConnId, ToClient, ToServer, Value, from_value};
 use footlights_storage::Write;
 use futures::FutureExt;
@@ -59,6 +59,8 @@ pub(crate) enum Msg {
         params: Option<Value>,
         request: ConnRequest,
         sink: mpsc::UnboundedSender<LinkEvent>,
+        /// Counts what waits in `sink` for the transport.
+        backlog: Backlog,
     },
     /// A message on an open connection.
     FromConn { conn_id: ConnId, msg: ToServer },
@@ -78,6 +80,7 @@ pub(crate) enum Msg {
         params: Option<Value>,
         request: ConnRequest,
         sink: mpsc::UnboundedSender<LinkEvent>,
+        backlog: Backlog,
     },
     /// A scheduled call is due.
     Alarm { alarm_id: String },
@@ -406,8 +409,10 @@ impl<A: Actor> Instance<A> {
                 params,
                 request,
                 sink,
+                backlog,
             } => {
-                self.connect(conn_id, link, params, &request, sink).await;
+                self.connect(conn_id, link, params, &request, (sink, backlog))
+                    .await;
             }
             Msg::FromConn { conn_id, msg } => {
                 let conn = self.ctx.conn_by_id(&conn_id);
@@ -475,6 +480,7 @@ impl<A: Actor> Instance<A> {
                 params,
                 request,
                 sink,
+                backlog,
             } => {
                 if self.ctx.conn_by_id(&conn_id).is_none() {
                     // Not kept here: a new connection, under an id the client did not choose.
@@ -482,8 +488,9 @@ impl<A: Actor> Instance<A> {
                     *slot
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
-                    self.connect(fresh, link, params, &request, sink).await;
-                } else if !self.resume(&conn_id, link, &token, &sink) {
+                    self.connect(fresh, link, params, &request, (sink, backlog))
+                        .await;
+                } else if !self.resume(&conn_id, link, &token, &sink, &backlog) {
                     let e = ActionError::new(
                         "connection",
                         "resume_refused",

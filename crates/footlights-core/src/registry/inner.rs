@@ -268,17 +268,20 @@ impl RegistryInner {
         let (sink, events) = mpsc::unbounded_channel();
         let conn_id = ConnId::new(uuid::Uuid::new_v4().simple().to_string());
         let link = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let backlog = footlights_client::Backlog::default();
         let msg = Msg::Connect {
             conn_id: conn_id.clone(),
             link,
             params,
             request,
             sink,
+            backlog: backlog.clone(),
         };
         let mailbox = self.send(name, id, Some(msg))?;
         Ok(Link {
             sender: Box::new(LocalLink::new(mailbox, conn_id, link)),
             events,
+            backlog,
         })
     }
 

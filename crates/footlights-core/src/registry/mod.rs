@@ -177,6 +177,7 @@ impl Registry {
         let (sink, events) = mpsc::unbounded_channel();
         let link = self.inner.next_link.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Mutex::new(conn_id.clone()));
+        let backlog = footlights_client::Backlog::default();
         let msg = Msg::Resume {
             conn_id,
             slot: slot.clone(),
@@ -185,11 +186,13 @@ impl Registry {
             params,
             request,
             sink,
+            backlog: backlog.clone(),
         };
         let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
         Ok(Link {
             sender: Box::new(LocalLink::with_slot(mailbox, slot, link)),
             events,
+            backlog,
         })
     }
 

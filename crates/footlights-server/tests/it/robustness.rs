@@ -269,3 +269,40 @@ async fn a_client_that_stops_reading_is_let_go() {
         assert_eq!(reason, "connection.too_slow");
     }
 }
+
+/// The same client, with a long write timeout: what bounds the server's memory is the bytes
+/// waiting for it, which let it go as soon as they pass `max_queued_bytes`.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_let_go_at_its_byte_limit() {
+    use crate::support::subscribe_json;
+    let server = TestServer::with(|b| {
+        b.max_queued_bytes(1 << 20)
+            .write_timeout(std::time::Duration::from_secs(3600))
+    })
+    .await;
+    let path = TestServer::query_path("/connect", "slow-bytes");
+    let (mut ws, _) = ws_connect(&server, &path, &["rivet", "rivet_encoding.json"]).await;
+    until_tag(&mut ws, "Init").await;
+    send_text(&mut ws, &subscribe_json("shout", true)).await;
+    send_text(&mut ws, &action_json(0, "getCount", json!([]))).await;
+    until_tag(&mut ws, "ActionResponse").await;
+    let room = server.url(&TestServer::query_path("/action/shout", "slow-bytes"));
+    for _ in 0..384 {
+        let reply = bounded(http().post(&room).body(r#"{"args":[65536]}"#).send())
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    let mut frames = 0usize;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match next_frame(&mut ws).await {
+                Frame::Text(_) | Frame::Binary(_) => frames += 1,
+                Frame::Close(..) | Frame::Ended => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server kept a client that read nothing, for an hour-long write");
+    assert!(frames < 384, "every event was queued for it ({frames})");
+}
