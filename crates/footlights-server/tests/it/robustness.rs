@@ -303,6 +303,9 @@ async fn a_client_that_stops_reading_is_let_go_at_its_byte_limit() {
         }
     })
     .await;
-    assert!(ended.is_ok(), "the server kept a client that read nothing, for an hour-long write");
+    assert!(
+        ended.is_ok(),
+        "the server kept a client that read nothing, for an hour-long write"
+    );
     assert!(frames < 384, "every event was queued for it ({frames})");
 }
