@@ -260,8 +260,9 @@ impl ServerBuilder {
 
     /// Limits the requests that may reach one actor (by its id, or its name and key, as the
     /// request names it), whoever sends them; past it, `actor.rate_limited` (429). Checked
-    /// before the actor is looked up, so refused requests never wake or create it. Off by
-    /// default.
+    /// before the actor is looked up, so refused requests never wake or create it. Actions sent
+    /// over a WebSocket count too: each one past the rate is answered with the error and the
+    /// connection goes on. Off by default.
     pub fn rate_limit_per_actor(mut self, rate: Rate) -> Self {
         self.config.rate_per_actor = Some(rate);
         self

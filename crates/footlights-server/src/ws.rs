@@ -277,7 +277,9 @@ async fn open(mut socket: WebSocket, setup: Box<Setup>) -> Option<(WsConn, Link)
         Some(Ok(link)) => link,
     };
     let max_early = shared.config.max_in_flight.saturating_add(EARLY_EXTRA);
+    let rate_key = gateway::rate_key(&addressed.gateway.address);
     let conn = WsConn {
+        rate_key,
         in_flight: InFlight::new(shared.config.max_in_flight),
         shared,
         socket,
@@ -296,6 +298,8 @@ async fn open(mut socket: WebSocket, setup: Box<Setup>) -> Option<(WsConn, Link)
 
 struct WsConn {
     shared: Arc<Shared>,
+    /// What this connection's actions count under for `rate_limit_per_actor`.
+    rate_key: String,
     socket: WebSocket,
     peer: Peer,
     ext: ConnExtensions,
@@ -531,6 +535,14 @@ impl WsConn {
         self.peer.saw_version(version);
         if let ToServer::ActionRequest { id, name, .. } = &msg {
             tracing::debug!(action = %name, id, "action request");
+            // Actions over a connection count against the actor's rate like requests do.
+            if let Err(error) = self.shared.limits.actor(&self.rate_key) {
+                let error = ToClient::Error {
+                    error,
+                    action_id: Some(*id),
+                };
+                return Ok(Some(self.encode(&error, self.peer.version)));
+            }
             if !self.in_flight.try_start(*id) {
                 let error = ToClient::Error {
                     error: overloaded("actions in flight on this connection"),

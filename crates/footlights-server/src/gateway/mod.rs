@@ -143,6 +143,15 @@ fn not_defined(code: &'static str, what: &str) -> HttpError {
     .with_status(StatusCode::NOT_FOUND)
 }
 
+/// The key an actor's requests are counted under for `rate_limit_per_actor`: its id, or its
+/// name and key, as the request names it.
+pub(crate) fn rate_key(address: &ActorAddress) -> String {
+    match address {
+        ActorAddress::Id { id, .. } => id.clone(),
+        ActorAddress::Query(q) => format!("{}/{}", q.name, q.key),
+    }
+}
+
 async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: RayId) -> Response {
     let in_path = match &addressed.gateway.address {
         ActorAddress::Id { token, .. } => token.as_deref(),
@@ -160,11 +169,7 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         return reject(req, HttpError::json(e), &ray).await;
     }
     drop(token);
-    let limited = match &addressed.gateway.address {
-        ActorAddress::Id { id, .. } => shared.limits.actor(id),
-        ActorAddress::Query(q) => shared.limits.actor(&format!("{}/{}", q.name, q.key)),
-    };
-    if let Err(e) = limited {
+    if let Err(e) = shared.limits.actor(&rate_key(&addressed.gateway.address)) {
         return reject(req, HttpError::json(e), &ray).await;
     }
     let route = match path::actor_route(&addressed.gateway.path) {

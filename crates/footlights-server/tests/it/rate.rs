@@ -62,3 +62,37 @@ async fn one_actor_is_held_to_its_rate_and_others_are_not() {
     let (refused, _) = refusals(2, call("quiet")).await;
     assert_eq!(refused, 0, "another actor has its own budget");
 }
+
+#[tokio::test]
+async fn actions_over_a_connection_count_against_the_actors_rate() {
+    use crate::support::{action_json, next_json, send_text, until_tag, ws_connect};
+    let server = TestServer::with(|b| b.rate_limit_per_actor(Rate::per_second(1).burst(3))).await;
+    let path = TestServer::query_path("/connect", "ws-busy");
+    // The connect itself is one request to the actor.
+    let (mut ws, _) = ws_connect(&server, &path, &["rivet", "rivet_encoding.json"]).await;
+    until_tag(&mut ws, "Init").await;
+    for id in 0..20 {
+        send_text(
+            &mut ws,
+            &action_json(id, "increment", serde_json::json!([1])),
+        )
+        .await;
+    }
+    let (mut answered, mut refused) = (0, 0);
+    while answered + refused < 20 {
+        let msg = next_json(&mut ws).await;
+        let body = &msg["body"];
+        match body["tag"].as_str() {
+            Some("ActionResponse") => answered += 1,
+            Some("Error") => {
+                assert_eq!(body["val"]["code"], "rate_limited", "{msg}");
+                assert!(!body["val"]["actionId"].is_null(), "{msg}");
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(refused >= 10, "only {refused} of 20 refused");
+    // The connection goes on: refusals are per action.
+    assert!(answered >= 1);
+}
