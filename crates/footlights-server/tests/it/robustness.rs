@@ -226,32 +226,28 @@ async fn random_frames_never_crash_the_server() {
     server_still_serves(&server).await;
 }
 
-/// A client that stops reading while its actor keeps broadcasting is let go once a frame
-/// cannot be written in time, instead of the server queueing for it without end.
-#[tokio::test]
-async fn a_client_that_stops_reading_is_let_go() {
+/// Connects to room `key` and subscribes to `shout`, then stops reading while 384 events of
+/// 64 KiB (24 MB, far more than the socket buffers hold) go its way. Reads afterwards, bounded
+/// by 30 s: returns how many frames arrived and how the stream ended (`Some(reason)` for a
+/// close, `None` for a dropped connection), or `None` overall if it never ended.
+async fn stop_reading_under_a_flood(
+    server: &TestServer,
+    key: &str,
+) -> Option<(usize, Option<String>)> {
     use crate::support::subscribe_json;
-    let server = TestServer::with(|b| {
-        b.max_queued_messages(16)
-            .write_timeout(std::time::Duration::from_millis(300))
-    })
-    .await;
-    let path = TestServer::query_path("/connect", "slow");
-    let (mut ws, _) = ws_connect(&server, &path, &["rivet", "rivet_encoding.json"]).await;
+    let path = TestServer::query_path("/connect", key);
+    let (mut ws, _) = ws_connect(server, &path, &["rivet", "rivet_encoding.json"]).await;
     until_tag(&mut ws, "Init").await;
     send_text(&mut ws, &subscribe_json("shout", true)).await;
     send_text(&mut ws, &action_json(0, "getCount", json!([]))).await;
     until_tag(&mut ws, "ActionResponse").await;
-    // The client reads nothing more; 24 MB of events go its way, far more than the socket
-    // buffers hold.
-    let room = server.url(&TestServer::query_path("/action/shout", "slow"));
+    let room = server.url(&TestServer::query_path("/action/shout", key));
     for _ in 0..384 {
         let reply = bounded(http().post(&room).body(r#"{"args":[65536]}"#).send())
             .await
             .unwrap();
         assert_eq!(reply.status(), 200);
     }
-    // Reading now: what was written arrives, then the stream ends, without a wait for more.
     let mut frames = 0usize;
     let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
@@ -263,7 +259,22 @@ async fn a_client_that_stops_reading_is_let_go() {
         }
     })
     .await
-    .expect("the server kept the slow client");
+    .ok()?;
+    Some((frames, ended))
+}
+
+/// A client that stops reading while its actor keeps broadcasting is let go once a frame
+/// cannot be written in time, instead of the server queueing for it without end.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_let_go() {
+    let server = TestServer::with(|b| {
+        b.max_queued_messages(16)
+            .write_timeout(std::time::Duration::from_millis(300))
+    })
+    .await;
+    let (frames, ended) = stop_reading_under_a_flood(&server, "slow")
+        .await
+        .expect("the server kept the slow client");
     assert!(frames < 384, "every event was queued for it ({frames})");
     if let Some(reason) = ended {
         assert_eq!(reason, "connection.too_slow");
@@ -274,38 +285,13 @@ async fn a_client_that_stops_reading_is_let_go() {
 /// waiting for it, which let it go as soon as they pass `max_queued_bytes`.
 #[tokio::test]
 async fn a_client_that_stops_reading_is_let_go_at_its_byte_limit() {
-    use crate::support::subscribe_json;
     let server = TestServer::with(|b| {
         b.max_queued_bytes(1 << 20)
             .write_timeout(std::time::Duration::from_secs(3600))
     })
     .await;
-    let path = TestServer::query_path("/connect", "slow-bytes");
-    let (mut ws, _) = ws_connect(&server, &path, &["rivet", "rivet_encoding.json"]).await;
-    until_tag(&mut ws, "Init").await;
-    send_text(&mut ws, &subscribe_json("shout", true)).await;
-    send_text(&mut ws, &action_json(0, "getCount", json!([]))).await;
-    until_tag(&mut ws, "ActionResponse").await;
-    let room = server.url(&TestServer::query_path("/action/shout", "slow-bytes"));
-    for _ in 0..384 {
-        let reply = bounded(http().post(&room).body(r#"{"args":[65536]}"#).send())
-            .await
-            .unwrap();
-        assert_eq!(reply.status(), 200);
-    }
-    let mut frames = 0usize;
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        loop {
-            match next_frame(&mut ws).await {
-                Frame::Text(_) | Frame::Binary(_) => frames += 1,
-                Frame::Close(..) | Frame::Ended => return,
-            }
-        }
-    })
-    .await;
-    assert!(
-        ended.is_ok(),
-        "the server kept a client that read nothing, for an hour-long write"
-    );
+    let (frames, _) = stop_reading_under_a_flood(&server, "slow-bytes")
+        .await
+        .expect("the server kept a client that read nothing, for an hour-long write");
     assert!(frames < 384, "every event was queued for it ({frames})");
 }
