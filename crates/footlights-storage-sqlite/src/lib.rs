@@ -193,6 +193,7 @@ impl SqliteDriver {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             durability: Durability::default(),
             quick_check_limit: DEFAULT_QUICK_CHECK_LIMIT,
+            lock_wait: Duration::ZERO,
         }
     }
 
@@ -200,7 +201,55 @@ impl SqliteDriver {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether another process has the store at `path` open right now (holds its lock file).
+    /// Opens in this process do not count. A host uses it to tell a server that is handing over
+    /// the same store from an unrelated one, before it waits with
+    /// [`SqliteDriverBuilder::lock_wait`].
+    ///
+    /// ```no_run
+    /// use footlights_storage_sqlite::SqliteDriver;
+    /// # fn example() -> footlights_storage::Result<()> {
+    /// if SqliteDriver::in_use_elsewhere("data/footlights.db")? {
+    ///     println!("another server has this store open");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A backend error if the lock file exists but cannot be opened or tested.
+    pub fn in_use_elsewhere(path: impl AsRef<Path>) -> Result<bool> {
+        lock::held_elsewhere(path.as_ref())
+    }
 }
+
+/// Takes the store's lock, waiting up to `wait` while another process holds it.
+async fn acquire_lock(path: &Path, wait: Duration) -> Result<lock::Held> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut waited = false;
+    loop {
+        match lock::acquire(path) {
+            Err(e) if lock::is_in_use(&e) && tokio::time::Instant::now() < deadline => {
+                if !waited {
+                    waited = true;
+                    tracing::info!(path = %path.display(), ?wait, "the store is open in another process; waiting for it to close");
+                }
+                tokio::time::sleep(LOCK_POLL).await;
+            }
+            Err(e) => return Err(e),
+            Ok(held) => {
+                if waited {
+                    tracing::info!(path = %path.display(), "the other process closed the store");
+                }
+                return Ok(held);
+            }
+        }
+    }
+}
+
+/// How often [`acquire_lock`] tests a lock held by another process.
+const LOCK_POLL: Duration = Duration::from_millis(10);
 
 /// Settings for opening a [`SqliteDriver`], from [`SqliteDriver::builder`].
 #[derive(Debug, Clone)]
@@ -210,9 +259,31 @@ pub struct SqliteDriverBuilder {
     busy_timeout: Duration,
     durability: Durability,
     quick_check_limit: u64,
+    lock_wait: Duration,
 }
 
 impl SqliteDriverBuilder {
+    /// How long opening waits for another process to release the store's lock (its data
+    /// directory) before it fails; zero by default: fail at once. A server that takes over from
+    /// a stopping one on the same store sets it, so that it opens as soon as the old one has
+    /// saved its actors and closed the store. The lock is tested every 10 ms meanwhile.
+    ///
+    /// ```no_run
+    /// # async fn example() -> footlights_storage::Result<()> {
+    /// use std::time::Duration;
+    /// use footlights_storage_sqlite::SqliteDriver;
+    ///
+    /// let driver = SqliteDriver::builder("footlights.db")
+    ///     .lock_wait(Duration::from_secs(30))
+    ///     .open()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
     /// How long an operation waits for a lock held by another connection to the same file
     /// before it fails ([`DEFAULT_BUSY_TIMEOUT`] by default).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
@@ -244,7 +315,7 @@ impl SqliteDriverBuilder {
         let durability = self.durability;
         let quick_check_limit = self.quick_check_limit;
         // Before the database: another process serving it must not get as far as reading it.
-        let lock = Arc::new(lock::acquire(&self.path)?);
+        let lock = Arc::new(acquire_lock(&self.path, self.lock_wait).await?);
         let file = self.path.clone();
         let lock_file = lock.path().to_path_buf();
         let (writer, (wal, files)) =

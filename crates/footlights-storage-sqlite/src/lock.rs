@@ -111,16 +111,47 @@ pub(crate) fn acquire(database: &Path) -> Result<Held> {
     Ok(Held { path })
 }
 
+/// Whether another process holds the lock of the database at `database` right now (this
+/// process's own holds do not count). A missing lock file or directory is "not held".
+///
+/// # Errors
+///
+/// A backend error if the lock file exists but cannot be opened or tested.
+pub(crate) fn held_elsewhere(database: &Path) -> Result<bool> {
+    let path = match lock_path(database) {
+        Ok(path) => path,
+        Err(_) if !database.parent().is_some_and(Path::exists) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let locks = locks();
+    if locks.contains_key(&path) {
+        return Ok(false);
+    }
+    let file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StorageError::backend(e)),
+    };
+    // Tested under the table's lock: no hold of this process can be taken meanwhile. The test
+    // lock, if taken, is released when `file` closes.
+    match file.try_lock() {
+        Ok(()) => Ok(false),
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::Error(e)) => Err(StorageError::backend(e)),
+    }
+}
+
+/// Whether `err` is [`acquire`]'s "another process holds it".
+pub(crate) fn is_in_use(err: &StorageError) -> bool {
+    let StorageError::Backend(inner) = err else {
+        return false;
+    };
+    matches!(inner.downcast_ref::<Error>(), Some(Error::InUse { .. }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn is_in_use(err: &StorageError) -> bool {
-        let StorageError::Backend(inner) = err else {
-            return false;
-        };
-        matches!(inner.downcast_ref::<Error>(), Some(Error::InUse { .. }))
-    }
 
     #[test]
     fn holds_in_one_process_share_the_lock_until_the_last_drops() {
@@ -160,6 +191,25 @@ mod tests {
 
         other.unlock().unwrap();
         drop(acquire(&db).unwrap());
+    }
+
+    #[test]
+    fn held_elsewhere_sees_other_handles_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("footlights.db");
+        assert!(!held_elsewhere(&db).unwrap(), "no lock file yet");
+        assert!(!held_elsewhere(&dir.path().join("missing/footlights.db")).unwrap());
+        let own = acquire(&db).unwrap();
+        assert!(!held_elsewhere(&db).unwrap(), "this process's hold");
+        drop(own);
+        assert!(!held_elsewhere(&db).unwrap(), "released");
+        let other = File::open(dir.path().join("footlights.db.lock")).unwrap();
+        other.try_lock().unwrap();
+        assert!(held_elsewhere(&db).unwrap(), "held by another handle");
+        // Testing did not take it away from the holder.
+        assert!(held_elsewhere(&db).unwrap());
+        other.unlock().unwrap();
+        assert!(!held_elsewhere(&db).unwrap());
     }
 
     #[test]

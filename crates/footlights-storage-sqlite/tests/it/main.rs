@@ -5,6 +5,7 @@ mod corrupt;
 mod crash;
 mod detached;
 mod format_version;
+mod lock_wait;
 mod upgrade;
 
 use std::path::{Path, PathBuf};
