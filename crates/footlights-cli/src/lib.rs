@@ -7,9 +7,9 @@
 //!
 //! `footlights serve` runs a Footlights server with the [demo actors](demo) on one address,
 //! keeping their state in `<data-dir>/footlights.db` (SQLite). One server at a time uses a data
-//! directory: a second `footlights serve` on the same one exits at once with an error saying
-//! that the directory is in use by another process. Once it accepts connections it
-//! prints exactly one line to standard output,
+//! directory: a second `footlights serve` on the same one but another address exits at once
+//! with an error saying that the directory is in use by another process. Once it accepts
+//! connections it prints exactly one line to standard output,
 //!
 //! ```text
 //! listening on http://127.0.0.1:6420
@@ -23,6 +23,21 @@
 //! `--shutdown-timeout` seconds (a request half sent, say) are cut so that the stop always ends;
 //! the actors are saved all the same. A second signal during that stop ends the process at
 //! once (status 130).
+//!
+//! **Restarting without dropping a client.** A second `footlights serve` started with the same
+//! address *and* data directory as a running one takes over from it: it listens beside it
+//! (`SO_REUSEPORT`), prints
+//!
+//! ```text
+//! taking over http://127.0.0.1:6420 once the server serving it stops
+//! ```
+//!
+//! and waits (up to `--handover-timeout`, 60 s) for the data directory. Send the old server
+//! SIGTERM: it stops accepting at once, so every new connection reaches the new one, which
+//! holds them until the old one has saved its actors, then opens the store and prints its
+//! `listening on` line. Under systemd, socket activation does the same with no reset possible:
+//! a socket passed in `LISTEN_FDS` is used instead of `--host`/`--port`
+//! ([`footlights_server::listen`]).
 //!
 //! Any RivetKit client reaches the actors with the printed URL as its endpoint:
 //!
@@ -40,4 +55,4 @@
 pub mod demo;
 mod serve;
 
-pub use serve::{Listening, ServeOptions};
+pub use serve::{Bound, Listening, Origin, ServeOptions};

@@ -4,7 +4,7 @@ use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use footlights_cli::{Listening, ServeOptions};
+use footlights_cli::{Bound, Origin, ServeOptions};
 use tracing_subscriber::EnvFilter;
 
 // The server allocates many small, short-lived buffers per message (frames, decoded values,
@@ -50,7 +50,17 @@ fn main() -> anyhow::Result<()> {
 async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     // Handlers go in before the ready line: a signal sent right after it must stop us cleanly.
     let mut signals = signal::Signals::install()?;
-    let listening = Listening::open(&options).await?;
+    let bound = Bound::bind(&options).await?;
+    if bound.origin() == Origin::Handover {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "taking over http://{} once the server serving it stops",
+            bound.local_addr()?
+        )?;
+        stdout.flush()?;
+    }
+    let listening = bound.open(&options).await?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{}", listening.local_addr())?;
     stdout.flush()?;

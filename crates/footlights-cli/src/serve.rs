@@ -94,6 +94,12 @@ pub struct ServeOptions {
     /// create, list and call actors. Without this flag such a start is refused.
     #[arg(long)]
     pub insecure_open: bool,
+    /// When another `footlights serve` listens on the same address with the same data
+    /// directory, this one takes over from it: it listens beside it at once, then waits up to
+    /// this many seconds for it to stop (send it SIGTERM) before opening the store and
+    /// serving. See "Restarting without dropping clients" in the guide.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
+    pub handover_timeout: Duration,
 }
 
 impl ServeOptions {
@@ -158,9 +164,111 @@ pub struct Listening {
     addr: SocketAddr,
 }
 
+/// A listener bound for `footlights serve`, before the store is open: [`Bound::open`] finishes
+/// the start.
+#[derive(Debug)]
+pub struct Bound {
+    listener: TcpListener,
+    /// Where the listener came from.
+    origin: Origin,
+}
+
+/// How a [`Bound`] listener came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Bound here; nothing else listened on the address.
+    Fresh,
+    /// Handed over by a supervisor (systemd socket activation).
+    Inherited,
+    /// Bound beside another server on the same address and data directory, which this one
+    /// takes over from once it stops.
+    Handover,
+}
+
+impl Bound {
+    /// Listens for `footlights serve`: on the socket a supervisor passed, if any
+    /// ([`footlights_server::listen::inherited`]); else on `--host`/`--port` with a shared port
+    /// ([`footlights_server::listen::bind_shared`]). An address another server already listens
+    /// on is refused, unless that server holds the same data directory: then this is a
+    /// [handover](Origin::Handover).
+    ///
+    /// # Errors
+    /// When the host does not resolve or the address cannot be bound; when another program or
+    /// another server with a different data directory listens on it.
+    pub async fn bind(options: &ServeOptions) -> anyhow::Result<Bound> {
+        if let Some(listener) = footlights_server::listen::inherited()
+            .context("cannot use the socket passed by the supervisor (LISTEN_FDS)")?
+        {
+            tracing::info!(addr = ?listener.local_addr().ok(), "listening on the socket passed by the supervisor");
+            return Ok(Bound {
+                listener,
+                origin: Origin::Inherited,
+            });
+        }
+        let cannot = || format!("cannot listen on {}:{}", options.host, options.port);
+        let addr = tokio::net::lookup_host((options.host.as_str(), options.port))
+            .await
+            .with_context(cannot)?
+            .next()
+            .with_context(cannot)?;
+        let db = options.data_dir.join(DB_FILE);
+        let origin = if footlights_server::listen::address_in_use(addr) {
+            let ours = SqliteDriver::in_use_elsewhere(&db).unwrap_or(false);
+            anyhow::ensure!(
+                ours,
+                "cannot listen on {addr}: address in use (by a program other than a footlights \
+                 server of the data directory {})",
+                options.data_dir.display()
+            );
+            Origin::Handover
+        } else {
+            Origin::Fresh
+        };
+        let listener = footlights_server::listen::bind_shared(addr).with_context(cannot)?;
+        if origin == Origin::Handover {
+            tracing::info!(
+                %addr,
+                data_dir = %options.data_dir.display(),
+                timeout = ?options.handover_timeout,
+                "another server serves this address and data directory: listening beside it, \
+                 taking over once it stops (send it SIGTERM)"
+            );
+        }
+        Ok(Bound { listener, origin })
+    }
+
+    /// Where the listener came from.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    /// When the socket cannot say.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Opens the store in the data directory (in a handover, once the other server has closed
+    /// it) and starts the demo registry. Connections that arrive meanwhile wait in the
+    /// listener's backlog.
+    ///
+    /// # Errors
+    /// As [`Listening::open`].
+    pub async fn open(self, options: &ServeOptions) -> anyhow::Result<Listening> {
+        let Bound { listener, origin } = self;
+        let lock_wait = match origin {
+            Origin::Handover => options.handover_timeout,
+            Origin::Fresh | Origin::Inherited => Duration::ZERO,
+        };
+        Listening::start(listener, lock_wait, options).await
+    }
+}
+
 impl Listening {
-    /// Binds the listener, then opens the store in the data directory and starts the demo
-    /// registry.
+    /// Binds the listener ([`Bound::bind`]), then opens the store in the data directory and
+    /// starts the demo registry ([`Bound::open`]).
     ///
     /// The address is bound first: a start that fails because the port is taken leaves no data
     /// directory or store behind, and says which address it could not listen on.
@@ -170,9 +278,14 @@ impl Listening {
     /// cannot be opened (for example, it was written by a newer version, or another process is
     /// serving the same data directory).
     pub async fn open(options: &ServeOptions) -> anyhow::Result<Listening> {
-        let listener = TcpListener::bind((options.host.as_str(), options.port))
-            .await
-            .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
+        Bound::bind(options).await?.open(options).await
+    }
+
+    async fn start(
+        listener: TcpListener,
+        lock_wait: Duration,
+        options: &ServeOptions,
+    ) -> anyhow::Result<Listening> {
         let addr = listener.local_addr()?;
         let token = options.token()?;
         match (&token, addr.ip().is_loopback(), options.insecure_open) {
@@ -193,6 +306,7 @@ impl Listening {
         let db = dir.join(DB_FILE);
         let driver = SqliteDriver::builder(&db)
             .durability(options.durability.into())
+            .lock_wait(lock_wait)
             .open()
             .await
             .with_context(|| format!("cannot open the store {}", db.display()))?;

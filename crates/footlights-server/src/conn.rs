@@ -88,6 +88,8 @@ struct ClockState {
     phase: Phase,
     /// Given back when the first request head is in.
     setup: Option<OwnedSemaphorePermit>,
+    /// Whether any byte has arrived on the connection.
+    seen_bytes: bool,
 }
 
 impl Clock {
@@ -125,9 +127,15 @@ impl Clock {
         }
     }
 
+    /// Whether the connection is still waiting for the first byte of its first request.
+    fn untouched(&self) -> bool {
+        !self.state().seen_bytes
+    }
+
     /// Bytes arrived: on an idle connection, a request head has begun.
     fn bytes_arrived(&self) {
         let mut state = self.state();
+        state.seen_bytes = true;
         if let Phase::Idle(_) = state.phase {
             state.phase = Phase::Head(Instant::now());
         }
@@ -168,6 +176,7 @@ pub(crate) async fn serve<I>(
     let clock = Arc::new(Clock(Mutex::new(ClockState {
         phase: Phase::Head(Instant::now()),
         setup: Some(setup),
+        seen_bytes: false,
     })));
     let io = TokioIo::new(Watched {
         io,
@@ -188,6 +197,8 @@ pub(crate) async fn serve<I>(
     let look_every = timeouts.header.min(timeouts.idle);
     let mut timer = pin!(tokio::time::sleep(look_every));
     let mut stopping = false;
+    // Once stopping: when a connection that has sent nothing yet is closed.
+    let mut untouched_until: Option<Instant> = None;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -198,8 +209,16 @@ pub(crate) async fn serve<I>(
             }
             () = timer.as_mut() => {
                 let now = Instant::now();
+                if untouched_until.is_some_and(|until| until <= now) && clock.untouched() {
+                    tracing::debug!("stopping, and no request came in time; closing");
+                    break;
+                }
                 let phase = clock.phase();
-                match phase.deadline(&timeouts) {
+                let deadline = match (phase.deadline(&timeouts), untouched_until) {
+                    (Some(d), Some(u)) if clock.untouched() => Some(d.min(u)),
+                    (d, _) => d,
+                };
+                match deadline {
                     Some(deadline) if deadline <= now => {
                         match phase {
                             Phase::Head(_) => tracing::debug!("request head not received in time; closing"),
@@ -215,7 +234,17 @@ pub(crate) async fn serve<I>(
             }
             () = stop.wait(), if !stopping => {
                 stopping = true;
+                // A kept-alive connection between requests closes now; one with a request in
+                // progress closes after its response; a new one still serves its first request
+                // (its client may have sent it before the stop began), if it comes soon.
                 conn.as_mut().graceful_shutdown();
+                if clock.untouched() {
+                    let until = Instant::now() + STOP_FIRST_BYTE_GRACE;
+                    untouched_until = Some(until);
+                    if timer.deadline() > until {
+                        timer.as_mut().reset(until);
+                    }
+                }
             }
             () = cut.wait() => {
                 tracing::debug!("shutdown timeout passed; closing");
@@ -225,6 +254,9 @@ pub(crate) async fn serve<I>(
     }
     drop(alive);
 }
+
+/// How long a connection accepted just before a stop may take to send its first byte.
+const STOP_FIRST_BYTE_GRACE: Duration = Duration::from_millis(250);
 
 /// The socket: the first byte of a request on an idle connection starts its head's clock.
 #[derive(Debug)]

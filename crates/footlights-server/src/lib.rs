@@ -57,6 +57,7 @@ mod error;
 mod fallback;
 mod gateway;
 mod limits;
+pub mod listen;
 mod manager;
 mod peer;
 mod rate;

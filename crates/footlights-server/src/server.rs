@@ -76,7 +76,9 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` resolves, then stops gracefully:
     ///
-    /// 1. the listener stops accepting;
+    /// 1. the listener stops accepting: the connections the system has queued for it are
+    ///    taken, then it is closed (a successor listening on the same port, see
+    ///    [`listen`](crate::listen), gets every connection from then on);
     /// 2. HTTP requests in flight (actions included) finish;
     /// 3. every WebSocket and SSE connection is closed with code 1001 and reason
     ///    `ws.going_away`, which RivetKit clients treat as "reconnect";
@@ -191,8 +193,22 @@ impl Server {
                 .map(std::net::SocketAddr::ip);
             tokio::spawn(conn::serve(io, context.clone(), setup, client));
         }
+        // Connections the kernel has already completed would be reset with the listener (and
+        // a successor sharing the port would never see them): take them first; each serves
+        // its first request if it comes at once (see `conn`).
+        let mut late = 0usize;
+        while let Ok(setup) = pending.clone().try_acquire_owned() {
+            let Some((io, remote)) = futures::FutureExt::now_or_never(listener.accept()) else {
+                break;
+            };
+            late += 1;
+            let client = (&remote as &dyn std::any::Any)
+                .downcast_ref::<std::net::SocketAddr>()
+                .map(std::net::SocketAddr::ip);
+            tokio::spawn(conn::serve(io, context.clone(), setup, client));
+        }
         drop(listener);
-        tracing::info!("shutting down: closing connections");
+        tracing::info!(late, "shutting down: closing connections");
         switch.send_replace(true);
         drop(context);
         let drained = tokio::time::timeout(config.shutdown_timeout, async {

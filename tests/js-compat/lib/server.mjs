@@ -58,6 +58,8 @@ export class Footlights {
 		this.port = port;
 		this.args = args;
 		this.url = null;
+		/** Resolves once the server serves (for a successor: once it has taken over). */
+		this.ready = null;
 	}
 
 	/**
@@ -70,7 +72,18 @@ export class Footlights {
 		return server;
 	}
 
-	async #spawn() {
+	/**
+	 * Starts a successor of the running `server`: the same binary on the same port and data
+	 * directory. Resolves once it listens beside `server` (its `taking over …` line); its
+	 * `ready` resolves once it serves, which is after `server` has stopped.
+	 */
+	static async takeOver(server) {
+		const successor = new Footlights({ dataDir: server.dataDir, port: server.port, args: server.args });
+		await successor.#spawn({ handover: true });
+		return successor;
+	}
+
+	async #spawn({ handover = false } = {}) {
 		const env = { ...process.env, RUST_LOG: process.env.FOOTLIGHTS_LOG ?? "warn" };
 		delete env.FOOTLIGHTS_TOKEN;
 		// Backtrace capture slows every error path of a Rust server; users do not set it.
@@ -94,21 +107,42 @@ export class Footlights {
 			});
 		});
 		const lines = createInterface({ input: child.stdout });
-		const ready = new Promise((resolveReady, rejectReady) => {
-			lines.once("line", (line) => {
-				const match = /^listening on (http:\/\/127\.0\.0\.1:(\d+))$/.exec(line);
-				if (match) resolveReady(match);
-				else rejectReady(new Error(`unexpected first line from footlights: ${JSON.stringify(line)}`));
+		const exitedEarly = (what) =>
+			this.#exited.then(({ code, signal }) => {
+				throw new Error(`footlights exited before ${what} (code ${code}, signal ${signal})\n${this.#stderr}`);
 			});
-			this.#exited.then(
-				({ code, signal }) => rejectReady(new Error(`footlights exited before it was ready (code ${code}, signal ${signal})\n${this.#stderr}`)),
-				rejectReady,
-			);
+		// Lines in the order the binary prints them: a successor first says it takes over.
+		const expected = handover ? [/^taking over (http:\/\/127\.0\.0\.1:(\d+)) once the server serving it stops$/] : [];
+		expected.push(/^listening on (http:\/\/127\.0\.0\.1:(\d+))$/);
+		const waits = expected.map(() => {
+			const wait = {};
+			wait.promise = new Promise((resolve, reject) => Object.assign(wait, { resolve, reject }));
+			wait.promise.catch(() => {});
+			return wait;
 		});
-		try {
-			const [, url, port] = await withTimeout(ready, START_LIMIT_MS, `starting ${BIN}`);
+		let seen = 0;
+		lines.on("line", (line) => {
+			if (seen >= expected.length) return;
+			const match = expected[seen].exec(line);
+			if (match) waits[seen].resolve(match);
+			else waits[seen].reject(new Error(`unexpected line from footlights: ${JSON.stringify(line)}`));
+			seen += 1;
+		});
+		const step = (i, what) => Promise.race([waits[i].promise, exitedEarly(what)]);
+		const listening = step(expected.length - 1, "it was ready").then(([, url, port]) => {
 			this.url = url;
 			this.port = Number(port);
+		});
+		listening.catch(() => {});
+		try {
+			if (handover) {
+				await withTimeout(step(0, "it listened"), START_LIMIT_MS, `starting a successor ${BIN}`);
+				this.ready = withTimeout(listening, START_LIMIT_MS, "the successor taking over");
+				this.ready.catch(() => child.kill("SIGKILL"));
+			} else {
+				await withTimeout(listening, START_LIMIT_MS, `starting ${BIN}`);
+				this.ready = Promise.resolve();
+			}
 		} catch (error) {
 			child.kill("SIGKILL");
 			throw error;

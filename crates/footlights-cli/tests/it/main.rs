@@ -5,4 +5,5 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod demo;
+mod handover;
 mod serve;

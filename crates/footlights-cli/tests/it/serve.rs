@@ -11,15 +11,15 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Bound on every wait for the child: start-up, a request, the stop.
-const LIMIT: Duration = Duration::from_secs(20);
+pub(super) const LIMIT: Duration = Duration::from_secs(20);
 
-struct Footlights {
-    child: Child,
-    url: String,
+pub(super) struct Footlights {
+    pub(super) child: Child,
+    pub(super) url: String,
 }
 
 /// Starts `footlights serve` on a free port and waits for its ready line.
-async fn start(data_dir: &Path, extra: &[&str]) -> Footlights {
+pub(super) async fn start(data_dir: &Path, extra: &[&str]) -> Footlights {
     let mut child = Command::new(env!("CARGO_BIN_EXE_footlights"))
         .args(["serve", "--port", "0", "--data-dir"])
         .arg(data_dir)
@@ -70,7 +70,7 @@ async fn serve_to_exit(args: &[&str], data_dir: &Path) -> std::process::Output {
 
 impl Footlights {
     /// Sends SIGTERM and waits for the exit.
-    async fn terminate(mut self) -> ExitStatus {
+    pub(super) async fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().unwrap().to_string();
         let kill = Command::new("kill")
             .args(["-TERM", &pid])
@@ -93,7 +93,13 @@ impl Footlights {
     }
 
     /// Calls an action statelessly through the query gateway, JSON-encoded.
-    async fn action(&self, actor: &str, key: &str, name: &str, args: Value) -> (u16, Value) {
+    pub(super) async fn action(
+        &self,
+        actor: &str,
+        key: &str,
+        name: &str,
+        args: Value,
+    ) -> (u16, Value) {
         let url = format!(
             "{}/gateway/{actor}/action/{name}?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key={key}&rvt-crash-policy=sleep",
             self.url

@@ -16,8 +16,8 @@ fn held_by_a_stranger(dir: &std::path::Path) -> File {
         .create(true)
         .truncate(false)
         .open(dir.join("footlights.db.lock"))
-        .unwrap();
-    lock.try_lock().unwrap();
+        .expect("opening the lock file");
+    lock.try_lock().expect("locking it");
     lock
 }
 
