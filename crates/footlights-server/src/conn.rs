@@ -21,6 +21,11 @@
 //!
 //! After a WebSocket upgrade hyper lets go of the socket and these clocks stop; the WebSocket
 //! has its pings.
+//!
+//! When the server stops, a connection between requests closes at once and one with a request
+//! in progress after its response. A connection that has not sent a byte yet (accepted just
+//! before the stop, its request perhaps still on the way) gets [`STOP_FIRST_BYTE_GRACE`] to
+//! start its request, which is then served; hyper alone would close it unread.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
@@ -81,7 +86,11 @@ impl Phase {
 /// The phase, and the connection's slot among those without a first request head: shared by
 /// the socket, the service and the connection's task.
 #[derive(Debug)]
-struct Clock(Mutex<ClockState>);
+struct Clock {
+    state: Mutex<ClockState>,
+    /// Notified when the first byte arrives.
+    first_bytes: tokio::sync::Notify,
+}
 
 #[derive(Debug)]
 struct ClockState {
@@ -95,7 +104,7 @@ struct ClockState {
 impl Clock {
     fn state(&self) -> MutexGuard<'_, ClockState> {
         // The state stays consistent whatever panicked while holding the lock.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn phase(&self) -> Phase {
@@ -135,7 +144,11 @@ impl Clock {
     /// Bytes arrived: on an idle connection, a request head has begun.
     fn bytes_arrived(&self) {
         let mut state = self.state();
-        state.seen_bytes = true;
+        if !state.seen_bytes {
+            state.seen_bytes = true;
+            // A permit is kept if nobody waits yet.
+            self.first_bytes.notify_one();
+        }
         if let Phase::Idle(_) = state.phase {
             state.phase = Phase::Head(Instant::now());
         }
@@ -173,11 +186,14 @@ pub(crate) async fn serve<I>(
         mut cut,
         alive,
     } = context;
-    let clock = Arc::new(Clock(Mutex::new(ClockState {
-        phase: Phase::Head(Instant::now()),
-        setup: Some(setup),
-        seen_bytes: false,
-    })));
+    let clock = Arc::new(Clock {
+        state: Mutex::new(ClockState {
+            phase: Phase::Head(Instant::now()),
+            setup: Some(setup),
+            seen_bytes: false,
+        }),
+        first_bytes: tokio::sync::Notify::new(),
+    });
     let io = TokioIo::new(Watched {
         io,
         clock: clock.clone(),
@@ -199,6 +215,9 @@ pub(crate) async fn serve<I>(
     let mut stopping = false;
     // Once stopping: when a connection that has sent nothing yet is closed.
     let mut untouched_until: Option<Instant> = None;
+    // Stopping, but the connection has sent nothing yet: hyper would close it at once, so its
+    // graceful shutdown waits for the first byte.
+    let mut graceful_pending = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -237,14 +256,20 @@ pub(crate) async fn serve<I>(
                 // A kept-alive connection between requests closes now; one with a request in
                 // progress closes after its response; a new one still serves its first request
                 // (its client may have sent it before the stop began), if it comes soon.
-                conn.as_mut().graceful_shutdown();
                 if clock.untouched() {
+                    graceful_pending = true;
                     let until = Instant::now() + STOP_FIRST_BYTE_GRACE;
                     untouched_until = Some(until);
                     if timer.deadline() > until {
                         timer.as_mut().reset(until);
                     }
+                } else {
+                    conn.as_mut().graceful_shutdown();
                 }
+            }
+            () = clock.first_bytes.notified(), if graceful_pending => {
+                graceful_pending = false;
+                conn.as_mut().graceful_shutdown();
             }
             () = cut.wait() => {
                 tracing::debug!("shutdown timeout passed; closing");

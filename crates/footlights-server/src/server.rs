@@ -194,11 +194,14 @@ impl Server {
             tokio::spawn(conn::serve(io, context.clone(), setup, client));
         }
         // Connections the kernel has already completed would be reset with the listener (and
-        // a successor sharing the port would never see them): take them first; each serves
-        // its first request if it comes at once (see `conn`).
+        // a successor sharing the port would never see them): take them first, up to the
+        // usual number of pending ones, whatever the slots say; each serves its first request
+        // if it comes at once (see `conn`). The short wait lets the runtime see sockets that
+        // are queued but not yet reported ready.
+        let late_slots = Arc::new(Semaphore::new(config.max_pending_connections));
         let mut late = 0usize;
-        while let Ok(setup) = pending.clone().try_acquire_owned() {
-            let Some((io, remote)) = futures::FutureExt::now_or_never(listener.accept()) else {
+        while let Ok(setup) = late_slots.clone().try_acquire_owned() {
+            let Ok((io, remote)) = tokio::time::timeout(DRAIN_WAIT, listener.accept()).await else {
                 break;
             };
             late += 1;
@@ -233,6 +236,10 @@ impl Server {
         Ok(())
     }
 }
+
+/// How long a stopping server waits for another queued connection before it closes its
+/// listener.
+const DRAIN_WAIT: Duration = Duration::from_millis(5);
 
 /// How long a shutdown waits, after the cut, for the connection tasks to end.
 const CUT_WAIT: Duration = Duration::from_secs(1);

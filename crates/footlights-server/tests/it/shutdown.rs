@@ -7,7 +7,7 @@ use std::time::Duration;
 use footlights::storage::SqliteDriver;
 use footlights::{Registry, Value};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::{
@@ -153,4 +153,32 @@ async fn shutdown_cuts_half_sent_requests_at_its_timeout_and_still_saves_the_act
     .await;
     assert_eq!(reopened.call("kept", "getCount").await, Value::Int(5));
     reopened.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_queued_when_the_stop_begins_is_served_not_reset() {
+    let mut server = TestServer::with(|b| b.max_pending_connections(1)).await;
+    // A silent connection holds the only slot: the next one waits in the listener's backlog,
+    // where closing the listener would reset it.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut queued = TcpStream::connect(server.addr).await.unwrap();
+    queued
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    server.trigger_shutdown();
+    let mut answer = String::new();
+    bounded(queued.read_to_string(&mut answer))
+        .await
+        .expect("an answer, not a reset");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
+    // The silent one, which never sent a byte, is let go without waiting for its header
+    // timeout (10 s), so the stop is quick.
+    let mut rest = Vec::new();
+    let _ = bounded(silent.read_to_end(&mut rest)).await;
+    assert!(
+        rest.is_empty(),
+        "nothing was sent to a connection that asked nothing"
+    );
+    server.shutdown_within(Duration::from_secs(5)).await;
 }
