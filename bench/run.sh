@@ -91,6 +91,8 @@ durability footlights query fl_dur_start 'echo $FLPID'
 fl_stop
 # The same WebSocket round trip with a read-only action (no write, so no fsync is waited for).
 fl_start "$OUT/fl-data"; suite footlights query "$FLPID" a_read; fl_stop
+# Hibernation: 10,000 idle sockets on one actor, awake then asleep, and the wake latency.
+fl_start "$OUT/fl-data"; RUNS=1 suite footlights query "$FLPID" h; fl_stop
 fi
 
 # Footlights with `--durability process`: commits skip the fsync (a killed process loses

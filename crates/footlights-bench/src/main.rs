@@ -252,6 +252,8 @@ async fn suite(a: SuiteArgs) -> anyhow::Result<()> {
                 "e" => vec![scenarios::creation(&ctx, run).await],
                 "f" => scenarios::memory(&ctx).await,
                 "f_ws" => vec![scenarios::memory_ws(&ctx).await],
+                "h" => scenarios::hibernation(&ctx, 10_000, 50).await,
+                "h_small" => scenarios::hibernation(&ctx, 1_000, 20).await,
                 other => anyhow::bail!("unknown scenario {other}"),
             };
             for mut r in results {

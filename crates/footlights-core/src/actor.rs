@@ -75,7 +75,9 @@ pub type AuthOf<A> = <<A as Actor>::Conn as ConnTypes>::Auth;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ActorOptions {
-    /// How long an actor with no connections and no pending work stays awake.
+    /// How long an actor with nothing to do (no message, request or pending work; open
+    /// connections count only without [`hibernate_connections`](Self::hibernate_connections))
+    /// stays awake.
     pub sleep_timeout: Duration,
     /// How long an action may run before its caller gets `actor.action_timed_out`.
     pub action_timeout: Duration,
@@ -87,6 +89,13 @@ pub struct ActorOptions {
     pub conn_grace: Duration,
     /// Whether the actor sleeps at all.
     pub no_sleep: bool,
+    /// Whether open connections let the actor sleep (`true` by default): after
+    /// `sleep_timeout` with nothing to do, the actor saves and sleeps while the server keeps
+    /// its clients' sockets open; the next message on any of them (or any other call) wakes
+    /// it with every connection back as it was — same ids, state and subscriptions, no
+    /// connect hooks — and a socket closed meanwhile wakes it to run its disconnect hook.
+    /// `false` keeps an actor with connections awake, as raw WebSockets always do.
+    pub hibernate_connections: bool,
     /// The most an actor's key-value store ([`Ctx::kv`](crate::Ctx::kv)) may hold, in bytes
     /// of keys and values (10 GiB by default); past it, writes fail with `kv.actor_too_large`.
     pub kv_max_bytes: u64,
@@ -113,6 +122,7 @@ impl Default for ActorOptions {
             connect_timeout: Duration::from_secs(5),
             conn_grace: Duration::from_secs(15),
             no_sleep: false,
+            hibernate_connections: true,
             kv_max_bytes: 10 << 30,
             kv_max_message_bytes: 16 << 20,
             kv_cache_bytes: 256 << 10,

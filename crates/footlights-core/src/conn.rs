@@ -106,7 +106,75 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A connection set aside while its actor sleeps (hibernation): everything but the sleeping
+/// instance's gate and mailbox, which the next instance replaces. The client's socket stays
+/// open meanwhile, its sink still leading to it.
+pub(crate) struct Parked<A: Actor> {
+    id: ConnId,
+    token: String,
+    params: ParamsOf<A>,
+    auth: AuthOf<A>,
+    state: ConnStateOf<A>,
+    subscriptions: HashSet<String>,
+    sink: Arc<ConnSink>,
+}
+
+impl<A: Actor> Parked<A> {
+    /// The connection's id.
+    pub(crate) fn id(&self) -> &ConnId {
+        &self.id
+    }
+
+    /// The connection again, on the instance with this gate and mailbox: same id, token,
+    /// params, auth data, state, subscriptions and sink.
+    pub(crate) fn unpark(self, gate: Arc<Gate>, mailbox: Mailbox) -> Conn<A> {
+        Conn {
+            inner: Arc::new(Inner {
+                id: self.id,
+                token: self.token,
+                params: self.params,
+                auth: self.auth,
+                state: Mutex::new(self.state),
+                subscriptions: Mutex::new(self.subscriptions),
+                sink: Some(self.sink),
+                gate,
+                mailbox,
+            }),
+        }
+    }
+}
+
 impl<A: Actor> Conn<A> {
+    /// Sets the connection aside for its actor's sleep, if it can be: it has a client link
+    /// and no other handle to it is left (one kept in the actor's memory, say, would see a
+    /// connection that no longer changes). Otherwise it comes back unchanged.
+    pub(crate) fn park(self) -> Result<Parked<A>, Conn<A>> {
+        let Some(sink) = self.inner.sink.clone() else {
+            return Err(self);
+        };
+        let inner = Arc::try_unwrap(self.inner).map_err(|inner| Conn { inner })?;
+        let Inner {
+            id,
+            token,
+            params,
+            auth,
+            state,
+            subscriptions,
+            ..
+        } = inner;
+        Ok(Parked {
+            id,
+            token,
+            params,
+            auth,
+            state: state.into_inner().unwrap_or_else(PoisonError::into_inner),
+            subscriptions: subscriptions
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+            sink,
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: ConnId,

@@ -82,25 +82,57 @@ impl footlights_client::Transport for LocalTransport {
 /// its own choosing and writes it here before anything else reaches the link.
 pub(crate) type IdSlot = Arc<Mutex<ConnId>>;
 
+/// Where a link's messages go: the actor's mailbox while its instance lives, and through the
+/// registry once that instance has gone to sleep with the connection parked (hibernation). The
+/// registry then starts the next instance, which takes the connection back, and its mailbox is
+/// kept for the messages that follow.
+#[derive(Debug)]
+pub(crate) struct Address {
+    reg: Weak<RegistryInner>,
+    name: String,
+    id: ActorId,
+    mailbox: Mutex<Mailbox>,
+}
+
+impl Address {
+    pub(crate) fn new(reg: Weak<RegistryInner>, name: &str, id: ActorId, mailbox: Mailbox) -> Self {
+        Address {
+            reg,
+            name: name.to_owned(),
+            id,
+            mailbox: Mutex::new(mailbox),
+        }
+    }
+
+    /// Delivers `msg` to the actor's current instance, waking it if it sleeps. Fails when
+    /// the registry is gone or cannot start the actor.
+    fn send(&self, msg: Msg) -> Result<(), ActionError> {
+        let mut mailbox = self.mailbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let Err(tokio::sync::mpsc::error::SendError(msg)) = mailbox.send(msg) else {
+            return Ok(());
+        };
+        let reg = self.reg.upgrade().ok_or_else(ActionError::stopping)?;
+        // Under the lock: this link's messages keep their order across the change.
+        *mailbox = reg.send(&self.name, &self.id, Some(msg))?;
+        Ok(())
+    }
+}
+
 /// The client side of an in-process connection.
 #[derive(Debug)]
 pub(crate) struct LocalLink {
-    mailbox: Mailbox,
+    to: Address,
     conn_id: IdSlot,
     link: u64,
 }
 
 impl LocalLink {
-    pub(crate) fn new(mailbox: Mailbox, conn_id: ConnId, link: u64) -> Self {
-        Self::with_slot(mailbox, Arc::new(Mutex::new(conn_id)), link)
+    pub(crate) fn new(to: Address, conn_id: ConnId, link: u64) -> Self {
+        Self::with_slot(to, Arc::new(Mutex::new(conn_id)), link)
     }
 
-    pub(crate) fn with_slot(mailbox: Mailbox, conn_id: IdSlot, link: u64) -> Self {
-        LocalLink {
-            mailbox,
-            conn_id,
-            link,
-        }
+    pub(crate) fn with_slot(to: Address, conn_id: IdSlot, link: u64) -> Self {
+        LocalLink { to, conn_id, link }
     }
 
     fn id(&self) -> ConnId {
@@ -113,7 +145,7 @@ impl LocalLink {
 
 impl LinkSender for LocalLink {
     fn send(&self, msg: ToServer) -> Result<(), ActionError> {
-        self.mailbox
+        self.to
             .send(Msg::FromConn {
                 conn_id: self.id(),
                 msg,
@@ -124,14 +156,14 @@ impl LinkSender for LocalLink {
     }
 
     fn close(&self) {
-        let _ = self.mailbox.send(Msg::ConnClosed {
+        let _ = self.to.send(Msg::ConnClosed {
             conn_id: self.id(),
             link: Some(self.link),
         });
     }
 
     fn lost(&self) {
-        let _ = self.mailbox.send(Msg::ConnLost {
+        let _ = self.to.send(Msg::ConnLost {
             conn_id: self.id(),
             link: self.link,
         });

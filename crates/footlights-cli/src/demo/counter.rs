@@ -27,4 +27,11 @@ impl Counter {
     pub fn get_count(&self) -> i64 {
         self.count
     }
+
+    /// Puts the counter to sleep now, as its idle timeout would: the count is saved, connected
+    /// clients stay connected (hibernation), and the next call wakes it.
+    #[action]
+    pub fn go_to_sleep(&self, ctx: &Ctx<Self>) {
+        ctx.sleep();
+    }
 }

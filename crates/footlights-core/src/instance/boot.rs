@@ -13,8 +13,11 @@ impl<A: Actor> Instance<A> {
     ) -> Result<Self, BootError> {
         match Self::load(&id, &tx, &reg).await {
             Ok((actor, ctx, last_snapshot)) => Ok(Instance {
+                ctx: {
+                    Self::unpark_conns(&reg, &ctx);
+                    ctx
+                },
                 actor,
-                ctx,
                 table,
                 options: A::options(),
                 rx,
@@ -30,6 +33,25 @@ impl<A: Actor> Instance<A> {
                 destroyed: None,
             }),
             Err(e) => Err((e, rx)),
+        }
+    }
+
+    /// Hibernation: takes back the connections the previous instance parked as it went to
+    /// sleep, on this instance's gate and mailbox. No hook runs; from the first message on,
+    /// they are in `ctx.conns()` as they were.
+    fn unpark_conns(reg: &RegistryInner, ctx: &Ctx<A>) {
+        let Some(parked) = reg.unpark(&ctx.shared.id) else {
+            return;
+        };
+        let Ok(parked) = parked.downcast::<Vec<crate::conn::Parked<A>>>() else {
+            tracing::error!(actor = A::NAME, id = %ctx.shared.id, "parked connections of another actor type");
+            return;
+        };
+        let shared = &ctx.shared;
+        let mut conns = shared.conns();
+        for p in *parked {
+            tracing::trace!(actor = A::NAME, conn = %p.id(), "connection back from hibernation");
+            conns.push(p.unpark(shared.gate.clone(), shared.mailbox.clone()));
         }
     }
 

@@ -282,10 +282,15 @@ struct Instance<A: Actor> {
 type BootError = (ActionError, MailboxRx);
 
 impl<A: Actor> Instance<A> {
+    /// Whether nothing keeps the actor awake: no pending answer, no raw WebSocket, and no
+    /// connection, or only connections it may park while it sleeps (hibernation: attached ones;
+    /// a connection whose link dropped waits out its grace period awake). Cheap: it runs
+    /// after every message.
     fn idle(&self) -> bool {
         self.deferred.is_empty()
             && self.raw_sockets.is_empty()
-            && self.ctx.shared.conns().is_empty()
+            && (self.ctx.shared.conns().is_empty()
+                || (self.options.hibernate_connections && self.detached.is_empty()))
     }
 
     /// The actor's loop. What it waits for is small (messages arrive boxed) and everything

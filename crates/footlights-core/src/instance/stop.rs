@@ -15,10 +15,35 @@ impl<A: Actor> Instance<A> {
         tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, "actor going to sleep");
         self.begin();
         self.sleep_hook().await;
+        if self.options.hibernate_connections {
+            self.park_conns();
+        }
         self.close_all(CloseReason::going_away(), true).await;
         self.end().await;
+        self.reg
+            .close_and_forward(A::NAME, &self.ctx.shared.id, &mut self.rx);
         self.finish().await;
         true
+    }
+
+    /// Hibernation: hands the connections that can wait for the next instance to the
+    /// registry, leaving the others (ephemeral ones, ones some handle still holds) to be
+    /// closed.
+    fn park_conns(&mut self) {
+        let conns = std::mem::take(&mut *self.ctx.shared.conns());
+        let mut parked = Vec::new();
+        let mut left = Vec::new();
+        for conn in conns {
+            match conn.park() {
+                Ok(p) => parked.push(p),
+                Err(conn) => left.push(conn),
+            }
+        }
+        *self.ctx.shared.conns() = left;
+        if !parked.is_empty() {
+            tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, conns = parked.len(), "connections kept open while the actor sleeps");
+            self.reg.park(&self.ctx.shared.id, Box::new(parked));
+        }
     }
 
     /// Runs the sleep hook inside the current message; its state changes are saved by `end`.

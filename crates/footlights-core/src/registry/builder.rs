@@ -93,6 +93,7 @@ impl RegistryBuilder {
                 next_link: AtomicU64::new(1),
                 max_key_bytes: self.max_key_bytes,
                 kept: Arc::default(),
+                parked: Mutex::default(),
                 me: weak.clone(),
             }
         });

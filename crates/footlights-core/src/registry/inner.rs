@@ -19,6 +19,9 @@ pub(crate) struct RegistryInner {
     pub(super) max_key_bytes: usize,
     /// Connections whose link dropped and that are kept for a resume, across every actor.
     pub(super) kept: Arc<std::sync::atomic::AtomicUsize>,
+    /// The connections of sleeping actors whose sockets stay open (hibernation), by actor:
+    /// each entry a `Vec<Parked<A>>` of the actor's type, taken back by its next instance.
+    pub(super) parked: Mutex<HashMap<ActorId, Box<dyn std::any::Any + Send>>>,
     pub(super) me: Weak<RegistryInner>,
 }
 
@@ -189,12 +192,23 @@ impl RegistryInner {
         id: &ActorId,
         msg: Option<Msg>,
     ) -> Result<Mailbox, ActionError> {
+        let mut slots = self.slots();
+        self.send_locked(&mut slots, name, id, msg)
+    }
+
+    /// [`send`](Self::send), with the slots already locked.
+    fn send_locked(
+        &self,
+        slots: &mut HashMap<ActorId, Slot>,
+        name: &str,
+        id: &ActorId,
+        msg: Option<Msg>,
+    ) -> Result<Mailbox, ActionError> {
         let Some(ty) = self.types.get(name) else {
             return Err(ActionError::actor_not_found(format!(
                 "no actor type named `{name}`"
             )));
         };
-        let mut slots = self.slots();
         let mut msg = msg;
         let mut prev = None;
         if let Some(slot) = slots.get(id) {
@@ -225,7 +239,6 @@ impl RegistryInner {
                 state: SlotState::Running(tx.clone()),
             },
         );
-        drop(slots);
         ty.spawn(Start {
             id: id.clone(),
             token,
@@ -235,6 +248,30 @@ impl RegistryInner {
             reg,
         });
         Ok(tx)
+    }
+
+    /// A sleeping instance closes its mailbox: what arrived since it began to stop (from
+    /// links that still held its mailbox) goes to the next instance, started for it if need
+    /// be, ahead of anything those links send from now on (they find the mailbox closed and
+    /// come here, behind the slots' lock).
+    pub(crate) fn close_and_forward(&self, name: &str, id: &ActorId, rx: &mut MailboxRx) {
+        let mut slots = self.slots();
+        rx.close();
+        while let Some(msg) = rx.try_recv() {
+            if let Err(e) = self.send_locked(&mut slots, name, id, Some(msg)) {
+                tracing::debug!(actor = name, %id, error = %e, "a message for a sleeping actor was dropped");
+            }
+        }
+    }
+
+    /// Keeps a sleeping actor's connections (a `Vec<Parked<A>>`) for its next instance.
+    pub(crate) fn park(&self, id: &ActorId, conns: Box<dyn std::any::Any + Send>) {
+        lock(&self.parked).insert(id.clone(), conns);
+    }
+
+    /// The connections a sleeping actor left, if any.
+    pub(crate) fn unpark(&self, id: &ActorId) -> Option<Box<dyn std::any::Any + Send>> {
+        lock(&self.parked).remove(id)
     }
 
     pub(crate) async fn call(
@@ -278,8 +315,9 @@ impl RegistryInner {
             backlog: backlog.clone(),
         };
         let mailbox = self.send(name, id, Some(msg))?;
+        let to = crate::local::Address::new(self.me.clone(), name, id.clone(), mailbox);
         Ok(Link {
-            sender: Box::new(LocalLink::new(mailbox, conn_id, link)),
+            sender: Box::new(LocalLink::new(to, conn_id, link)),
             events,
             backlog,
         })

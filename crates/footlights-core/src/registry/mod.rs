@@ -189,8 +189,14 @@ impl Registry {
             backlog: backlog.clone(),
         };
         let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
+        let to = crate::local::Address::new(
+            Arc::downgrade(&self.inner),
+            target.name(),
+            id.clone(),
+            mailbox,
+        );
         Ok(Link {
-            sender: Box::new(LocalLink::with_slot(mailbox, slot, link)),
+            sender: Box::new(LocalLink::with_slot(to, slot, link)),
             events,
             backlog,
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 use footlights::prelude::*;
 use footlights::{ActorHandle, ActorOptions};
 
-use crate::support::{let_run, until_awake};
+use crate::support::until_awake;
 
 #[derive(Serialize, Deserialize)]
 pub struct Setup {
@@ -150,18 +150,6 @@ async fn idle_actor_sleeps_and_wakes_with_vars_rebuilt() {
         ]
     );
     assert_eq!(life.vars().await.unwrap().as_deref(), Some("rebuilt"));
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_open_connection_keeps_the_actor_awake() {
-    let (registry, life) = start().await;
-    let conn = life.connect().await.unwrap();
-    tokio::time::advance(Duration::from_secs(60)).await;
-    let_run().await;
-    assert_eq!(registry.awake_count(), 1);
-    conn.dispose().await;
-    tokio::time::advance(Duration::from_secs(11)).await;
-    until_asleep(&registry).await;
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod actions;
 mod connections;
 mod deferred;
 mod durability;
+mod hibernation;
 mod keys;
 mod kv;
 mod lifecycle;
