@@ -62,8 +62,10 @@ mod error;
 mod files;
 mod key;
 mod lock;
+mod marker;
 mod ops;
 mod schema;
+mod wal;
 mod worker;
 
 use std::fmt;
@@ -76,7 +78,7 @@ use footlights_storage::{
 };
 use futures::future::BoxFuture;
 
-use crate::worker::Worker;
+use crate::worker::{OnClose, Worker};
 
 /// What a returned [`commit`](Driver::commit) survives. Set with
 /// [`SqliteDriverBuilder::durability`].
@@ -194,6 +196,7 @@ impl SqliteDriver {
             durability: Durability::default(),
             quick_check_limit: DEFAULT_QUICK_CHECK_LIMIT,
             lock_wait: Duration::ZERO,
+            recover: false,
         }
     }
 
@@ -260,6 +263,7 @@ pub struct SqliteDriverBuilder {
     durability: Durability,
     quick_check_limit: u64,
     lock_wait: Duration,
+    recover: bool,
 }
 
 impl SqliteDriverBuilder {
@@ -304,6 +308,37 @@ impl SqliteDriverBuilder {
         self
     }
 
+    /// Opens a store that fails the checks at open instead of refusing it, keeping what can be
+    /// read (off by default). Each check that fails is logged at ERROR with what is given up:
+    ///
+    /// - a damaged write-ahead log: the commits after the damage are dropped. The log is first
+    ///   copied beside itself, as `footlights.db-wal.damaged-<unix seconds>`, for whoever wants
+    ///   to dig into it;
+    /// - a write-ahead log missing after an unclean stop: the commits that were in it are lost,
+    ///   and the store goes on from what its database file holds;
+    /// - a database file that fails the quick check: it is served as it is, and reads or writes
+    ///   that reach a damaged page fail.
+    ///
+    /// Copy the data directory aside before opening with this: what it drops is gone for good
+    /// once the store takes new writes.
+    ///
+    /// ```no_run
+    /// # async fn example() -> footlights_storage::Result<()> {
+    /// use footlights_storage_sqlite::SqliteDriver;
+    ///
+    /// // Refused: the error names the damaged log, where it is damaged and what would be lost.
+    /// let refused = SqliteDriver::open("footlights.db").await;
+    /// if refused.is_err() {
+    ///     // After copying the data directory aside: go on with what can be read.
+    ///     let driver = SqliteDriver::builder("footlights.db").recover(true).open().await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn recover(mut self, recover: bool) -> Self {
+        self.recover = recover;
+        self
+    }
+
     /// Opens the store, creating the file and its tables if needed.
     ///
     /// # Errors
@@ -311,43 +346,36 @@ impl SqliteDriverBuilder {
     /// As [`SqliteDriver::open`].
     pub async fn open(self) -> Result<SqliteDriver> {
         let path: Arc<Path> = Arc::from(self.path.as_path());
-        let busy_timeout = self.busy_timeout;
-        let durability = self.durability;
-        let quick_check_limit = self.quick_check_limit;
+        let settings = schema::Settings {
+            busy_timeout: self.busy_timeout,
+            durability: self.durability,
+            quick_check_limit: self.quick_check_limit,
+            recover: self.recover,
+        };
         // Before the database: another process serving it must not get as far as reading it.
         let lock = Arc::new(acquire_lock(&self.path, self.lock_wait).await?);
         let file = self.path.clone();
-        let lock_file = lock.path().to_path_buf();
+        let held = Arc::clone(&lock);
         let (writer, (wal, files)) =
             Worker::start("footlights-sqlite", Arc::clone(&lock), move || {
-                let opened = schema::open(&file, busy_timeout, durability, quick_check_limit)?;
-                // The file the connection has open, now that it exists.
-                let in_wal = opened.journal_mode.eq_ignore_ascii_case("wal");
-                let files = files::Files::record(&file, &lock_file, in_wal)?;
-                tracing::debug!(
-                    path = %file.display(),
-                    journal_mode = %opened.journal_mode,
-                    created = opened.created,
-                    ?busy_timeout,
-                    ?durability,
-                    "opened sqlite store"
-                );
-                let wal = opened.journal_mode.eq_ignore_ascii_case("wal");
-                if !wal {
-                    tracing::warn!(
-                        path = %file.display(),
-                        journal_mode = %opened.journal_mode,
-                        "sqlite store is not in WAL mode"
-                    );
-                }
-                Ok((opened.connection, (wal, files)))
+                // One open or close of this file at a time in this process (see `lock.rs`).
+                let (connection, wal, files) =
+                    held.opened(|only| open_writer(&file, held.path(), settings, only))?;
+                // The last write connection of the process records a clean close as it closes.
+                let on_close: Option<OnClose> = wal.then(|| -> OnClose {
+                    Box::new(move |connection| {
+                        held.closing(|| marker::set_closed(connection, &file));
+                    })
+                });
+                Ok((connection, (wal, files), on_close))
             })
             .await?;
         let reader = if wal {
             let file = self.path;
+            let busy_timeout = settings.busy_timeout;
             let (reader, ()) =
                 Worker::start("footlights-sqlite-read", Arc::clone(&lock), move || {
-                    Ok((schema::open_reader(&file, busy_timeout)?, ()))
+                    Ok((schema::open_reader(&file, busy_timeout)?, (), None))
                 })
                 .await?;
             reader
@@ -362,6 +390,39 @@ impl SqliteDriverBuilder {
             _lock: lock,
         })
     }
+}
+
+/// Opens the write connection to the store at `file` (see [`schema::open`]), records the files
+/// it has open, and in WAL mode records that the store is in use. Returns the connection,
+/// whether it is in WAL mode, and the files.
+fn open_writer(
+    file: &Path,
+    lock_file: &Path,
+    settings: schema::Settings,
+    only: bool,
+) -> Result<(rusqlite::Connection, bool, files::Files)> {
+    let opened = schema::open(file, settings, only)?;
+    let wal = opened.journal_mode.eq_ignore_ascii_case("wal");
+    // The files the connection has open, now that they exist.
+    let files = files::Files::record(file, lock_file, wal)?;
+    tracing::debug!(
+        path = %file.display(),
+        journal_mode = %opened.journal_mode,
+        created = opened.created,
+        busy_timeout = ?settings.busy_timeout,
+        durability = ?settings.durability,
+        "opened sqlite store"
+    );
+    if wal {
+        marker::set_open(&opened.connection, only)?;
+    } else {
+        tracing::warn!(
+            path = %file.display(),
+            journal_mode = %opened.journal_mode,
+            "sqlite store is not in WAL mode"
+        );
+    }
+    Ok((opened.connection, wal, files))
 }
 
 impl Driver for SqliteDriver {
