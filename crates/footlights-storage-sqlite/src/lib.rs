@@ -43,12 +43,32 @@
 //!   logged once per episode, until the files are back in place. A full disk, a disk
 //!   that fails to read or write, or a file that cannot be written or opened is `Unavailable`
 //!   too (nothing of the failed call is applied; retrying once space is freed succeeds);
-//! - checked at open: a file that fails SQLite's `PRAGMA quick_check` is refused with an error
-//!   naming it, instead of serving errors for whatever it cannot read. The check reads every
-//!   page (measured: 0.2 s for a 470 MB file in the page cache, so about 0.45 s per GB; from a
-//!   cold disk, as fast as the disk reads), so files larger than
-//!   [`DEFAULT_QUICK_CHECK_LIMIT`] (1 GiB) open unchecked unless
-//!   [`SqliteDriverBuilder::quick_check_limit`] says otherwise;
+//! - checked at open, so that nothing acknowledged is dropped without a word. Each refusal is
+//!   an error ([`StorageError::Backend`](footlights_storage::StorageError::Backend)) naming the
+//!   file, what would be lost and how to go on, logged once at ERROR:
+//!   - the write-ahead log is read before SQLite replays it. SQLite stops at the first frame
+//!     that fails its salt or checksum check and drops every commit after it. When two or more
+//!     commit frames after that one are intact on their own (the log's salts, and a checksum
+//!     that follows from the frame just before), a later transaction was written after the
+//!     damaged one had been synced and acknowledged, so acknowledged commits would be lost:
+//!     the store is refused, naming the log, the byte offset of the damaged frame and how many
+//!     commits follow it. What a crash or a power cut leaves, a last transaction written in
+//!     part (one commit frame at most), opens as usual, and so do frames of an earlier use of
+//!     the log (other salts). The reasoning is in the source (`src/wal.rs`). With
+//!     [`Durability::Process`] the log is synced at checkpoints only and a power cut can leave
+//!     the same pattern, so the finding is logged at WARN instead and the log copied aside;
+//!   - a log lost after an unclean stop: the database file records that it is in use from the
+//!     open until the last connection of the process closes cleanly (a row of the
+//!     `footlights_meta` table), and a file that says so with no log beside it is refused;
+//!   - a file that fails SQLite's `PRAGMA quick_check` is refused, instead of serving errors
+//!     for whatever it cannot read. The check reads every page (measured: 0.2 s for a 470 MB
+//!     file in the page cache, so about 0.45 s per GB; from a cold disk, as fast as the disk
+//!     reads), so files larger than [`DEFAULT_QUICK_CHECK_LIMIT`] (1 GiB) open unchecked
+//!     unless [`SqliteDriverBuilder::quick_check_limit`] says otherwise;
+//!
+//!   [`SqliteDriverBuilder::recover`] opens a store that fails these checks, keeping what can
+//!   be read: a damaged log is first copied to `footlights.db-wal.damaged-<unix seconds>`,
+//!   and what is given up is logged at ERROR;
 //! - versioned: the file records its format version
 //!   ([`FORMAT_VERSION`](footlights_storage::FORMAT_VERSION)), and a file written by a newer
 //!   version is refused with [`StorageError::UnsupportedFormat`](footlights_storage::StorageError).
@@ -122,8 +142,10 @@ pub const DEFAULT_QUICK_CHECK_LIMIT: u64 = 1 << 30;
 ///
 /// Open it with [`SqliteDriver::open`] or [`SqliteDriver::builder`]. Clones are cheap and share
 /// its connections (one for writes, one for reads, each on its thread); they close when the
-/// last clone drops. There is no
-/// `close`: every commit was already durable when it returned.
+/// last clone drops, on their threads, the write connection recording in the file that the
+/// store was closed cleanly. There is no `close`: every commit was already durable when it
+/// returned, and a process that ends before the connections close leaves the write-ahead log
+/// in place, which the next open replays.
 ///
 /// One process at a time uses a file. Opening takes an exclusive lock on a file beside it, named
 /// after it with `.lock` added (`footlights.db.lock`); while it is held, opening the file from
@@ -170,8 +192,10 @@ impl SqliteDriver {
     /// [`StorageError::Backend`](footlights_storage::StorageError::Backend) if another process
     /// has it open (at once, without waiting), if it or its lock file cannot be opened or
     /// created, if it is not an SQLite database, if it fails the integrity check (a message
-    /// naming the file and SQLite's first finding), or if it stays locked by another connection for
-    /// longer than the busy timeout.
+    /// naming the file and SQLite's first finding), if its write-ahead log is damaged so that
+    /// SQLite would drop acknowledged commits (naming the log, the offset and the count) or is
+    /// missing after an unclean stop (see [`SqliteDriverBuilder::recover`] for both), or if it
+    /// stays locked by another connection for longer than the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteDriver> {
         SqliteDriver::builder(path).open().await
     }
