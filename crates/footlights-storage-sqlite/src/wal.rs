@@ -10,7 +10,7 @@
 //! size of the database in pages if the frame is the last of a transaction (its *commit frame*;
 //! 0 otherwise), the log's two salts, and a checksum. Checksums are cumulative: a frame's covers
 //! its first 8 header bytes and its page, starting from the checksum before it (the header's,
-//! for the first frame). Every integer is big-endian. When the log is reused after a
+//! for the first frame). Every header field is big-endian. When the log is reused after a
 //! checkpoint, its header gets new salts and frames are written again from the start, so frames
 //! past the new end keep the salts of an earlier generation.
 //!
@@ -57,6 +57,17 @@
 //! and a 32-byte write at the start of a file is taken to be atomic. A header that is not a log
 //! header at all (its magic number or page size) is only logged at WARN, since nothing after it
 //! can be checked; a version other than SQLite's makes SQLite itself refuse the file.
+//!
+//! The count in the error is the number of intact commit frames past the failing frame: every
+//! one of those transactions but perhaps the last had been acknowledged. What the rule cannot
+//! see: damage in the last transaction alone (it looks like a torn one), and a transaction whose
+//! commit frame was damaged too (it is not counted). It rests on each transaction being synced
+//! before the next one is written; on a disk that confirms syncs it has not done, a power cut
+//! can leave the same pattern, and the store is refused: acknowledged commits are lost there
+//! too.
+//!
+//! The log is read only when no other write connection of this process has the file open
+//! (`lock.rs`): otherwise SQLite has read it already, and it may be changing.
 //!
 //! [`Durability::Power`]: crate::Durability::Power
 //! [`Durability::Process`]: crate::Durability::Process
