@@ -100,6 +100,15 @@ pub struct ServeOptions {
     /// serving. See "Restarting without dropping clients" in the guide.
     #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
     pub handover_timeout: Duration,
+    /// Starts even if the store fails its checks at start-up, keeping what can be read: a
+    /// damaged write-ahead log (the commits after the damage are given up; the log is first
+    /// copied to `footlights.db-wal.damaged-<unix seconds>` beside it), a write-ahead log
+    /// missing after an unclean stop (the commits that were in it are given up), or a state
+    /// file that fails SQLite's quick check (reads of its damaged pages fail). Each is logged
+    /// at ERROR. Copy the data directory aside first. Without this flag such a start is
+    /// refused, and the error says which check failed.
+    #[arg(long)]
+    pub recover: bool,
 }
 
 impl ServeOptions {
@@ -275,8 +284,9 @@ impl Listening {
     ///
     /// # Errors
     /// When the address cannot be bound, the data directory cannot be created, or the store
-    /// cannot be opened (for example, it was written by a newer version, or another process is
-    /// serving the same data directory).
+    /// cannot be opened (for example, it was written by a newer version, another process is
+    /// serving the same data directory, or it fails a check at open and `--recover` was not
+    /// given).
     pub async fn open(options: &ServeOptions) -> anyhow::Result<Listening> {
         Bound::bind(options).await?.open(options).await
     }
@@ -307,6 +317,7 @@ impl Listening {
         let driver = SqliteDriver::builder(&db)
             .durability(options.durability.into())
             .lock_wait(lock_wait)
+            .recover(options.recover)
             .open()
             .await
             .with_context(|| format!("cannot open the store {}", db.display()))?;
@@ -335,7 +346,7 @@ impl Listening {
             server = server.cors_origins(options.cors_origins.iter().cloned());
         }
         let server = server.build()?;
-        tracing::info!(db = %db.display(), durability = ?options.durability, test_actors = options.with_test_actors, "store open");
+        tracing::info!(db = %db.display(), durability = ?options.durability, recover = options.recover, test_actors = options.with_test_actors, "store open");
         Ok(Listening {
             server,
             listener,

@@ -43,6 +43,39 @@ pub(crate) enum Error {
         /// SQLite's first finding.
         problem: String,
     },
+    /// The write-ahead log holds commits after a damaged frame, which SQLite would drop.
+    #[error(
+        "the write-ahead log {} is damaged at byte {offset}: SQLite would drop the {commits} \
+         commits after it, which had been saved and acknowledged. Keep a copy of the data \
+         directory, then restore the store from a backup, or open it with recovery allowed \
+         (`SqliteDriverBuilder::recover`, `footlights serve --recover`) to go on with the \
+         commits before that byte (a copy of the log is kept beside it)",
+        wal.display()
+    )]
+    WalDamaged {
+        /// The log file.
+        wal: std::path::PathBuf,
+        /// Where its first damaged frame (or its damaged header, at 0) starts.
+        offset: u64,
+        /// The intact commits found after it.
+        commits: u64,
+    },
+    /// The database file says it was in use, and its write-ahead log is gone.
+    #[error(
+        "the database file {} was not closed cleanly, and its write-ahead log {} is missing: \
+         the commits since its last checkpoint were in that log. Put the log back (from a copy \
+         of the data directory taken with the database file) and start again, or open the store \
+         with recovery allowed (`SqliteDriverBuilder::recover`, `footlights serve --recover`) \
+         to go on without those commits",
+        database.display(),
+        wal.display()
+    )]
+    WalMissing {
+        /// The database file.
+        database: std::path::PathBuf,
+        /// The missing log file.
+        wal: std::path::PathBuf,
+    },
     /// The database path names no file (such as `/` or `..`), so there is no lock file beside it.
     #[error("the database path {} names no file", .0.display())]
     NoFileName(std::path::PathBuf),

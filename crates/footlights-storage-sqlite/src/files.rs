@@ -103,9 +103,10 @@ impl Files {
     /// database if `wal` (the store is in WAL mode and the log exists once it is open).
     pub(crate) fn record(database: &Path, lock: &Path, wal: bool) -> Result<Files> {
         let wal = if wal {
-            let mut log = database.as_os_str().to_owned();
-            log.push("-wal");
-            Some(Watched::new("write-ahead log", Path::new(&log))?)
+            Some(Watched::new(
+                "write-ahead log",
+                &crate::wal::path(database),
+            )?)
         } else {
             None
         };

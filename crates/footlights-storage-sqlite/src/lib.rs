@@ -43,12 +43,32 @@
 //!   logged once per episode, until the files are back in place. A full disk, a disk
 //!   that fails to read or write, or a file that cannot be written or opened is `Unavailable`
 //!   too (nothing of the failed call is applied; retrying once space is freed succeeds);
-//! - checked at open: a file that fails SQLite's `PRAGMA quick_check` is refused with an error
-//!   naming it, instead of serving errors for whatever it cannot read. The check reads every
-//!   page (measured: 0.2 s for a 470 MB file in the page cache, so about 0.45 s per GB; from a
-//!   cold disk, as fast as the disk reads), so files larger than
-//!   [`DEFAULT_QUICK_CHECK_LIMIT`] (1 GiB) open unchecked unless
-//!   [`SqliteDriverBuilder::quick_check_limit`] says otherwise;
+//! - checked at open, so that nothing acknowledged is dropped without a word. Each refusal is
+//!   an error ([`StorageError::Backend`](footlights_storage::StorageError::Backend)) naming the
+//!   file, what would be lost and how to go on, logged once at ERROR:
+//!   - the write-ahead log is read before SQLite replays it. SQLite stops at the first frame
+//!     that fails its salt or checksum check and drops every commit after it. When two or more
+//!     commit frames after that one are intact on their own (the log's salts, and a checksum
+//!     that follows from the frame just before), a later transaction was written after the
+//!     damaged one had been synced and acknowledged, so acknowledged commits would be lost:
+//!     the store is refused, naming the log, the byte offset of the damaged frame and how many
+//!     commits follow it. What a crash or a power cut leaves, a last transaction written in
+//!     part (one commit frame at most), opens as usual, and so do frames of an earlier use of
+//!     the log (other salts). The reasoning is in the source (`src/wal.rs`). With
+//!     [`Durability::Process`] the log is synced at checkpoints only and a power cut can leave
+//!     the same pattern, so the finding is logged at WARN instead and the log copied aside;
+//!   - a log lost after an unclean stop: the database file records that it is in use from the
+//!     open until the last connection of the process closes cleanly (a row of the
+//!     `footlights_meta` table), and a file that says so with no log beside it is refused;
+//!   - a file that fails SQLite's `PRAGMA quick_check` is refused, instead of serving errors
+//!     for whatever it cannot read. The check reads every page (measured: 0.2 s for a 470 MB
+//!     file in the page cache, so about 0.45 s per GB; from a cold disk, as fast as the disk
+//!     reads), so files larger than [`DEFAULT_QUICK_CHECK_LIMIT`] (1 GiB) open unchecked
+//!     unless [`SqliteDriverBuilder::quick_check_limit`] says otherwise;
+//!
+//!   [`SqliteDriverBuilder::recover`] opens a store that fails these checks, keeping what can
+//!   be read: a damaged log is first copied to `footlights.db-wal.damaged-<unix seconds>`,
+//!   and what is given up is logged at ERROR;
 //! - versioned: the file records its format version
 //!   ([`FORMAT_VERSION`](footlights_storage::FORMAT_VERSION)), and a file written by a newer
 //!   version is refused with [`StorageError::UnsupportedFormat`](footlights_storage::StorageError).
@@ -62,8 +82,10 @@ mod error;
 mod files;
 mod key;
 mod lock;
+mod marker;
 mod ops;
 mod schema;
+mod wal;
 mod worker;
 
 use std::fmt;
@@ -76,7 +98,7 @@ use footlights_storage::{
 };
 use futures::future::BoxFuture;
 
-use crate::worker::Worker;
+use crate::worker::{OnClose, Worker};
 
 /// What a returned [`commit`](Driver::commit) survives. Set with
 /// [`SqliteDriverBuilder::durability`].
@@ -120,8 +142,10 @@ pub const DEFAULT_QUICK_CHECK_LIMIT: u64 = 1 << 30;
 ///
 /// Open it with [`SqliteDriver::open`] or [`SqliteDriver::builder`]. Clones are cheap and share
 /// its connections (one for writes, one for reads, each on its thread); they close when the
-/// last clone drops. There is no
-/// `close`: every commit was already durable when it returned.
+/// last clone drops, on their threads, the write connection recording in the file that the
+/// store was closed cleanly. There is no `close`: every commit was already durable when it
+/// returned, and a process that ends before the connections close leaves the write-ahead log
+/// in place, which the next open replays.
 ///
 /// One process at a time uses a file. Opening takes an exclusive lock on a file beside it, named
 /// after it with `.lock` added (`footlights.db.lock`); while it is held, opening the file from
@@ -168,8 +192,10 @@ impl SqliteDriver {
     /// [`StorageError::Backend`](footlights_storage::StorageError::Backend) if another process
     /// has it open (at once, without waiting), if it or its lock file cannot be opened or
     /// created, if it is not an SQLite database, if it fails the integrity check (a message
-    /// naming the file and SQLite's first finding), or if it stays locked by another connection for
-    /// longer than the busy timeout.
+    /// naming the file and SQLite's first finding), if its write-ahead log is damaged so that
+    /// SQLite would drop acknowledged commits (naming the log, the offset and the count) or is
+    /// missing after an unclean stop (see [`SqliteDriverBuilder::recover`] for both), or if it
+    /// stays locked by another connection for longer than the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteDriver> {
         SqliteDriver::builder(path).open().await
     }
@@ -194,6 +220,7 @@ impl SqliteDriver {
             durability: Durability::default(),
             quick_check_limit: DEFAULT_QUICK_CHECK_LIMIT,
             lock_wait: Duration::ZERO,
+            recover: false,
         }
     }
 
@@ -260,6 +287,7 @@ pub struct SqliteDriverBuilder {
     durability: Durability,
     quick_check_limit: u64,
     lock_wait: Duration,
+    recover: bool,
 }
 
 impl SqliteDriverBuilder {
@@ -304,6 +332,37 @@ impl SqliteDriverBuilder {
         self
     }
 
+    /// Opens a store that fails the checks at open instead of refusing it, keeping what can be
+    /// read (off by default). Each check that fails is logged at ERROR with what is given up:
+    ///
+    /// - a damaged write-ahead log: the commits after the damage are dropped. The log is first
+    ///   copied beside itself, as `footlights.db-wal.damaged-<unix seconds>`, for whoever wants
+    ///   to dig into it;
+    /// - a write-ahead log missing after an unclean stop: the commits that were in it are lost,
+    ///   and the store goes on from what its database file holds;
+    /// - a database file that fails the quick check: it is served as it is, and reads or writes
+    ///   that reach a damaged page fail.
+    ///
+    /// Copy the data directory aside before opening with this: what it drops is gone for good
+    /// once the store takes new writes.
+    ///
+    /// ```no_run
+    /// # async fn example() -> footlights_storage::Result<()> {
+    /// use footlights_storage_sqlite::SqliteDriver;
+    ///
+    /// // Refused: the error names the damaged log, where it is damaged and what would be lost.
+    /// let refused = SqliteDriver::open("footlights.db").await;
+    /// if refused.is_err() {
+    ///     // After copying the data directory aside: go on with what can be read.
+    ///     let driver = SqliteDriver::builder("footlights.db").recover(true).open().await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn recover(mut self, recover: bool) -> Self {
+        self.recover = recover;
+        self
+    }
+
     /// Opens the store, creating the file and its tables if needed.
     ///
     /// # Errors
@@ -311,43 +370,36 @@ impl SqliteDriverBuilder {
     /// As [`SqliteDriver::open`].
     pub async fn open(self) -> Result<SqliteDriver> {
         let path: Arc<Path> = Arc::from(self.path.as_path());
-        let busy_timeout = self.busy_timeout;
-        let durability = self.durability;
-        let quick_check_limit = self.quick_check_limit;
+        let settings = schema::Settings {
+            busy_timeout: self.busy_timeout,
+            durability: self.durability,
+            quick_check_limit: self.quick_check_limit,
+            recover: self.recover,
+        };
         // Before the database: another process serving it must not get as far as reading it.
         let lock = Arc::new(acquire_lock(&self.path, self.lock_wait).await?);
         let file = self.path.clone();
-        let lock_file = lock.path().to_path_buf();
+        let held = Arc::clone(&lock);
         let (writer, (wal, files)) =
             Worker::start("footlights-sqlite", Arc::clone(&lock), move || {
-                let opened = schema::open(&file, busy_timeout, durability, quick_check_limit)?;
-                // The file the connection has open, now that it exists.
-                let in_wal = opened.journal_mode.eq_ignore_ascii_case("wal");
-                let files = files::Files::record(&file, &lock_file, in_wal)?;
-                tracing::debug!(
-                    path = %file.display(),
-                    journal_mode = %opened.journal_mode,
-                    created = opened.created,
-                    ?busy_timeout,
-                    ?durability,
-                    "opened sqlite store"
-                );
-                let wal = opened.journal_mode.eq_ignore_ascii_case("wal");
-                if !wal {
-                    tracing::warn!(
-                        path = %file.display(),
-                        journal_mode = %opened.journal_mode,
-                        "sqlite store is not in WAL mode"
-                    );
-                }
-                Ok((opened.connection, (wal, files)))
+                // One open or close of this file at a time in this process (see `lock.rs`).
+                let (connection, wal, files) =
+                    held.opened(|only| open_writer(&file, held.path(), settings, only))?;
+                // The last write connection of the process records a clean close as it closes.
+                let on_close: Option<OnClose> = wal.then(|| -> OnClose {
+                    Box::new(move |connection| {
+                        held.closing(|| marker::set_closed(connection, &file));
+                    })
+                });
+                Ok((connection, (wal, files), on_close))
             })
             .await?;
         let reader = if wal {
             let file = self.path;
+            let busy_timeout = settings.busy_timeout;
             let (reader, ()) =
                 Worker::start("footlights-sqlite-read", Arc::clone(&lock), move || {
-                    Ok((schema::open_reader(&file, busy_timeout)?, ()))
+                    Ok((schema::open_reader(&file, busy_timeout)?, (), None))
                 })
                 .await?;
             reader
@@ -362,6 +414,39 @@ impl SqliteDriverBuilder {
             _lock: lock,
         })
     }
+}
+
+/// Opens the write connection to the store at `file` (see [`schema::open`]), records the files
+/// it has open, and in WAL mode records that the store is in use. Returns the connection,
+/// whether it is in WAL mode, and the files.
+fn open_writer(
+    file: &Path,
+    lock_file: &Path,
+    settings: schema::Settings,
+    only: bool,
+) -> Result<(rusqlite::Connection, bool, files::Files)> {
+    let opened = schema::open(file, settings, only)?;
+    let wal = opened.journal_mode.eq_ignore_ascii_case("wal");
+    // The files the connection has open, now that they exist.
+    let files = files::Files::record(file, lock_file, wal)?;
+    tracing::debug!(
+        path = %file.display(),
+        journal_mode = %opened.journal_mode,
+        created = opened.created,
+        busy_timeout = ?settings.busy_timeout,
+        durability = ?settings.durability,
+        "opened sqlite store"
+    );
+    if wal {
+        marker::set_open(&opened.connection, only)?;
+    } else {
+        tracing::warn!(
+            path = %file.display(),
+            journal_mode = %opened.journal_mode,
+            "sqlite store is not in WAL mode"
+        );
+    }
+    Ok((opened.connection, wal, files))
 }
 
 impl Driver for SqliteDriver {

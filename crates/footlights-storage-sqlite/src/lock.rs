@@ -14,22 +14,40 @@
 //!
 //! The lock file is left in place when released: removing it could let two processes lock two
 //! different files of the same name. It is empty and harmless.
+//!
+//! The table also orders the store's record of being open or closed cleanly (see `marker.rs`)
+//! among the opens of one process: each entry counts the write connections open on its file,
+//! and [`Held::opened`] and [`Held::closing`] change that count and the record together, under
+//! the entry's own mutex: the last write connection to close is the one that records the clean
+//! close, an open racing with it records "in use" after it, and the checks at open (which read
+//! the write-ahead log before SQLite does) never run beside another open of the same file.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use footlights_storage::{Result, StorageError};
 
 use crate::error::Error;
 
-/// The locked handles of this process, by the canonical path of their lock file, with how many
-/// [`Held`]s share each.
-static LOCKS: Mutex<BTreeMap<PathBuf, (File, usize)>> = Mutex::new(BTreeMap::new());
+/// One locked lock file of this process.
+#[derive(Debug)]
+struct Entry {
+    /// The locked handle; closing it releases the lock.
+    _file: File,
+    /// How many [`Held`]s share it.
+    holders: usize,
+    /// How many write connections to the database are open in this process (see
+    /// [`Held::opened`]).
+    writers: Arc<Mutex<usize>>,
+}
 
-fn locks() -> MutexGuard<'static, BTreeMap<PathBuf, (File, usize)>> {
+/// The locked handles of this process, by the canonical path of their lock file.
+static LOCKS: Mutex<BTreeMap<PathBuf, Entry>> = Mutex::new(BTreeMap::new());
+
+fn locks() -> MutexGuard<'static, BTreeMap<PathBuf, Entry>> {
     // The table stays consistent across a panic: every change is one insert, update or remove.
     LOCKS.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -40,6 +58,8 @@ fn locks() -> MutexGuard<'static, BTreeMap<PathBuf, (File, usize)>> {
 pub(crate) struct Held {
     /// The key in [`LOCKS`].
     path: PathBuf,
+    /// The entry's count of open write connections.
+    writers: Arc<Mutex<usize>>,
 }
 
 impl Held {
@@ -47,12 +67,33 @@ impl Held {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Runs `open` (which opens a write connection and records that the store is open) and
+    /// counts one more open write connection, both under the count's mutex, so that opens and
+    /// closes of the file in this process take turns. `open` is told whether it is the only write
+    /// connection of the process. Nothing is counted if it fails.
+    pub(crate) fn opened<T>(&self, open: impl FnOnce(bool) -> Result<T>) -> Result<T> {
+        let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
+        let out = open(*writers == 0)?;
+        *writers += 1;
+        Ok(out)
+    }
+
+    /// Counts one open write connection fewer and, if it was the last of the process, runs
+    /// `record` (which records a clean close), under the count's mutex.
+    pub(crate) fn closing(&self, record: impl FnOnce()) {
+        let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
+        *writers = writers.saturating_sub(1);
+        if *writers == 0 {
+            record();
+        }
+    }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         let mut locks = locks();
-        if let Some((_, holders)) = locks.get_mut(&self.path) {
+        if let Some(Entry { holders, .. }) = locks.get_mut(&self.path) {
             *holders = holders.saturating_sub(1);
             if *holders == 0 {
                 // Closing the handle releases the lock, while the table is still locked.
@@ -88,9 +129,12 @@ fn lock_path(database: &Path) -> Result<PathBuf> {
 pub(crate) fn acquire(database: &Path) -> Result<Held> {
     let path = lock_path(database)?;
     let mut locks = locks();
-    if let Some((_, holders)) = locks.get_mut(&path) {
-        *holders += 1;
-        return Ok(Held { path });
+    if let Some(entry) = locks.get_mut(&path) {
+        entry.holders += 1;
+        return Ok(Held {
+            path,
+            writers: Arc::clone(&entry.writers),
+        });
     }
     let file = OpenOptions::new()
         .read(true)
@@ -107,8 +151,16 @@ pub(crate) fn acquire(database: &Path) -> Result<Held> {
         }
         Err(TryLockError::Error(e)) => return Err(StorageError::backend(e)),
     }
-    locks.insert(path.clone(), (file, 1));
-    Ok(Held { path })
+    let writers = Arc::new(Mutex::new(0));
+    locks.insert(
+        path.clone(),
+        Entry {
+            _file: file,
+            holders: 1,
+            writers: Arc::clone(&writers),
+        },
+    );
+    Ok(Held { path, writers })
 }
 
 /// Whether another process holds the lock of the database at `database` right now (this
@@ -210,6 +262,40 @@ mod tests {
         assert!(held_elsewhere(&db).unwrap());
         other.unlock().unwrap();
         assert!(!held_elsewhere(&db).unwrap());
+    }
+
+    #[test]
+    fn the_last_write_connection_of_the_process_records_the_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("footlights.db");
+        let (a, b) = (acquire(&db).unwrap(), acquire(&db).unwrap());
+        a.opened(|only| {
+            assert!(only);
+            Ok(())
+        })
+        .unwrap();
+        b.opened(|only| {
+            assert!(!only, "a is open");
+            Ok(())
+        })
+        .unwrap();
+        let mut recorded = 0;
+        a.closing(|| recorded += 1);
+        assert_eq!(recorded, 0, "b is still open");
+        b.closing(|| recorded += 1);
+        assert_eq!(recorded, 1);
+
+        // An open that fails to record counts nothing.
+        let failed =
+            a.opened(|_| -> Result<()> { Err(StorageError::backend(Error::WorkerStopped)) });
+        assert!(failed.is_err());
+        b.opened(|only| {
+            assert!(only, "the failed open was counted");
+            Ok(())
+        })
+        .unwrap();
+        b.closing(|| recorded += 1);
+        assert_eq!(recorded, 2);
     }
 
     #[test]

@@ -502,8 +502,13 @@ mod tests {
         let path = dir.path().join("db");
         let lock = dir.path().join("db.lock");
         std::fs::write(&lock, b"").unwrap();
-        let mut opened =
-            schema::open(&path, Duration::from_secs(1), Durability::default(), 0).unwrap();
+        let settings = schema::Settings {
+            busy_timeout: Duration::from_secs(1),
+            durability: Durability::default(),
+            quick_check_limit: 0,
+            recover: false,
+        };
+        let mut opened = schema::open(&path, settings, true).unwrap();
         let files = Files::record(&path, &lock, false).unwrap();
         let conn = &mut opened.connection;
         let meta = ActorMeta::new(ActorId::new("a"), "n", ActorKey::from("k"), 0);

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::Durability;
 use crate::error::Error;
+use crate::{marker, wal};
 
 /// Where the format version is kept: `footlights_meta` row `format_version`. This table is the
 /// only thing every format version must keep as it is.
@@ -89,18 +90,33 @@ pub(crate) struct Opened {
     pub(crate) created: bool,
 }
 
+/// What [`open`] is asked for, from the builder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) busy_timeout: Duration,
+    pub(crate) durability: Durability,
+    /// Files up to this size get `quick_check` at open.
+    pub(crate) quick_check_limit: u64,
+    /// Opens a store that fails the checks, logging what is given up, instead of refusing it.
+    pub(crate) recover: bool,
+}
+
 /// Opens (or creates) the database at `path` and makes sure it holds a store this build can
-/// use: undamaged (if no larger than `quick_check_limit` bytes), WAL, `synchronous` as `durability` asks, the schema, and a format version no newer
-/// than ours.
-pub(crate) fn open(
-    path: &Path,
-    busy_timeout: Duration,
-    durability: Durability,
-    quick_check_limit: u64,
-) -> Result<Opened> {
+/// use: a write-ahead log SQLite will not cut short (read first, if `only`: no other write
+/// connection of this process has the file open), undamaged (if no larger than the quick
+/// check's limit), not missing the log it had at an unclean stop, WAL, `synchronous` as the
+/// durability asks, the schema, and a format version no newer than ours.
+pub(crate) fn open(path: &Path, settings: Settings, only: bool) -> Result<Opened> {
+    // Before SQLite reads the log, which it replays (and then writes over) from its first read.
+    // A log another connection of this process has open was read when that one opened.
+    let wal_found = if only {
+        wal::check(path, settings.durability, settings.recover)?
+    } else {
+        wal::path(path).exists()
+    };
     let mut connection = Connection::open(path).map_err(StorageError::backend)?;
     connection
-        .busy_timeout(busy_timeout)
+        .busy_timeout(settings.busy_timeout)
         .map_err(StorageError::backend)?;
     let journal_mode: String = connection
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -108,7 +124,7 @@ pub(crate) fn open(
     // FULL: every commit syncs the WAL before returning, so an `Ok` commit survives a power cut.
     // NORMAL (WAL mode): the WAL is synced at checkpoints only; a commit is in the page cache,
     // which outlives the process but not the machine.
-    let synchronous = match durability {
+    let synchronous = match settings.durability {
         Durability::Power => "FULL",
         Durability::Process => "NORMAL",
     };
@@ -118,7 +134,15 @@ pub(crate) fn open(
     connection
         .pragma_update(None, "foreign_keys", "ON")
         .map_err(StorageError::backend)?;
-    check_integrity(&connection, path, quick_check_limit)?;
+    check_integrity(
+        &connection,
+        path,
+        settings.quick_check_limit,
+        settings.recover,
+    )?;
+    if journal_mode.eq_ignore_ascii_case("wal") {
+        marker::check(&connection, path, wal_found, settings.recover)?;
+    }
     let created = init(&mut connection)?;
     Ok(Opened {
         connection,
@@ -127,11 +151,11 @@ pub(crate) fn open(
     })
 }
 
-/// Refuses a damaged file: `PRAGMA quick_check(1)`, which reads every page once and checks the
-/// b-trees' structure (not that indexes match their tables, as the full `integrity_check` does),
-/// stopping at the first problem. Its cost grows with the file (see the crate docs), so files
-/// larger than `limit` bytes are not checked.
-fn check_integrity(connection: &Connection, path: &Path, limit: u64) -> Result<()> {
+/// Refuses a damaged file (logged at ERROR), unless `recover`: `PRAGMA quick_check(1)`, which
+/// reads every page once and checks the b-trees' structure (not that indexes match their tables,
+/// as the full `integrity_check` does), stopping at the first problem. Its cost grows with the
+/// file (see the crate docs), so files larger than `limit` bytes are not checked.
+fn check_integrity(connection: &Connection, path: &Path, limit: u64, recover: bool) -> Result<()> {
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     if size > limit {
         tracing::info!(
@@ -142,27 +166,37 @@ fn check_integrity(connection: &Connection, path: &Path, limit: u64) -> Result<(
         );
         return Ok(());
     }
-    let corrupt = |problem: String| {
-        StorageError::backend(Error::Corrupt {
-            path: path.to_path_buf(),
-            problem: problem.replace('\n', " "),
-        })
+    let corrupt = |problem: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        problem: problem.replace('\n', " "),
     };
     let started = std::time::Instant::now();
-    let found: String = connection
-        .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
-        .map_err(|e| match e.sqlite_error_code() {
+    let found = connection.query_row("PRAGMA quick_check(1)", [], |row| row.get::<_, String>(0));
+    let corruption = match found {
+        Ok(found) => {
+            tracing::debug!(path = %path.display(), elapsed = ?started.elapsed(), result = %found, "quick check");
+            if found == "ok" {
+                return Ok(());
+            }
+            corrupt(found)
+        }
+        Err(e) => match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
                 corrupt(e.to_string())
             }
-            _ => StorageError::backend(e),
-        })?;
-    tracing::debug!(path = %path.display(), elapsed = ?started.elapsed(), result = %found, "quick check");
-    if found == "ok" {
-        Ok(())
-    } else {
-        Err(corrupt(found))
+            _ => return Err(StorageError::backend(e)),
+        },
+    };
+    if recover {
+        tracing::error!(
+            error = %corruption,
+            "opening a store that failed the integrity check, as asked: what is readable is \
+             served, and reads or writes that reach a damaged page fail"
+        );
+        return Ok(());
     }
+    tracing::error!(error = %corruption, "refusing to open the store");
+    Err(StorageError::backend(corruption))
 }
 
 /// Opens another connection to a store that [`open`] has set up, for reads only. Reads take no
@@ -277,14 +311,22 @@ mod tests {
         .unwrap()
     }
 
+    fn settings(durability: Durability) -> Settings {
+        Settings {
+            busy_timeout: Duration::from_millis(1500),
+            durability,
+            quick_check_limit: u64::MAX,
+            recover: false,
+        }
+    }
+
     #[test]
     fn connection_is_wal_with_full_sync_and_foreign_keys() {
         let dir = tempfile::tempdir().unwrap();
         let opened = open(
             &dir.path().join("db"),
-            Duration::from_millis(1500),
-            Durability::default(),
-            u64::MAX,
+            settings(Durability::default()),
+            true,
         )
         .unwrap();
         let conn = &opened.connection;
@@ -298,13 +340,7 @@ mod tests {
     #[test]
     fn process_durability_is_normal_sync_in_wal_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let opened = open(
-            &dir.path().join("db"),
-            Duration::from_millis(1500),
-            Durability::Process,
-            u64::MAX,
-        )
-        .unwrap();
+        let opened = open(&dir.path().join("db"), settings(Durability::Process), true).unwrap();
         assert_eq!(pragma(&opened.connection, "journal_mode"), "wal");
         assert_eq!(pragma(&opened.connection, "synchronous"), "1", "NORMAL");
     }

@@ -18,36 +18,63 @@ use crate::error::Error;
 /// Work for the connection's thread. It sends its own answer.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// What a connection's thread does just before it closes its connection: after the last job,
+/// or while a panicking job unwinds.
+pub(crate) type OnClose = Box<dyn FnOnce(&mut Connection) + Send>;
+
 /// A handle to a connection's thread; clones share the thread.
 ///
 /// The thread lives while any handle does: when the last one drops, the channel closes, the
-/// thread finishes the jobs already sent and closes the connection. Nothing is lost by not
-/// closing explicitly, since every commit was durable when it returned.
+/// thread finishes the jobs already sent, runs its [`OnClose`] and closes the connection.
+/// Nothing is lost by not closing explicitly, since every commit was durable when it returned.
 #[derive(Debug, Clone)]
 pub(crate) struct Worker {
     jobs: mpsc::Sender<Job>,
 }
 
+/// The connection as its thread owns it. Dropping it, at the end of the thread or while a
+/// panic unwinds it, runs the hook, then closes the connection, then drops `keep`.
+struct Owned<K> {
+    on_close: Option<OnClose>,
+    connection: Connection,
+    /// Only held, until the connection is closed.
+    _keep: K,
+}
+
+impl<K> Drop for Owned<K> {
+    fn drop(&mut self) {
+        if let Some(on_close) = self.on_close.take() {
+            on_close(&mut self.connection);
+        }
+        // Then the fields drop in their order: the connection before `keep` (the lock).
+    }
+}
+
 impl Worker {
     /// Starts a thread named `name`, which opens its connection with `open`; returns once it
     /// is open, with what `open` returned beside the connection. The thread keeps `keep` until
-    /// its connection is closed.
+    /// its connection is closed, and runs the [`OnClose`] `open` returned (if any) before
+    /// closing it.
     pub(crate) async fn start<T, K, O>(name: &str, keep: K, open: O) -> Result<(Worker, T)>
     where
         T: Send + 'static,
         K: Send + 'static,
-        O: FnOnce() -> Result<(Connection, T)> + Send + 'static,
+        O: FnOnce() -> Result<(Connection, T, Option<OnClose>)> + Send + 'static,
     {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (opened_tx, opened_rx) = oneshot::channel();
         thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                let mut connection = match open() {
-                    Ok((connection, info)) => {
+                let mut owned = match open() {
+                    Ok((connection, info, on_close)) => {
                         // If the opener went away, the loop below ends at once.
                         let _ = opened_tx.send(Ok(info));
-                        connection
+                        Owned {
+                            on_close,
+                            connection,
+                            _keep: keep,
+                        }
                     }
                     Err(e) => {
                         let _ = opened_tx.send(Err(e));
@@ -55,10 +82,8 @@ impl Worker {
                     }
                 };
                 while let Ok(job) = queue.recv() {
-                    job(&mut connection);
+                    job(&mut owned.connection);
                 }
-                drop(connection);
-                drop(keep);
             })
             .map_err(StorageError::backend)?;
         let info = opened_rx

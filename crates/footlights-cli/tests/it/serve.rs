@@ -84,6 +84,11 @@ impl Footlights {
             .unwrap()
     }
 
+    /// Kills the process (SIGKILL): nothing is closed or checkpointed.
+    async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         let response = tokio::time::timeout(LIMIT, reqwest::get(format!("{}{path}", self.url)))
             .await
@@ -326,6 +331,50 @@ async fn a_second_server_on_the_same_data_dir_is_refused_at_once() {
         (200, json!({ "output": 5 }))
     );
     assert!(again.terminate().await.success());
+}
+
+#[tokio::test]
+async fn a_store_that_lost_its_log_is_refused_until_recover_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    assert_eq!(
+        server.action("counter", "c", "increment", json!([2])).await,
+        (200, json!({ "output": 2 }))
+    );
+    server.kill().await;
+    // The commits since the start are in the write-ahead log alone.
+    std::fs::remove_file(dir.path().join("footlights.db-wal")).unwrap();
+
+    let output = serve_to_exit(&["--port", "0"], dir.path()).await;
+    assert!(!output.status.success(), "{:?}", output.status);
+    assert!(output.stdout.is_empty(), "no ready line");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("footlights.db-wal"), "{stderr}");
+    assert!(stderr.contains("is missing"), "{stderr}");
+    assert!(stderr.contains("--recover"), "{stderr}");
+
+    // Told to go on: what the state file holds, and from then on a healthy store.
+    let server = start(dir.path(), &["--recover"]).await;
+    assert_eq!(
+        server.action("counter", "c", "increment", json!([5])).await,
+        (200, json!({ "output": 5 }))
+    );
+    assert!(server.terminate().await.success());
+    let server = start(dir.path(), &[]).await;
+    assert_eq!(
+        server.action("counter", "c", "getCount", json!([])).await,
+        (200, json!({ "output": 5 }))
+    );
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn recover_is_described_in_the_help() {
+    let output = serve_to_exit(&["--help"], Path::new(".")).await;
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("--recover"), "{help}");
+    assert!(help.contains("write-ahead log"), "{help}");
 }
 
 #[tokio::test]

@@ -63,6 +63,19 @@ async fn a_file_with_garbage_in_its_pages_is_refused_at_open() {
         "names the file: {message}"
     );
 
+    // Told to go on, it opens: what is readable is served.
+    let driver = SqliteDriver::builder(&path)
+        .recover(true)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(
+        driver.load_state(&ActorId::new("a1")).await.unwrap(),
+        Some(vec![1; 3000])
+    );
+    drop(driver);
+    super::wait_closed(&path);
+
     // Files over the check's limit open unchecked.
     SqliteDriver::builder(&path)
         .quick_check_limit(len - 1)

@@ -94,7 +94,14 @@ fn child_commits_then_aborts() {
 #[test]
 fn killed_process_keeps_committed_writes() {
     let (_dir, path) = super::temp_db();
-    let child = Command::new(std::env::current_exe().unwrap())
+    kill_after_writing(&path);
+    block_on(check(&path));
+}
+
+/// Runs [`child_commits_then_aborts`] on the store at `path` in a child process, and checks
+/// that it died.
+pub(super) fn kill_after_writing(path: &Path) {
+    let child = Command::new(std::env::current_exe().expect("the test binary's path"))
         .args([
             "--exact",
             "crash::child_commits_then_aborts",
@@ -102,9 +109,9 @@ fn killed_process_keeps_committed_writes() {
             "--nocapture",
         ])
         .args(["--test-threads", "1"])
-        .env(CHILD_DB, &path)
+        .env(CHILD_DB, path)
         .output()
-        .unwrap();
+        .expect("running the child");
     assert!(
         !child.status.success(),
         "the child did not abort ({}):\n{}\n{}",
@@ -112,7 +119,6 @@ fn killed_process_keeps_committed_writes() {
         String::from_utf8_lossy(&child.stdout),
         String::from_utf8_lossy(&child.stderr)
     );
-    block_on(check(&path));
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod detached;
 mod format_version;
 mod lock_wait;
 mod upgrade;
+mod wal;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,25 @@ fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("footlights.db");
     (dir, path)
+}
+
+/// Waits until the drivers dropped on `path` have closed their connections. A driver closes
+/// them on its threads once its last handle drops (recording the clean close in the file as it
+/// does), then releases its lock file, which another handle can take from then on.
+fn wait_closed(path: &Path) {
+    let mut lock = path.as_os_str().to_owned();
+    lock.push(".lock");
+    let lock = std::fs::File::open(&lock).expect("opening the lock file");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return lock.unlock().expect("unlocking the lock file"),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("the store did not close: {e}"),
+        }
+    }
 }
 
 /// The format version recorded in the file, read with plain SQLite.
