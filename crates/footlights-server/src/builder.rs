@@ -237,7 +237,8 @@ impl ServerBuilder {
     /// `/metadata`, WebSocket and SSE openings included); past it, requests get
     /// `actor.rate_limited` (429) with `retryAfterMs` in the metadata. Off by default: a proxy
     /// in front shares one address among many clients, so set it where the server sees the
-    /// clients' own addresses. Messages on an open connection are not counted.
+    /// clients' own addresses. Actions over a WebSocket count too: each one past the rate is
+    /// answered with the error, and the connection goes on.
     ///
     /// ```
     /// use footlights_core::Registry;

@@ -118,6 +118,7 @@ struct Setup {
     request: ConnRequest,
     ray: RayId,
     guard: ConnGuard,
+    client: Option<std::net::IpAddr>,
 }
 
 /// `GET …/connect`.
@@ -128,6 +129,7 @@ pub(crate) async fn handle(
     ray: RayId,
 ) -> Response {
     let (mut parts, _) = req.into_parts();
+    let client = parts.extensions.get::<crate::conn::ClientIp>().map(|c| c.0);
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -188,6 +190,7 @@ pub(crate) async fn handle(
         params,
         ray,
         guard,
+        client,
     });
     upgrade
         .protocols([RIVET_PROTOCOL])
@@ -253,6 +256,7 @@ async fn open(mut socket: WebSocket, setup: Box<Setup>) -> Option<(WsConn, Link)
         request,
         ray,
         guard,
+        client,
     } = *setup;
     let mut stop = shared.stop.clone();
     let opened = tokio::select! {
@@ -280,6 +284,7 @@ async fn open(mut socket: WebSocket, setup: Box<Setup>) -> Option<(WsConn, Link)
     let rate_key = gateway::rate_key(&addressed.gateway.address);
     let conn = WsConn {
         rate_key,
+        client,
         in_flight: InFlight::new(shared.config.max_in_flight),
         shared,
         socket,
@@ -300,6 +305,8 @@ struct WsConn {
     shared: Arc<Shared>,
     /// What this connection's actions count under for `rate_limit_per_actor`.
     rate_key: String,
+    /// The client's address, whose `rate_limit_per_client` its actions count against.
+    client: Option<std::net::IpAddr>,
     socket: WebSocket,
     peer: Peer,
     ext: ConnExtensions,
@@ -535,8 +542,13 @@ impl WsConn {
         self.peer.saw_version(version);
         if let ToServer::ActionRequest { id, name, .. } = &msg {
             tracing::debug!(action = %name, id, "action request");
-            // Actions over a connection count against the actor's rate like requests do.
-            if let Err(error) = self.shared.limits.actor(&self.rate_key) {
+            // Actions over a connection count against the client's and the actor's rates like
+            // requests do.
+            let limits = &self.shared.limits;
+            if let Err(error) = limits
+                .client(self.client)
+                .and_then(|()| limits.actor(&self.rate_key))
+            {
                 let error = ToClient::Error {
                     error,
                     action_id: Some(*id),

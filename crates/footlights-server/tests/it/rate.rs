@@ -63,12 +63,16 @@ async fn one_actor_is_held_to_its_rate_and_others_are_not() {
     assert_eq!(refused, 0, "another actor has its own budget");
 }
 
-#[tokio::test]
-async fn actions_over_a_connection_count_against_the_actors_rate() {
+/// Sends 20 actions at once over one WebSocket to a server set up by `configure`; returns how
+/// many were answered and how many refused with `rate_limited` (each with its action id).
+async fn ws_burst(
+    configure: impl FnOnce(footlights_server::ServerBuilder) -> footlights_server::ServerBuilder,
+    key: &str,
+) -> (usize, usize) {
     use crate::support::{action_json, next_json, send_text, until_tag, ws_connect};
-    let server = TestServer::with(|b| b.rate_limit_per_actor(Rate::per_second(1).burst(3))).await;
-    let path = TestServer::query_path("/connect", "ws-busy");
-    // The connect itself is one request to the actor.
+    let server = TestServer::with(configure).await;
+    let path = TestServer::query_path("/connect", key);
+    // The connect itself is one request.
     let (mut ws, _) = ws_connect(&server, &path, &["rivet", "rivet_encoding.json"]).await;
     until_tag(&mut ws, "Init").await;
     for id in 0..20 {
@@ -92,7 +96,28 @@ async fn actions_over_a_connection_count_against_the_actors_rate() {
             _ => {}
         }
     }
+    (answered, refused)
+}
+
+#[tokio::test]
+async fn actions_over_a_connection_count_against_the_actors_rate() {
+    let (answered, refused) = ws_burst(
+        |b| b.rate_limit_per_actor(Rate::per_second(1).burst(3)),
+        "ws-busy",
+    )
+    .await;
     assert!(refused >= 10, "only {refused} of 20 refused");
     // The connection goes on: refusals are per action.
+    assert!(answered >= 1);
+}
+
+#[tokio::test]
+async fn actions_over_a_connection_count_against_the_clients_rate() {
+    let (answered, refused) = ws_burst(
+        |b| b.rate_limit_per_client(Rate::per_second(1).burst(3)),
+        "ws-chatty",
+    )
+    .await;
+    assert!(refused >= 10, "only {refused} of 20 refused");
     assert!(answered >= 1);
 }
