@@ -33,7 +33,7 @@
 //!   [`StorageError::Unavailable`](footlights_storage::StorageError::Unavailable) (retryable;
 //!   the pool reconnects), as the SQLite driver reports its disk failing. A commit whose answer
 //!   was lost with the connection is reported so too, although the server may have applied it;
-//! - with a PostgreSQL for tests (feature `test-support`): [`test_support`] starts Debian's
+//! - with a PostgreSQL for tests (feature `test-support`): its `test_support` module starts Debian's
 //!   server binaries on a free loopback port.
 //!
 //! What it is not: a way to make PostgreSQL durable. A commit is as durable as the server
