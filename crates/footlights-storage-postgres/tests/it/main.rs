@@ -5,6 +5,7 @@
 mod cluster;
 mod conformance;
 mod node_fence;
+mod races;
 mod schema;
 mod unavailable;
 
