@@ -4,6 +4,7 @@
 
 mod cluster;
 mod conformance;
+mod local_on_sqlite;
 mod node_fence;
 mod races;
 mod schema;
