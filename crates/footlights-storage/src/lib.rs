@@ -30,11 +30,14 @@
 //! # });
 //! ```
 //!
-//! What this crate is: the trait, [`MemoryDriver`] for tests, and (feature `conformance`) the
-//! `conformance` suite every driver must pass. What it is not: a database. The default
+//! What this crate is: the trait, [`MemoryDriver`] for tests, the [`cluster`] module
+//! (membership and placement when several processes share a store, the [`Cluster`](cluster::Cluster)
+//! trait and its single-process form [`LocalCluster`](cluster::LocalCluster)), and (feature
+//! `conformance`) the `conformance` suite every driver must pass. What it is not: a database. The default
 //! on-disk driver lives in `footlights-storage-sqlite`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod cluster;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod kv;

@@ -35,6 +35,14 @@
 //! size account), batches (order, atomicity of snapshot and key-value writes, writes for
 //! unknown actors), fenced units, deleting, the generation, reopening after a crash (dropping every handle without closing), and the recorded
 //! format version.
+//!
+//! Drivers that also implement [`Cluster`](crate::cluster::Cluster) run the cluster checks
+//! too, through a [`ClusterHarness`] and
+//! [`cluster_conformance_tests!`](crate::cluster_conformance_tests) (or
+//! [`run_cluster_checks`]): one claim wins among sixteen concurrent claimers, a claim fences
+//! the previous holder's writes, one fenced actor does not fail the rest of a batch, a release
+//! frees an actor at once, a lease that ran out on the store's clock is detected, and actors
+//! with due alarms and no live holder are found.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +52,7 @@ use futures::future::BoxFuture;
 use crate::{Driver, MemoryDriver, Result};
 
 mod actors;
+mod cluster;
 mod creates;
 mod data;
 mod durability;
@@ -55,6 +64,12 @@ pub use actors::{
     delete_actor_removes_everything_and_frees_key, find_actor_by_id_and_key, list_actors_in_pages,
     list_by_key_prefix_matches_whole_parts, list_by_name_ordered_by_key,
     same_key_other_name_is_another_actor, unique_key_under_concurrent_create,
+};
+pub use cluster::{
+    ClusterHarness, LocalClusterHarness, Opened, claim_is_unique_under_concurrent_claimers,
+    claiming_an_unknown_actor_is_not_found, due_orphans_are_found, expired_lease_is_detected,
+    old_generation_is_fenced_after_a_claim, one_fenced_actor_does_not_fail_the_batch,
+    release_makes_an_actor_claimable_at_once, run_cluster_checks,
 };
 pub use creates::{
     create_with_data_survives_reopen, creates_in_a_batch_report_outcomes,
