@@ -54,6 +54,10 @@ impl fmt::Debug for ActionError {
 /// The message clients see for masked internal errors.
 pub const INTERNAL_MESSAGE: &str = "An internal error occurred";
 
+/// The message of `actor.action_timed_out`.
+const ACTION_TIMED_OUT_MESSAGE: &str = "Action timed out. The limit can be raised with \
+     `ActorOptions::action_timeout`, or for one action with `#[action(timeout_ms = ..)]`";
+
 impl ActionError {
     fn from_inner(inner: ErrorInner) -> Self {
         ActionError {
@@ -116,8 +120,11 @@ impl ActionError {
     }
 
     /// An action ran past its timeout (`actor.action_timed_out`, HTTP 408).
+    ///
+    /// The message begins with `Action timed out`, as both generations of the official client
+    /// word it, so text matched against it (`/timed out/i`) finds it.
     pub fn action_timed_out() -> Self {
-        Self::new("actor", "action_timed_out", "action timed out")
+        Self::new("actor", "action_timed_out", ACTION_TIMED_OUT_MESSAGE)
     }
 
     /// A connect hook ran past its timeout (`actor.callback_timed_out`).
@@ -310,6 +317,14 @@ mod tests {
         let e = ActionError::user_error("bad");
         assert_eq!(e.code(), "user_error");
         assert!(e.metadata().is_none());
+    }
+
+    #[test]
+    fn an_action_timeout_reads_as_the_official_clients_word_it() {
+        let e = ActionError::action_timed_out();
+        assert_eq!((e.group(), e.code()), ("actor", "action_timed_out"));
+        assert!(e.message().starts_with("Action timed out"), "{e}");
+        assert!(e.is_timeout());
     }
 
     #[test]
