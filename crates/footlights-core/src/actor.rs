@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 
 use crate::conn::{Conn, ConnRequest};
 use crate::ctx::Ctx;
-use crate::raw::{RawRequest, RawResponse, RawSocket, WsMessage};
+use crate::deferred::Deferred;
+use crate::raw::{RawReply, RawRequest, RawSocket, WsMessage};
 
 /// The connection-related types of an actor: params clients send, the per-connection state,
 /// and the auth data the before-connect hook returns.
@@ -250,16 +251,25 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
         async {}
     }
 
-    /// Handles a raw HTTP request (a client's `fetch` to `/request/...`); the response goes
-    /// back unchanged. It runs with a short-lived connection, like a stateless action.
-    /// `Ok(None)`, the default, means "no handler": the client gets a 404.
+    /// Handles a raw HTTP request (a client's `fetch` to `/request/...`). It runs with a
+    /// short-lived connection, like a stateless action, and answers with a [`RawReply`]:
+    ///
+    /// - a response (`Ok(response.into())`), which goes back unchanged;
+    /// - [`RawReply::later`]: a response made beside the mailbox, without the state. Use it for
+    ///   anything slow, so the actor keeps serving other actions and requests meanwhile; work
+    ///   done here, before returning, holds the actor like any `&mut self` action;
+    /// - [`RawReply::NoResponse`]: the client gets 500 `handler.invalid_request_handler_response`;
+    /// - [`RawReply::NotDefined`], the default: the actor has no handler, the client gets 404
+    ///   `handler.request_not_defined`.
+    ///
+    /// An error is answered like an action's (status from its code, internal errors masked).
     fn on_request(
         &mut self,
         ctx: &Ctx<Self>,
         request: RawRequest,
-    ) -> impl Future<Output = Result<Option<RawResponse>, ActionError>> + Send {
+    ) -> impl Future<Output = Result<RawReply, ActionError>> + Send {
         let _ = (ctx, request);
-        async { Ok(None) }
+        async { Ok(RawReply::NotDefined) }
     }
 
     /// A raw WebSocket opens (`/websocket/...`). Return `true` to accept it and keep `socket`
@@ -330,33 +340,6 @@ pub trait DeferredHandler<M: Action>: Actor {
         ctx: &Ctx<Self>,
         msg: M,
     ) -> impl Future<Output = Result<Deferred<M::Output>, ActionError>> + Send;
-}
-
-/// An answer that is not ready yet: a future that owns what it needs (no borrow of the state).
-///
-/// ```
-/// use footlights_core::Deferred;
-/// let (tx, rx) = tokio::sync::oneshot::channel::<i64>();
-/// let answer = Deferred::new(async move { rx.await.map_err(|_| footlights_core::ActionError::internal("dropped")) });
-/// # drop((tx, answer));
-/// ```
-pub struct Deferred<T>(BoxFuture<'static, Result<T, ActionError>>);
-
-impl<T> Deferred<T> {
-    /// Wraps a future that produces the answer.
-    pub fn new(fut: impl Future<Output = Result<T, ActionError>> + Send + 'static) -> Self {
-        Deferred(Box::pin(fut))
-    }
-
-    pub(crate) fn into_future(self) -> BoxFuture<'static, Result<T, ActionError>> {
-        self.0
-    }
-}
-
-impl<T> std::fmt::Debug for Deferred<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Deferred(..)")
-    }
 }
 
 /// What an action produced: a value now, or a future answer.

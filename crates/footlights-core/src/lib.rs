@@ -26,6 +26,7 @@ mod actor;
 mod clock;
 mod conn;
 mod ctx;
+mod deferred;
 mod gate;
 mod instance;
 pub mod kv;
@@ -36,13 +37,16 @@ mod snapshot;
 mod writer;
 
 pub use actor::{
-    ActionTable, Actor, ActorOptions, AuthOf, ConnStateOf, ConnTypes, Conns, Deferred,
-    DeferredHandler, Handler, ParamsOf, ReadHandler,
+    ActionTable, Actor, ActorOptions, AuthOf, ConnStateOf, ConnTypes, Conns, DeferredHandler,
+    Handler, ParamsOf, ReadHandler,
 };
 pub use conn::{Conn, ConnRequest};
 pub use ctx::{Ctx, Schedule};
+pub use deferred::Deferred;
 pub use footlights_protocol::{ActionError, ActorId, ActorKey, Value};
 pub use footlights_storage::KvRange;
 pub use kv::{Kv, KvEntry, KvKey, KvPage};
-pub use raw::{RawEvent, RawLink, RawLinkSender, RawRequest, RawResponse, RawSocket, WsMessage};
+pub use raw::{
+    RawEvent, RawLink, RawLinkSender, RawReply, RawRequest, RawResponse, RawSocket, WsMessage,
+};
 pub use registry::{DEFAULT_MAX_KEY_BYTES, Registry, RegistryBuilder};

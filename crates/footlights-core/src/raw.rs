@@ -1,8 +1,9 @@
 //! Raw HTTP and raw WebSocket handlers: traffic the actor handles itself, outside the action
 //! protocol.
 //!
-//! A raw HTTP request reaches [`Actor::on_request`](crate::Actor::on_request) and its response
-//! goes back unchanged. A raw WebSocket opens with
+//! A raw HTTP request reaches [`Actor::on_request`](crate::Actor::on_request), which answers
+//! with a [`RawReply`]: a response, which goes back unchanged, or a response still being made,
+//! which the actor finishes beside its mailbox. A raw WebSocket opens with
 //! [`Actor::on_websocket`](crate::Actor::on_websocket); its messages arrive at
 //! [`Actor::on_websocket_message`](crate::Actor::on_websocket_message) and the actor answers
 //! through the [`RawSocket`] handle. Both run with a connection (params, connect hooks), like
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use footlights_protocol::ActionError;
 use tokio::sync::mpsc;
 
+use crate::deferred::Deferred;
 use crate::gate::{Gate, Output};
 use crate::instance::{Mailbox, Msg};
 
@@ -24,6 +26,87 @@ pub type RawRequest = http::Request<Bytes>;
 
 /// A raw HTTP response, returned to the client unchanged.
 pub type RawResponse = http::Response<Bytes>;
+
+/// What a request handler ([`Actor::on_request`](crate::Actor::on_request)) answers.
+///
+/// ```
+/// use footlights_core::{ActionError, Deferred, RawReply, RawResponse};
+///
+/// // A response now:
+/// let now: RawReply = RawResponse::new("hello".into()).into();
+/// // A response later, made without the state while the actor serves other messages:
+/// let later = RawReply::later(async {
+///     tokio::task::yield_now().await;
+///     Ok::<_, ActionError>(RawResponse::new("done".into()))
+/// });
+/// # drop((now, later));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RawReply {
+    /// This response, returned to the client unchanged (status, headers and body).
+    Response(RawResponse),
+    /// A response still being made. The future holds no borrow of the state: the actor polls it
+    /// beside its mailbox, like a [`Deferred`] action, so other actions and requests are served
+    /// meanwhile and the actor stays awake until it is done. It shares the handler's time limit
+    /// ([`ActorOptions::action_timeout`](crate::ActorOptions::action_timeout)) and keeps the
+    /// request's short-lived connection open until it ends.
+    Later(Deferred<RawResponse>),
+    /// The handler took the request but made no response. The client gets HTTP 500 with the
+    /// error `handler.invalid_request_handler_response`.
+    NoResponse,
+    /// The actor has no request handler: what the default
+    /// [`Actor::on_request`](crate::Actor::on_request) answers. The client gets HTTP 404 with
+    /// the error `handler.request_not_defined`; a handler may answer it too, for paths it does
+    /// not serve.
+    NotDefined,
+}
+
+impl RawReply {
+    /// A response made by `fut`, beside the actor's mailbox ([`RawReply::Later`]).
+    pub fn later(
+        fut: impl Future<Output = Result<RawResponse, ActionError>> + Send + 'static,
+    ) -> Self {
+        RawReply::Later(Deferred::new(fut))
+    }
+}
+
+impl From<RawResponse> for RawReply {
+    fn from(response: RawResponse) -> Self {
+        RawReply::Response(response)
+    }
+}
+
+/// `None` is [`RawReply::NoResponse`].
+impl From<Option<RawResponse>> for RawReply {
+    fn from(response: Option<RawResponse>) -> Self {
+        response.map_or(RawReply::NoResponse, RawReply::Response)
+    }
+}
+
+impl From<Deferred<RawResponse>> for RawReply {
+    fn from(later: Deferred<RawResponse>) -> Self {
+        RawReply::Later(later)
+    }
+}
+
+/// `handler.request_not_defined` (404): the actor answers no raw HTTP.
+pub(crate) fn request_not_defined() -> ActionError {
+    ActionError::new(
+        "handler",
+        "request_not_defined",
+        "the actor has no raw HTTP request handler (`Actor::on_request`)",
+    )
+}
+
+/// `handler.invalid_request_handler_response` (500): the handler made no response.
+pub(crate) fn no_response() -> ActionError {
+    ActionError::new(
+        "handler",
+        "invalid_request_handler_response",
+        "the actor's request handler made no response",
+    )
+}
 
 /// One WebSocket message.
 #[derive(Debug, Clone, PartialEq, Eq)]

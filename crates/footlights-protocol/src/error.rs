@@ -257,6 +257,9 @@ impl ActionError {
             return 500;
         }
         match (&*self.inner.group, &*self.inner.code) {
+            // A request handler that made no response is the server's fault, not a missing
+            // route (2.0.33's own server answered it with 500 too).
+            ("handler", "invalid_request_handler_response") => 500,
             ("auth", "forbidden") => 403,
             ("auth", "unauthorized") => 401,
             ("actor", "not_found" | "action_not_found")
@@ -335,5 +338,9 @@ mod tests {
         assert_eq!(ActionError::incoming_too_long().http_status(), 400);
         assert_eq!(ActionError::duplicate_key("k").http_status(), 400);
         assert_eq!(ActionError::storage_unavailable().http_status(), 503);
+        let no_handler = ActionError::new("handler", "request_not_defined", "m");
+        assert_eq!(no_handler.http_status(), 404);
+        let no_response = ActionError::new("handler", "invalid_request_handler_response", "m");
+        assert_eq!(no_response.http_status(), 500);
     }
 }

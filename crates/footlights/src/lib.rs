@@ -56,7 +56,7 @@ pub use footlights_client::{
 };
 pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, Ctx, Deferred,
-    DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage, KvRange, RawEvent, RawRequest,
+    DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage, KvRange, RawEvent, RawReply, RawRequest,
     RawResponse, RawSocket, ReadHandler, Registry, RegistryBuilder, Schedule, WsMessage,
 };
 #[cfg(feature = "macros")]

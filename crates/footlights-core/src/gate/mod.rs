@@ -36,8 +36,8 @@ pub(crate) enum Output {
     Close(Arc<ConnSink>, CloseReason, Option<oneshot::Sender<()>>),
     /// The answer to a raw HTTP request.
     RawReply(
-        oneshot::Sender<Result<Option<RawResponse>, ActionError>>,
-        Result<Option<RawResponse>, ActionError>,
+        oneshot::Sender<Result<RawResponse, ActionError>>,
+        Result<RawResponse, ActionError>,
     ),
     /// A message or close for a raw WebSocket.
     Raw(mpsc::UnboundedSender<RawEvent>, RawEvent),

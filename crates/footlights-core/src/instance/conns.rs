@@ -114,11 +114,7 @@ impl<A: Actor> Instance<A> {
                 self.ctx.shared.gate.push(Output::Reply(reply, result));
                 self.close_ephemeral(&conn).await;
             }
-            Invoked::Later(fut) => {
-                self.deferred.push(Box::pin(
-                    async move { (Waiter::Reply(reply, conn), fut.await) },
-                ));
-            }
+            Invoked::Later(fut) => self.deferred.action(Waiter::Reply(reply, conn), fut),
         }
     }
 

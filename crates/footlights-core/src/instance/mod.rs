@@ -23,9 +23,10 @@ use tokio::time::Instant;
 use crate::actor::{ActionTable, Actor, ActorOptions, Entry, Outcome};
 use crate::conn::{Conn, ConnRequest};
 use crate::ctx::{Ctx, Shared};
+use crate::deferred::Deferred;
 use crate::gate::{ConnSink, Gate, Output};
 use crate::kv::{self, KvStore};
-use crate::raw::{RawEvent, RawRequest, RawResponse, RawSocket, WsMessage};
+use crate::raw::{RawEvent, RawReply, RawRequest, RawResponse, RawSocket, WsMessage};
 use crate::registry::RegistryInner;
 use crate::snapshot;
 use crate::writer::WriteRequest;
@@ -33,10 +34,15 @@ pub(crate) use mailbox::{Mailbox, MailboxRx};
 
 mod boot;
 mod conns;
+mod invoke;
 pub(crate) mod mailbox;
+mod pending;
 mod raw;
 mod save;
 mod stop;
+
+use invoke::{Invoked, guarded, is_panic};
+use pending::{Deferreds, Finished, RawReplyTx, Waiter};
 
 /// The storage key under which a new actor's create input waits for its first start.
 pub(crate) const INPUT_KEY: &[u8] = b"footlights.input";
@@ -88,7 +94,7 @@ pub(crate) enum Msg {
     Request {
         params: Option<Value>,
         request: RawRequest,
-        reply: oneshot::Sender<Result<Option<RawResponse>, ActionError>>,
+        reply: RawReplyTx,
     },
     /// A raw WebSocket opens.
     WsOpen {
@@ -127,43 +133,8 @@ enum Wake<A: Actor> {
     /// A write failed: stop before serving anything else.
     Failed,
     Msg(Option<Box<Msg>>),
-    Done(Box<(Waiter<A>, Result<Value, ActionError>)>),
+    Done(Box<Finished<A>>),
     Timer,
-}
-
-/// Who waits for a deferred answer.
-enum Waiter<A: Actor> {
-    Reply(oneshot::Sender<Result<Value, ActionError>>, Conn<A>),
-    Conn(Arc<ConnSink>, u64),
-    Alarm(String),
-}
-
-type Pending<A> = BoxFuture<'static, (Waiter<A>, Result<Value, ActionError>)>;
-
-/// Deferred answers being computed. The set is made on first use: most actors never defer.
-struct Deferreds<A: Actor>(Option<FuturesUnordered<Pending<A>>>);
-
-impl<A: Actor> Deferreds<A> {
-    fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(FuturesUnordered::is_empty)
-    }
-
-    fn push(&mut self, fut: Pending<A>) {
-        self.0.get_or_insert_with(FuturesUnordered::new).push(fut);
-    }
-
-    /// The next finished answer; `None` when none is pending.
-    async fn next(&mut self) -> Option<(Waiter<A>, Result<Value, ActionError>)> {
-        match &mut self.0 {
-            Some(set) => set.next().await,
-            None => None,
-        }
-    }
-}
-
-enum Invoked {
-    Now(Result<Value, ActionError>),
-    Later(BoxFuture<'static, Result<Value, ActionError>>),
 }
 
 /// Logs a non-public error once and returns what the client may see.
@@ -181,33 +152,6 @@ pub(crate) fn random_id() -> String {
         .into_uuid()
         .simple()
         .to_string()
-}
-
-/// Runs a hook or action future with a timeout, turning panics into internal errors.
-///
-/// The future is polled once before the timer is made: most hooks and actions finish at
-/// once, and then cost no timer. The limit counts from that first poll.
-async fn guarded<T>(
-    limit: Duration,
-    on_timeout: fn() -> ActionError,
-    fut: impl std::future::Future<Output = Result<T, ActionError>>,
-) -> Result<T, ActionError> {
-    let caught = |r: Result<Result<T, ActionError>, _>| match r {
-        Err(_panic) => Err(ActionError::internal("panicked")),
-        Ok(result) => result,
-    };
-    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
-    if let std::task::Poll::Ready(r) = futures::poll!(fut.as_mut()) {
-        return caught(r);
-    }
-    match tokio::time::timeout(limit, fut).await {
-        Err(_) => Err(on_timeout()),
-        Ok(r) => caught(r),
-    }
-}
-
-fn is_panic(e: &ActionError) -> bool {
-    !e.is_public() && e.message() == "panicked"
 }
 
 pub(crate) fn run<A: Actor>(
@@ -327,7 +271,6 @@ impl<A: Actor> Instance<A> {
                 match wake {
                     Wake::Failed => {}
                     Wake::Msg(Some(msg)) => {
-                        last_activity = Instant::now();
                         if let Msg::Stop { done } = *msg {
                             let stopping = Box::pin(this.stop(CloseReason::going_away()));
                             stopping.await;
@@ -336,6 +279,9 @@ impl<A: Actor> Instance<A> {
                         }
                         let handling = Box::pin(this.handle(msg));
                         handling.await;
+                        // Idle from when the message ends, not when it began: a request or
+                        // action that ran past the timeout leaves the actor a full timeout.
+                        last_activity = Instant::now();
                     }
                     // Unreachable while `ctx` holds a sender; stop cleanly anyway.
                     Wake::Msg(None) => {
@@ -343,10 +289,9 @@ impl<A: Actor> Instance<A> {
                         return stopping.await;
                     }
                     Wake::Done(done) => {
-                        last_activity = Instant::now();
-                        let (waiter, result) = *done;
-                        let completing = Box::pin(this.complete(waiter, result));
+                        let completing = Box::pin(this.complete(*done));
                         completing.await;
+                        last_activity = Instant::now();
                     }
                     Wake::Timer => {
                         let now = Instant::now();
@@ -361,7 +306,16 @@ impl<A: Actor> Instance<A> {
                             }
                             last_activity = Instant::now();
                         }
-                        timer.as_mut().reset(last_activity + timeout);
+                        // While the actor cannot sleep (a deferred answer, a connection),
+                        // its idle time may be up already: look again a timeout from now,
+                        // rather than at once and for ever.
+                        let now = Instant::now();
+                        let idle_until = last_activity + timeout;
+                        timer.as_mut().reset(if idle_until > now {
+                            idle_until
+                        } else {
+                            now + timeout
+                        });
                     }
                 }
                 if this.ctx.shared.gate.has_failed() {
@@ -428,9 +382,9 @@ impl<A: Actor> Instance<A> {
                         };
                         match self.invoke(&name, args, Some(conn)).await {
                             Invoked::Now(result) => self.reply_conn(&sink, id, result),
-                            Invoked::Later(fut) => self
-                                .deferred
-                                .push(Box::pin(async move { (Waiter::Conn(sink, id), fut.await) })),
+                            Invoked::Later(fut) => {
+                                self.deferred.action(Waiter::Conn(sink, id), fut)
+                            }
                         }
                     }
                     (
@@ -538,102 +492,5 @@ impl<A: Actor> Instance<A> {
             }
         }
         self.end().await;
-    }
-
-    async fn invoke(&mut self, name: &str, args: Vec<Value>, conn: Option<Conn<A>>) -> Invoked {
-        let Some(entry) = self.table.get(name) else {
-            return Invoked::Now(Err(ActionError::action_not_found(name)));
-        };
-        let limit = self
-            .table
-            .timeout_of(name)
-            .unwrap_or(self.options.action_timeout);
-        let deadline = Instant::now() + limit;
-        let ctx = self.ctx.with_conn(conn);
-        let outcome = match entry {
-            Entry::Read(f) => {
-                guarded(
-                    limit,
-                    ActionError::action_timed_out,
-                    f(&self.actor, &ctx, args),
-                )
-                .await
-            }
-            Entry::Write(f) => {
-                self.dirty = true;
-                let r = guarded(
-                    limit,
-                    ActionError::action_timed_out,
-                    f(&mut self.actor, &ctx, args),
-                )
-                .await;
-                if r.as_ref().err().is_some_and(is_panic) {
-                    self.panicked = true;
-                }
-                r
-            }
-        };
-        match outcome {
-            Ok(Outcome::Now(v)) => Invoked::Now(Ok(v)),
-            Ok(Outcome::Later(fut)) => Invoked::Later(Box::pin(async move {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                guarded(remaining, ActionError::action_timed_out, fut).await
-            })),
-            Err(e) => {
-                if is_panic(&e) {
-                    tracing::error!(actor = A::NAME, action = name, "action panicked");
-                }
-                Invoked::Now(Err(e))
-            }
-        }
-    }
-
-    async fn complete(&mut self, waiter: Waiter<A>, result: Result<Value, ActionError>) {
-        self.begin();
-        match waiter {
-            Waiter::Reply(reply, conn) => {
-                let result = result.map_err(|e| for_client(A::NAME, e));
-                self.ctx.shared.gate.push(Output::Reply(reply, result));
-                self.close_ephemeral(&conn).await;
-            }
-            Waiter::Conn(sink, id) => self.reply_conn(&sink, id, result),
-            Waiter::Alarm(name) => {
-                if let Err(e) = result {
-                    tracing::warn!(actor = A::NAME, action = %name, error = %e, "scheduled action failed");
-                }
-            }
-        }
-        self.end().await;
-    }
-
-    async fn fire_alarm(&mut self, alarm_id: String) {
-        let alarm = self.ctx.shared.alarms().remove(&alarm_id);
-        let Some(alarm) = alarm else { return };
-        let shared = &self.ctx.shared;
-        shared
-            .pending_writes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Write::DeleteAlarm {
-                actor: shared.id.clone(),
-                alarm_id,
-            });
-        let args = match snapshot::decode_args(&alarm.args) {
-            Ok(args) => args,
-            Err(e) => {
-                return tracing::error!(actor = A::NAME, error = %e, "alarm arguments unreadable");
-            }
-        };
-        match self.invoke(&alarm.action, args, None).await {
-            Invoked::Now(Ok(_)) => {}
-            Invoked::Now(Err(e)) => {
-                tracing::warn!(actor = A::NAME, action = %alarm.action, error = %e, "scheduled action failed");
-            }
-            Invoked::Later(fut) => {
-                let name = alarm.action;
-                self.deferred
-                    .push(Box::pin(async move { (Waiter::Alarm(name), fut.await) }));
-            }
-        }
     }
 }

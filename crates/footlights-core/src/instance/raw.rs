@@ -7,12 +7,14 @@ impl<A: Actor> Instance<A> {
         ConnId::new(random_id())
     }
 
-    /// Runs the request handler with a short-lived connection.
+    /// Runs the request handler with a short-lived connection. A response made later
+    /// ([`RawReply::Later`]) is polled beside the mailbox, so the actor serves other messages
+    /// meanwhile; the connection stays open until the response is out.
     pub(super) async fn raw_request(
         &mut self,
         params: Option<Value>,
         request: RawRequest,
-        reply: oneshot::Sender<Result<Option<RawResponse>, ActionError>>,
+        reply: RawReplyTx,
     ) {
         let conn_request = ConnRequest::new(
             request.method().clone(),
@@ -30,6 +32,7 @@ impl<A: Actor> Instance<A> {
         let ctx = self.ctx.with_conn(Some(conn.clone()));
         self.dirty = true;
         let limit = self.options.action_timeout;
+        let deadline = Instant::now() + limit;
         let result = guarded(
             limit,
             ActionError::action_timed_out,
@@ -39,6 +42,15 @@ impl<A: Actor> Instance<A> {
         if result.as_ref().err().is_some_and(is_panic) {
             self.panicked = true;
         }
+        let result = match result {
+            Ok(RawReply::Later(later)) => {
+                return self.deferred.request(reply, conn, later, deadline);
+            }
+            Ok(RawReply::Response(response)) => Ok(response),
+            Ok(RawReply::NoResponse) => Err(crate::raw::no_response()),
+            Ok(RawReply::NotDefined) => Err(crate::raw::request_not_defined()),
+            Err(e) => Err(e),
+        };
         gate.push(Output::RawReply(
             reply,
             result.map_err(|e| for_client(A::NAME, e)),

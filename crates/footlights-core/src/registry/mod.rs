@@ -207,8 +207,9 @@ impl Registry {
     /// from `params` and the request.
     ///
     /// # Errors
-    /// `handler.request_not_defined` (404) when the actor has no handler; the connect hooks'
-    /// and the handler's errors.
+    /// `handler.request_not_defined` (404) when the actor has no handler,
+    /// `handler.invalid_request_handler_response` (500) when its handler made no response; the
+    /// connect hooks' and the handler's errors.
     pub async fn request(
         &self,
         target: &Target,
@@ -223,14 +224,7 @@ impl Registry {
             reply,
         };
         self.inner.send(target.name(), &id, Some(msg))?;
-        match rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))? {
-            Some(response) => Ok(response),
-            None => Err(ActionError::new(
-                "handler",
-                "request_not_defined",
-                "the actor has no raw HTTP handler",
-            )),
-        }
+        rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))
     }
 
     /// Opens a raw WebSocket to the actor

@@ -66,6 +66,19 @@ async fn a_path_the_handler_does_not_take_is_a_404_that_is_not_a_stale_actor_cod
 }
 
 #[tokio::test]
+async fn a_handler_that_makes_no_response_is_a_500_with_a_coded_error() {
+    let server = TestServer::start().await;
+    let url = server.url(&TestServer::query_path("/request/nothing", "raw"));
+    let response = bounded(http().get(url).send()).await.unwrap();
+    assert_eq!(response.status(), 500);
+    let error = json_body(response).await;
+    assert_eq!(
+        (error["group"].as_str(), error["code"].as_str()),
+        (Some("handler"), Some("invalid_request_handler_response"))
+    );
+}
+
+#[tokio::test]
 async fn raw_websockets_echo_text_and_binary_and_close_with_the_actor_code() {
     let server = TestServer::start().await;
     let path = TestServer::query_path("/websocket/echo", "raw-ws");

@@ -82,14 +82,18 @@ impl Room {
         Ok(request.uri().to_string())
     }
 
-    /// Raw HTTP under `/echo…`: answers 200 with the method, URI, params and body it saw.
+    /// Raw HTTP under `/echo…`: answers 202 with the method, URI, params and body it saw;
+    /// `/nothing` makes no response; other paths are not served.
     async fn on_request(
         &mut self,
         ctx: &Ctx<Self>,
         request: footlights::RawRequest,
-    ) -> Result<Option<footlights::RawResponse>, ActionError> {
+    ) -> Result<footlights::RawReply, ActionError> {
+        if request.uri().path() == "/nothing" {
+            return Ok(footlights::RawReply::NoResponse);
+        }
         if !request.uri().path().starts_with("/echo") {
-            return Ok(None);
+            return Ok(footlights::RawReply::NotDefined);
         }
         let params = ctx.conn().map(|c| c.params().clone()).unwrap_or_default();
         let body = format!(
@@ -104,7 +108,7 @@ impl Room {
             .header("x-raw", "yes")
             .body(body.into())
             .map_err(|e| ActionError::internal(e.to_string()))?;
-        Ok(Some(response))
+        Ok(response.into())
     }
 
     /// Raw WebSockets on `/echo`: every message comes back; `close` closes with 4000.

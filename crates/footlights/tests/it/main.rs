@@ -9,6 +9,7 @@ mod connections;
 mod deferred;
 mod durability;
 mod hibernation;
+mod idle;
 mod keys;
 mod kv;
 mod lifecycle;

@@ -3,8 +3,14 @@
 use std::time::Duration;
 
 use footlights::prelude::*;
-use footlights::{ConnRequest, RawEvent, RawRequest, RawResponse, RawSocket, WsMessage};
+use std::sync::Arc;
+
+use footlights::{ConnRequest, RawEvent, RawReply, RawRequest, RawResponse, RawSocket, WsMessage};
 use footlights_client::Target;
+use tokio::sync::Barrier;
+
+/// How many `/together` requests meet before any of them answers.
+const TOGETHER: usize = 3;
 
 #[derive(Default, Serialize, Deserialize)]
 pub struct Gadget {
@@ -13,17 +19,46 @@ pub struct Gadget {
     closes: Vec<u16>,
     #[serde(skip)]
     sockets: Vec<RawSocket>,
+    /// Where `/together` requests wait for each other; made on every start.
+    #[serde(skip)]
+    together: Option<Arc<Barrier>>,
+}
+
+fn response(status: u16, body: String) -> Result<RawResponse, ActionError> {
+    http::Response::builder()
+        .status(status)
+        .header("x-gadget", "yes")
+        .body(body.into())
+        .map_err(|e| ActionError::internal(e.to_string()))
 }
 
 #[footlights::actor(conn = Conns<Option<String>>)]
 impl Gadget {
+    async fn create_vars(&mut self, _ctx: &Ctx<Self>) -> Result<(), ActionError> {
+        self.together = Some(Arc::new(Barrier::new(TOGETHER)));
+        Ok(())
+    }
+
+    /// `/missing`: not served here (404); `/nothing`: no response (500); `/together`: answers
+    /// once [`TOGETHER`] such requests have started, without holding the actor meanwhile;
+    /// anything else: 201 with what the handler saw.
     async fn on_request(
         &mut self,
         ctx: &Ctx<Self>,
         request: RawRequest,
-    ) -> Result<Option<RawResponse>, ActionError> {
-        if request.uri().path() == "/missing" {
-            return Ok(None);
+    ) -> Result<RawReply, ActionError> {
+        match request.uri().path() {
+            "/missing" => return Ok(RawReply::NotDefined),
+            "/nothing" => return Ok(RawReply::NoResponse),
+            "/together" => {
+                self.hits += 1;
+                let together = self.together.clone().expect("made by create_vars");
+                return Ok(RawReply::later(async move {
+                    let leader = together.wait().await.is_leader();
+                    response(200, format!("met leader={leader}"))
+                }));
+            }
+            _ => {}
         }
         self.hits += 1;
         let who = ctx
@@ -38,12 +73,7 @@ impl Gadget {
             self.hits,
             String::from_utf8_lossy(request.body())
         );
-        let response = http::Response::builder()
-            .status(201)
-            .header("x-gadget", "yes")
-            .body(body.into())
-            .map_err(|e| ActionError::internal(e.to_string()))?;
-        Ok(Some(response))
+        Ok(response(201, body)?.into())
     }
 
     async fn on_websocket(
@@ -151,8 +181,38 @@ async fn raw_requests_reach_the_handler_and_the_response_comes_back_unchanged() 
     assert_eq!(stats.0, 1, "the handler's state change was kept");
 }
 
+/// An actor without a request handler.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Plain;
+
+#[footlights::actor]
+impl Plain {
+    #[action]
+    fn ping(&self) -> bool {
+        true
+    }
+}
+
 #[tokio::test]
-async fn no_handler_answers_request_not_defined() {
+async fn an_actor_without_a_request_handler_answers_request_not_defined() {
+    let registry = Registry::builder().actor::<Plain>().start().await.unwrap();
+    let plain = Target::GetOrCreate {
+        name: "plain".into(),
+        key: "p".into(),
+        input: None,
+    };
+    let err = registry
+        .request(&plain, None, request("GET", "/anything", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.group(), err.code(), err.http_status()),
+        ("handler", "request_not_defined", 404)
+    );
+}
+
+#[tokio::test]
+async fn a_handler_may_leave_a_path_undefined() {
     let registry = Registry::builder().actor::<Gadget>().start().await.unwrap();
     let err = registry
         .request(&target(), None, request("GET", "/missing", ""))
@@ -162,6 +222,52 @@ async fn no_handler_answers_request_not_defined() {
         (err.group(), err.code(), err.http_status()),
         ("handler", "request_not_defined", 404)
     );
+}
+
+#[tokio::test]
+async fn a_handler_that_makes_no_response_is_a_500_not_a_missing_handler() {
+    let registry = Registry::builder().actor::<Gadget>().start().await.unwrap();
+    let err = registry
+        .request(&target(), None, request("GET", "/nothing", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.group(), err.code(), err.http_status()),
+        ("handler", "invalid_request_handler_response", 500)
+    );
+    assert!(err.is_public(), "the client sees why: {err}");
+}
+
+#[tokio::test]
+async fn slow_requests_run_beside_the_mailbox() {
+    let registry = Registry::builder().actor::<Gadget>().start().await.unwrap();
+    let gadget = registry.client().get_or_create::<Gadget>("g");
+    let together = target();
+    let meet = || registry.request(&together, None, request("GET", "/together", ""));
+    // Each `/together` answers only once all of them have started: run one at a time, the
+    // first would wait for ever.
+    let first = tokio::spawn({
+        let registry = registry.clone();
+        async move {
+            registry
+                .request(&target(), None, request("GET", "/together", ""))
+                .await
+        }
+    });
+    crate::support::settle("the first request reaching the actor", || async {
+        gadget.stats().await.unwrap().0 == 1
+    })
+    .await;
+    // The actor serves actions and other requests while it waits.
+    let (second, third) = tokio::join!(meet(), meet());
+    let mut leaders = 0;
+    for answer in [first.await.unwrap(), second, third] {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 200);
+        leaders += usize::from(answer.body().as_ref() == b"met leader=true");
+    }
+    assert_eq!(leaders, 1, "all three met at the barrier");
+    assert_eq!(gadget.stats().await.unwrap().0, 3);
 }
 
 #[tokio::test]
