@@ -36,6 +36,8 @@ struct ErrorInner {
     message: String,
     metadata: Option<Value>,
     public: bool,
+    /// Made by [`ActionError::masked`] from a non-public error.
+    masked: bool,
 }
 
 impl fmt::Debug for ActionError {
@@ -47,6 +49,7 @@ impl fmt::Debug for ActionError {
             .field("message", &e.message)
             .field("metadata", &e.metadata)
             .field("public", &e.public)
+            .field("masked", &e.masked)
             .finish()
     }
 }
@@ -77,6 +80,7 @@ impl ActionError {
             message: message.into(),
             metadata: None,
             public: true,
+            masked: false,
         })
     }
 
@@ -182,6 +186,7 @@ impl ActionError {
             message: message.into(),
             metadata: None,
             public: false,
+            masked: false,
         })
     }
 
@@ -234,6 +239,13 @@ impl ActionError {
         self.inner.code == "action_timed_out" || self.inner.code == "callback_timed_out"
     }
 
+    /// Whether this is what [`masked`](Self::masked) made of a non-public error. Encoders word
+    /// such errors for the client generation they write to (see
+    /// [`Dialect`](crate::codec::Dialect)).
+    pub fn is_masked(&self) -> bool {
+        self.inner.masked
+    }
+
     /// What clients see: public errors unchanged, others with a generic message and no
     /// metadata.
     #[must_use]
@@ -247,6 +259,7 @@ impl ActionError {
                 message: INTERNAL_MESSAGE.to_owned(),
                 metadata: None,
                 public: true,
+                masked: true,
             })
         }
     }
@@ -306,12 +319,14 @@ mod tests {
         assert_eq!(m.message(), INTERNAL_MESSAGE);
         assert!(m.metadata().is_none());
         assert_eq!(e.http_status(), 500);
+        assert!(m.is_masked() && !e.is_masked());
     }
 
     #[test]
     fn public_errors_pass_unchanged() {
         let e = ActionError::forbidden("no").with_metadata(&"why");
         assert_eq!(e.masked(), e);
+        assert!(!e.masked().is_masked());
         assert_eq!(e.http_status(), 403);
     }
 

@@ -48,8 +48,9 @@ pub(crate) fn for_client(error: ActionError) -> ActionError {
 /// How an error body is written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ErrorFormat {
-    /// JSON with `Content-Type: application/json`: manager routes and gateway errors.
-    Json,
+    /// JSON with `Content-Type: application/json`: manager routes and gateway errors. The
+    /// dialect words a masked internal error for the client's generation.
+    Json(Dialect),
     /// The request's encoding (§8.1), with the BARE version to answer with.
     Encoded {
         encoding: Encoding,
@@ -72,7 +73,7 @@ impl HttpError {
     pub(crate) fn json(error: ActionError) -> Self {
         HttpError {
             error: Box::new(for_client(error)),
-            format: ErrorFormat::Json,
+            format: ErrorFormat::Json(Dialect::Compat),
             status: None,
         }
     }
@@ -84,6 +85,15 @@ impl HttpError {
             format,
             status: None,
         }
+    }
+
+    /// Words a JSON body for a peer of `dialect` (a body in the request's encoding already
+    /// carries its peer's dialect).
+    pub(crate) fn for_dialect(mut self, dialect: Dialect) -> Self {
+        if let ErrorFormat::Json(_) = self.format {
+            self.format = ErrorFormat::Json(dialect);
+        }
+        self
     }
 
     /// Overrides the status derived from the error code.
@@ -112,8 +122,8 @@ impl IntoResponse for HttpError {
         });
         let body = HttpResponseError::new(*self.error);
         let (bytes, content_type) = match self.format {
-            ErrorFormat::Json => (
-                body.encode(Encoding::Json, FALLBACK_VERSION, Dialect::Compat),
+            ErrorFormat::Json(dialect) => (
+                body.encode(Encoding::Json, FALLBACK_VERSION, dialect),
                 Encoding::Json.content_type(),
             ),
             ErrorFormat::Encoded {
@@ -169,6 +179,28 @@ mod tests {
         let response = e.into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[tokio::test]
+    async fn a_masked_error_is_worded_for_the_peers_generation() {
+        let body = |dialect| async move {
+            let response = HttpError::json(ActionError::internal("secret"))
+                .for_dialect(dialect)
+                .into_response();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let native = body(Dialect::Native).await;
+        assert_eq!(native["group"], "internal");
+        assert_eq!(
+            native["message"],
+            footlights_protocol::codec::NATIVE_INTERNAL_MESSAGE
+        );
+        let compat = body(Dialect::Compat).await;
+        assert_eq!(compat["group"], "core");
+        assert_eq!(compat["message"], footlights_protocol::INTERNAL_MESSAGE);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde_json::{Map, json};
 
 use crate::error::{HttpError, method_not_allowed};
 use crate::limits::read_body;
+use crate::peer::{Via, initial_dialect};
 use crate::server::Shared;
 
 /// Standard base64, padding optional (`input` of `PUT`/`POST /actors`).
@@ -60,6 +61,7 @@ pub(crate) fn health() -> Response {
 
 /// `/actors`: `GET` looks up, `PUT` gets or creates, `POST` creates.
 pub(crate) async fn actors(shared: &Shared, req: Request) -> Response {
+    let dialect = initial_dialect(req.headers(), Via::Direct);
     let result = match *req.method() {
         Method::GET => list(shared, req.uri().query().unwrap_or_default()).await,
         Method::PUT => create(shared, req, true).await,
@@ -68,7 +70,7 @@ pub(crate) async fn actors(shared: &Shared, req: Request) -> Response {
     };
     match result {
         Ok(body) => json_response(&body),
-        Err(e) => HttpError::json(e).into_response(),
+        Err(e) => HttpError::json(e).for_dialect(dialect).into_response(),
     }
 }
 

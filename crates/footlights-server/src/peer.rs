@@ -25,8 +25,8 @@ impl Via {
 }
 
 /// The dialect before the peer has written any BARE: compat for 2.3.x routes, else what the
-/// `User-Agent` says, else compat (§3.4).
-fn initial_dialect(headers: &HeaderMap, via: Via) -> Dialect {
+/// `User-Agent` says, else compat (§3.4). Manager routes name no actor: pass [`Via::Direct`].
+pub(crate) fn initial_dialect(headers: &HeaderMap, via: Via) -> Dialect {
     if via.implies_v4() {
         return Dialect::Compat;
     }

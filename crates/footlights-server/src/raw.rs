@@ -17,7 +17,7 @@ use crate::cors::RayId;
 use crate::error::HttpError;
 use crate::gateway::{self, Addressed};
 use crate::limits::{close_reason, parse_params, read_body};
-use crate::peer::{RivetProtocols, offered_protocols};
+use crate::peer::{RivetProtocols, initial_dialect, offered_protocols};
 use crate::server::Shared;
 use crate::ws::{
     GOING_AWAY, NORMAL, RIVET_PROTOCOL, SOCKET_BUFFER, close_socket, close_upgrade, coded,
@@ -48,12 +48,13 @@ fn actor_uri(addressed: &Addressed, prefix: &str, original: Option<&HeaderValue>
 pub(crate) async fn request(shared: &Shared, req: Request, addressed: &Addressed) -> Response {
     let span = tracing::debug_span!("raw_request");
     async move {
+        let dialect = initial_dialect(req.headers(), addressed.via);
         match forward(shared, req, addressed).await {
             Ok(response) => response,
             Err(e) => {
                 let status = e.http_status();
                 tracing::debug!(code = e.code(), status, "raw request failed");
-                HttpError::json(e).into_response()
+                HttpError::json(e).for_dialect(dialect).into_response()
             }
         }
     }

@@ -6,8 +6,23 @@ import { MATRIX } from "../lib/clients.mjs";
 import { keyFor, nextCallback, rejectsWith, within, withClient } from "../lib/helpers.mjs";
 import { Footlights } from "../lib/server.mjs";
 
-/** What the server tells clients instead of an internal error's details. */
+/** What the server tells 2.3.x clients instead of an internal error's details. */
 const MASKED = "An internal error occurred";
+/** The same for 2.0.33, worded as 2.0.33's own server worded it (RIVETKIT_PROTOCOL.md §8.3). */
+const MASKED_2033 = "Internal error. Read the server logs for more details.";
+
+/**
+ * The masked internal error `peer` sees over `transport`. The server words it for 2.0.33 where
+ * it can tell that it talks to 2.0.33: the client's HTTP requests name it in their User-Agent
+ * (Node) and carry BARE v2 bodies, its connection's BARE frames carry protocol v2. Its JSON and
+ * CBOR frames look like 2.3.19's (§3.4, §9) and get 2.3.19's wording.
+ */
+function maskedFor(peer, transport) {
+	if (peer.version === "2.0.33" && (transport === "http" || peer.encoding === "bare")) {
+		return { group: "internal", code: "internal_error", message: MASKED_2033 };
+	}
+	return { group: "core", code: "internal_error", message: MASKED };
+}
 
 let server;
 before(async () => {
@@ -55,7 +70,7 @@ describe("errors", { concurrency: true }, () => {
 					await withClient(server, peer, async (client) => {
 						const handle = client.testActor.getOrCreate(keyFor(`internal-error-${transport}`, peer));
 						await via(transport, handle, async (target) => {
-							const error = await rejectsWith(target.internalError(), { code: "internal_error", message: MASKED });
+							const error = await rejectsWith(target.internalError(), maskedFor(peer, transport));
 							assert.equal(error.metadata ?? undefined, undefined);
 							assert.ok(!String(error.stack).includes("hunter2"), "no detail leaks");
 							// The actor keeps serving.

@@ -171,7 +171,39 @@ impl HttpResponseError {
     }
 }
 
-wire_methods!(HttpResponseError, "servers");
+impl HttpResponseError {
+    /// Encodes the body. `version` is used by BARE only (clamped into 1–4); `dialect` decides
+    /// the escaping of user arrays in CBOR and BARE, and the wording of a masked internal error
+    /// (see [`Dialect`]).
+    pub fn encode(&self, encoding: Encoding, version: u16, dialect: Dialect) -> Vec<u8> {
+        match super::worded_for(&self.error, dialect) {
+            Some(error) => {
+                let worded = HttpResponseError {
+                    error,
+                    actor: self.actor.clone(),
+                };
+                frame::encode(&worded, encoding, version, dialect)
+            }
+            None => frame::encode(self, encoding, version, dialect),
+        }
+    }
+
+    /// Decodes a body, returning the BARE version prefix when there is one.
+    ///
+    /// This body is sent by servers. For CBOR and BARE, `dialect` decides whether `$`-tagged
+    /// arrays are revived.
+    ///
+    /// # Errors
+    /// Malformed bytes, a body of the wrong shape, or a BARE version outside 1–4
+    /// ([`CodecError::UnsupportedVersion`]).
+    pub fn decode(
+        bytes: &[u8],
+        encoding: Encoding,
+        dialect: Dialect,
+    ) -> Result<(Self, Option<u16>), CodecError> {
+        frame::decode(bytes, encoding, dialect)
+    }
+}
 
 impl Encode for HttpResponseError {
     const VERSIONS: RangeInclusive<u16> = ALL_VERSIONS;

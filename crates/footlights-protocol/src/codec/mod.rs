@@ -66,6 +66,7 @@ pub use http::{
     HttpResponseError, QueueSendStatus,
 };
 
+use crate::error::ActionError;
 use crate::ids::ActorId;
 use crate::message::{ToClient, ToServer};
 use crate::value::Value;
@@ -167,12 +168,19 @@ impl fmt::Display for Encoding {
     }
 }
 
-/// How a peer treats two-element arrays whose first element is a `$`-string inside CBOR
-/// (§3.4).
+/// Which generation of the official client a peer is: how it treats two-element arrays whose
+/// first element is a `$`-string inside CBOR (§3.4), and which wording of the errors that
+/// differ between generations it gets (§8.3, §8.5).
 ///
 /// `rivetkit` 2.3.x runs a compat reviver over every CBOR document, so such user arrays must be
 /// escaped (`$$`) for it and its `$`-tags revived; 2.2.x and older read CBOR natively. JSON is
 /// the same in both dialects (always escaped and revived).
+///
+/// A [masked](ActionError::masked) internal error keeps its group and code and reads
+/// [`INTERNAL_MESSAGE`](crate::INTERNAL_MESSAGE) in the compat dialect, as 2.3.x servers send
+/// it; in the native dialect it becomes `internal.internal_error` with [`NATIVE_INTERNAL_MESSAGE`],
+/// as the TypeScript servers of 2.0.x sent it. Every encoder here applies this to the errors
+/// it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Dialect {
@@ -217,6 +225,17 @@ impl Dialect {
     }
 }
 
+/// The message of a masked internal error for peers of the native dialect (`rivetkit` 2.2 and
+/// older), word for word what their own servers sent.
+pub const NATIVE_INTERNAL_MESSAGE: &str = "Internal error. Read the server logs for more details.";
+
+/// `error` as a peer of `dialect` should read it: a masked internal error for a native peer is
+/// worded the way that generation's servers worded it; anything else is unchanged (`None`).
+fn worded_for(error: &ActionError, dialect: Dialect) -> Option<ActionError> {
+    (dialect == Dialect::Native && error.is_masked())
+        .then(|| ActionError::new("internal", "internal_error", NATIVE_INTERNAL_MESSAGE))
+}
+
 /// The actor that produced an error, as v4 errors may carry it (§3.7 `ActorSpecifier`).
 ///
 /// Informational: clients only log it. It is written in JSON and CBOR whenever it is given,
@@ -255,6 +274,16 @@ pub fn encode_to_client_with_actor(
     version: u16,
     dialect: Dialect,
 ) -> Vec<u8> {
+    let worded = match message {
+        ToClient::Error { error, action_id } => {
+            worded_for(error, dialect).map(|error| ToClient::Error {
+                error,
+                action_id: *action_id,
+            })
+        }
+        _ => None,
+    };
+    let message = worded.as_ref().unwrap_or(message);
     let out = envelope::ToClientOut { message, actor };
     frame::encode(&out, encoding, version, dialect)
 }
@@ -368,6 +397,51 @@ mod tests {
         ));
         assert_eq!(Encoding::Bare.to_string(), "bare");
         assert!(Encoding::Cbor.is_binary() && !Encoding::Json.is_binary());
+    }
+
+    #[test]
+    fn masked_errors_are_worded_for_the_peers_generation() {
+        let masked = ActionError::internal("the password is hunter2").masked();
+        let error = ToClient::Error {
+            error: masked.clone(),
+            action_id: Some(3),
+        };
+        let compat = encode_to_client(&error, Encoding::Json, 4, Dialect::Compat);
+        let compat = String::from_utf8(compat).unwrap();
+        assert!(
+            compat.contains(
+                r#""group":"core","code":"internal_error","message":"An internal error occurred""#
+            ),
+            "{compat}"
+        );
+        for encoding in [Encoding::Json, Encoding::Cbor, Encoding::Bare] {
+            let bytes = encode_to_client(&error, encoding, 2, Dialect::Native);
+            let (decoded, _) = decode_to_client(&bytes, encoding, Dialect::Native).unwrap();
+            let ToClient::Error { error, action_id } = decoded else {
+                panic!("{decoded:?}")
+            };
+            assert_eq!(
+                (error.group(), error.code(), error.message(), action_id),
+                (
+                    "internal",
+                    "internal_error",
+                    NATIVE_INTERNAL_MESSAGE,
+                    Some(3)
+                )
+            );
+            let body = HttpResponseError::new(masked.clone()).encode(encoding, 2, Dialect::Native);
+            let (body, _) = HttpResponseError::decode(&body, encoding, Dialect::Native).unwrap();
+            assert_eq!(
+                (body.error.group(), body.error.message()),
+                ("internal", NATIVE_INTERNAL_MESSAGE)
+            );
+        }
+        // Public errors read the same for every generation.
+        let public = ActionError::user("full", "the room is full");
+        let body =
+            HttpResponseError::new(public.clone()).encode(Encoding::Json, 2, Dialect::Native);
+        let (body, _) = HttpResponseError::decode(&body, Encoding::Json, Dialect::Native).unwrap();
+        assert_eq!(body.error, public);
     }
 
     #[test]

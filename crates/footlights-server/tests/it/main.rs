@@ -9,6 +9,7 @@ mod action;
 mod cors;
 mod fallback;
 mod gateway;
+mod generations;
 mod manager;
 mod rate;
 mod raw;
