@@ -276,7 +276,7 @@ impl ActionError {
             ("auth", "forbidden") => 403,
             ("auth", "unauthorized") => 401,
             ("actor", "not_found" | "action_not_found")
-            | ("connection", "not_found")
+            | ("connection" | "guard", "not_found")
             | ("handler", _) => 404,
             ("actor", "method_not_allowed") => 405,
             ("actor", "action_timed_out") => 408,
@@ -348,6 +348,10 @@ mod tests {
     #[test]
     fn statuses_follow_the_protocol_table() {
         assert_eq!(ActionError::actor_not_found("x").http_status(), 404);
+        assert_eq!(
+            ActionError::new("guard", "not_found", "x").http_status(),
+            404
+        );
         assert_eq!(ActionError::action_not_found("x").http_status(), 404);
         assert_eq!(ActionError::action_timed_out().http_status(), 408);
         assert_eq!(ActionError::incoming_too_long().http_status(), 400);

@@ -81,7 +81,7 @@ async fn call(
     let (request, version) = HttpActionRequest::decode(&bytes, peer.encoding, peer.dialect)
         .map_err(|e| (e.to_action_error(), None))?;
     peer.saw_version(version);
-    let actor = gateway::resolve(shared, &addressed.gateway.address)
+    let actor = gateway::resolve_http(shared, &addressed.gateway.address, &parts.headers)
         .await
         .map_err(|e| (e, None))?;
     let conn_request = ConnRequest::new(parts.method, addressed.uri(), parts.headers);

@@ -87,7 +87,8 @@ async fn forward(
     *request.method_mut() = parts.method;
     *request.uri_mut() = uri;
     *request.headers_mut() = parts.headers;
-    let actor = gateway::resolve(shared, &addressed.gateway.address).await?;
+    let actor =
+        gateway::resolve_http(shared, &addressed.gateway.address, request.headers()).await?;
     let response = shared
         .registry
         .request(&actor.target(), params, request)

@@ -11,6 +11,17 @@ const UNKNOWN_ID = "0123456789abcdef0123456789abcdef";
 
 const INPUT = { label: "first", n: 7, ratio: 0.5, nested: { list: [1, "two", null, false] }, text: "héllo ✓" };
 
+/**
+ * The URL of every HTTP request this process makes. Both clients call the global `fetch` for
+ * each request, so this counts a client's attempts.
+ */
+const requested = [];
+const realFetch = globalThis.fetch;
+globalThis.fetch = (input, init) => {
+	requested.push(typeof input === "string" ? input : (input.url ?? String(input)));
+	return realFetch(input, init);
+};
+
 let server;
 before(async () => {
 	server = await Footlights.start();
@@ -30,11 +41,17 @@ for (const peer of MATRIX) {
 			});
 		});
 
-		test("get of a key nobody created is actor.not_found", async () => {
+		test("get of a key nobody created is not_found, after one request", async () => {
 			await withClient(server, peer, async (client) => {
-				// 2.3.19 retries `not_found` on get handles for about 2.5 s before it gives up
-				// (RIVETKIT_PROTOCOL.md §6.1); 2.0.33 answers from its `GET /actors` lookup at once.
-				await rejectsWith(client.counter.get(keyFor("never-created", peer)).getCount(), { code: "not_found" });
+				const [key] = keyFor("never-created", peer);
+				const error = await rejectsWith(client.counter.get([key]).getCount(), { code: "not_found" });
+				const attempts = requested.filter((url) => url.includes(key));
+				// 2.3.19 retries an error of group `actor` with a "stale actor" code 24 times, 100 ms
+				// apart (RIVETKIT_PROTOCOL.md §6.1, §8.6), and takes any other group as final: the
+				// server answers its query-gateway call `guard.not_found`. 2.0.33 looks the key up
+				// (`GET /actors`) and fails on the empty answer without calling the actor.
+				assert.equal(attempts.length, 1, `requests:\n${attempts.join("\n")}`);
+				assert.equal(error.group, peer.version === "2.3.19" ? "guard" : "actor");
 			});
 		});
 

@@ -94,6 +94,46 @@ pub(crate) async fn resolve(
     }
 }
 
+/// What Footlights' own Rust client puts first in its `User-Agent`.
+const FOOTLIGHTS_CLIENT_AGENT: &str = "footlights-client/";
+
+/// [`resolve`] for an HTTP call (action, raw request), where a miss is final.
+///
+/// rivetkit 2.3.x retries an HTTP call of a `get`/`getOrCreate` handle 24 (60) times, 100 ms
+/// apart, while the answer is an error of group `actor` with a "stale actor" code (§8.6), and
+/// takes any other group as final. An engine's lookup may lag behind a create elsewhere; this
+/// server's lookups are authoritative, so a query-form address that names no actor is
+/// answered `guard.not_found` at once: the same code (what applications match on), in a
+/// group the client does not retry. Footlights' own client, which asks by `actor.not_found`
+/// and never retries it over HTTP, keeps that. WebSocket connects keep `actor.not_found`
+/// too: there the client reconnects with backoff until the actor exists, which is how a
+/// `get` connection waits for someone to create it.
+pub(crate) async fn resolve_http(
+    shared: &Shared,
+    address: &ActorAddress,
+    headers: &HeaderMap,
+) -> Result<Resolved, ActionError> {
+    let resolved = resolve(shared, address).await;
+    match resolved {
+        Err(e) if e.is_not_found() && matches!(address, ActorAddress::Query(_)) => {
+            let own_client = headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ua| ua.starts_with(FOOTLIGHTS_CLIENT_AGENT));
+            if own_client {
+                Err(e)
+            } else {
+                Err(ActionError::new(
+                    "guard",
+                    "not_found",
+                    e.message().to_owned(),
+                ))
+            }
+        }
+        other => other,
+    }
+}
+
 /// `/gateway/…` (§5.1, §5.2). `path` is relative to the base path.
 pub(crate) async fn handle(
     shared: Arc<Shared>,

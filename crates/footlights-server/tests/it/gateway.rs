@@ -88,6 +88,58 @@ async fn the_query_form_creates_with_input_and_get_finds_it() {
     assert_eq!(json_body(response).await["code"], "not_found");
 }
 
+/// rivetkit 2.3.19 retries a `get` handle's HTTP call 24 times, 100 ms apart, while it is
+/// answered `actor.not_found` (any error of group `actor` and a "stale actor" code), and
+/// takes any other group as final (`client/actor-handle.ts`, `#shouldRetryDynamicLifecycleError`).
+/// This server's lookups are final, so a query-form call that names no actor is
+/// `guard.not_found`: the same code, a group the client does not retry.
+#[tokio::test]
+async fn a_query_form_http_call_that_names_no_actor_is_final() {
+    let server = TestServer::start().await;
+    let get = |route: &str| {
+        format!("/gateway/room{route}?rvt-namespace=default&rvt-method=get&rvt-key=nobody")
+    };
+    for (method, route) in [("POST", "/action/input"), ("GET", "/request/echo")] {
+        let request = http().request(method.parse().unwrap(), server.url(&get(route)));
+        let response = bounded(request.body(ARGS_NONE).send()).await.unwrap();
+        assert_eq!(response.status(), 404, "{route}");
+        let error = json_body(response).await;
+        assert_eq!(
+            (error["group"].as_str(), error["code"].as_str()),
+            (Some("guard"), Some("not_found")),
+            "{route}: {error}"
+        );
+    }
+    // An unknown actor type is final too, for `getOrCreate` (which 2.3.19 retries 60 times).
+    let unknown = "/gateway/nosuchtype/action/x?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=k";
+    let response = bounded(http().post(server.url(unknown)).body(ARGS_NONE).send())
+        .await
+        .unwrap();
+    assert_eq!(json_body(response).await["group"], "guard");
+
+    // Footlights' own client asks by `actor.not_found` (`is_not_found`), and gets it.
+    let response = bounded(
+        http()
+            .post(server.url(&get("/action/input")))
+            .header("user-agent", "footlights-client/0.1.0")
+            .body(ARGS_NONE)
+            .send(),
+    )
+    .await
+    .unwrap();
+    let error = json_body(response).await;
+    assert_eq!(
+        (error["group"].as_str(), error["code"].as_str()),
+        (Some("actor"), Some("not_found"))
+    );
+    // By id, the code stays `actor.not_found` (2.3.19 makes one attempt there).
+    let by_id = "/gateway/no-such-id/action/input";
+    let response = bounded(http().post(server.url(by_id)).body(ARGS_NONE).send())
+        .await
+        .unwrap();
+    assert_eq!(json_body(response).await["group"], "actor");
+}
+
 #[tokio::test]
 async fn rvt_params_are_stripped_and_the_rest_forwarded_byte_for_byte() {
     let server = TestServer::start().await;
