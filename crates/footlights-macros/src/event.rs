@@ -1,5 +1,5 @@
 //! `#[derive(Event)]`: the wire name, and for tuple structs of several fields, one argument per
-//! field.
+//! field; structs without fields are events without arguments.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -36,9 +36,23 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
     let name = event_name(&input)?.unwrap_or_else(|| wire_name(&input.ident));
     let p = private();
 
+    // The struct's empty value (`Self`, `Self()` or `Self {}`) for events without arguments.
+    let mut empty = None;
     let spread_count = match &input.data {
         Data::Struct(s) => match &s.fields {
             Fields::Unnamed(fields) if fields.unnamed.len() >= 2 => Some(fields.unnamed.len()),
+            Fields::Unit => {
+                empty = Some(quote!(Self));
+                None
+            }
+            Fields::Unnamed(fields) if fields.unnamed.is_empty() => {
+                empty = Some(quote!(Self()));
+                None
+            }
+            Fields::Named(fields) if fields.named.is_empty() => {
+                empty = Some(quote!(Self {}));
+                None
+            }
             _ => None,
         },
         Data::Enum(_) => None,
@@ -106,12 +120,34 @@ fn try_expand(item: TokenStream) -> syn::Result<TokenStream> {
         }
     });
 
+    // No fields, no arguments: what a JavaScript `broadcast("ping")` sends. Any arguments are
+    // ignored on the way back, as extra ones are for every event.
+    let no_args = empty.map(|value| {
+        quote! {
+            fn to_args(
+                &self,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<#p::protocol::Value>,
+                #p::protocol::ValueError,
+            > {
+                ::core::result::Result::Ok(::std::vec::Vec::new())
+            }
+
+            fn from_args(
+                _args: ::std::vec::Vec<#p::protocol::Value>,
+            ) -> ::core::result::Result<Self, #p::protocol::ValueError> {
+                ::core::result::Result::Ok(#value)
+            }
+        }
+    });
+
     let ident = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     Ok(quote! {
         impl #impl_generics #p::protocol::Event for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
             #spread
+            #no_args
         }
     })
 }
@@ -170,6 +206,24 @@ mod tests {
         assert_eq!(fn_names(&imp), ["to_args", "from_args"]);
         let code = quote!(#imp).to_string();
         assert!(code.contains("self . 2"), "{code}");
+    }
+
+    #[test]
+    fn structs_without_fields_have_no_arguments() {
+        for input in [
+            quote!(
+                struct Ping;
+            ),
+            quote!(
+                struct Ping();
+            ),
+            quote!(
+                struct Ping {}
+            ),
+        ] {
+            let imp = expand_ok(input.clone());
+            assert_eq!(fn_names(&imp), ["to_args", "from_args"], "{input}");
+        }
     }
 
     #[test]

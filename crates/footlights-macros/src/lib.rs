@@ -231,7 +231,9 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// The wire name is lowerCamelCase of the type name (`NewCount` → `newCount`) unless given with
 /// `#[event(name = "..")]`. The event is sent as one argument (the serialized value), except
 /// for tuple structs of two or more fields, whose fields become separate arguments in order
-/// (what a JavaScript `broadcast("moved", x, y)` sends).
+/// (what a JavaScript `broadcast("moved", x, y)` sends), and for structs without fields
+/// (`struct Ping;`, `struct Ping();`, `struct Ping {}`), which are sent with no arguments (what
+/// `broadcast("ping")` sends; a listener is called with none).
 ///
 /// The type must also derive (or implement) `Serialize` and `Deserialize` itself; this derive
 /// does not. Spread fields are serialized each with their own `Serialize` impl, so `#[serde]`
@@ -244,6 +246,9 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// #[derive(Clone, Serialize, Deserialize, Event)]
 /// #[event(name = "moved")]
 /// pub struct Position(pub f64, pub f64); // "moved", two arguments: 1.0, 2.0
+///
+/// #[derive(Clone, Serialize, Deserialize, Event)]
+/// pub struct RoundOver; // "roundOver", no arguments
 /// ```
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(item: TokenStream) -> TokenStream {

@@ -52,7 +52,8 @@ pub trait Action: Sized + Send + 'static {
 /// A typed event: its wire name and payload.
 ///
 /// Events travel as an argument list. By default the event value is the single argument;
-/// `#[derive(Event)]` on a tuple struct with several fields spreads them into several arguments.
+/// `#[derive(Event)]` on a tuple struct with several fields spreads them into several arguments,
+/// and on a struct without fields sends none.
 pub trait Event: Serialize + DeserializeOwned + Send + 'static {
     /// The wire name.
     const NAME: &'static str;

@@ -36,6 +36,18 @@ describe("events", { concurrency: true }, () => {
 				});
 			});
 
+			test("an event without arguments calls the listener with none", async () => {
+				await withClient(server, peer, async (client) => {
+					const conn = client.testActor.getOrCreate(keyFor("no-args", peer)).connect();
+					const calls = [];
+					conn.on("poked", (...args) => calls.push(args));
+					await within(conn.poke(), "poke");
+					// A unit struct deriving `Event` is sent with an empty argument list.
+					assert.deepEqual(calls, [[]]);
+					await conn.dispose();
+				});
+			});
+
 			test("once receives a single event", async () => {
 				await withClient(server, peer, async (client) => {
 					const conn = client.counter.getOrCreate(keyFor("once", peer)).connect();

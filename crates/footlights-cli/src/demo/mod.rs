@@ -9,7 +9,8 @@
 //!
 //! With `--with-test-actors` the server also has [`testActor`](TestActor), which the
 //! JavaScript compatibility tests (`tests/js-compat`) use for what the demo actors do not
-//! show: create input, masked internal errors, action timeouts and server-side disconnects.
+//! show: create input, masked internal errors, action timeouts, server-side disconnects, an
+//! event without arguments and raw HTTP requests.
 //!
 //! # Tokens
 //!
@@ -41,7 +42,9 @@ pub use protected::{ProtectedActor, ProtectedActorActions, TOKEN, TokenParams, V
 pub use secure_room::{
     AuthParams, Identity, Role, SecureRoom, SecureRoomActions, Session, USERS, WhoAmI,
 };
-pub use test_actor::{ACTION_TIMEOUT, REFUSAL_MESSAGE, TestActor, TestActorActions, TestParams};
+pub use test_actor::{
+    ACTION_TIMEOUT, Poked, REFUSAL_MESSAGE, TestActor, TestActorActions, TestParams,
+};
 
 /// A registry builder with the demo actors: `counter`, `chatRoom`, `secureRoom` and
 /// `protectedActor`. Add a storage driver and start it.

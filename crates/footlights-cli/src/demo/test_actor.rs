@@ -1,7 +1,7 @@
 //! `testActor`: behaviour the JavaScript compatibility tests check that no demo actor needs —
 //! create input, a connection refused with a user error, a masked internal error, a user error
-//! of any shape, an action that runs past its timeout, and a server-side disconnect. Served
-//! only with `--with-test-actors`.
+//! of any shape, an action that runs past its timeout, a server-side disconnect, an event
+//! without arguments, and raw HTTP requests. Served only with `--with-test-actors`.
 
 use std::time::Duration;
 
@@ -27,6 +27,10 @@ pub const REFUSAL_MESSAGE: &str = "connection refused as requested";
 struct Refused {
     refused: bool,
 }
+
+/// `poked`: an event without arguments (listeners are called with none).
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+pub struct Poked;
 
 /// The state: the input the actor was created with (`null` if none).
 #[derive(Debug, Serialize, Deserialize)]
@@ -107,6 +111,12 @@ impl TestActor {
             }
             _ => false,
         }
+    }
+
+    /// Broadcasts [`Poked`], an event without arguments.
+    #[action]
+    pub fn poke(&self, ctx: &Ctx<Self>) {
+        ctx.broadcast(Poked);
     }
 
     /// The caller's connection id (`null` for calls without a connection). Not named

@@ -19,6 +19,27 @@ struct MemberJoined {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 struct Tagged<T>(pub T, pub u8);
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+struct RoundOver;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "tick")]
+struct Tick();
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+struct Reset {}
+
+#[test]
+fn structs_without_fields_are_events_without_arguments() {
+    assert_eq!(RoundOver::NAME, "roundOver");
+    assert_eq!(RoundOver.to_args().unwrap(), Vec::<Value>::new());
+    assert_eq!(Tick().to_args().unwrap(), Vec::<Value>::new());
+    assert_eq!(Reset {}.to_args().unwrap(), Vec::<Value>::new());
+    assert_eq!(RoundOver::from_args(vec![]).unwrap(), RoundOver);
+    assert_eq!(Tick::from_args(vec![]).unwrap(), Tick());
+    assert_eq!(Reset::from_args(vec![Value::Null]).unwrap(), Reset {});
+}
+
 #[test]
 fn names_default_to_lower_camel_case() {
     assert_eq!(NewCount::NAME, "newCount");

@@ -37,7 +37,18 @@ impl Counter {
     fn get_count(&self) -> i64 {
         self.count
     }
+
+    /// Sets the count back to zero and says so with an event without arguments.
+    #[action]
+    fn reset(&mut self, ctx: &Ctx<Self>) {
+        self.count = 0;
+        ctx.broadcast(CountReset);
+    }
 }
+
+/// The count went back to zero: an event without arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, footlights::Event)]
+pub struct CountReset;
 
 /// An application error that converts into `ActionError`.
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use footlights::__private::core::Registry;
 use futures::StreamExt;
 
 use crate::events::NewCount;
-use crate::{ChatRoom, ChatRoomActions, Counter, CounterActions};
+use crate::{ChatRoom, ChatRoomActions, CountReset, Counter, CounterActions};
 
 async fn registry() -> Registry {
     Registry::builder()
@@ -28,6 +28,23 @@ async fn counter_increments_and_broadcasts() {
     let mut counts = conn.events::<NewCount>();
     assert_eq!(conn.increment(1).await.unwrap(), 6);
     assert_eq!(counts.next().await.unwrap(), NewCount(6));
+    registry.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_event_without_arguments_reaches_subscribers() {
+    let registry = registry().await;
+    let conn = registry
+        .client()
+        .get_or_create::<Counter>(["reset"])
+        .connect()
+        .await
+        .unwrap();
+    let mut resets = conn.events::<CountReset>();
+    conn.increment(3).await.unwrap();
+    conn.reset().await.unwrap();
+    assert_eq!(resets.next().await.unwrap(), CountReset);
+    assert_eq!(conn.get_count().await.unwrap(), 0);
     registry.shutdown().await;
 }
 
