@@ -274,7 +274,8 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
 
     /// A raw WebSocket opens (`/websocket/...`). Return `true` to accept it and keep `socket`
     /// to send on it; the default refuses it (no handler). The socket keeps the actor awake
-    /// while it is open. Raw sockets are not in [`Ctx::conns`] and get no events.
+    /// while it is open. Raw sockets get no events; each runs under a connection without a
+    /// realtime link ([`Conn::is_ephemeral`]), listed in [`Ctx::conns`] while the socket is open.
     fn on_websocket(
         &mut self,
         ctx: &Ctx<Self>,

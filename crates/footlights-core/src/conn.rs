@@ -224,7 +224,8 @@ impl<A: Actor> Conn<A> {
         lock(&self.inner.state)
     }
 
-    /// Whether the connection lasts for a single stateless action.
+    /// Whether the connection has no realtime link: it lasts for one stateless call (an
+    /// action over HTTP, a raw request) or one raw WebSocket, and receives no events.
     pub fn is_ephemeral(&self) -> bool {
         self.inner.sink.is_none()
     }

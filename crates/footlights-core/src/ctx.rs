@@ -119,13 +119,14 @@ impl<A: Actor> Ctx<A> {
     }
 
     /// A snapshot of the live connections, in the order they joined.
+    ///
+    /// A stateless call (an action over HTTP, a raw request) is in the list while it runs,
+    /// under its short-lived connection, and so is an open raw WebSocket
+    /// ([`Conn::is_ephemeral`] tells them apart): the caller of such an action finds itself
+    /// here, as with RivetKit. Filter them out where only realtime connections count (the
+    /// members of a room, say).
     pub fn conns(&self) -> Vec<Conn<A>> {
-        self.shared
-            .conns()
-            .iter()
-            .filter(|c| !c.is_ephemeral())
-            .cloned()
-            .collect()
+        self.shared.conns().clone()
     }
 
     /// The live connection with this id.

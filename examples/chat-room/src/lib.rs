@@ -157,9 +157,15 @@ fn clean_name(raw: &str) -> Result<String, ActionError> {
     Ok(name.to_owned())
 }
 
+/// The realtime connections: the room's members. `ctx.conns()` also lists stateless calls
+/// while they run, under short-lived connections; those are not members.
+fn member_conns(ctx: &Ctx<ChatRoom>) -> impl Iterator<Item = Conn<ChatRoom>> {
+    ctx.conns().into_iter().filter(|c| !c.is_ephemeral())
+}
+
 /// The names of everyone connected, sorted, each once (a member may have several tabs open).
 fn members(ctx: &Ctx<ChatRoom>) -> Vec<String> {
-    let names: BTreeSet<String> = ctx.conns().iter().map(|c| c.state().name.clone()).collect();
+    let names: BTreeSet<String> = member_conns(ctx).map(|c| c.state().name.clone()).collect();
     names.into_iter().collect()
 }
 
@@ -229,11 +235,7 @@ impl ChatRoom {
         let name = conn.state().name.clone();
         let owner = self.owner.get_or_insert_with(|| name.clone());
         conn.state().is_owner = *owner == name;
-        let tabs = ctx
-            .conns()
-            .iter()
-            .filter(|c| c.state().name == name)
-            .count();
+        let tabs = member_conns(ctx).filter(|c| c.state().name == name).count();
         if tabs == 1 {
             ctx.broadcast(Joined {
                 name,
@@ -290,11 +292,7 @@ impl ChatRoom {
         text: String,
     ) -> Result<usize, ActionError> {
         let from = caller(ctx)?;
-        let targets: Vec<_> = ctx
-            .conns()
-            .into_iter()
-            .filter(|c| c.state().name == to)
-            .collect();
+        let targets: Vec<_> = member_conns(ctx).filter(|c| c.state().name == to).collect();
         if targets.is_empty() {
             return Err(ActionError::user(
                 "no_such_member",
@@ -327,9 +325,7 @@ impl ChatRoom {
             return Err(ActionError::user("cannot_kick_owner", "the owner stays"));
         }
         self.banned.insert(name.clone());
-        let targets: Vec<_> = ctx
-            .conns()
-            .into_iter()
+        let targets: Vec<_> = member_conns(ctx)
             .filter(|c| c.state().name == name)
             .collect();
         for target in &targets {

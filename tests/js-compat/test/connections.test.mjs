@@ -72,6 +72,17 @@ describe("connections", { concurrency: true }, () => {
 				});
 			});
 
+			test("the actor lists the calling connection, stateless calls' included", async () => {
+				await withClient(server, peer, async (client) => {
+					const handle = client.testActor.getOrCreate(keyFor("caller-listed", peer));
+					// A stateless call's short-lived connection is in the actor's list while it runs.
+					assert.equal(await handle.callerListed(), true);
+					const conn = handle.connect();
+					assert.equal(await within(conn.callerListed(), "callerListed"), true);
+					await conn.dispose();
+				});
+			});
+
 			test("join and leave events follow real connections, not stateless calls", async () => {
 				await withClient(server, peer, async (client) => {
 					const key = keyFor("join-leave", peer);

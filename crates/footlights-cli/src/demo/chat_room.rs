@@ -221,7 +221,7 @@ impl ChatRoom {
         let members: Vec<_> = ctx
             .conns()
             .into_iter()
-            .filter(|c| c.state().name == name)
+            .filter(|c| !c.is_ephemeral() && c.state().name == name)
             .collect();
         for member in &members {
             member.disconnect(reason.clone()).await;
@@ -229,10 +229,11 @@ impl ChatRoom {
         members.len()
     }
 
-    /// How many members are connected (stateless calls not counted).
+    /// How many members are connected (stateless calls, listed in `ctx.conns()` while they
+    /// run, not counted).
     #[action]
     pub fn conn_count(&self, ctx: &Ctx<Self>) -> usize {
-        ctx.conns().len()
+        ctx.conns().iter().filter(|c| !c.is_ephemeral()).count()
     }
 }
 

@@ -113,6 +113,14 @@ impl TestActor {
         }
     }
 
+    /// Whether the caller's connection is in `ctx.conns()` (a stateless call's is, while it
+    /// runs); `false` for calls without a connection.
+    #[action]
+    pub fn caller_listed(&self, ctx: &Ctx<Self>) -> bool {
+        ctx.conn()
+            .is_some_and(|me| ctx.conns().iter().any(|c| c.id() == me.id()))
+    }
+
     /// Broadcasts [`Poked`], an event without arguments.
     #[action]
     pub fn poke(&self, ctx: &Ctx<Self>) {

@@ -139,6 +139,14 @@ impl Chat {
         ctx.conns().len()
     }
 
+    /// Whether the calling connection is in `ctx.conns()`, and whether it is short-lived.
+    #[action]
+    fn listed_caller(&self, ctx: &Ctx<Self>) -> (bool, bool) {
+        let caller = ctx.conn().expect("every call here has a connection");
+        let listed = ctx.conns().iter().any(|c| c.id() == caller.id());
+        (listed, caller.is_ephemeral())
+    }
+
     #[action]
     fn subscribed(&self, ctx: &Ctx<Self>, event: String) -> bool {
         ctx.conn().is_some_and(|c| c.is_subscribed(&event))
@@ -196,11 +204,18 @@ async fn stateless_actions_run_with_a_short_lived_connection() {
             "disconnect:solo listed=false"
         ]
     );
+    // While its action runs, a stateless call's connection is in `ctx.conns()` like any other
+    // (RivetKit lists it too); it leaves the list when the call ends.
+    assert_eq!(solo.listed_caller().await.unwrap(), (true, true));
+    assert_eq!(solo.conn_count().await.unwrap(), 1, "only the caller's own");
+    let ann = join(&room, "ann").connect().await.unwrap();
+    assert_eq!(ann.listed_caller().await.unwrap(), (true, false));
     assert_eq!(
-        solo.conn_count().await.unwrap(),
-        0,
-        "short-lived connections are not listed"
+        ann.conn_count().await.unwrap(),
+        1,
+        "no stateless call is running"
     );
+    assert_eq!(solo.conn_count().await.unwrap(), 2);
 }
 
 #[tokio::test]

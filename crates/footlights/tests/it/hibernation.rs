@@ -215,8 +215,8 @@ async fn a_silent_subscriber_still_gets_events_after_the_actor_slept() {
     assert_eq!(said.next().await.unwrap(), Said("wake up".into()));
     assert_eq!(
         as_who(&lounge, "observer").names().await.unwrap(),
-        ["quiet"],
-        "the parked connection is listed again"
+        ["observer", "quiet"],
+        "the parked connection is listed again (beside the stateless caller's own)"
     );
 }
 
