@@ -60,6 +60,33 @@ impl ConnRequest {
     }
 }
 
+/// The close the actor sends when it ends a connection itself: code 1000 and the reason
+/// `connection.disconnected`, followed by `#` and `text` when there is one.
+///
+/// rivetkit 2.3.x reads every close reason as `group.code#rayId` (split at `#`, then at `.`)
+/// and warns about any other (`failed to parse close reason`). This reason parses: the client
+/// reports `connection.disconnected` (rejecting the calls in flight with it and telling its
+/// error listeners) and keeps the text as the error's ray id and in its message. A `#` in
+/// `text` would cut it short there, so it is dropped. 2.0.33 only logs the reason.
+///
+/// ```
+/// use footlights_core::disconnect_reason;
+/// assert_eq!(disconnect_reason("kicked #1").reason, "connection.disconnected#kicked 1");
+/// assert_eq!(disconnect_reason("").reason, "connection.disconnected");
+/// assert_eq!(disconnect_reason("").code, 1000);
+/// ```
+pub fn disconnect_reason(text: &str) -> CloseReason {
+    let text: String = text.chars().filter(|c| *c != '#').collect();
+    if text.is_empty() {
+        CloseReason::normal(DISCONNECTED)
+    } else {
+        CloseReason::normal(format!("{DISCONNECTED}#{text}"))
+    }
+}
+
+/// The coded part of [`disconnect_reason`].
+const DISCONNECTED: &str = "connection.disconnected";
+
 /// One client connection to an actor: its id, params, auth data and state.
 ///
 /// Cheap to clone. Connections opened for a single stateless action are *ephemeral*: they
@@ -304,13 +331,17 @@ impl<A: Actor> Conn<A> {
     /// client (the disconnect hook runs right after the current action). Outputs produced
     /// before the call are sent first. Clients reconnect on their own unless the actor
     /// rejects them.
+    ///
+    /// The client gets close code 1000 with the reason `connection.disconnected#{reason}`
+    /// ([`disconnect_reason`]): a coded reason, as the official clients parse close reasons,
+    /// with the text after the `#`.
     pub async fn disconnect(&self, reason: impl Into<String>) {
         let Some(sink) = &self.inner.sink else { return };
         let (done, rx) = oneshot::channel();
         self.inner.gate.flush_staged();
         self.inner.gate.push_unstaged(Output::Close(
             sink.clone(),
-            CloseReason::normal(reason),
+            disconnect_reason(&reason.into()),
             Some(done),
         ));
         let _ = self.inner.mailbox.send(Msg::ConnClosed {

@@ -40,7 +40,7 @@ pub use actor::{
     ActionTable, Actor, ActorOptions, AuthOf, ConnStateOf, ConnTypes, Conns, DeferredHandler,
     Handler, ParamsOf, ReadHandler,
 };
-pub use conn::{Conn, ConnRequest};
+pub use conn::{Conn, ConnRequest, disconnect_reason};
 pub use ctx::{Ctx, Schedule};
 pub use deferred::Deferred;
 pub use footlights_protocol::{ActionError, ActorId, ActorKey, Value};

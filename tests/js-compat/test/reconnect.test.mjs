@@ -46,11 +46,19 @@ describe("server-side disconnects", { concurrency: true }, () => {
 						nextCallback((cb) => conn.onOpen(cb), "onOpen after the disconnect"),
 					);
 					const queued = queueOnReconnect(conn, () => conn.callerConnectionId());
-					// Close code 1000 with this reason (§7.7). The action that asked for it is in flight
-					// when the socket closes, so the client rejects it. (2.3.19 reads a reason shaped
-					// `group.code` as an error code; this one is plain text.)
+					const errors = [];
+					conn.onError((e) => errors.push(`${e.group}.${e.code}`));
+					// Close code 1000, reason `connection.disconnected#kicked for testing` (§7.7). The
+					// action that asked for it is in flight when the socket closes, so the client
+					// rejects it. 2.3.19 parses the reason as `group.code#rayId` (a reason it cannot
+					// parse makes it warn "failed to parse close reason"): the rejection and its error
+					// listeners carry the code, and the text is the ray id. 2.0.33 ignores the reason.
 					const error = await rejectsWith(conn.disconnectMe("kicked for testing"), {}, "disconnectMe");
-					if (peer.version === "2.3.19") assert.match(error.message, /code: 1000, reason: kicked for testing/);
+					if (peer.version === "2.3.19") {
+						assert.deepEqual([error.group, error.code, error.rayId], ["connection", "disconnected", "kicked for testing"]);
+						assert.match(error.message, /kicked for testing/);
+						assert.deepEqual(errors, ["connection.disconnected"]);
+					}
 					await reopened;
 					const secondId = await within(await queued, "the action queued while disconnected");
 					assert.notEqual(secondId, firstId, "a reconnect opens a new connection");

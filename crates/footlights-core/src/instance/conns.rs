@@ -84,7 +84,7 @@ impl<A: Actor> Instance<A> {
                 .is_some_and(|s| s.is_detached());
             if still_detached && let Some(conn) = self.remove_conn(&conn_id) {
                 if let Some(sink) = conn.sink() {
-                    sink.close(CloseReason::normal("resume window ended"));
+                    sink.close(crate::conn::disconnect_reason("resume window ended"));
                 }
                 self.disconnect_hook(&conn).await;
             }

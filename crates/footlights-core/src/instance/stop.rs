@@ -100,7 +100,7 @@ impl<A: Actor> Instance<A> {
             Ok(())
         })
         .await;
-        self.close_all(CloseReason::normal("actor destroyed"), false)
+        self.close_all(crate::conn::disconnect_reason("actor destroyed"), false)
             .await;
         shared.take_pending_writes();
         shared.gate.end_message();

@@ -299,8 +299,13 @@ async fn the_actor_can_disconnect_a_client_with_a_reason() {
     )
     .await;
     until_tag(&mut ws, "Init").await;
-    send_text(&mut ws, &action_json(0, "kick", json!(["see you"]))).await;
-    assert_eq!(next_close(&mut ws).await, (1000, "see you".to_owned()));
+    send_text(&mut ws, &action_json(0, "kick", json!(["see you. #soon"]))).await;
+    // A coded reason rivetkit 2.3.x parses (`group.code#…`, split at `#`, then at `.`); the
+    // free text follows the `#`, with no `#` of its own.
+    assert_eq!(
+        next_close(&mut ws).await,
+        (1000, "connection.disconnected#see you. soon".to_owned())
+    );
 }
 
 #[tokio::test]
