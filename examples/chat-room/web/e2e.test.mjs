@@ -150,6 +150,35 @@ test("two browsers chat through the official rivetkit client", { timeout: 90_000
   for (const { problems } of [ann, bob, cat]) assert.deepEqual(problems, []);
 });
 
+test("a kicked member disappears from the other members' lists", { timeout: 90_000 }, async () => {
+  const room = "kicks";
+  const ann = await openAs("ann", room); // the first to join owns the room
+  const bob = await openAs("bob", room);
+  const cat = await openAs("cat", room);
+  // What rivetkit logs to the console about the close it gets (it warns "failed to parse close
+  // reason" about a reason that is not `group.code#…`).
+  const closeWarnings = [];
+  bob.page.on("console", (m) => {
+    if (/close reason/.test(m.text())) closeWarnings.push(m.text());
+  });
+  for (const { page } of [ann, cat]) await membersAre(page, ["ann", "bob", "cat"]);
+
+  await ann.page.fill("#text", "/kick bob spam");
+  await ann.page.press("#text", "Enter");
+  for (const { page } of [ann, cat]) {
+    await membersAre(page, ["ann", "cat"]);
+    await page.waitForSelector("#messages li.system >> text=bob left");
+  }
+  // Bob's page is told why (the close reason is coded, so rivetkit reports it), and his client's
+  // own reconnect is refused: the name is banned.
+  await bob.page.waitForSelector("#messages li.error >> text=connection.disconnected#spam");
+  await bob.page.waitForSelector("#messages li.error >> text=bob was removed from this room");
+  for (const { page } of [ann, cat]) await membersAre(page, ["ann", "cat"]);
+  assert.deepEqual(closeWarnings, []);
+  for (const { problems } of [ann, bob, cat]) assert.deepEqual(problems, []);
+  for (const { page } of [ann, bob, cat]) await page.context().close();
+});
+
 /** The message lines `first` to `last` (`m001`, `m002`, ...) from `name`, as the page shows them. */
 const sentRange = (name, first, last) =>
   Array.from({ length: last - first + 1 }, (_, i) => `${name}m${String(first + i).padStart(3, "0")}`);

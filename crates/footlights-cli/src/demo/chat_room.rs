@@ -1,12 +1,14 @@
 //! `chatRoom`: named members, messages kept for good in the actor's key-value store, join and
-//! leave events.
+//! leave events, kicks that keep the kicked name out.
 //!
 //! Every message is numbered: `seq` is 1 for a room's first message and one more for each
 //! after it. Message `seq` is stored under `msg/` followed by `seq` in 8 big-endian bytes, so
 //! the store lists messages in the order they were sent; the state holds only the count.
 
+use std::collections::BTreeSet;
+
 use footlights::prelude::*;
-use footlights::{Conns, Value};
+use footlights::{ConnRequest, Conns, Value};
 
 /// The most messages one history call returns: `getHistory` returns the latest this many,
 /// `getHistoryBefore` at most this many.
@@ -70,6 +72,9 @@ pub struct ChatRoom {
     /// in the state. Moved to the store when the room wakes; never saved again.
     #[serde(default, rename = "history", skip_serializing)]
     saved_history: Vec<SavedMessage>,
+    /// Names that were kicked: refused when they connect again.
+    #[serde(default)]
+    banned: BTreeSet<String>,
 }
 
 /// A message as earlier versions kept it in the state: without its `seq`.
@@ -108,15 +113,30 @@ impl ChatRoom {
         ctx.kv().put_many(entries).await
     }
 
+    /// Refuses kicked names (`auth.forbidden`), connections and stateless calls alike.
+    async fn on_before_connect(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        params: &Option<JoinParams>,
+        _request: &ConnRequest,
+    ) -> Result<(), ActionError> {
+        let name = name_of(params);
+        if self.banned.contains(&name) {
+            return Err(ActionError::forbidden(format!(
+                "{name} was removed from this room"
+            )));
+        }
+        Ok(())
+    }
+
     async fn create_conn_state(
         &mut self,
         _ctx: &Ctx<Self>,
         params: &Option<JoinParams>,
-        _request: &footlights::ConnRequest,
+        _request: &ConnRequest,
     ) -> Result<Member, ActionError> {
-        let name = params.as_ref().and_then(|p| p.name.clone());
         Ok(Member {
-            name: name.unwrap_or_else(|| ANONYMOUS.to_owned()),
+            name: name_of(params),
         })
     }
 
@@ -211,12 +231,14 @@ impl ChatRoom {
         x
     }
 
-    /// Disconnects every member called `name`, telling their clients `reason` (close code
-    /// 1000); returns how many were disconnected. Clients reconnect on their own, so this is a
-    /// nudge, not a ban: a room that must keep someone out refuses them in
-    /// `on_before_connect`, as `secureRoom` does.
+    /// Removes member `name` from the room: the name is banned, and every connection of it is
+    /// closed with `reason` (close code 1000, reason `connection.disconnected#{reason}`).
+    /// Returns how many were closed. Their clients reconnect on their own and are refused
+    /// (`auth.forbidden`), so the member leaves every other member's list for good: each
+    /// other member gets `leave(name)` and no `join(name)` after it.
     #[action]
-    pub async fn kick(&self, ctx: &Ctx<Self>, name: String, reason: Option<String>) -> usize {
+    pub async fn kick(&mut self, ctx: &Ctx<Self>, name: String, reason: Option<String>) -> usize {
+        self.banned.insert(name.clone());
         let reason = reason.unwrap_or_else(|| "kicked".to_owned());
         let members: Vec<_> = ctx
             .conns()
@@ -237,9 +259,46 @@ impl ChatRoom {
     }
 }
 
+/// The member name `params` ask for: [`ANONYMOUS`] without one.
+fn name_of(params: &Option<JoinParams>) -> String {
+    let name = params.as_ref().and_then(|p| p.name.clone());
+    name.unwrap_or_else(|| ANONYMOUS.to_owned())
+}
+
 /// Metadata of `message_too_long`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MaxLength {
     max_length: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use footlights::Registry;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_kicked_member_leaves_the_others_lists_and_stays_out() {
+        let registry = Registry::builder()
+            .actor::<ChatRoom>()
+            .start()
+            .await
+            .unwrap();
+        let room = registry.client().get_or_create::<ChatRoom>(["kick"]);
+        let as_member = |name: &str| room.clone().with_params(&json!({ "name": name }));
+        let ann = as_member("ann").connect().await.unwrap();
+        let kim = as_member("kim").connect().await.unwrap();
+        assert_eq!(ann.conn_count().await.unwrap(), 2);
+
+        let left = ann.once::<Leave>();
+        assert_eq!(as_member("mod").kick("kim".into(), None).await.unwrap(), 1);
+        assert_eq!(left.await.unwrap().0, "kim");
+        // Kim's client tries again on its own, and is refused; so is any new connection.
+        let refused = as_member("kim").connect().await.unwrap_err();
+        assert_eq!((refused.group(), refused.code()), ("auth", "forbidden"));
+        assert_eq!(ann.conn_count().await.unwrap(), 1, "kim is not back");
+        kim.dispose().await;
+        registry.shutdown().await;
+    }
 }
