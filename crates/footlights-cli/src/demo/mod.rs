@@ -7,10 +7,10 @@
 //! | [`secureRoom`](SecureRoom) | `whoami() → {user, role, calls}`, `adminOnly() → n` | none | `{authToken}`, see [`USERS`] |
 //! | [`protectedActor`](ProtectedActor) | `whoami() → {user, hits}` | none | `{token: "secret", user?}` |
 //!
-//! With `--with-test-actors` the server also has [`testActor`](TestActor), which the
-//! JavaScript compatibility tests (`tests/js-compat`) use for what the demo actors do not
-//! show: create input, masked internal errors, action timeouts, server-side disconnects, an
-//! event without arguments and raw HTTP requests.
+//! With `--with-test-actors` the server also has [`testActor`](TestActor) and
+//! [`testRaw`](TestRaw), which the JavaScript compatibility tests (`tests/js-compat`) use for
+//! what the demo actors do not show: create input, masked internal errors, action timeouts,
+//! server-side disconnects, an event without arguments, and raw HTTP requests.
 //!
 //! # Tokens
 //!
@@ -30,6 +30,7 @@ mod counter;
 mod protected;
 mod secure_room;
 mod test_actor;
+mod test_raw;
 
 use footlights::{Registry, RegistryBuilder};
 
@@ -45,6 +46,7 @@ pub use secure_room::{
 pub use test_actor::{
     ACTION_TIMEOUT, Poked, REFUSAL_MESSAGE, TestActor, TestActorActions, TestParams,
 };
+pub use test_raw::{TOGETHER, TestRaw, TestRawActions};
 
 /// A registry builder with the demo actors: `counter`, `chatRoom`, `secureRoom` and
 /// `protectedActor`. Add a storage driver and start it.
@@ -67,7 +69,7 @@ pub fn registry() -> RegistryBuilder {
         .actor::<ProtectedActor>()
 }
 
-/// Adds the actors only the compatibility tests need ([`TestActor`]).
+/// Adds the actors only the compatibility tests need ([`TestActor`], [`TestRaw`]).
 pub fn register_test_actors(builder: RegistryBuilder) -> RegistryBuilder {
-    builder.actor::<TestActor>()
+    builder.actor::<TestActor>().actor::<TestRaw>()
 }

@@ -1,7 +1,7 @@
 //! `testActor`: behaviour the JavaScript compatibility tests check that no demo actor needs —
 //! create input, a connection refused with a user error, a masked internal error, a user error
-//! of any shape, an action that runs past its timeout, a server-side disconnect, an event
-//! without arguments, and raw HTTP requests. Served only with `--with-test-actors`.
+//! of any shape, an action that runs past its timeout, a server-side disconnect, and an event
+//! without arguments. Served only with `--with-test-actors`.
 
 use std::time::Duration;
 
