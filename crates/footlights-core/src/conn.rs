@@ -262,8 +262,16 @@ impl<A: Actor> Conn<A> {
         lock(&self.inner.subscriptions).contains(event)
     }
 
+    /// The events the connection subscribed to.
+    pub(crate) fn subscribed_events(&self) -> Vec<String> {
+        lock(&self.inner.subscriptions).iter().cloned().collect()
+    }
+
     /// Subscribes to or unsubscribes from `event`, within the actor type's limits on the
     /// number of subscriptions and the length of a name.
+    ///
+    /// The connection's own set is the one the limits apply to; the caller mirrors a change
+    /// into the actor's subscription index, which broadcasts read.
     ///
     /// # Errors
     /// `connection.too_many_subscriptions`, `connection.event_name_too_long`; the

@@ -14,7 +14,8 @@ use footlights_storage::{Alarm, Write};
 use crate::actor::Actor;
 use crate::clock::ClockHandle;
 use crate::conn::Conn;
-use crate::gate::{Gate, Output};
+use crate::conn_index::ConnIndex;
+use crate::gate::{ConnSink, Gate, Output};
 use crate::instance::Mailbox;
 use crate::kv::{Kv, KvStore};
 
@@ -27,8 +28,9 @@ pub(crate) struct Shared<A: Actor> {
     pub(crate) gate: Arc<Gate>,
     /// The actor's key-value store.
     pub(crate) kv: KvStore,
-    /// Live connections, in the order they joined. Changed only by the actor task.
-    pub(crate) conns: Mutex<Vec<Conn<A>>>,
+    /// Live connections by id, in the order they joined, with the sinks of each event's
+    /// subscribers. Changed only by the actor task; read by contexts on any thread.
+    pub(crate) conns: Mutex<ConnIndex<Conn<A>, Arc<ConnSink>>>,
     /// The actor's own mailbox.
     pub(crate) mailbox: Mailbox,
     /// The in-process client, for actor-to-actor calls.
@@ -48,8 +50,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<A: Actor> Shared<A> {
-    pub(crate) fn conns(&self) -> MutexGuard<'_, Vec<Conn<A>>> {
+    pub(crate) fn conns(&self) -> MutexGuard<'_, ConnIndex<Conn<A>, Arc<ConnSink>>> {
         lock(&self.conns)
+    }
+
+    /// Adds a connection as the last to join, indexed under the events it already subscribed
+    /// to (a connection back from hibernation keeps its subscriptions).
+    pub(crate) fn add_conn(&self, conn: Conn<A>) {
+        let events = conn.subscribed_events();
+        let id = conn.id().clone();
+        let sink = conn.sink().cloned();
+        let mut conns = self.conns();
+        conns.insert(id.clone(), conn, sink);
+        for event in &events {
+            conns.subscribe(&id, event);
+        }
     }
 
     pub(crate) fn take_pending_writes(&self) -> Vec<Write> {
@@ -118,7 +133,9 @@ impl<A: Actor> Ctx<A> {
         self.conn.as_ref()
     }
 
-    /// A snapshot of the live connections, in the order they joined.
+    /// A snapshot of the live connections, in the order they joined (a connection back from
+    /// hibernation counts as joining when its actor wakes; they keep their order among
+    /// themselves).
     ///
     /// A stateless call (an action over HTTP, a raw request) is in the list while it runs,
     /// under its short-lived connection, and so is an open raw WebSocket
@@ -126,12 +143,15 @@ impl<A: Actor> Ctx<A> {
     /// here, as with RivetKit. Filter them out where only realtime connections count (the
     /// members of a room, say).
     pub fn conns(&self) -> Vec<Conn<A>> {
-        self.shared.conns().clone()
+        let conns = self.shared.conns();
+        let mut all = Vec::with_capacity(conns.len());
+        all.extend(conns.iter().cloned());
+        all
     }
 
     /// The live connection with this id.
     pub fn conn_by_id(&self, id: &ConnId) -> Option<Conn<A>> {
-        self.shared.conns().iter().find(|c| c.id() == id).cloned()
+        self.shared.conns().get(id).cloned()
     }
 
     /// Sends an event to every connection subscribed to it.
@@ -145,15 +165,12 @@ impl<A: Actor> Ctx<A> {
     /// Sends an event by name with raw arguments to every connection subscribed to it.
     ///
     /// The event is built once and shared by every connection, which encodes it once per wire
-    /// format.
+    /// format. Only the event's subscribers are visited, through the actor's subscription
+    /// index, however many other connections the actor has.
     pub fn broadcast_raw(&self, name: &str, args: Vec<Value>) {
         let outputs: Vec<Output> = {
             let conns = self.shared.conns();
-            let mut sinks = conns
-                .iter()
-                .filter(|c| c.is_subscribed(name))
-                .filter_map(Conn::sink)
-                .peekable();
+            let mut sinks = conns.subscribers(name).peekable();
             if sinks.peek().is_none() {
                 return;
             }

@@ -25,6 +25,7 @@
 mod actor;
 mod clock;
 mod conn;
+mod conn_index;
 mod ctx;
 mod deferred;
 mod gate;

@@ -48,10 +48,9 @@ impl<A: Actor> Instance<A> {
             return;
         };
         let shared = &ctx.shared;
-        let mut conns = shared.conns();
         for p in *parked {
             tracing::trace!(actor = A::NAME, conn = %p.id(), "connection back from hibernation");
-            conns.push(p.unpark(shared.gate.clone(), shared.mailbox.clone()));
+            shared.add_conn(p.unpark(shared.gate.clone(), shared.mailbox.clone()));
         }
     }
 

@@ -177,7 +177,7 @@ impl<A: Actor> Instance<A> {
             shared.gate.clone(),
             shared.mailbox.clone(),
         );
-        shared.conns().push(conn.clone());
+        shared.add_conn(conn.clone());
         if let Some(sink) = &sink {
             let init = ToClient::Init {
                 actor_id: shared.id.clone(),
@@ -200,10 +200,9 @@ impl<A: Actor> Instance<A> {
         Ok(conn)
     }
 
+    /// Removes a connection and its subscriptions from the actor's index.
     pub(super) fn remove_conn(&self, id: &ConnId) -> Option<Conn<A>> {
-        let mut conns = self.ctx.shared.conns();
-        let at = conns.iter().position(|c| c.id() == id)?;
-        Some(conns.remove(at))
+        self.ctx.shared.conns().remove(id)
     }
 
     pub(super) async fn close_ephemeral(&mut self, conn: &Conn<A>) {

@@ -394,7 +394,16 @@ impl<A: Actor> Instance<A> {
                             subscribe,
                         },
                     ) => {
-                        let refused = conn.set_subscribed(event_name, subscribe, &self.options);
+                        let refused =
+                            conn.set_subscribed(event_name.clone(), subscribe, &self.options);
+                        if refused.is_ok() {
+                            let mut conns = self.ctx.shared.conns();
+                            if subscribe {
+                                conns.subscribe(&conn_id, &event_name);
+                            } else {
+                                conns.unsubscribe(&conn_id, &event_name);
+                            }
+                        }
                         if let (Err(error), Some(sink)) = (refused, conn.sink()) {
                             let msg = ToClient::Error {
                                 error,

@@ -30,16 +30,14 @@ impl<A: Actor> Instance<A> {
     /// registry, leaving the others (ephemeral ones, ones some handle still holds) to be
     /// closed.
     fn park_conns(&mut self) {
-        let conns = std::mem::take(&mut *self.ctx.shared.conns());
+        let conns = self.ctx.shared.conns().take_all();
         let mut parked = Vec::new();
-        let mut left = Vec::new();
         for conn in conns {
             match conn.park() {
                 Ok(p) => parked.push(p),
-                Err(conn) => left.push(conn),
+                Err(conn) => self.ctx.shared.add_conn(conn),
             }
         }
-        *self.ctx.shared.conns() = left;
         if !parked.is_empty() {
             tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, conns = parked.len(), "connections kept open while the actor sleeps");
             self.reg.park(&self.ctx.shared.id, Box::new(parked));
@@ -130,7 +128,7 @@ impl<A: Actor> Instance<A> {
                 reason: reason.reason.clone(),
             });
         }
-        let conns = std::mem::take(&mut *self.ctx.shared.conns());
+        let conns = self.ctx.shared.conns().take_all();
         for conn in &conns {
             if let Some(sink) = conn.sink() {
                 self.ctx
