@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use footlights::storage::{Durability, SqliteDriver};
-use footlights_server::{AccessPolicy, Rate, Server};
+use footlights_server::{AccessPolicy, DEFAULT_MAX_CONNECTIONS, Rate, Server};
 use tokio::net::TcpListener;
 
 use crate::demo;
@@ -94,6 +94,11 @@ pub struct ServeOptions {
     /// create, list and call actors. Without this flag such a start is refused.
     #[arg(long)]
     pub insecure_open: bool,
+    /// Realtime connections (WebSocket and SSE) the server holds at once, over all actors;
+    /// past it new ones are refused with `actor.overloaded`. Each takes a file descriptor, so
+    /// the process's open-file limit must be higher.
+    #[arg(long, value_name = "COUNT", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// When another `footlights serve` listens on the same address with the same data
     /// directory, this one takes over from it: it listens beside it at once, then waits up to
     /// this many seconds for it to stop (send it SIGTERM) before opening the store and
@@ -331,7 +336,8 @@ impl Listening {
             .context("cannot start the actor registry")?;
         let mut server = Server::builder()
             .registry(registry)
-            .shutdown_timeout(options.shutdown_timeout);
+            .shutdown_timeout(options.shutdown_timeout)
+            .max_connections(options.max_connections);
         if let Some(token) = token {
             server = server.access(AccessPolicy::token(token).gateway(options.gateway_token));
         }
