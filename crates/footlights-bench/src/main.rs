@@ -112,6 +112,10 @@ struct SuiteArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// Scenarios, comma-separated: a,a_bare,b,c,c_bare,c_many,d,e,f (f wants a fresh server).
+    /// b_idle: the b load on one actor beside 0, 1,000 and 10,000 idle connections to it;
+    /// b_open: opening 19,000 connections to one actor (both need a server allowing more than
+    /// 10,000 connections, `footlights serve --max-connections 20000`, and an open-file limit
+    /// of 20,000 for this process and the server).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Warm-up seconds.
@@ -236,6 +240,12 @@ async fn suite(a: SuiteArgs) -> anyhow::Result<()> {
                     scenarios::ws_actions(&ctx, "b_ws_100conn_1actor", 100, 1).await,
                     scenarios::ws_actions(&ctx, "b_ws_100conn_100actors", 100, 100).await,
                 ],
+                "b_idle" => vec![
+                    scenarios::idle_actions(&ctx, 0).await,
+                    scenarios::idle_actions(&ctx, 1_000).await,
+                    scenarios::idle_actions(&ctx, 10_000).await,
+                ],
+                "b_open" => vec![scenarios::open_many(&ctx, 19_000).await],
                 "c" => vec![
                     scenarios::http_actions(&ctx, "c_http_c1_1actor_json", 1, 1).await,
                     scenarios::http_actions(&ctx, "c_http_c64_1actor_json", 64, 1).await,

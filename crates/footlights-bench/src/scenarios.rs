@@ -146,6 +146,19 @@ pub(crate) async fn ws_calls(
         .map(|i| format!("ws-{}-{i}", ctx.nonce))
         .collect();
     let _ = prewarm(ctx, keys.clone()).await;
+    ws_load(ctx, id, &keys, conns, action).await
+}
+
+/// The load of [`ws_calls`] on actors that exist: `conns` connections round robin over `keys`,
+/// one `action` in flight each.
+async fn ws_load(
+    ctx: &Ctx,
+    id: &str,
+    keys: &[String],
+    conns: usize,
+    action: &'static str,
+) -> RunResult {
+    let actors = keys.len();
     let mut opened = Vec::new();
     let mut open_errors = 0;
     let mut http = HttpConn::open(&ctx.target.addr).await.ok();
@@ -475,6 +488,55 @@ async fn open_idle(ctx: &Ctx, key: &str, n: usize) -> (Vec<WsConn>, u64, f64) {
         }
     }
     (conns, errors, t0.elapsed().as_secs_f64())
+}
+
+/// (b_idle) `idle` idle `/connect` WebSockets on one `counter`, then the 100-connection
+/// `increment` load of [`ws_actions`] on the same actor: what idle connections cost the active
+/// ones. The note gives the time the idle ones took to open.
+pub(crate) async fn idle_actions(ctx: &Ctx, idle: usize) -> RunResult {
+    let key = format!("idle-{}", ctx.nonce);
+    let _ = prewarm(ctx, vec![key.clone()]).await;
+    let (conns, errors, open_s) = open_idle(ctx, &key, idle).await;
+    let open = conns.len();
+    let id = format!("b_idle_{idle}_ws_100conn_1actor");
+    let mut r = ws_load(ctx, &id, std::slice::from_ref(&key), 100, "increment").await;
+    r.errors += errors;
+    let note = format!("{open} idle connections on the actor, opened in {open_s:.2} s");
+    r.note = if r.note.is_empty() {
+        note
+    } else {
+        format!("{note}; {}", r.note)
+    };
+    for c in conns {
+        c.close().await;
+    }
+    r
+}
+
+/// (b_open) The time to open `n` `/connect` WebSockets on one `counter` (50 handshakes at a
+/// time); `ops` are the connections that opened, `secs` the time it took.
+pub(crate) async fn open_many(ctx: &Ctx, n: usize) -> RunResult {
+    let key = format!("open-{}", ctx.nonce);
+    let _ = prewarm(ctx, vec![key.clone()]).await;
+    let (conns, errors, open_s) = open_idle(ctx, &key, n).await;
+    let open = conns.len();
+    let mut r = RunResult {
+        target: ctx.name.clone(),
+        scenario: format!("b_open_{n}_ws_1actor"),
+        ops: open as u64,
+        secs: open_s,
+        errors,
+        server_rss_kb: procfs::sample(&ctx.pids).rss_kb,
+        ..RunResult::default()
+    };
+    r.note = format!(
+        "{open} of {n} connections to one actor opened in {open_s:.2} s ({:.0}/s)",
+        open as f64 / open_s.max(f64::EPSILON)
+    );
+    for c in conns {
+        c.close().await;
+    }
+    r
 }
 
 /// (h) Hibernation: `n` idle WebSockets on one `counter`, the server's RSS per connection with
