@@ -55,4 +55,4 @@
 pub mod demo;
 mod serve;
 
-pub use serve::{Bound, Listening, Origin, ServeOptions};
+pub use serve::{Bound, Listening, Origin, ServeOptions, connections_for_files};

@@ -95,10 +95,13 @@ pub struct ServeOptions {
     #[arg(long)]
     pub insecure_open: bool,
     /// Realtime connections (WebSocket and SSE) the server holds at once, over all actors;
-    /// past it new ones are refused with `actor.overloaded`. Each takes a file descriptor, so
-    /// the process's open-file limit must be higher.
-    #[arg(long, value_name = "COUNT", default_value_t = DEFAULT_MAX_CONNECTIONS)]
-    pub max_connections: usize,
+    /// past it new ones are refused with `actor.overloaded`. Each takes a file descriptor. By
+    /// default it follows the open-file limit: the server raises its soft limit to the hard
+    /// one at start and keeps room for the store and for connections being set up (the
+    /// figures are logged); a larger count than the limit allows is lowered to it, with a
+    /// warning.
+    #[arg(long, value_name = "COUNT")]
+    pub max_connections: Option<usize>,
     /// When another `footlights serve` listens on the same address with the same data
     /// directory, this one takes over from it: it listens beside it at once, then waits up to
     /// this many seconds for it to stop (send it SIGTERM) before opening the store and
@@ -135,6 +138,50 @@ impl ServeOptions {
         );
         Ok(Some(token.to_owned()))
     }
+}
+
+/// File descriptors kept for what is not a realtime connection: the store's files, the
+/// listener, connections still being set up (the server's `max_pending_connections`, 512) and
+/// some room; a quarter of the limit when that is less.
+const RESERVED_FILES: u64 = 1024;
+
+/// The realtime connections an open-file limit of `files` leaves room for.
+pub fn connections_for_files(files: u64) -> u64 {
+    files.saturating_sub(RESERVED_FILES.min(files / 4)).max(1)
+}
+
+/// How many realtime connections to allow: `asked`, or by default what the open-file limit
+/// leaves (after raising the soft limit to the hard one), never more than that.
+fn connection_limit(asked: Option<usize>) -> usize {
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit");
+            let limit = asked.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+            tracing::info!(max_connections = limit, "connection limit");
+            return limit;
+        }
+    };
+    let room = usize::try_from(connections_for_files(files)).unwrap_or(usize::MAX);
+    let limit = match asked {
+        Some(n) if n > room => {
+            tracing::warn!(
+                asked = n,
+                open_file_limit = files,
+                max_connections = room,
+                "--max-connections is more than the open-file limit allows; lowered"
+            );
+            room
+        }
+        Some(n) => n,
+        None => room,
+    };
+    tracing::info!(
+        max_connections = limit,
+        open_file_limit = files,
+        "connection limit"
+    );
+    limit
 }
 
 /// A positive number of seconds, such as `10` or `2.5`, at most a day.
@@ -337,7 +384,7 @@ impl Listening {
         let mut server = Server::builder()
             .registry(registry)
             .shutdown_timeout(options.shutdown_timeout)
-            .max_connections(options.max_connections);
+            .max_connections(connection_limit(options.max_connections));
         if let Some(token) = token {
             server = server.access(AccessPolicy::token(token).gateway(options.gateway_token));
         }

@@ -6,4 +6,5 @@
 
 mod demo;
 mod handover;
+mod limits;
 mod serve;
