@@ -40,6 +40,7 @@
 pub mod cluster;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod key_order;
 mod kv;
 mod memory;
 

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt as _, BufReade
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdout, Command};
 
-use crate::serve::{Footlights, LIMIT, start};
+use crate::serve::{Footlights, LIMIT, sigterm, start};
 
 /// `footlights serve` on a given port, stdout piped, not yet ready.
 fn spawn(
@@ -106,19 +106,7 @@ async fn a_second_server_takes_over_without_refusing_a_connection() {
     let before = send_increment(port, 10).await;
 
     let Footlights { child: mut old, .. } = first;
-    let pid = old.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap()
-            .success()
-    );
-    let exit = tokio::time::timeout(LIMIT, old.wait())
-        .await
-        .expect("the first exits in time")
-        .unwrap();
+    let exit = sigterm(&mut old).await;
     assert!(exit.success(), "{exit:?}");
 
     // Only the second listens now; it may still be opening the store.
@@ -140,19 +128,7 @@ async fn a_second_server_takes_over_without_refusing_a_connection() {
     let total = answer(send_increment(port, 0).await).await;
     assert_eq!(total, (200, json!(111)));
 
-    let pid = second.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap()
-            .success()
-    );
-    let exit = tokio::time::timeout(LIMIT, second.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = sigterm(&mut second).await;
     assert!(exit.success(), "{exit:?}");
 }
 
@@ -233,18 +209,6 @@ async fn a_socket_passed_by_the_supervisor_is_used() {
     assert_eq!(line, format!("listening on http://127.0.0.1:{port}"));
     assert_eq!(answer(first).await, (200, json!(5)));
     assert_eq!(answer(send_increment(port, 1).await).await, (200, json!(6)));
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap()
-            .success()
-    );
-    let exit = tokio::time::timeout(LIMIT, child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = sigterm(&mut child).await;
     assert!(exit.success(), "{exit:?}");
 }

@@ -68,20 +68,25 @@ async fn serve_to_exit(args: &[&str], data_dir: &Path) -> std::process::Output {
     .unwrap()
 }
 
+/// Sends `child` SIGTERM and waits (bounded) for its exit.
+pub(super) async fn sigterm(child: &mut Child) -> ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .expect("exit in time")
+        .unwrap()
+}
+
 impl Footlights {
     /// Sends SIGTERM and waits for the exit.
     pub(super) async fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id().unwrap().to_string();
-        let kill = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(kill.success());
-        tokio::time::timeout(LIMIT, self.child.wait())
-            .await
-            .expect("exit in time")
-            .unwrap()
+        sigterm(&mut self.child).await
     }
 
     /// Kills the process (SIGKILL): nothing is closed or checkpointed.
