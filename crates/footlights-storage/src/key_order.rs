@@ -84,7 +84,7 @@ pub fn decode(mut bytes: &[u8]) -> Result<ActorKey, CorruptKey> {
 /// The smallest encoding after every encoding that starts with `prefix` (itself an encoding),
 /// or `None` when every key starts with it (the empty prefix).
 ///
-/// A non-empty encoding ends with [`END`] (`00`); replacing that byte with `01` gives a bound
+/// A non-empty encoding ends with the part terminator `00`; replacing that byte with `01` gives a bound
 /// that every extension of `prefix` is below and nothing else between `prefix` and it fits.
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let (_, head) = prefix.split_last()?;
