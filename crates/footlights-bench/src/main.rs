@@ -6,6 +6,7 @@
 //! `bench/run.sh` drives it; see `bench/RESULTS.md` for the figures.
 
 mod ceiling;
+mod crowd;
 mod procfs;
 mod proto;
 mod report;
@@ -241,11 +242,11 @@ async fn suite(a: SuiteArgs) -> anyhow::Result<()> {
                     scenarios::ws_actions(&ctx, "b_ws_100conn_100actors", 100, 100).await,
                 ],
                 "b_idle" => vec![
-                    scenarios::idle_actions(&ctx, 0).await,
-                    scenarios::idle_actions(&ctx, 1_000).await,
-                    scenarios::idle_actions(&ctx, 10_000).await,
+                    crowd::idle_actions(&ctx, 0).await,
+                    crowd::idle_actions(&ctx, 1_000).await,
+                    crowd::idle_actions(&ctx, 10_000).await,
                 ],
-                "b_open" => vec![scenarios::open_many(&ctx, 19_000).await],
+                "b_open" => vec![crowd::open_many(&ctx, 19_000).await],
                 "c" => vec![
                     scenarios::http_actions(&ctx, "c_http_c1_1actor_json", 1, 1).await,
                     scenarios::http_actions(&ctx, "c_http_c64_1actor_json", 64, 1).await,
@@ -262,8 +263,8 @@ async fn suite(a: SuiteArgs) -> anyhow::Result<()> {
                 "e" => vec![scenarios::creation(&ctx, run).await],
                 "f" => scenarios::memory(&ctx).await,
                 "f_ws" => vec![scenarios::memory_ws(&ctx).await],
-                "h" => scenarios::hibernation(&ctx, 10_000, 50).await,
-                "h_small" => scenarios::hibernation(&ctx, 1_000, 20).await,
+                "h" => crowd::hibernation(&ctx, 10_000, 50).await,
+                "h_small" => crowd::hibernation(&ctx, 1_000, 20).await,
                 other => anyhow::bail!("unknown scenario {other}"),
             };
             for mut r in results {
