@@ -36,7 +36,7 @@ async fn open_idle(ctx: &Ctx, key: &str, n: usize) -> (Vec<WsConn>, u64, f64) {
 }
 
 /// (b_idle) `idle` idle `/connect` WebSockets on one `counter`, then the 100-connection
-/// `increment` load of [`ws_actions`] on the same actor: what idle connections cost the active
+/// `increment` load of [`ws_actions`](crate::scenarios::ws_actions) on the same actor: what idle connections cost the active
 /// ones. The note gives the time the idle ones took to open.
 pub(crate) async fn idle_actions(ctx: &Ctx, idle: usize) -> RunResult {
     let key = format!("idle-{}", ctx.nonce);
