@@ -79,9 +79,8 @@ pub(crate) async fn list_actors(
     after: Option<&ActorKey>,
     limit: usize,
 ) -> Result<Vec<ActorMeta>> {
-    let start = key::encode(key_prefix);
-    let end = key::prefix_end(&start);
-    let after = after.map(key::encode).filter(|a| *a >= start);
+    let footlights_storage::key_order::PageBounds { start, end, after } =
+        footlights_storage::key_order::page_bounds(key_prefix, after);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     // An absent bound is NULL, which the `IS NULL OR` lets every row through.
     let sql = format!(

@@ -157,9 +157,8 @@ pub(crate) fn list_actors_page(
     after: Option<&ActorKey>,
     limit: usize,
 ) -> Result<Vec<ActorMeta>> {
-    let start = key::encode(key_prefix);
-    let end = key::prefix_end(&start);
-    let after = after.map(key::encode).filter(|a| *a >= start);
+    let footlights_storage::key_order::PageBounds { start, end, after } =
+        footlights_storage::key_order::page_bounds(key_prefix, after);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     // Keys sort like their encodings: `> after` continues the listing, `< end` keeps the
     // prefix. An absent bound is written so that it holds for every row.

@@ -93,6 +93,38 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     Some(end)
 }
 
+/// The byte bounds of one page of a listing by key prefix, as drivers scan their
+/// `key_sort` index: keys from `start` (the prefix itself) up to `end` (excluded; `None` means
+/// no upper bound), and only after `after` (excluded) when a previous page ended there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageBounds {
+    /// The encoding of the prefix: the smallest key in the listing.
+    pub start: Vec<u8>,
+    /// The first encoding past the prefix ([`prefix_end`]).
+    pub end: Option<Vec<u8>>,
+    /// The last key of the previous page, if it lies in the listing.
+    pub after: Option<Vec<u8>>,
+}
+
+/// The bounds of the page of keys under `prefix` that follows `after`.
+///
+/// ```
+/// use footlights_storage::{ActorKey, key_order};
+///
+/// let prefix = ActorKey::from(["chat"].as_slice());
+/// let last = ActorKey::from(["chat", "room-1"].as_slice());
+/// let page = key_order::page_bounds(&prefix, Some(&last));
+/// assert_eq!(page.start, b"chat\x00");
+/// assert_eq!(page.end.as_deref(), Some(&b"chat\x01"[..]));
+/// assert_eq!(page.after, Some(key_order::encode(&last)));
+/// ```
+pub fn page_bounds(prefix: &ActorKey, after: Option<&ActorKey>) -> PageBounds {
+    let start = encode(prefix);
+    let end = prefix_end(&start);
+    let after = after.map(encode).filter(|a| *a >= start);
+    PageBounds { start, end, after }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,26 +10,13 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt as _, BufReade
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdout, Command};
 
-use crate::serve::{Footlights, LIMIT, sigterm, start};
+use crate::serve::{Footlights, LIMIT, serve_command, sigterm, start};
 
 /// `footlights serve` on a given port, stdout piped, not yet ready.
-fn spawn(
-    program: &str,
-    pre_args: &[&str],
-    port: u16,
-    data_dir: &Path,
-) -> (Child, Lines<BufReader<ChildStdout>>) {
-    let mut child = Command::new(program)
-        .args(pre_args)
-        .arg(env!("CARGO_BIN_EXE_footlights"))
-        .args(["serve", "--port", &port.to_string(), "--data-dir"])
-        .arg(data_dir)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("FOOTLIGHTS_TOKEN")
-        .env("RUST_LOG", "warn")
+fn spawn(port: u16, data_dir: &Path) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = serve_command(data_dir, &["--port", &port.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn footlights");
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -97,7 +84,7 @@ async fn a_second_server_takes_over_without_refusing_a_connection() {
         (200, json!({ "output": 1 }))
     );
 
-    let (mut second, mut second_out) = spawn("env", &[], port, &data_dir);
+    let (mut second, mut second_out) = spawn(port, &data_dir);
     assert_eq!(
         next_line(&mut second_out).await,
         format!("taking over http://127.0.0.1:{port} once the server serving it stops")
@@ -140,12 +127,7 @@ async fn another_data_dir_on_a_taken_address_is_refused() {
     let other = dir.path().join("two");
     let output = tokio::time::timeout(
         LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_footlights"))
-            .args(["serve", "--port", &port.to_string(), "--data-dir"])
-            .arg(&other)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
+        serve_command(&other, &["--port", &port.to_string()]).output(),
     )
     .await
     .expect("exit in time")

@@ -3,27 +3,23 @@
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-use crate::serve::LIMIT;
+use crate::serve::{LIMIT, serve_command};
 
 /// Starts `footlights serve` with `extra` and returns the `connection limit` log line's
 /// `max_connections` and `open_file_limit` (the latter absent if the limit could not be read).
 async fn logged_limit(extra: &[&str]) -> (u64, u64, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_footlights"))
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(extra)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("FOOTLIGHTS_TOKEN")
-        .env("RUST_LOG", "footlights_cli=info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn footlights");
+    let mut child = serve_command(
+        &dir.path().join("data"),
+        &[&["--port", "0"], extra].concat(),
+    )
+    .env("RUST_LOG", "footlights_cli=info")
+    .env("NO_COLOR", "1")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn footlights");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = String::new();
     let line = tokio::time::timeout(LIMIT, async {

@@ -18,18 +18,27 @@ pub(super) struct Footlights {
     pub(super) url: String,
 }
 
-/// Starts `footlights serve` on a free port and waits for its ready line.
-pub(super) async fn start(data_dir: &Path, extra: &[&str]) -> Footlights {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_footlights"))
-        .args(["serve", "--port", "0", "--data-dir"])
+/// `footlights serve --data-dir DATA_DIR ARGS` as the tests run it: no backtraces, no token
+/// from the environment, warnings only, killed when dropped.
+pub(super) fn serve_command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_footlights"));
+    command
+        .arg("serve")
+        .arg("--data-dir")
         .arg(data_dir)
-        .args(extra)
+        .args(args)
         .env_remove("RUST_BACKTRACE")
         .env_remove("FOOTLIGHTS_TOKEN")
         .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `footlights serve` on a free port and waits for its ready line.
+pub(super) async fn start(data_dir: &Path, extra: &[&str]) -> Footlights {
+    let mut child = serve_command(data_dir, &[&["--port", "0"], extra].concat())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn footlights");
     let stdout = child.stdout.take().unwrap();
@@ -50,22 +59,10 @@ pub(super) async fn start(data_dir: &Path, extra: &[&str]) -> Footlights {
 /// Runs `footlights serve ARGS --data-dir DATA_DIR` to its exit (bounded; killed if it does
 /// not exit in time) and returns what it printed.
 async fn serve_to_exit(args: &[&str], data_dir: &Path) -> std::process::Output {
-    tokio::time::timeout(
-        LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_footlights"))
-            .arg("serve")
-            .args(args)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("FOOTLIGHTS_TOKEN")
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("exit in time")
-    .unwrap()
+    tokio::time::timeout(LIMIT, serve_command(data_dir, args).output())
+        .await
+        .expect("exit in time")
+        .unwrap()
 }
 
 /// Sends `child` SIGTERM and waits (bounded) for its exit.
