@@ -38,7 +38,7 @@ describe("connections", { concurrency: true }, () => {
 				await withClient(server, peer, async (client) => {
 					const key = keyFor("params", peer);
 					const bob = client.chatRoom.getOrCreate(key, { params: { name: "bob" } }).connect();
-					const message = nextEvent(bob, "message");
+					const message = nextEvent(bob, "newMessage");
 					assert.equal(await within(bob.sendMessage("hi from bob"), "sendMessage"), 1);
 					assert.deepEqual(await message, [{ seq: 1, from: "bob", text: "hi from bob" }]);
 
@@ -49,7 +49,7 @@ describe("connections", { concurrency: true }, () => {
 					const anonConn = client.chatRoom.getOrCreate(key, { params: {} }).connect();
 					assert.equal(await within(anonConn.sendMessage("no name"), "sendMessage"), 4);
 
-					assert.deepEqual(await nobody.getHistory(), [
+					assert.deepEqual(await nobody.history(), [
 						{ seq: 1, from: "bob", text: "hi from bob" },
 						{ seq: 2, from: "carol", text: "hi from carol" },
 						{ seq: 3, from: "anon", text: "who am I" },
@@ -83,33 +83,34 @@ describe("connections", { concurrency: true }, () => {
 				});
 			});
 
-			test("join and leave events follow real connections, not stateless calls", async () => {
+			test("joined and left events follow real connections, not stateless calls", async () => {
 				await withClient(server, peer, async (client) => {
 					const key = keyFor("join-leave", peer);
 					const observer = client.chatRoom.getOrCreate(key, { params: { name: "observer" } }).connect();
 					const seen = [];
-					for (const event of ["join", "leave", "message"]) observer.on(event, (arg) => seen.push([event, typeof arg === "string" ? arg : arg.from]));
+					for (const event of ["joined", "left"]) observer.on(event, (arg) => seen.push([event, arg.name]));
+					observer.on("newMessage", (arg) => seen.push(["newMessage", arg.from]));
 					assert.equal(await within(observer.connCount(), "connCount"), 1);
 
-					const joined = nextEvent(observer, "join");
+					const joined = nextEvent(observer, "joined");
 					const alice = client.chatRoom.getOrCreate(key, { params: { name: "alice" } }).connect();
-					assert.deepEqual(await joined, ["alice"]);
-					assert.equal(await within(observer.connCount(), "connCount"), 2);
+					assert.deepEqual(await joined, [{ name: "alice", members: ["alice", "observer"] }]);
+					assert.deepEqual(await within(observer.members(), "members"), ["alice", "observer"]);
 
-					const left = nextEvent(observer, "leave");
+					const left = nextEvent(observer, "left");
 					await within(alice.dispose(), "alice.dispose()");
-					assert.deepEqual(await left, ["alice"]);
+					assert.deepEqual(await left, [{ name: "alice", members: ["observer"] }]);
 					assert.equal(await within(observer.connCount(), "connCount"), 1);
 
-					// A stateless call runs the hooks with a short-lived connection: the actor skips join
-					// and leave for it. Its `message` would come after a join, so none came.
-					const message = nextEvent(observer, "message");
+					// A stateless call runs the hooks with a short-lived connection: the actor skips joined
+					// and left for it. Its `newMessage` would come after a joined, so none came.
+					const message = nextEvent(observer, "newMessage");
 					await client.chatRoom.getOrCreate(key, { params: { name: "dave" } }).sendMessage("stateless");
 					await message;
 					assert.deepEqual(seen, [
-						["join", "alice"],
-						["leave", "alice"],
-						["message", "dave"],
+						["joined", "alice"],
+						["left", "alice"],
+						["newMessage", "dave"],
 					]);
 					await observer.dispose();
 				});

@@ -92,7 +92,7 @@ describe("events", { concurrency: true }, () => {
 			test("events carry structured arguments", async () => {
 				await withClient(server, peer, async (client) => {
 					const conn = client.chatRoom.getOrCreate(keyFor("structured", peer), { params: { name: "ana" } }).connect();
-					const message = nextEvent(conn, "message");
+					const message = nextEvent(conn, "newMessage");
 					const sentAt = 1_700_000_000_123;
 					assert.equal(await within(conn.sendMessage("hello", sentAt), "sendMessage"), 1);
 					assert.deepEqual(await message, [{ seq: 1, from: "ana", text: "hello", sentAt }]);

@@ -1,5 +1,5 @@
-// The chat room's history: every message numbered by `seq`, `getHistory` for the latest page,
-// `getHistoryBefore(seq, limit)` to page back through everything, newest first.
+// The chat room's history: every message numbered by `seq`, `history` for the latest page,
+// `historyBefore(seq, limit)` to page back through everything, newest first.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { MATRIX } from "../lib/clients.mjs";
@@ -59,23 +59,23 @@ describe("chat history", { concurrency: true }, () => {
 	for (const peer of MATRIX) {
 		describe(peer.label, { concurrency: true }, () => {
 			for (const transport of ["http", "conn"]) {
-				test(`getHistoryBefore pages back through every message, newest first (${transport})`, async () => {
+				test(`historyBefore pages back through every message, newest first (${transport})`, async () => {
 					await withClient(server, peer, async (client) => {
 						const key = keyFor(`paging-${transport}`, peer);
 						const total = PAGE + 30;
 						const all = await fill(client, key, total);
 						await via(transport, client.chatRoom.getOrCreate(key), async (room) => {
 							// The latest page, oldest first, as before.
-							assert.deepEqual(await within(room.getHistory(), "getHistory"), all.slice(-PAGE));
+							assert.deepEqual(await within(room.history(), "history"), all.slice(-PAGE));
 
 							const seen = [];
 							const sizes = [];
-							let page = await within(room.getHistoryBefore(null, 40), "getHistoryBefore(null, 40)");
+							let page = await within(room.historyBefore(null, 40), "historyBefore(null, 40)");
 							while (page.length > 0) {
 								sizes.push(page.length);
 								seen.push(...page);
 								const oldest = page.at(-1).seq;
-								page = await within(room.getHistoryBefore(oldest, 40), `getHistoryBefore(${oldest}, 40)`);
+								page = await within(room.historyBefore(oldest, 40), `historyBefore(${oldest}, 40)`);
 							}
 							assert.deepEqual(sizes, [40, 40, 40, 10]);
 							assert.deepEqual(seen, all.toReversed(), "every message once, newest first");
@@ -84,21 +84,21 @@ describe("chat history", { concurrency: true }, () => {
 				});
 			}
 
-			test("getHistoryBefore clamps its limit to 1..100 and checks its arguments", async () => {
+			test("historyBefore clamps its limit to 1..100 and checks its arguments", async () => {
 				await withClient(server, peer, async (client) => {
 					const key = keyFor("limits", peer);
 					const total = PAGE + 5;
 					const all = await fill(client, key, total);
 					const room = client.chatRoom.getOrCreate(key);
 					const newestFirst = all.toReversed();
-					assert.deepEqual(await room.getHistoryBefore(total + 1, 0), newestFirst.slice(0, 1), "0 means 1");
-					assert.deepEqual(await room.getHistoryBefore(total + 1, 1000), newestFirst.slice(0, PAGE), "at most 100");
-					assert.deepEqual(await room.getHistoryBefore(total + 1), newestFirst.slice(0, PAGE), "no limit: 100");
-					assert.deepEqual(await room.getHistoryBefore(), newestFirst.slice(0, PAGE), "no seq: the latest");
-					assert.deepEqual(await room.getHistoryBefore(4, 2), [all[2], all[1]]);
-					assert.deepEqual(await room.getHistoryBefore(1, 10), [], "nothing before the first");
+					assert.deepEqual(await room.historyBefore(total + 1, 0), newestFirst.slice(0, 1), "0 means 1");
+					assert.deepEqual(await room.historyBefore(total + 1, 1000), newestFirst.slice(0, PAGE), "at most 100");
+					assert.deepEqual(await room.historyBefore(total + 1), newestFirst.slice(0, PAGE), "no limit: 100");
+					assert.deepEqual(await room.historyBefore(), newestFirst.slice(0, PAGE), "no seq: the latest");
+					assert.deepEqual(await room.historyBefore(4, 2), [all[2], all[1]]);
+					assert.deepEqual(await room.historyBefore(1, 10), [], "nothing before the first");
 					for (const args of [[-1, 10], [10, -1], [10, 2.5], ["10", 2]]) {
-						await rejectsWith(room.getHistoryBefore(...args), { group: "actor", code: "invalid_request" }, `getHistoryBefore(${args})`);
+						await rejectsWith(room.historyBefore(...args), { group: "actor", code: "invalid_request" }, `historyBefore(${args})`);
 					}
 				});
 			});

@@ -97,17 +97,17 @@ describe("server-side disconnects", { concurrency: true }, () => {
 					const ann = client.chatRoom.getOrCreate(key, { params: { name: "ann" } }).connect();
 					const joins = [];
 					const leaves = [];
-					ann.on("join", (name) => joins.push(name));
-					ann.on("leave", (name) => leaves.push(name));
+					ann.on("joined", ({ name }) => joins.push(name));
+					ann.on("left", ({ name }) => leaves.push(name));
 					assert.equal(await within(ann.connCount(), "connCount"), 1);
 
 					const kim = client.chatRoom.getOrCreate(key, { params: { name: "kim" } }).connect();
 					const kimRefused = new Promise((resolve) => kim.onError((e) => e.code === "forbidden" && resolve(e)));
 					assert.equal(await within(kim.connCount(), "kim's connCount"), 2);
-					const left = nextEvent(ann, "leave");
+					const left = nextEvent(ann, "left");
 					const moderator = client.chatRoom.getOrCreate(key, { params: { name: "mod" } });
 					assert.equal(await moderator.kick("kim", "please leave"), 1);
-					assert.deepEqual(await left, ["kim"]);
+					assert.deepEqual(await left, [{ name: "kim", members: ["ann"] }]);
 					// Kim's client reconnects on its own and is refused: 2.3.19 then gives up, 2.0.33
 					// keeps trying, refused each time (§7.8). Either way kim does not join again.
 					const refusal = await within(kimRefused, "kim's refused reconnect");

@@ -1,6 +1,10 @@
 //! `chatRoom`: named members, messages kept for good in the actor's key-value store, join and
 //! leave events, kicks that keep the kicked name out.
 //!
+//! It uses the action and event names of `examples/chat-room` (`sendMessage`, `history`,
+//! `historyBefore`, `members`, `kick`; `newMessage`, `joined`, `left`), so a client written
+//! for one works against the other.
+//!
 //! Every message is numbered: `seq` is 1 for a room's first message and one more for each
 //! after it. Message `seq` is stored under `msg/` followed by `seq` in 8 big-endian bytes, so
 //! the store lists messages in the order they were sent; the state holds only the count.
@@ -10,8 +14,8 @@ use std::collections::BTreeSet;
 use footlights::prelude::*;
 use footlights::{ConnRequest, Conns, Value};
 
-/// The most messages one history call returns: `getHistory` returns the latest this many,
-/// `getHistoryBefore` at most this many.
+/// The most messages one history call returns: `history` returns the latest this many,
+/// `historyBefore` at most this many.
 pub const PAGE_LIMIT: usize = 100;
 /// The longest message text, in characters; longer ones are refused with the user error
 /// `message_too_long` and metadata `{"maxLength": 2000}`.
@@ -39,9 +43,10 @@ pub struct Member {
     name: String,
 }
 
-/// One chat message; also the `message` event's single argument:
+/// One chat message; also the `newMessage` event's single argument:
 /// `{seq, from, text, sentAt?}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "newMessage")]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     /// The message's number in its room: 1 for the first, one more for each after it.
@@ -55,13 +60,23 @@ pub struct Message {
     pub sent_at: Option<Value>,
 }
 
-/// `join`: a member connected; the argument is their name.
-#[derive(Debug, Clone, Serialize, Deserialize, Event)]
-pub struct Join(pub String);
+/// `joined`: a member connected: `{name, members}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
+pub struct Joined {
+    /// Who connected.
+    pub name: String,
+    /// The names of everyone connected now, sorted, each once.
+    pub members: Vec<String>,
+}
 
-/// `leave`: a member disconnected; the argument is their name.
-#[derive(Debug, Clone, Serialize, Deserialize, Event)]
-pub struct Leave(pub String);
+/// `left`: a member disconnected or was kicked: `{name, members}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
+pub struct Left {
+    /// Who disconnected.
+    pub name: String,
+    /// The names of everyone still connected, sorted, each once.
+    pub members: Vec<String>,
+}
 
 /// A chat room: counts every message ever sent and keeps all of them in its key-value store.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -143,19 +158,29 @@ impl ChatRoom {
     async fn on_connect(&mut self, ctx: &Ctx<Self>, conn: &Conn<Self>) -> Result<(), ActionError> {
         // A stateless call opens a connection for one action only: not a member joining.
         if !conn.is_ephemeral() {
-            ctx.broadcast(Join(conn.state().name.clone()));
+            // Its own statement: the state stays locked while the guard lives, and `members`
+            // reads every connection's state, this one's included.
+            let name = conn.state().name.clone();
+            ctx.broadcast(Joined {
+                name,
+                members: members(ctx),
+            });
         }
         Ok(())
     }
 
     async fn on_disconnect(&mut self, ctx: &Ctx<Self>, conn: &Conn<Self>) {
         if !conn.is_ephemeral() {
-            ctx.broadcast(Leave(conn.state().name.clone()));
+            let name = conn.state().name.clone();
+            ctx.broadcast(Left {
+                name,
+                members: members(ctx),
+            });
         }
     }
 
     /// Stores `text` as the room's next message, sends it to every member subscribed to
-    /// `message`, and returns how many messages the room has seen (the new message's `seq`).
+    /// `newMessage`, and returns how many messages the room has seen (the new message's `seq`).
     /// `sentAt` is passed on untouched.
     #[action]
     pub async fn send_message(
@@ -193,7 +218,7 @@ impl ChatRoom {
 
     /// The latest [`PAGE_LIMIT`] messages, oldest first.
     #[action]
-    pub async fn get_history(&self, ctx: &Ctx<Self>) -> Result<Vec<Message>, ActionError> {
+    pub async fn history(&self, ctx: &Ctx<Self>) -> Result<Vec<Message>, ActionError> {
         let range = KvRange::prefix(MESSAGES).reverse().limit(PAGE_LIMIT);
         let mut latest = messages(&ctx.kv().list(range).await?)?;
         latest.reverse();
@@ -209,7 +234,7 @@ impl ChatRoom {
     /// out means [`PAGE_LIMIT`]. A negative or fractional `seq` or `limit` is refused with
     /// `actor.invalid_request`.
     #[action]
-    pub async fn get_history_before(
+    pub async fn history_before(
         &self,
         ctx: &Ctx<Self>,
         seq: Option<u64>,
@@ -235,7 +260,7 @@ impl ChatRoom {
     /// closed with `reason` (close code 1000, reason `connection.disconnected#{reason}`).
     /// Returns how many were closed. Their clients reconnect on their own and are refused
     /// (`auth.forbidden`), so the member leaves every other member's list for good: each
-    /// other member gets `leave(name)` and no `join(name)` after it.
+    /// other member gets `left` for `name` and no `joined` for it after it.
     #[action]
     pub async fn kick(&mut self, ctx: &Ctx<Self>, name: String, reason: Option<String>) -> usize {
         self.banned.insert(name.clone());
@@ -257,6 +282,24 @@ impl ChatRoom {
     pub fn conn_count(&self, ctx: &Ctx<Self>) -> usize {
         ctx.conns().iter().filter(|c| !c.is_ephemeral()).count()
     }
+
+    /// The names of everyone connected, sorted, each once.
+    #[action]
+    pub fn members(&self, ctx: &Ctx<Self>) -> Vec<String> {
+        members(ctx)
+    }
+}
+
+/// The names of the room's connected members, sorted, each once (a member may have several
+/// connections). Stateless calls are not members.
+fn members(ctx: &Ctx<ChatRoom>) -> Vec<String> {
+    let names: BTreeSet<String> = ctx
+        .conns()
+        .iter()
+        .filter(|c| !c.is_ephemeral())
+        .map(|c| c.state().name.clone())
+        .collect();
+    names.into_iter().collect()
 }
 
 /// The member name `params` ask for: [`ANONYMOUS`] without one.
@@ -291,9 +334,13 @@ mod tests {
         let kim = as_member("kim").connect().await.unwrap();
         assert_eq!(ann.conn_count().await.unwrap(), 2);
 
-        let left = ann.once::<Leave>();
+        let left = ann.once::<Left>();
         assert_eq!(as_member("mod").kick("kim".into(), None).await.unwrap(), 1);
-        assert_eq!(left.await.unwrap().0, "kim");
+        let left = left.await.unwrap();
+        assert_eq!(
+            (left.name.as_str(), left.members),
+            ("kim", vec!["ann".to_owned()])
+        );
         // Kim's client tries again on its own, and is refused; so is any new connection.
         let refused = as_member("kim").connect().await.unwrap_err();
         assert_eq!((refused.group(), refused.code()), ("auth", "forbidden"));

@@ -38,7 +38,7 @@ async fn chat_history_keeps_every_message_numbered_and_returns_the_latest() {
         .with_params(&json!({ "name": "ann" }));
     let total = PAGE_LIMIT as u64 + 5;
     fill(&room, total).await;
-    let history = room.get_history().await.unwrap();
+    let history = room.history().await.unwrap();
     assert_eq!(
         seqs(&history),
         (6..=total).collect::<Vec<_>>(),
@@ -50,13 +50,13 @@ async fn chat_history_keeps_every_message_numbered_and_returns_the_latest() {
             .all(|m| m.text == format!("m{}", m.seq) && m.from == "ann" && m.sent_at.is_none())
     );
     // The first five are kept too.
-    let oldest = room.get_history_before(Some(6), None).await.unwrap();
+    let oldest = room.history_before(Some(6), None).await.unwrap();
     assert_eq!(seqs(&oldest), [5, 4, 3, 2, 1]);
     assert_eq!(oldest[4].text, "m1");
 }
 
 #[tokio::test]
-async fn get_history_before_pages_back_through_everything() {
+async fn history_before_pages_back_through_everything() {
     let registry = registry().await;
     let room = registry.client().get_or_create::<ChatRoom>(["paging"]);
     let total = 2 * PAGE_LIMIT as u64 + 50;
@@ -66,7 +66,7 @@ async fn get_history_before_pages_back_through_everything() {
         let mut pages = Vec::new();
         let mut before = None;
         loop {
-            let page = room.get_history_before(before, Some(limit)).await.unwrap();
+            let page = room.history_before(before, Some(limit)).await.unwrap();
             let Some(last) = page.last() else { break };
             before = Some(last.seq);
             pages.push(page.len());
@@ -85,16 +85,16 @@ async fn get_history_before_pages_back_through_everything() {
         );
     }
     // A page starts right below `seq`, whatever `seq` is.
-    let page = room.get_history_before(Some(10), Some(3)).await.unwrap();
+    let page = room.history_before(Some(10), Some(3)).await.unwrap();
     assert_eq!(seqs(&page), [9, 8, 7]);
     let page = room
-        .get_history_before(Some(total + 1000), Some(2))
+        .history_before(Some(total + 1000), Some(2))
         .await
         .unwrap();
     assert_eq!(seqs(&page), [total, total - 1]);
     for nothing_older in [1, 0] {
         assert!(
-            room.get_history_before(Some(nothing_older), None)
+            room.history_before(Some(nothing_older), None)
                 .await
                 .unwrap()
                 .is_empty()
@@ -103,7 +103,7 @@ async fn get_history_before_pages_back_through_everything() {
 }
 
 #[tokio::test]
-async fn get_history_before_clamps_its_limit() {
+async fn history_before_clamps_its_limit() {
     let registry = registry().await;
     let room = registry.client().get_or_create::<ChatRoom>(["limits"]);
     let total = PAGE_LIMIT as u64 + 20;
@@ -111,7 +111,7 @@ async fn get_history_before_clamps_its_limit() {
     let before = Some(total + 1);
     let count = |limit: Option<u64>| {
         let room = room.clone();
-        async move { room.get_history_before(before, limit).await.unwrap().len() }
+        async move { room.history_before(before, limit).await.unwrap().len() }
     };
     assert_eq!(count(None).await, PAGE_LIMIT, "no limit: a full page");
     assert_eq!(count(Some(0)).await, 1, "0 counts as 1");
@@ -120,7 +120,7 @@ async fn get_history_before_clamps_its_limit() {
     assert_eq!(count(Some(u64::MAX)).await, PAGE_LIMIT);
 
     // Over the wire: both arguments may be left out or null; numbers must be whole and >= 0.
-    let raw = |args: Vec<Value>| room.action("getHistoryBefore", args);
+    let raw = |args: Vec<Value>| room.action("historyBefore", args);
     let latest = raw(vec![]).await.unwrap();
     assert_eq!(latest, raw(vec![Value::Null, Value::Null]).await.unwrap());
     let Value::Array(latest) = latest else {
@@ -167,7 +167,7 @@ async fn the_message_event_carries_the_stored_message() {
         sent_at: Some(sent_at),
     };
     assert_eq!(event.await.unwrap(), expected);
-    assert_eq!(conn.get_history().await.unwrap(), [expected]);
+    assert_eq!(conn.history().await.unwrap(), [expected]);
     conn.dispose().await;
 }
 
@@ -228,7 +228,7 @@ async fn a_room_saved_with_its_history_in_the_state_keeps_it() {
         .await
         .unwrap();
     let room = new.client().get_or_create::<ChatRoom>(["saved"]);
-    let history = room.get_history().await.unwrap();
+    let history = room.history().await.unwrap();
     assert_eq!(seqs(&history), [8, 9, 10], "numbered back from the count");
     assert_eq!(
         history.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
@@ -246,7 +246,7 @@ async fn a_room_saved_with_its_history_in_the_state_keeps_it() {
         .await
         .unwrap();
     let room = again.client().get_or_create::<ChatRoom>(["saved"]);
-    assert_eq!(seqs(&room.get_history().await.unwrap()), [8, 9, 10, 11]);
+    assert_eq!(seqs(&room.history().await.unwrap()), [8, 9, 10, 11]);
     again.shutdown().await;
 }
 
@@ -262,7 +262,7 @@ async fn a_too_long_message_is_refused_with_its_limit() {
         limit.and_then(|v| v.as_i64()),
         Some(MAX_MESSAGE_LENGTH as i64)
     );
-    assert!(room.get_history().await.unwrap().is_empty());
+    assert!(room.history().await.unwrap().is_empty());
     assert_eq!(
         room.send_message("ok".into(), None).await.unwrap(),
         1,

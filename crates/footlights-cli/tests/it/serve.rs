@@ -195,7 +195,7 @@ async fn state_survives_a_restart_with(extra: &[&str]) {
 async fn chat_history_beyond_one_page_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]).await;
-    // One page and a bit: the history is not capped at what `getHistory` returns.
+    // One page and a bit: the history is not capped at what `history` returns.
     for seq in 1..=105 {
         assert_eq!(
             server
@@ -213,7 +213,7 @@ async fn chat_history_beyond_one_page_survives_a_restart() {
 
     let server = start(dir.path(), &[]).await;
     let (status, latest) = server
-        .action("chatRoom", "kept", "getHistory", json!([]))
+        .action("chatRoom", "kept", "history", json!([]))
         .await;
     assert_eq!(status, 200);
     let latest = latest["output"].as_array().unwrap();
@@ -222,7 +222,7 @@ async fn chat_history_beyond_one_page_survives_a_restart() {
     assert_eq!(latest[99]["seq"], 105);
     assert_eq!(
         server
-            .action("chatRoom", "kept", "getHistoryBefore", json!([6, 3]))
+            .action("chatRoom", "kept", "historyBefore", json!([6, 3]))
             .await,
         (
             200,
