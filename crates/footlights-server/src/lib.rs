@@ -40,8 +40,13 @@
 //! Raw HTTP (`/request/…`) and raw WebSocket (`/websocket/…`) routes reach the actor's raw
 //! handlers; queue routes (`/queue/…`) answer a 404 coded error until the runtime has queues.
 //!
-//! The wire contract is `shared/protocol/RIVETKIT_PROTOCOL.md` (section numbers like §7 refer
-//! to it); the Footlights extensions are described in `docs/protocol-extensions.md`.
+//! Every route, with its headers, encodings and errors and a `curl` call, is described in
+//! `docs/http-api.md` in the repository; the Footlights extensions (the SSE transport,
+//! connection tokens and resume) in `docs/protocol-extensions.md`. Comments in the source cite
+//! the RivetKit client protocol by section: §1 client settings, §2 HTTP conventions (headers,
+//! CORS, ray ids), §3 encodings, §4 the manager API, §5 addressing an actor through the
+//! gateway, §6 actor routes (actions, raw routes, queues), §7 the WebSocket connection, §8
+//! errors, §9 BARE versions; `docs/http-api.md` covers the same ground under those names.
 //!
 //! # Logging
 //! Spans `conn{id, transport}` and `action{name}`. Server start and stop at `info`, each

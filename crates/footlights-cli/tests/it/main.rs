@@ -6,5 +6,6 @@
 
 mod demo;
 mod handover;
+mod http_api;
 mod limits;
 mod serve;

@@ -38,7 +38,9 @@
 //! Every decoder accepts arbitrary bytes: it returns an error rather than panicking, limits
 //! nesting to 128 levels, and reserves no memory from lengths it has not checked.
 //!
-//! Section numbers (§) refer to the RivetKit protocol notes in `shared/protocol/`.
+//! Section numbers (§) refer to the parts of the RivetKit client protocol: §3 encodings, §7
+//! realtime messages, §8 errors, §9 BARE versions. `docs/http-api.md` in the repository
+//! describes the wire format route by route.
 
 mod bare;
 mod cbor;
