@@ -284,6 +284,11 @@ async fn every_curl_example_of_the_http_api_page_shows_what_the_server_answers()
         "only {} examples found on the page",
         examples.len()
     );
+    let curl = Command::new("curl").arg("--version").output().await;
+    assert!(
+        curl.is_ok_and(|out| out.status.success()),
+        "the examples need `curl` on the PATH"
+    );
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]).await;
     let mut failures = Vec::new();
