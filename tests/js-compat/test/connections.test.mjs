@@ -39,15 +39,15 @@ describe("connections", { concurrency: true }, () => {
 					const key = keyFor("params", peer);
 					const bob = client.chatRoom.getOrCreate(key, { params: { name: "bob" } }).connect();
 					const message = nextEvent(bob, "newMessage");
-					assert.equal(await within(bob.sendMessage("hi from bob"), "sendMessage"), 1);
+					assert.deepEqual(await within(bob.sendMessage("hi from bob"), "sendMessage"), { seq: 1, from: "bob", text: "hi from bob" });
 					assert.deepEqual(await message, [{ seq: 1, from: "bob", text: "hi from bob" }]);
 
 					const carol = client.chatRoom.getOrCreate(key, { params: { name: "carol" } });
-					assert.equal(await carol.sendMessage("hi from carol"), 2);
+					assert.equal((await carol.sendMessage("hi from carol")).seq, 2);
 					const nobody = client.chatRoom.getOrCreate(key);
-					assert.equal(await nobody.sendMessage("who am I"), 3);
+					assert.equal((await nobody.sendMessage("who am I")).seq, 3);
 					const anonConn = client.chatRoom.getOrCreate(key, { params: {} }).connect();
-					assert.equal(await within(anonConn.sendMessage("no name"), "sendMessage"), 4);
+					assert.equal((await within(anonConn.sendMessage("no name"), "sendMessage")).seq, 4);
 
 					assert.deepEqual(await nobody.history(), [
 						{ seq: 1, from: "bob", text: "hi from bob" },

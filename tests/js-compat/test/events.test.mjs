@@ -94,8 +94,9 @@ describe("events", { concurrency: true }, () => {
 					const conn = client.chatRoom.getOrCreate(keyFor("structured", peer), { params: { name: "ana" } }).connect();
 					const message = nextEvent(conn, "newMessage");
 					const sentAt = 1_700_000_000_123;
-					assert.equal(await within(conn.sendMessage("hello", sentAt), "sendMessage"), 1);
-					assert.deepEqual(await message, [{ seq: 1, from: "ana", text: "hello", sentAt }]);
+					const sent = { seq: 1, from: "ana", text: "hello", sentAt };
+					assert.deepEqual(await within(conn.sendMessage("hello", sentAt), "sendMessage"), sent);
+					assert.deepEqual(await message, [sent]);
 					await conn.dispose();
 				});
 			});

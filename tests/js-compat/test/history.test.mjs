@@ -26,7 +26,7 @@ async function fill(client, key, count) {
 	try {
 		const sent = Array.from({ length: count }, (_, i) => ({ text: `m${i}`, ...(i % 2 ? { sentAt: 1_700_000_000_000 + i } : {}) }));
 		const seqs = await within(
-			Promise.all(sent.map((m) => conn.sendMessage(m.text, m.sentAt ?? null))),
+			Promise.all(sent.map(async (m) => (await conn.sendMessage(m.text, m.sentAt ?? null)).seq)),
 			`${count} sendMessage calls`,
 		);
 		assert.deepEqual(

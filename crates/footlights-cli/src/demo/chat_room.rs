@@ -180,7 +180,7 @@ impl ChatRoom {
     }
 
     /// Stores `text` as the room's next message, sends it to every member subscribed to
-    /// `newMessage`, and returns how many messages the room has seen (the new message's `seq`).
+    /// `newMessage`, and returns it (its `seq` is how many messages the room has seen).
     /// `sentAt` is passed on untouched.
     #[action]
     pub async fn send_message(
@@ -188,7 +188,7 @@ impl ChatRoom {
         ctx: &Ctx<Self>,
         text: String,
         sent_at: Option<Value>,
-    ) -> Result<u64, ActionError> {
+    ) -> Result<Message, ActionError> {
         if text.chars().count() > MAX_MESSAGE_LENGTH {
             return Err(
                 ActionError::user("message_too_long", "the message is too long").with_metadata(
@@ -212,8 +212,8 @@ impl ChatRoom {
         // no gap in the numbering.
         ctx.kv().put(message_key(seq), &message).await?;
         self.messages = seq;
-        ctx.broadcast(message);
-        Ok(seq)
+        ctx.broadcast(message.clone());
+        Ok(message)
     }
 
     /// The latest [`PAGE_LIMIT`] messages, oldest first.

@@ -3,7 +3,7 @@
 //! | Actor | Actions | Events | Connection params |
 //! |---|---|---|---|
 //! | [`counter`](Counter) | `increment(amount = 1) → count`, `getCount() → count` | `newCount(count)` | none |
-//! | [`chatRoom`](ChatRoom) | `sendMessage(text, sentAt?) → seq` (messages sent), `history() → [{seq, from, text, sentAt?}]` (the latest 100, oldest first), `historyBefore(seq?, limit?) → [{seq, from, text, sentAt?}]` (up to `limit` messages with a smaller `seq`, newest first; `limit` clamped to 1..=100, default 100), `members() → [name]`, `ping(x) → x`, `connCount() → n`, `kick(name, reason?) → n` (closes `name`'s connections and bans the name: its reconnects are refused with `auth.forbidden`) | `newMessage({seq, from, text, sentAt?})`, `joined({name, members})`, `left({name, members})` | `{name?}`, `"anon"` without |
+//! | [`chatRoom`](ChatRoom) | `sendMessage(text, sentAt?) → {seq, from, text, sentAt?}` (the message stored; `seq` counts the room's messages from 1), `history() → [{seq, from, text, sentAt?}]` (the latest 100, oldest first), `historyBefore(seq?, limit?) → [{seq, from, text, sentAt?}]` (up to `limit` messages with a smaller `seq`, newest first; `limit` clamped to 1..=100, default 100), `members() → [name]`, `ping(x) → x`, `connCount() → n`, `kick(name, reason?) → n` (closes `name`'s connections and bans the name: its reconnects are refused with `auth.forbidden`) | `newMessage({seq, from, text, sentAt?})`, `joined({name, members})`, `left({name, members})` | `{name?}`, `"anon"` without |
 //! | [`secureRoom`](SecureRoom) | `whoami() → {user, role, calls}`, `adminOnly() → n` | none | `{authToken}`, see [`USERS`] |
 //! | [`protectedActor`](ProtectedActor) | `whoami() → {user, hits}` | none | `{token: "secret", user?}` |
 //!

@@ -19,7 +19,10 @@ async fn registry() -> Registry {
 async fn fill(room: &ActorHandle<ChatRoom>, count: u64) {
     for seq in 1..=count {
         assert_eq!(
-            room.send_message(format!("m{seq}"), None).await.unwrap(),
+            room.send_message(format!("m{seq}"), None)
+                .await
+                .unwrap()
+                .seq,
             seq
         );
     }
@@ -154,18 +157,16 @@ async fn the_message_event_carries_the_stored_message() {
     // A round trip first: the subscription is in before the message is sent.
     assert_eq!(conn.conn_count().await.unwrap(), 1);
     let sent_at = Value::from(1_700_000_000_123_i64);
-    assert_eq!(
-        conn.send_message("hi".into(), Some(sent_at.clone()))
-            .await
-            .unwrap(),
-        1
-    );
     let expected = Message {
         seq: 1,
         from: "bo".into(),
         text: "hi".into(),
-        sent_at: Some(sent_at),
+        sent_at: Some(sent_at.clone()),
     };
+    assert_eq!(
+        conn.send_message("hi".into(), Some(sent_at)).await.unwrap(),
+        expected
+    );
     assert_eq!(event.await.unwrap(), expected);
     assert_eq!(conn.history().await.unwrap(), [expected]);
     conn.dispose().await;
@@ -236,7 +237,7 @@ async fn a_room_saved_with_its_history_in_the_state_keeps_it() {
     );
     assert_eq!(history[1].sent_at, None);
     assert_eq!(history[0].sent_at, Some(Value::from(8)));
-    assert_eq!(room.send_message("new".into(), None).await.unwrap(), 11);
+    assert_eq!(room.send_message("new".into(), None).await.unwrap().seq, 11);
     new.shutdown().await;
 
     // The moved messages were stored with the rest.
@@ -264,7 +265,7 @@ async fn a_too_long_message_is_refused_with_its_limit() {
     );
     assert!(room.history().await.unwrap().is_empty());
     assert_eq!(
-        room.send_message("ok".into(), None).await.unwrap(),
+        room.send_message("ok".into(), None).await.unwrap().seq,
         1,
         "no seq used up"
     );

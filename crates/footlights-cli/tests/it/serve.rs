@@ -206,7 +206,10 @@ async fn chat_history_beyond_one_page_survives_a_restart() {
                     json!([format!("m{seq}")])
                 )
                 .await,
-            (200, json!({ "output": seq }))
+            (
+                200,
+                json!({ "output": { "seq": seq, "from": "anon", "text": format!("m{seq}") } })
+            )
         );
     }
     assert!(server.terminate().await.success());
@@ -237,7 +240,10 @@ async fn chat_history_beyond_one_page_survives_a_restart() {
         server
             .action("chatRoom", "kept", "sendMessage", json!(["again"]))
             .await,
-        (200, json!({ "output": 106 }))
+        (
+            200,
+            json!({ "output": { "seq": 106, "from": "anon", "text": "again" } })
+        )
     );
     assert!(server.terminate().await.success());
 }
