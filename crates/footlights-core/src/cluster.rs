@@ -1,0 +1,438 @@
+//! Running as one node of several: this node's lease, the actors it claimed, and where the
+//! other nodes' actors live.
+//!
+//! The registry of a clustered node (see [`RegistryBuilder::cluster`]) holds one
+//! [`Membership`]. It registers the node, renews its lease (a background task of the registry),
+//! claims each actor before an instance of it starts and releases it when the instance stops.
+//! A claim bumps the actor's generation in storage, and every write of the instance is fenced
+//! with that generation, so once another node claims the actor, nothing the old instance still
+//! tries to commit is accepted. The lease only decides *who may claim*; the fence is what keeps
+//! a paused or partitioned node from overwriting a newer owner.
+//!
+//! This module imports nothing else of the crate; the registry uses it.
+//!
+//! [`RegistryBuilder::cluster`]: crate::RegistryBuilder::cluster
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use footlights_protocol::{ActionError, ActorId};
+use footlights_storage::StorageError;
+use footlights_storage::cluster::{Claim, Cluster, Heartbeat, NodeIncarnation, NodeInfo};
+
+/// The lease a node takes unless told otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// How a node takes part in a cluster: who it is, how its peers reach it, and its lease.
+///
+/// ```
+/// use std::time::Duration;
+/// use footlights_core::ClusterConfig;
+/// use footlights_storage::cluster::NodeInfo;
+///
+/// let config = ClusterConfig::new(NodeInfo::new("node-a", "10.0.0.5:7001"))
+///     .lease(Duration::from_secs(2));
+/// assert_eq!(config.heartbeat_every(), Duration::from_millis(400));
+/// assert_eq!(config.self_fence_after(), Duration::from_millis(1500));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    node: NodeInfo,
+    lease: Duration,
+}
+
+impl ClusterConfig {
+    /// A node called `node.name`, reached by its peers at `node.peer_addr`, with the default
+    /// lease of ten seconds.
+    pub fn new(node: NodeInfo) -> Self {
+        ClusterConfig {
+            node,
+            lease: DEFAULT_LEASE,
+        }
+    }
+
+    /// Sets the node lease: how long after its last renewal a silent node still owns its
+    /// actors. Shorter leases mean faster failover and more database traffic. Clamped to at
+    /// least 200 ms.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(200));
+        self
+    }
+
+    /// The node's name and peer address.
+    pub fn node(&self) -> &NodeInfo {
+        &self.node
+    }
+
+    /// The node lease.
+    pub fn lease_duration(&self) -> Duration {
+        self.lease
+    }
+
+    /// How often the lease is renewed: a fifth of it, so four renewals in a row can fail
+    /// before it runs out.
+    pub fn heartbeat_every(&self) -> Duration {
+        self.lease / 5
+    }
+
+    /// How long after sending its last successful renewal the node stops serving on its own
+    /// (three quarters of the lease): it cannot know whether the lease still holds, and other
+    /// nodes may claim its actors once it ends.
+    pub fn self_fence_after(&self) -> Duration {
+        self.lease * 3 / 4
+    }
+}
+
+/// Where an actor is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Here: this node holds the actor's claim (or runs without a cluster).
+    Local,
+    /// On another live node, reached at `peer_addr`.
+    Remote {
+        /// The owner's node incarnation.
+        node: String,
+        /// The owner's peer address (`host:port`), as it registered it.
+        peer_addr: String,
+    },
+}
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Beat {
+    /// The lease runs on.
+    Renewed,
+    /// The lease had ended: others may own this node's actors by now.
+    Lost,
+    /// The database did not answer; the lease may still hold until the self-fence deadline.
+    Failed,
+}
+
+struct Lease {
+    incarnation: NodeIncarnation,
+    /// Serving stops at this instant unless a renewal moves it.
+    serve_until: Instant,
+}
+
+/// This node's membership: see the [module](self) docs.
+pub(crate) struct Membership {
+    cluster: Arc<dyn Cluster>,
+    config: ClusterConfig,
+    lease: Mutex<Lease>,
+    /// Claims taken for actors whose instance has not started yet, by generation.
+    claims: Mutex<HashMap<ActorId, u64>>,
+    /// Peer addresses of the other nodes, by incarnation.
+    peers: Mutex<HashMap<NodeIncarnation, String>>,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("node", &self.config.node.name)
+            .field("incarnation", &self.incarnation().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn storage(e: &StorageError) -> ActionError {
+    if e.is_unavailable() {
+        ActionError::storage_unavailable()
+    } else {
+        ActionError::internal(format!("cluster: {e}"))
+    }
+}
+
+/// The answer while this node cannot serve: clients try again (through another node).
+pub(crate) fn not_serving() -> ActionError {
+    ActionError::new(
+        "actor",
+        "restarting",
+        "this node is rejoining its cluster; try again",
+    )
+}
+
+/// The answer when an actor turned out to be owned elsewhere after all.
+fn moved() -> ActionError {
+    ActionError::new(
+        "actor",
+        "restarting",
+        "the actor is served by another node now; try again",
+    )
+}
+
+impl Membership {
+    /// Registers this node and returns its membership.
+    pub(crate) async fn join(
+        cluster: Arc<dyn Cluster>,
+        config: ClusterConfig,
+    ) -> Result<Membership, StorageError> {
+        let sent = Instant::now();
+        let lease = cluster.register(&config.node, config.lease).await?;
+        tracing::info!(node = %config.node.name, incarnation = %lease.incarnation, "joined the cluster");
+        Ok(Membership {
+            lease: Mutex::new(Lease {
+                incarnation: lease.incarnation,
+                serve_until: sent + config.self_fence_after(),
+            }),
+            cluster,
+            config,
+            claims: Mutex::default(),
+            peers: Mutex::default(),
+        })
+    }
+
+    /// The configuration this node joined with.
+    pub(crate) fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// This node's current incarnation.
+    pub(crate) fn incarnation(&self) -> NodeIncarnation {
+        lock(&self.lease).incarnation.clone()
+    }
+
+    /// Whether the lease is known to hold: the last successful renewal was sent less than
+    /// [`ClusterConfig::self_fence_after`] ago.
+    pub(crate) fn serving(&self) -> bool {
+        Instant::now() < lock(&self.lease).serve_until
+    }
+
+    /// Renews the lease once.
+    pub(crate) async fn heartbeat(&self) -> Beat {
+        let me = self.incarnation();
+        let sent = Instant::now();
+        match self.cluster.heartbeat(&me, self.config.lease).await {
+            Ok(Heartbeat::Renewed { .. }) => {
+                let mut lease = lock(&self.lease);
+                if lease.incarnation == me {
+                    lease.serve_until = sent + self.config.self_fence_after();
+                }
+                Beat::Renewed
+            }
+            Ok(Heartbeat::Expired) => {
+                lock(&self.lease).serve_until = sent;
+                Beat::Lost
+            }
+            Err(e) => {
+                tracing::warn!(node = %self.config.node.name, error = %e, "lease renewal failed");
+                Beat::Failed
+            }
+        }
+    }
+
+    /// Stops serving at once (the lease is gone or the node is leaving).
+    pub(crate) fn stop_serving(&self) {
+        lock(&self.lease).serve_until = Instant::now();
+    }
+
+    /// Registers again as a new incarnation, after the old lease ended. Claims of the old
+    /// incarnation are forgotten: other nodes may hold those actors now.
+    pub(crate) async fn rejoin(&self) -> Result<(), StorageError> {
+        let sent = Instant::now();
+        let lease = self
+            .cluster
+            .register(&self.config.node, self.config.lease)
+            .await?;
+        lock(&self.claims).clear();
+        tracing::info!(node = %self.config.node.name, incarnation = %lease.incarnation, "joined the cluster again as a new incarnation");
+        *lock(&self.lease) = Lease {
+            incarnation: lease.incarnation,
+            serve_until: sent + self.config.self_fence_after(),
+        };
+        Ok(())
+    }
+
+    /// Finds where `id` is served, claiming it for this node when nobody live owns it.
+    pub(crate) async fn place(&self, id: &ActorId) -> Result<Placement, ActionError> {
+        if !self.serving() {
+            return Err(not_serving());
+        }
+        let me = self.incarnation();
+        match self
+            .cluster
+            .claim(id, &me)
+            .await
+            .map_err(|e| claim_error(id, &e))?
+        {
+            Claim::Claimed(fence) => {
+                let mut claims = lock(&self.claims);
+                let held = claims.entry(id.clone()).or_insert(fence.generation);
+                *held = (*held).max(fence.generation);
+                Ok(Placement::Local)
+            }
+            Claim::OwnedBy(owner) => {
+                let peer_addr = self.peer_addr(&owner.node).await?;
+                Ok(Placement::Remote {
+                    node: owner.node.as_str().to_owned(),
+                    peer_addr,
+                })
+            }
+            Claim::Expired => {
+                self.stop_serving();
+                Err(not_serving())
+            }
+        }
+    }
+
+    /// The generation a starting instance of `id` fences its writes with: the claim
+    /// [`place`](Self::place) took for it, or a claim taken now.
+    pub(crate) async fn claim_for_start(&self, id: &ActorId) -> Result<u64, ActionError> {
+        if !self.serving() {
+            return Err(not_serving());
+        }
+        if let Some(generation) = lock(&self.claims).remove(id) {
+            return Ok(generation);
+        }
+        let me = self.incarnation();
+        match self
+            .cluster
+            .claim(id, &me)
+            .await
+            .map_err(|e| claim_error(id, &e))?
+        {
+            Claim::Claimed(fence) => Ok(fence.generation),
+            Claim::OwnedBy(owner) => {
+                tracing::debug!(%id, owner = %owner.node, "actor owned by another node; not started here");
+                Err(moved())
+            }
+            Claim::Expired => {
+                self.stop_serving();
+                Err(not_serving())
+            }
+        }
+    }
+
+    /// Gives up the claim on `id` taken at `generation`, so that any node may claim it at once.
+    pub(crate) async fn release(&self, id: &ActorId, generation: u64) {
+        let me = self.incarnation();
+        let fence = footlights_storage::Fence {
+            actor: id.clone(),
+            generation,
+        };
+        match self.cluster.release(&fence, &me).await {
+            Ok(released) => tracing::trace!(%id, generation, released, "claim released"),
+            // The lease runs out in the end: the claim lapses with it.
+            Err(e) => tracing::warn!(%id, error = %e, "claim not released"),
+        }
+    }
+
+    /// Leaves the cluster: other nodes stop counting this one as live at once.
+    pub(crate) async fn leave(&self) {
+        self.stop_serving();
+        let me = self.incarnation();
+        if let Err(e) = self.cluster.deregister(&me).await {
+            tracing::warn!(node = %self.config.node.name, error = %e, "leaving the cluster failed; the lease will run out");
+        }
+    }
+
+    /// Actors with due alarms whose owner is not live, at most `limit`.
+    pub(crate) async fn orphans(&self, limit: usize) -> Result<Vec<ActorId>, StorageError> {
+        self.cluster.due_orphans(limit).await
+    }
+
+    async fn peer_addr(&self, node: &NodeIncarnation) -> Result<String, ActionError> {
+        if let Some(addr) = lock(&self.peers).get(node) {
+            return Ok(addr.clone());
+        }
+        let members = self.cluster.live_members().await.map_err(|e| storage(&e))?;
+        let mut peers = lock(&self.peers);
+        peers.clear();
+        for m in members {
+            peers.insert(m.incarnation, m.info.peer_addr);
+        }
+        peers.get(node).cloned().ok_or_else(moved)
+    }
+}
+
+fn claim_error(id: &ActorId, e: &StorageError) -> ActionError {
+    match e {
+        StorageError::NotFound(_) => ActionError::actor_not_found(format!("actor {id} not found")),
+        other => storage(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use footlights_storage::cluster::LocalCluster;
+    use footlights_storage::{ActorKey, ActorMeta, Driver, MemoryDriver};
+
+    async fn two_nodes() -> (Arc<dyn Driver>, Membership, Membership) {
+        let driver: Arc<dyn Driver> = Arc::new(MemoryDriver::new());
+        let cluster: Arc<dyn Cluster> = Arc::new(LocalCluster::new(driver.clone()));
+        let config = |name: &str, addr: &str| {
+            ClusterConfig::new(NodeInfo::new(name, addr)).lease(Duration::from_secs(30))
+        };
+        let a = Membership::join(cluster.clone(), config("a", "127.0.0.1:1"))
+            .await
+            .unwrap();
+        let b = Membership::join(cluster, config("b", "127.0.0.1:2"))
+            .await
+            .unwrap();
+        (driver, a, b)
+    }
+
+    async fn actor(driver: &Arc<dyn Driver>, id: &str) -> ActorId {
+        let id = ActorId::new(id);
+        let meta = ActorMeta::new(
+            id.clone(),
+            "counter",
+            ActorKey::new(vec![id.as_str().to_owned()]),
+            0,
+        );
+        driver.create_actor(&meta).await.unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn the_first_node_to_place_an_actor_owns_it_and_the_other_is_sent_there() {
+        let (driver, a, b) = two_nodes().await;
+        let id = actor(&driver, "x").await;
+        assert_eq!(a.place(&id).await.unwrap(), Placement::Local);
+        match b.place(&id).await.unwrap() {
+            Placement::Remote { peer_addr, node } => {
+                assert_eq!(peer_addr, "127.0.0.1:1");
+                assert_eq!(node, a.incarnation().as_str());
+            }
+            Placement::Local => panic!("both nodes placed the actor locally"),
+        }
+        // The claim taken by `place` is the one the instance starts with.
+        let generation = a.claim_for_start(&id).await.unwrap();
+        assert_eq!(
+            driver.actor(&id).await.unwrap().unwrap().generation,
+            generation
+        );
+        // Once released, the other node takes it, with a newer generation.
+        a.release(&id, generation).await;
+        assert_eq!(b.place(&id).await.unwrap(), Placement::Local);
+        let newer = b.claim_for_start(&id).await.unwrap();
+        assert!(newer > generation);
+        assert!(a.claim_for_start(&id).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_node_that_stopped_serving_refuses_and_a_rejoin_serves_again() {
+        let (driver, a, _b) = two_nodes().await;
+        let id = actor(&driver, "y").await;
+        let before = a.incarnation();
+        a.stop_serving();
+        let e = a.place(&id).await.unwrap_err();
+        assert_eq!((e.group(), e.code()), ("actor", "restarting"));
+        a.rejoin().await.unwrap();
+        assert_ne!(a.incarnation(), before);
+        assert_eq!(a.place(&id).await.unwrap(), Placement::Local);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_actor_is_not_found() {
+        let (_driver, a, _b) = two_nodes().await;
+        let e = a.place(&ActorId::new("nobody")).await.unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+    }
+}
