@@ -13,13 +13,23 @@
 //!
 //! [`RegistryBuilder::cluster`]: crate::RegistryBuilder::cluster
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use footlights_protocol::{ActionError, ActorId};
 use footlights_storage::StorageError;
 use footlights_storage::cluster::{Claim, Cluster, Heartbeat, NodeIncarnation, NodeInfo};
+
+/// How many locks claims are striped over.
+const CLAIM_STRIPES: usize = 64;
+
+/// The stripe of `id` among `n`.
+fn stripe(id: &ActorId, n: usize) -> usize {
+    use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id.as_str());
+    usize::try_from(hash % u64::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0)
+}
 
 /// The lease a node takes unless told otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
@@ -121,10 +131,18 @@ pub(crate) struct Membership {
     cluster: Arc<dyn Cluster>,
     config: ClusterConfig,
     lease: Mutex<Lease>,
-    /// Claims taken for actors whose instance has not started yet, by generation.
-    claims: Mutex<HashMap<ActorId, u64>>,
+    /// The claims this node holds (taken and not released), by generation. The instance of
+    /// an actor fences its writes with the generation held for it.
+    held: Mutex<HashMap<ActorId, u64>>,
+    /// Claims of one actor are taken one at a time on this node (by stripe of the actor id),
+    /// so concurrent requests do not claim it twice and leave an instance with a superseded
+    /// generation.
+    claiming: Vec<tokio::sync::Mutex<()>>,
     /// Peer addresses of the other nodes, by incarnation.
     peers: Mutex<HashMap<NodeIncarnation, String>>,
+    /// The live nodes as last read (after each lease renewal), for forwarded requests to
+    /// notice that the node they wait on is gone.
+    live: tokio::sync::watch::Sender<Arc<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -182,8 +200,12 @@ impl Membership {
             }),
             cluster,
             config,
-            claims: Mutex::default(),
+            held: Mutex::default(),
+            claiming: (0..CLAIM_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             peers: Mutex::default(),
+            live: tokio::sync::watch::Sender::new(Arc::default()),
         })
     }
 
@@ -239,7 +261,7 @@ impl Membership {
             .cluster
             .register(&self.config.node, self.config.lease)
             .await?;
-        lock(&self.claims).clear();
+        lock(&self.held).clear();
         tracing::info!(node = %self.config.node.name, incarnation = %lease.incarnation, "joined the cluster again as a new incarnation");
         *lock(&self.lease) = Lease {
             incarnation: lease.incarnation,
@@ -250,22 +272,8 @@ impl Membership {
 
     /// Finds where `id` is served, claiming it for this node when nobody live owns it.
     pub(crate) async fn place(&self, id: &ActorId) -> Result<Placement, ActionError> {
-        if !self.serving() {
-            return Err(not_serving());
-        }
-        let me = self.incarnation();
-        match self
-            .cluster
-            .claim(id, &me)
-            .await
-            .map_err(|e| claim_error(id, &e))?
-        {
-            Claim::Claimed(fence) => {
-                let mut claims = lock(&self.claims);
-                let held = claims.entry(id.clone()).or_insert(fence.generation);
-                *held = (*held).max(fence.generation);
-                Ok(Placement::Local)
-            }
+        match self.claim(id).await? {
+            Claim::Claimed(_) => Ok(Placement::Local),
             Claim::OwnedBy(owner) => {
                 let peer_addr = self.peer_addr(&owner.node).await?;
                 Ok(Placement::Remote {
@@ -273,43 +281,68 @@ impl Membership {
                     peer_addr,
                 })
             }
-            Claim::Expired => {
-                self.stop_serving();
-                Err(not_serving())
-            }
+            Claim::Expired => Err(not_serving()),
         }
     }
 
-    /// The generation a starting instance of `id` fences its writes with: the claim
-    /// [`place`](Self::place) took for it, or a claim taken now.
+    /// The generation a starting instance of `id` fences its writes with: that of the claim
+    /// this node holds, taken now if need be.
     pub(crate) async fn claim_for_start(&self, id: &ActorId) -> Result<u64, ActionError> {
-        if !self.serving() {
-            return Err(not_serving());
-        }
-        if let Some(generation) = lock(&self.claims).remove(id) {
-            return Ok(generation);
-        }
-        let me = self.incarnation();
-        match self
-            .cluster
-            .claim(id, &me)
-            .await
-            .map_err(|e| claim_error(id, &e))?
-        {
+        match self.claim(id).await? {
             Claim::Claimed(fence) => Ok(fence.generation),
             Claim::OwnedBy(owner) => {
                 tracing::debug!(%id, owner = %owner.node, "actor owned by another node; not started here");
                 Err(moved())
             }
-            Claim::Expired => {
-                self.stop_serving();
-                Err(not_serving())
-            }
+            Claim::Expired => Err(not_serving()),
         }
+    }
+
+    /// The claim this node holds on `id`, or a new one (one at a time per actor).
+    async fn claim(&self, id: &ActorId) -> Result<Claim, ActionError> {
+        if !self.serving() {
+            return Err(not_serving());
+        }
+        let held = |this: &Self| {
+            lock(&this.held).get(id).map(|&generation| {
+                Claim::Claimed(footlights_storage::Fence {
+                    actor: id.clone(),
+                    generation,
+                })
+            })
+        };
+        if let Some(claim) = held(self) {
+            return Ok(claim);
+        }
+        let stripe = stripe(id, self.claiming.len());
+        let _one_at_a_time = self.claiming[stripe].lock().await;
+        if let Some(claim) = held(self) {
+            return Ok(claim);
+        }
+        let me = self.incarnation();
+        let claim = self
+            .cluster
+            .claim(id, &me)
+            .await
+            .map_err(|e| claim_error(id, &e))?;
+        match &claim {
+            Claim::Claimed(fence) => {
+                lock(&self.held).insert(id.clone(), fence.generation);
+            }
+            Claim::Expired => self.stop_serving(),
+            Claim::OwnedBy(_) => {}
+        }
+        Ok(claim)
     }
 
     /// Gives up the claim on `id` taken at `generation`, so that any node may claim it at once.
     pub(crate) async fn release(&self, id: &ActorId, generation: u64) {
+        {
+            let mut held = lock(&self.held);
+            if held.get(id) == Some(&generation) {
+                held.remove(id);
+            }
+        }
         let me = self.incarnation();
         let fence = footlights_storage::Fence {
             actor: id.clone(),
@@ -340,13 +373,55 @@ impl Membership {
         if let Some(addr) = lock(&self.peers).get(node) {
             return Ok(addr.clone());
         }
-        let members = self.cluster.live_members().await.map_err(|e| storage(&e))?;
-        let mut peers = lock(&self.peers);
-        peers.clear();
-        for m in members {
-            peers.insert(m.incarnation, m.info.peer_addr);
+        self.refresh_members().await.map_err(|e| storage(&e))?;
+        lock(&self.peers).get(node).cloned().ok_or_else(moved)
+    }
+
+    /// Reads the live members again: their peer addresses, and who is live for
+    /// [`gone`](Self::gone).
+    pub(crate) async fn refresh_members(&self) -> Result<(), StorageError> {
+        let members = self.cluster.live_members().await?;
+        let live: HashSet<String> = members
+            .iter()
+            .map(|m| m.incarnation.as_str().to_owned())
+            .collect();
+        {
+            let mut peers = lock(&self.peers);
+            peers.clear();
+            for m in members {
+                peers.insert(m.incarnation, m.info.peer_addr);
+            }
         }
-        peers.get(node).cloned().ok_or_else(moved)
+        self.live.send_if_modified(|old| {
+            let changed = **old != live;
+            if changed {
+                *old = Arc::new(live);
+            }
+            changed
+        });
+        Ok(())
+    }
+
+    /// Resolves once `node` is no longer among the live members, as read after each lease
+    /// renewal of this node (so within about a renewal interval of its lease ending).
+    pub(crate) fn gone(&self, node: &str) -> impl Future<Output = ()> + Send + 'static {
+        let mut live = self.live.subscribe();
+        let node = node.to_owned();
+        async move {
+            loop {
+                {
+                    let members = live.borrow_and_update();
+                    // An empty view was never read: nothing is known to be gone yet.
+                    if !members.is_empty() && !members.contains(&node) {
+                        return;
+                    }
+                }
+                if live.changed().await.is_err() {
+                    // The membership is gone with its registry: so is this node's view.
+                    return std::future::pending().await;
+                }
+            }
+        }
     }
 }
 

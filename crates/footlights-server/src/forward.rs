@@ -55,6 +55,9 @@ const HOP_BY_HOP: [&str; 7] = [
 
 type Proxy = Client<HttpConnector, Body>;
 
+/// Resolves when the node a request was forwarded to is no longer live.
+type Gone = futures::future::BoxFuture<'static, ()>;
+
 fn proxy_client() -> &'static Proxy {
     static CLIENT: OnceLock<Proxy> = OnceLock::new();
     CLIENT.get_or_init(|| {
@@ -90,9 +93,9 @@ pub(crate) async fn to_owner(
     else {
         return Ok(req);
     };
-    let peer_addr = match shared.registry.placement(&resolved.id).await {
+    let (node, peer_addr) = match shared.registry.placement(&resolved.id).await {
         Ok(Placement::Local) => return Ok(req),
-        Ok(Placement::Remote { peer_addr, .. }) => peer_addr,
+        Ok(Placement::Remote { node, peer_addr }) => (node, peer_addr),
         Err(e) => return Err(gateway::reject(req, HttpError::json(e), ray).await),
     };
     if req.headers().contains_key(FORWARDED_HEADER) {
@@ -100,10 +103,13 @@ pub(crate) async fn to_owner(
         return Err(gateway::reject(req, HttpError::json(owner_unreachable()), ray).await);
     }
     tracing::debug!(actor = %resolved.name, id = %resolved.id, peer = %peer_addr, "forwarding to the actor's node");
+    // A node that stops answering without closing its connections (paused, cut off) is given
+    // up on once its lease has ended.
+    let gone = shared.registry.node_gone(&node);
     if gateway::is_websocket_upgrade(req.headers()) {
-        Err(relay_websocket(req, &peer_addr, ray).await)
+        Err(relay_websocket(req, &peer_addr, ray, gone).await)
     } else {
-        Err(proxy_http(req, &peer_addr, ray).await)
+        Err(proxy_http(req, &peer_addr, ray, gone).await)
     }
 }
 
@@ -127,7 +133,7 @@ fn forwarded_headers(from: &HeaderMap, keep_upgrade: bool) -> HeaderMap {
     headers
 }
 
-async fn proxy_http(req: Request, peer_addr: &str, ray: &RayId) -> Response {
+async fn proxy_http(req: Request, peer_addr: &str, ray: &RayId, gone: Gone) -> Response {
     let (parts, body) = req.into_parts();
     let Some(uri) = upstream_uri("http", peer_addr, &parts.uri) else {
         return HttpError::json(owner_unreachable()).into_response();
@@ -136,7 +142,14 @@ async fn proxy_http(req: Request, peer_addr: &str, ray: &RayId) -> Response {
     *upstream.method_mut() = parts.method;
     *upstream.uri_mut() = uri;
     *upstream.headers_mut() = forwarded_headers(&parts.headers, false);
-    match proxy_client().request(upstream).await {
+    let answer = tokio::select! {
+        answer = proxy_client().request(upstream) => answer,
+        () = gone => {
+            tracing::warn!(peer = %peer_addr, %ray, "the actor's node stopped answering and its lease ended");
+            return HttpError::json(owner_unreachable()).into_response();
+        }
+    };
+    match answer {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             for name in HOP_BY_HOP {
@@ -151,7 +164,7 @@ async fn proxy_http(req: Request, peer_addr: &str, ray: &RayId) -> Response {
     }
 }
 
-async fn relay_websocket(req: Request, peer_addr: &str, ray: &RayId) -> Response {
+async fn relay_websocket(req: Request, peer_addr: &str, ray: &RayId, gone: Gone) -> Response {
     let (mut parts, _) = req.into_parts();
     let Some(uri) = upstream_uri("ws", peer_addr, &parts.uri) else {
         return HttpError::json(owner_unreachable()).into_response();
@@ -184,7 +197,7 @@ async fn relay_websocket(req: Request, peer_addr: &str, ray: &RayId) -> Response
         Some(p) => upgrade.protocols([p]),
         None => upgrade,
     };
-    upgrade.on_upgrade(move |socket| relay(socket, stream))
+    upgrade.on_upgrade(move |socket| relay(socket, stream, gone))
 }
 
 type Upstream =
@@ -192,8 +205,9 @@ type Upstream =
 
 /// Copies messages both ways until either side closes. When the owner's side ends without a
 /// close frame (it died, or its node was cut off), the client's socket is closed with 1012.
-async fn relay(client: WebSocket, upstream: Upstream) {
-    let (mut to_client, mut from_client) = client.split();
+async fn relay(client: WebSocket, upstream: Upstream, gone: Gone) {
+    let (to_client, mut from_client) = client.split();
+    let to_client = tokio::sync::Mutex::new(to_client);
     let (mut to_owner, mut from_owner) = upstream.split();
     let client_to_owner = async {
         while let Some(Ok(msg)) = from_client.next().await {
@@ -210,25 +224,33 @@ async fn relay(client: WebSocket, upstream: Upstream) {
                 Some(Ok(msg)) => {
                     let closing = matches!(msg, tungstenite::Message::Close(_));
                     if let Some(msg) = to_axum(msg)
-                        && (to_client.send(msg).await.is_err() || closing)
+                        && (to_client.lock().await.send(msg).await.is_err() || closing)
                     {
                         return;
                     }
                 }
-                _ => {
-                    let frame = ws::CloseFrame {
-                        code: SERVICE_RESTART,
-                        reason: "ws.going_away".into(),
-                    };
-                    let _ = to_client.send(ws::Message::Close(Some(frame))).await;
-                    return;
-                }
+                _ => return,
             }
         }
     };
+    let restart = async {
+        let frame = ws::CloseFrame {
+            code: SERVICE_RESTART,
+            reason: "ws.going_away".into(),
+        };
+        let _ = to_client
+            .lock()
+            .await
+            .send(ws::Message::Close(Some(frame)))
+            .await;
+    };
     tokio::select! {
         () = client_to_owner => {}
-        () = owner_to_client => {}
+        () = owner_to_client => restart.await,
+        () = gone => {
+            tracing::warn!("the node of a relayed WebSocket's actor stopped answering and its lease ended");
+            restart.await;
+        }
     }
 }
 

@@ -90,6 +90,9 @@ pub(super) fn spawn_lease_keeper(reg: Weak<RegistryInner>, membership: Arc<Membe
             match beat {
                 Beat::Renewed => {
                     fenced = false;
+                    if let Err(e) = membership.refresh_members().await {
+                        tracing::debug!(error = %e, "reading the live nodes failed");
+                    }
                     inner.sweep_orphans(&membership).await;
                 }
                 Beat::Failed if membership.serving() => {}

@@ -300,6 +300,18 @@ impl Registry {
         self.inner.placement(id).await
     }
 
+    /// Resolves once the cluster node `node` (an incarnation, as in [`Placement::Remote`]) is
+    /// no longer live, as this node sees it (it reads the live nodes after each renewal of its
+    /// own lease). Never resolves for a registry that runs alone. A server forwarding a request
+    /// to `node` gives up when this resolves: a paused or cut-off node holds requests without
+    /// answering.
+    pub fn node_gone(&self, node: &str) -> futures::future::BoxFuture<'static, ()> {
+        match self.inner.membership() {
+            Some(membership) => Box::pin(membership.gone(node)),
+            None => Box::pin(std::future::pending()),
+        }
+    }
+
     /// This node's cluster incarnation (name and start), or `None` when the registry runs
     /// alone. It changes when the node joins again after losing its lease.
     pub fn node(&self) -> Option<String> {

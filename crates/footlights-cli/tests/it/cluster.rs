@@ -1,0 +1,398 @@
+//! Several `footlights serve --postgres` processes as one cluster, against a PostgreSQL the
+//! test harness starts (or the one `FOOTLIGHTS_TEST_POSTGRES_URL` names). Each test has its own
+//! schema, a short lease, bounded waits, and kills its processes when it ends.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use footlights_storage_postgres::test_support::{TestPostgres, TestSchema};
+use rand::Rng as _;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::serve::{Footlights, LIMIT, serve_command};
+
+/// The test lease: short, so that failover takes about two seconds.
+const LEASE_MS: &str = "2000";
+
+/// Starts one node of the cluster in `schema` and waits for its two ready lines.
+async fn node(data_dir: &Path, schema: &TestSchema, name: &str) -> Footlights {
+    let url = TestPostgres::shared_async().await.url().to_owned();
+    let mut child = serve_command(
+        data_dir,
+        &[
+            "--port",
+            "0",
+            "--postgres",
+            &url,
+            "--postgres-schema",
+            schema.name(),
+            "--node-name",
+            name,
+            "--peer-addr",
+            "127.0.0.1:0",
+            "--lease-ms",
+            LEASE_MS,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("spawn footlights");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(LIMIT, lines.next_line())
+            .await
+            .expect("ready line in time")
+            .expect("read stdout")
+            .expect("footlights exited before it was ready")
+    };
+    let first = next().await;
+    let url = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let second = next().await;
+    assert!(
+        second.starts_with(&format!("cluster node {name}:"))
+            && second.contains("peers forward to 127.0.0.1:"),
+        "unexpected second line {second:?}"
+    );
+    Footlights { child, url }
+}
+
+/// What an increment through a node answered: the new count, or a retryable refusal.
+async fn increment(node: &Footlights, key: &str) -> Result<i64, (u16, Value)> {
+    let (status, body) = node.action("counter", key, "increment", json!([1])).await;
+    match (status, body["output"].as_i64()) {
+        (200, Some(count)) => Ok(count),
+        _ => Err((status, body)),
+    }
+}
+
+/// The count, asked through `node` until it answers (bounded by `within`).
+async fn count_within(node: &Footlights, key: &str, within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) = node.action("counter", key, "getCount", json!([])).await;
+        if status == 200 {
+            return body["output"].as_i64().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer within {within:?}: {status} {body}"
+        );
+        assert_eq!(
+            status, 503,
+            "only retryable refusals while the actor moves: {body}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The owner and generation the database holds for the test's one counter.
+async fn placement(schema: &TestSchema) -> (Option<String>, i64) {
+    let client = schema.client().await;
+    let row = client
+        .query_one(
+            "SELECT owner, generation FROM actors WHERE name = 'counter'",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_through_every_node_reach_one_instance_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let nodes = [
+        node(dir.path(), &schema, "a").await,
+        node(dir.path(), &schema, "b").await,
+        node(dir.path(), &schema, "c").await,
+    ];
+    let nodes = &nodes;
+    // 40 clients, 5 increments each, every call through a node picked at random.
+    let clients = (0..40).map(|_| async move {
+        let mut acked = 0;
+        for _ in 0..5 {
+            let pick = rand::rng().random_range(0..nodes.len());
+            let deadline = Instant::now() + LIMIT;
+            loop {
+                match increment(&nodes[pick], "shared").await {
+                    Ok(_) => break acked += 1,
+                    Err((503, _)) if Instant::now() < deadline => tokio::task::yield_now().await,
+                    Err(other) => panic!("increment failed: {other:?}"),
+                }
+            }
+        }
+        acked
+    });
+    let acked: i64 = futures::future::join_all(clients).await.into_iter().sum();
+    assert_eq!(acked, 200);
+    for node in nodes {
+        assert_eq!(count_within(node, "shared", LIMIT).await, acked);
+    }
+    let (owner, generation) = placement(&schema).await;
+    assert!(owner.is_some(), "one node holds the actor");
+    assert_eq!(generation, 1, "one claim, so one activation");
+}
+
+/// Increments through `node` until one is acknowledged (retryable refusals while the actor
+/// moves are retried, bounded by `within`); returns the new count and how many were refused.
+async fn increment_within(node: &Footlights, key: &str, within: Duration) -> (i64, u32) {
+    let deadline = Instant::now() + within;
+    let mut refused = 0;
+    loop {
+        match increment(node, key).await {
+            Ok(count) => return (count, refused),
+            Err((503, body)) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no success within {within:?}: {body}"
+                );
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(other) => panic!("increment failed: {other:?}"),
+        }
+    }
+}
+
+/// A WebSocket connection to the counter `key` through `node`.
+async fn connect(
+    node: &Footlights,
+    key: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!(
+        "{}/gateway/counter/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key={key}&rvt-crash-policy=sleep",
+        node.url.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "rivet, rivet_encoding.json".parse().unwrap(),
+    );
+    let (ws, _) = tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    ws
+}
+
+/// Reads `ws` until its close frame; returns the close code (1006 if it ended without one).
+async fn close_code(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> u16 {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map_or(1005, |f| f.code.into()),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return 1006,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_of_the_owner_another_node_serves_the_actor_with_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let mut a = node(dir.path(), &schema, "a").await;
+    let b = node(dir.path(), &schema, "b").await;
+    let mut acked = 0;
+    for _ in 0..3 {
+        assert_eq!(increment(&a, "k9").await, Ok(acked + 1));
+        acked += 1;
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            increment(&b, "k9").await,
+            Ok(acked + 1),
+            "forwarded to the owner"
+        );
+        acked += 1;
+    }
+    let mut ws = connect(&b, "k9").await;
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    let killed = Instant::now();
+    assert_eq!(
+        close_code(&mut ws).await,
+        1012,
+        "the relayed socket is closed with service restart"
+    );
+    // The actor comes back on the survivor once the owner's lease has run out.
+    let (count, refused) = increment_within(&b, "k9", LIMIT).await;
+    let recovered = killed.elapsed();
+    eprintln!("served again {recovered:?} after kill -9 ({refused} refusals meanwhile)");
+    assert_eq!(count, acked + 1, "no acknowledged increment lost");
+    let (owner, generation) = placement(&schema).await;
+    assert!(owner.is_some_and(|o| o.starts_with("b:")));
+    assert_eq!(generation, 2, "claimed once by each node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_hands_its_actors_over_without_waiting_for_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let a = node(dir.path(), &schema, "a").await;
+    let b = node(dir.path(), &schema, "b").await;
+    for n in 1..=4 {
+        assert_eq!(increment(&a, "drain").await, Ok(n));
+    }
+    assert!(a.terminate().await.success());
+    // Saved and released on the way out: the first call through the other node succeeds.
+    assert_eq!(increment(&b, "drain").await, Ok(5));
+    let (owner, generation) = placement(&schema).await;
+    assert!(owner.is_some_and(|o| o.starts_with("b:")));
+    assert_eq!(generation, 2);
+    let client = schema.client().await;
+    let nodes: Vec<String> = client
+        .query("SELECT name FROM nodes", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(nodes, ["b"], "the drained node left the membership");
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the node's process.
+async fn signal(node: &Footlights, signal: &str) {
+    let pid = node.child.id().unwrap().to_string();
+    let status = tokio::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The next JSON message on `ws` that answers an action or reports an error, or `None` if the
+/// socket closed first.
+async fn next_answer(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<Value> {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("an answer in time")
+        {
+            Some(Ok(Message::Text(text))) => {
+                let msg: Value = serde_json::from_str(&text).unwrap();
+                if matches!(
+                    msg["body"]["tag"].as_str(),
+                    Some("ActionResponse" | "Error")
+                ) {
+                    return Some(msg["body"].clone());
+                }
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_is_replaced_and_after_it_resumes_none_of_its_writes_count() {
+    use futures::SinkExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let a = node(dir.path(), &schema, "a").await;
+    let b = node(dir.path(), &schema, "b").await;
+    for n in 1..=3 {
+        assert_eq!(increment(&a, "paused").await, Ok(n));
+    }
+    // A client connected to the owner directly: its messages reach the instance without a
+    // placement check.
+    let mut direct = connect(&a, "paused").await;
+    let init = next_init(&mut direct).await;
+    assert_eq!(init, "Init");
+
+    signal(&a, "STOP").await;
+    // Through the other node: forwarded to the paused owner until its lease ends, then
+    // refused (retryably), then served by the other node from the last durable state.
+    let (count, refused) = increment_within(&b, "paused", LIMIT).await;
+    assert_eq!(count, 4);
+    assert!(
+        refused >= 1,
+        "the first attempt waited on the paused owner and was refused"
+    );
+    signal(&a, "CONT").await;
+
+    // Whatever the resumed node does with this increment, it does not succeed: its
+    // instance's generation is superseded, so its commit is refused (or the node has already
+    // stopped the instance on finding its lease gone).
+    let action = json!({"body": {"tag": "ActionRequest", "val": {"id": ["$BigInt", "7"], "name": "increment", "args": [1]}}});
+    let sent = direct
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            action.to_string().into(),
+        ))
+        .await;
+    if sent.is_ok()
+        && let Some(answer) = next_answer(&mut direct).await
+    {
+        assert_eq!(answer["tag"], "Error", "the stale owner answered {answer}");
+    }
+
+    // The final state is the survivor's history, through either node.
+    assert_eq!(count_within(&b, "paused", LIMIT).await, 4);
+    assert_eq!(count_within(&a, "paused", LIMIT).await, 4);
+    // The resumed node joined again as a new incarnation.
+    let client = schema.client().await;
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let rows = client
+            .query("SELECT incarnation FROM nodes WHERE name = 'a'", &[])
+            .await
+            .unwrap();
+        if rows.len() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node a did not join again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (owner, _) = placement(&schema).await;
+    assert!(
+        owner.is_some_and(|o| o.starts_with("b:")),
+        "the survivor keeps the actor"
+    );
+}
+
+/// Reads `ws` until its first message; returns its tag.
+async fn next_init(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> String {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("a message in time")
+        {
+            Some(Ok(Message::Text(text))) => {
+                let msg: Value = serde_json::from_str(&text).unwrap();
+                return msg["body"]["tag"].as_str().unwrap_or_default().to_owned();
+            }
+            Some(Ok(_)) => {}
+            other => panic!("socket ended before its first message: {other:?}"),
+        }
+    }
+}
