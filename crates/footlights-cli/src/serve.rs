@@ -345,6 +345,9 @@ pub enum Origin {
     /// Bound beside another server on the same address and data directory, which this one
     /// takes over from once it stops.
     Handover,
+    /// A cluster node bound beside other nodes of its cluster on the same address; they share
+    /// it.
+    Shared,
 }
 
 impl Bound {
@@ -374,11 +377,17 @@ impl Bound {
             .next()
             .with_context(cannot)?;
         let db = options.data_dir.join(DB_FILE);
-        let origin = if footlights_server::listen::address_in_use(addr) {
-            // A cluster node's state is in the database: no data directory tells a
-            // predecessor apart from a stranger.
-            let ours =
-                options.postgres.is_none() && SqliteDriver::in_use_elsewhere(&db).unwrap_or(false);
+        let origin = if options.postgres.is_some() {
+            // Nodes of a cluster may share one address: the kernel spreads connections over
+            // them. (A program that did not ask for a shared port keeps it to itself: the bind
+            // below fails.)
+            if footlights_server::listen::address_in_use(addr) {
+                Origin::Shared
+            } else {
+                Origin::Fresh
+            }
+        } else if footlights_server::listen::address_in_use(addr) {
+            let ours = SqliteDriver::in_use_elsewhere(&db).unwrap_or(false);
             anyhow::ensure!(
                 ours,
                 "cannot listen on {addr}: address in use (by a program other than a footlights \
@@ -425,7 +434,7 @@ impl Bound {
         let Bound { listener, origin } = self;
         let lock_wait = match origin {
             Origin::Handover => options.handover_timeout,
-            Origin::Fresh | Origin::Inherited => Duration::ZERO,
+            Origin::Fresh | Origin::Inherited | Origin::Shared => Duration::ZERO,
         };
         Listening::start(listener, lock_wait, options).await
     }

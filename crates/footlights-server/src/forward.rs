@@ -158,7 +158,7 @@ async fn proxy_http(req: Request, peer_addr: &str, ray: &RayId, gone: Gone) -> R
             Response::from_parts(parts, Body::new(body))
         }
         Err(e) => {
-            tracing::warn!(peer = %peer_addr, error = %e, %ray, "forwarding to the actor's node failed");
+            tracing::debug!(peer = %peer_addr, error = %e, %ray, "forwarding to the actor's node failed");
             HttpError::json(owner_unreachable()).into_response()
         }
     }

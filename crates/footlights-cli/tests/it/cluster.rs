@@ -18,12 +18,17 @@ const LEASE_MS: &str = "2000";
 
 /// Starts one node of the cluster in `schema` and waits for its two ready lines.
 async fn node(data_dir: &Path, schema: &TestSchema, name: &str) -> Footlights {
+    node_on(data_dir, schema, name, "0").await
+}
+
+/// [`node`] on `port` (which other nodes may listen on too).
+async fn node_on(data_dir: &Path, schema: &TestSchema, name: &str, port: &str) -> Footlights {
     let url = TestPostgres::shared_async().await.url().to_owned();
     let mut child = serve_command(
         data_dir,
         &[
             "--port",
-            "0",
+            port,
             "--postgres",
             &url,
             "--postgres-schema",
@@ -395,4 +400,24 @@ async fn next_init(
             other => panic!("socket ended before its first message: {other:?}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_can_share_one_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let a = node(dir.path(), &schema, "a").await;
+    let port = a.url.rsplit(':').next().unwrap().to_owned();
+    let b = node_on(dir.path(), &schema, "b", &port).await;
+    let c = node_on(dir.path(), &schema, "c", &port).await;
+    assert_eq!((&b.url, &c.url), (&a.url, &a.url));
+    // Each call opens a connection of its own; the kernel hands it to one of the three.
+    for n in 1..=30 {
+        assert_eq!(increment(&a, "shared-port").await, Ok(n));
+    }
+    let (_, generation) = placement(&schema).await;
+    assert_eq!(
+        generation, 1,
+        "one activation whichever node took each call"
+    );
 }
