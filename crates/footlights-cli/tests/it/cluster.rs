@@ -421,3 +421,59 @@ async fn three_nodes_can_share_one_address() {
         "one activation whichever node took each call"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_connected_through_another_node_carries_on_after_the_owner_dies() {
+    use footlights::{Client, Value};
+    use futures::StreamExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let mut a = node(dir.path(), &schema, "a").await;
+    let b = node(dir.path(), &schema, "b").await;
+    assert_eq!(increment(&a, "client").await, Ok(1));
+    let client = Client::new(&b.url).unwrap();
+    let handle = client.handle_for(footlights_client::Target::GetOrCreate {
+        name: "counter".into(),
+        key: footlights::ActorKey::new(vec!["client".into()]),
+        input: None,
+    });
+    let conn = tokio::time::timeout(LIMIT, handle.connect())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut counts = conn.on_raw("newCount");
+    let next_count = async |counts: &mut footlights_client::RawEvents| {
+        let args = tokio::time::timeout(LIMIT, counts.next())
+            .await
+            .expect("an event in time")
+            .expect("the event stream ended");
+        args.first().and_then(Value::as_i64)
+    };
+    let two = conn.action("increment", vec![Value::from(1)]).await.unwrap();
+    assert_eq!(two.as_i64(), Some(2));
+    assert_eq!(next_count(&mut counts).await, Some(2));
+
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    // The other node closes the relayed socket (1012); the client reconnects with backoff
+    // until the actor is claimed again after the dead node's lease, then its call goes
+    // through. Refusals on the way are retryable.
+    let deadline = Instant::now() + LIMIT;
+    let three = loop {
+        match tokio::time::timeout(LIMIT, conn.action("increment", vec![Value::from(1)]))
+            .await
+            .expect("an answer in time")
+        {
+            Ok(value) => break value,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no success in time: {e}");
+                assert!(footlights_client::is_transient(&e), "{e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(three.as_i64(), Some(3), "nothing acknowledged was lost");
+    assert_eq!(next_count(&mut counts).await, Some(3), "events flow on the new link");
+    conn.dispose().await;
+}
