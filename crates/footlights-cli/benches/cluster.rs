@@ -29,8 +29,23 @@ struct Node {
 
 async fn node(dir: &Path, url: &str, schema: &str, name: &str) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_footlights"))
-        .args(["serve", "--port", "0", "--postgres", url, "--postgres-schema", schema])
-        .args(["--node-name", name, "--peer-addr", "127.0.0.1:0", "--lease-ms", LEASE_MS])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--postgres",
+            url,
+            "--postgres-schema",
+            schema,
+        ])
+        .args([
+            "--node-name",
+            name,
+            "--peer-addr",
+            "127.0.0.1:0",
+            "--lease-ms",
+            LEASE_MS,
+        ])
         .arg("--data-dir")
         .arg(dir)
         .env_remove("RUST_BACKTRACE")
@@ -72,7 +87,10 @@ async fn call(client: &reqwest::Client, url: &str) -> bool {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -97,7 +115,10 @@ async fn latency(client: &reqwest::Client, url: &str, rounds: usize) -> (Duratio
 
 /// 64 clients calling `action` for `secs`: acknowledged calls per second.
 async fn throughput(url: &str, secs: f64) -> f64 {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let tasks: Vec<_> = (0..64)
         .map(|_| {
@@ -155,7 +176,11 @@ async fn main() {
         let dt = throughput(&direct, secs).await;
         let ft = throughput(&forwarded, secs).await;
         println!("| {action} | owner | {} | {} | {dt:.0} |", ms(d50), ms(d99));
-        println!("| {action} | other node | {} | {} | {ft:.0} |", ms(f50), ms(f99));
+        println!(
+            "| {action} | other node | {} | {} | {ft:.0} |",
+            ms(f50),
+            ms(f99)
+        );
         println!(
             "| {action} | overhead | +{} | +{} | owner/other {:.2}× |",
             ms(f50.saturating_sub(d50)),
@@ -167,7 +192,9 @@ async fn main() {
     drop(b);
 
     println!();
-    println!("## Cluster: failover after kill -9 of the owner ({kills} kills, lease {LEASE_MS} ms)");
+    println!(
+        "## Cluster: failover after kill -9 of the owner ({kills} kills, lease {LEASE_MS} ms)"
+    );
     println!();
     let mut times = Vec::new();
     let survivor = node(dir.path(), pg.url(), schema.name(), "survivor").await;

@@ -21,6 +21,10 @@ use footlights_protocol::{ActionError, ActorId};
 use footlights_storage::StorageError;
 use footlights_storage::cluster::{Claim, Cluster, Heartbeat, NodeIncarnation, NodeInfo};
 
+/// The header a node puts on requests it forwards to another node (the actor's owner). A node
+/// never forwards such a request again.
+pub const FORWARDED_HEADER: &str = "x-footlights-forwarded";
+
 /// How many locks claims are striped over.
 const CLAIM_STRIPES: usize = 64;
 
@@ -143,6 +147,9 @@ pub(crate) struct Membership {
     /// The live nodes as last read (after each lease renewal), for forwarded requests to
     /// notice that the node they wait on is gone.
     live: tokio::sync::watch::Sender<Arc<HashSet<String>>>,
+    /// Network clients to the other nodes by peer address, for in-process calls to actors
+    /// they hold.
+    peer_clients: Mutex<HashMap<String, footlights_client::Client>>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -206,6 +213,7 @@ impl Membership {
                 .collect(),
             peers: Mutex::default(),
             live: tokio::sync::watch::Sender::new(Arc::default()),
+            peer_clients: Mutex::default(),
         })
     }
 
@@ -375,6 +383,24 @@ impl Membership {
         }
         self.refresh_members().await.map_err(|e| storage(&e))?;
         lock(&self.peers).get(node).cloned().ok_or_else(moved)
+    }
+
+    /// A network client to the node at `peer_addr`, for calls of the in-process client to
+    /// actors that node holds. Its requests carry [`FORWARDED_HEADER`] (and no token).
+    pub(crate) fn peer_client(
+        &self,
+        peer_addr: &str,
+    ) -> Result<footlights_client::Client, ActionError> {
+        let mut clients = lock(&self.peer_clients);
+        if let Some(client) = clients.get(peer_addr) {
+            return Ok(client.clone());
+        }
+        let client = footlights_client::Client::builder(&format!("http://{peer_addr}"))
+            .header(FORWARDED_HEADER, "1")
+            .build()
+            .map_err(|e| ActionError::internal(format!("a client for peer {peer_addr}: {e}")))?;
+        clients.insert(peer_addr.to_owned(), client.clone());
+        Ok(client)
     }
 
     /// Reads the live members again: their peer addresses, and who is live for

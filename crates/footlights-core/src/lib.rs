@@ -42,7 +42,7 @@ pub use actor::{
     ActionTable, Actor, ActorOptions, AuthOf, ConnStateOf, ConnTypes, Conns, DeferredHandler,
     Handler, ParamsOf, ReadHandler,
 };
-pub use cluster::{ClusterConfig, DEFAULT_LEASE, Placement};
+pub use cluster::{ClusterConfig, DEFAULT_LEASE, FORWARDED_HEADER, Placement};
 pub use conn::{Conn, ConnRequest, disconnect_reason};
 pub use ctx::{Ctx, Schedule};
 pub use deferred::Deferred;

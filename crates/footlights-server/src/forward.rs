@@ -36,8 +36,7 @@ use crate::error::HttpError;
 use crate::gateway::{self, Addressed};
 use crate::server::Shared;
 
-/// The header a node puts on requests it forwards to the actor's owner.
-pub const FORWARDED_HEADER: &str = "x-footlights-forwarded";
+pub use footlights_core::FORWARDED_HEADER;
 
 /// Close code for a relayed WebSocket whose owner went away: "service restart".
 const SERVICE_RESTART: u16 = 1012;

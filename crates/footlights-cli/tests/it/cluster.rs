@@ -450,7 +450,10 @@ async fn the_rust_client_connected_through_another_node_carries_on_after_the_own
             .expect("the event stream ended");
         args.first().and_then(Value::as_i64)
     };
-    let two = conn.action("increment", vec![Value::from(1)]).await.unwrap();
+    let two = conn
+        .action("increment", vec![Value::from(1)])
+        .await
+        .unwrap();
     assert_eq!(two.as_i64(), Some(2));
     assert_eq!(next_count(&mut counts).await, Some(2));
 
@@ -474,6 +477,10 @@ async fn the_rust_client_connected_through_another_node_carries_on_after_the_own
         }
     };
     assert_eq!(three.as_i64(), Some(3), "nothing acknowledged was lost");
-    assert_eq!(next_count(&mut counts).await, Some(3), "events flow on the new link");
+    assert_eq!(
+        next_count(&mut counts).await,
+        Some(3),
+        "events flow on the new link"
+    );
     conn.dispose().await;
 }

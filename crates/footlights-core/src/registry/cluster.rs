@@ -25,6 +25,23 @@ impl RegistryInner {
         membership.place(id).await
     }
 
+    /// For the in-process client: a network client to the node holding actor `id`, or `None`
+    /// when it is served here (or the registry runs alone).
+    pub(crate) async fn peer_for(
+        &self,
+        name: &str,
+        id: &ActorId,
+    ) -> Result<Option<Client>, ActionError> {
+        let Some(membership) = &self.cluster else {
+            return Ok(None);
+        };
+        self.check_type(name)?;
+        match self.placement(id).await? {
+            Placement::Local => Ok(None),
+            Placement::Remote { peer_addr, .. } => membership.peer_client(&peer_addr).map(Some),
+        }
+    }
+
     /// Stops every live actor (their last writes are fenced: if another node claimed one
     /// meanwhile, its writes are refused) and waits for them.
     pub(crate) async fn stop_all(&self) {

@@ -76,7 +76,7 @@ impl RegistryInner {
         Client::from_transport(LocalTransport::new(self.me.clone()))
     }
 
-    fn check_type(&self, name: &str) -> Result<(), ActionError> {
+    pub(super) fn check_type(&self, name: &str) -> Result<(), ActionError> {
         if self.types.contains_key(name) {
             Ok(())
         } else {

@@ -132,3 +132,28 @@ async fn a_forwarded_request_for_an_actor_that_moved_is_not_forwarded_again() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_in_process_client_reaches_actors_held_by_another_node() {
+    use crate::support::RoomActions as _;
+    use futures::StreamExt as _;
+    let Pair { a, b } = pair().await;
+    // The second node holds the actor.
+    increment(&b, "in-process", 1).await;
+    let client = a.registry.client();
+    let room = client.get_or_create::<Room>(["in-process"]);
+    assert_eq!(room.increment(2).await.unwrap(), 3);
+    let conn = bounded(room.connect()).await.unwrap();
+    let mut counts = conn.events::<crate::support::NewCount>();
+    assert_eq!(bounded(conn.increment(4)).await.unwrap(), 7);
+    let crate::support::NewCount(n) = bounded(counts.next()).await.unwrap();
+    assert_eq!(n, 7);
+    assert_eq!(
+        a.registry.awake_count(),
+        0,
+        "every call went to the other node"
+    );
+    conn.dispose().await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
