@@ -14,6 +14,7 @@
 //! loop).
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -75,40 +76,70 @@ fn owner_unreachable() -> ActionError {
     )
 }
 
+/// What one attempt to reach the owner came to.
+enum Attempt {
+    /// The owner (or this node, on its behalf) answered.
+    Answered(Response),
+    /// Nothing reached the owner (its address refused the connection): the request can go
+    /// elsewhere unchanged.
+    Unreachable(Request),
+}
+
 /// Sends `req` to the actor's owner when that is another node; gives `req` back when this
 /// node serves the actor (or runs alone).
+///
+/// When the owner cannot be reached at all (it died: its address refuses connections), the
+/// request waits for the owner's lease to end, then asks again where the actor lives, which is
+/// normally here: this node claims it. So a node's death costs clients a delay of about one
+/// lease, not an error. The wait is bounded (twice the lease and a second); past it the client
+/// gets `actor.restarting` (503), which it retries.
 pub(crate) async fn to_owner(
     shared: &Arc<Shared>,
     req: Request,
     addressed: &Addressed,
     ray: &RayId,
 ) -> Result<Request, Response> {
-    if shared.registry.node().is_none() {
+    let Some(lease) = shared.registry.cluster_lease() else {
         return Ok(req);
-    }
+    };
     // Errors here (no such actor, say) are the actor route's to report, as usual.
     let Ok(resolved) =
         gateway::resolve_http(shared, &addressed.gateway.address, req.headers()).await
     else {
         return Ok(req);
     };
-    let (node, peer_addr) = match shared.registry.placement(&resolved.id).await {
-        Ok(Placement::Local) => return Ok(req),
-        Ok(Placement::Remote { node, peer_addr }) => (node, peer_addr),
-        Err(e) => return Err(gateway::reject(req, HttpError::json(e), ray).await),
-    };
-    if req.headers().contains_key(FORWARDED_HEADER) {
-        // The sender thought this node owns the actor; it does not (any more).
-        return Err(gateway::reject(req, HttpError::json(owner_unreachable()), ray).await);
-    }
-    tracing::debug!(actor = %resolved.name, id = %resolved.id, peer = %peer_addr, "forwarding to the actor's node");
-    // A node that stops answering without closing its connections (paused, cut off) is given
-    // up on once its lease has ended.
-    let gone = shared.registry.node_gone(&node);
-    if gateway::is_websocket_upgrade(req.headers()) {
-        Err(relay_websocket(req, &peer_addr, ray, gone).await)
-    } else {
-        Err(proxy_http(req, &peer_addr, ray, gone).await)
+    let mut req = req;
+    let give_up = tokio::time::Instant::now() + lease * 2 + Duration::from_secs(1);
+    loop {
+        let (node, peer_addr) = match shared.registry.placement(&resolved.id).await {
+            Ok(Placement::Local) => return Ok(req),
+            Ok(Placement::Remote { node, peer_addr }) => (node, peer_addr),
+            Err(e) => return Err(gateway::reject(req, HttpError::json(e), ray).await),
+        };
+        if req.headers().contains_key(FORWARDED_HEADER) {
+            // The sender thought this node owns the actor; it does not (any more).
+            return Err(gateway::reject(req, HttpError::json(owner_unreachable()), ray).await);
+        }
+        tracing::debug!(actor = %resolved.name, id = %resolved.id, peer = %peer_addr, "forwarding to the actor's node");
+        // A node that stops answering without closing its connections (paused, cut off) is
+        // given up on once its lease has ended.
+        let gone = shared.registry.node_gone(&node);
+        let attempt = if gateway::is_websocket_upgrade(req.headers()) {
+            relay_websocket(req, &peer_addr, ray, gone).await
+        } else {
+            proxy_http(req, &peer_addr, ray, gone, shared.config.max_incoming).await
+        };
+        match attempt {
+            Attempt::Answered(response) => return Err(response),
+            Attempt::Unreachable(back) => req = back,
+        }
+        tracing::debug!(peer = %peer_addr, %ray, "the actor's node does not answer; waiting for its lease to end");
+        tokio::select! {
+            () = shared.registry.node_gone(&node) => {}
+            () = tokio::time::sleep_until(give_up) => {
+                return Err(gateway::reject(req, HttpError::json(owner_unreachable()), ray).await);
+            }
+        }
     }
 }
 
@@ -132,20 +163,35 @@ fn forwarded_headers(from: &HeaderMap, keep_upgrade: bool) -> HeaderMap {
     headers
 }
 
-async fn proxy_http(req: Request, peer_addr: &str, ray: &RayId, gone: Gone) -> Response {
+async fn proxy_http(
+    req: Request,
+    peer_addr: &str,
+    ray: &RayId,
+    gone: Gone,
+    max_body: usize,
+) -> Attempt {
     let (parts, body) = req.into_parts();
-    let Some(uri) = upstream_uri("http", peer_addr, &parts.uri) else {
-        return HttpError::json(owner_unreachable()).into_response();
+    // Kept whole so that the request can be sent again (or served here) if the owner turns
+    // out to be unreachable.
+    let body = match axum::body::to_bytes(body, max_body).await {
+        Ok(body) => body,
+        Err(e) => {
+            let error = ActionError::invalid_request(format!("request body: {e}"));
+            return Attempt::Answered(HttpError::json(error).into_response());
+        }
     };
-    let mut upstream = Request::new(body);
-    *upstream.method_mut() = parts.method;
+    let Some(uri) = upstream_uri("http", peer_addr, &parts.uri) else {
+        return Attempt::Answered(HttpError::json(owner_unreachable()).into_response());
+    };
+    let mut upstream = Request::new(Body::from(body.clone()));
+    *upstream.method_mut() = parts.method.clone();
     *upstream.uri_mut() = uri;
     *upstream.headers_mut() = forwarded_headers(&parts.headers, false);
     let answer = tokio::select! {
         answer = proxy_client().request(upstream) => answer,
         () = gone => {
             tracing::warn!(peer = %peer_addr, %ray, "the actor's node stopped answering and its lease ended");
-            return HttpError::json(owner_unreachable()).into_response();
+            return Attempt::Answered(HttpError::json(owner_unreachable()).into_response());
         }
     };
     match answer {
@@ -154,19 +200,25 @@ async fn proxy_http(req: Request, peer_addr: &str, ray: &RayId, gone: Gone) -> R
             for name in HOP_BY_HOP {
                 parts.headers.remove(name);
             }
-            Response::from_parts(parts, Body::new(body))
+            Attempt::Answered(Response::from_parts(parts, Body::new(body)))
         }
+        // Never sent: the request can go elsewhere.
+        Err(e) if e.is_connect() => {
+            tracing::debug!(peer = %peer_addr, error = %e, %ray, "the actor's node refused the connection");
+            Attempt::Unreachable(Request::from_parts(parts, Body::from(body)))
+        }
+        // Sent, perhaps acted on: only the client may decide to try again.
         Err(e) => {
             tracing::debug!(peer = %peer_addr, error = %e, %ray, "forwarding to the actor's node failed");
-            HttpError::json(owner_unreachable()).into_response()
+            Attempt::Answered(HttpError::json(owner_unreachable()).into_response())
         }
     }
 }
 
-async fn relay_websocket(req: Request, peer_addr: &str, ray: &RayId, gone: Gone) -> Response {
-    let (mut parts, _) = req.into_parts();
+async fn relay_websocket(req: Request, peer_addr: &str, ray: &RayId, gone: Gone) -> Attempt {
+    let (mut parts, body) = req.into_parts();
     let Some(uri) = upstream_uri("ws", peer_addr, &parts.uri) else {
-        return HttpError::json(owner_unreachable()).into_response();
+        return Attempt::Answered(HttpError::json(owner_unreachable()).into_response());
     };
     let mut request = tungstenite::handshake::client::Request::new(());
     *request.uri_mut() = uri;
@@ -174,19 +226,19 @@ async fn relay_websocket(req: Request, peer_addr: &str, ray: &RayId, gone: Gone)
     if let Ok(host) = HeaderValue::from_str(peer_addr) {
         request.headers_mut().insert(header::HOST, host);
     }
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let upstream = match tokio_tungstenite::connect_async(request).await {
-        Ok((stream, response)) => (stream, response),
+    // The client's handshake is answered only once the owner has answered its own, so that
+    // a client never sees a socket open and close while the actor moves.
+    let (stream, response) = match tokio_tungstenite::connect_async(request).await {
+        Ok(connected) => connected,
         Err(e) => {
-            tracing::warn!(peer = %peer_addr, error = %e, %ray, "opening a WebSocket to the actor's node failed");
-            let reason = format!("actor.restarting#{ray}");
-            return crate::ws::close_upgrade(upgrade, SERVICE_RESTART, reason);
+            tracing::debug!(peer = %peer_addr, error = %e, %ray, "opening a WebSocket to the actor's node failed");
+            return Attempt::Unreachable(Request::from_parts(parts, body));
         }
     };
-    let (stream, response) = upstream;
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return Attempt::Answered(rejection.into_response()),
+    };
     let protocol = response
         .headers()
         .get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -196,7 +248,7 @@ async fn relay_websocket(req: Request, peer_addr: &str, ray: &RayId, gone: Gone)
         Some(p) => upgrade.protocols([p]),
         None => upgrade,
     };
-    upgrade.on_upgrade(move |socket| relay(socket, stream, gone))
+    Attempt::Answered(upgrade.on_upgrade(move |socket| relay(socket, stream, gone)))
 }
 
 type Upstream =

@@ -312,6 +312,12 @@ impl Registry {
         }
     }
 
+    /// The node lease of a clustered registry ([`ClusterConfig::lease`]); `None` for one that
+    /// runs alone.
+    pub fn cluster_lease(&self) -> Option<Duration> {
+        self.inner.membership().map(|m| m.config().lease_duration())
+    }
+
     /// This node's cluster incarnation (name and start), or `None` when the registry runs
     /// alone. It changes when the node joins again after losing its lease.
     pub fn node(&self) -> Option<String> {
