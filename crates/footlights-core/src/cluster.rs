@@ -124,6 +124,16 @@ pub(crate) enum Beat {
     Failed,
 }
 
+/// A cached [`Placement::Remote`].
+struct Route {
+    node: NodeIncarnation,
+    peer_addr: String,
+    found: Instant,
+}
+
+/// Routes kept before the stale ones are swept.
+const ROUTES_KEPT: usize = 16 * 1024;
+
 struct Lease {
     incarnation: NodeIncarnation,
     /// Serving stops at this instant unless a renewal moves it.
@@ -147,6 +157,10 @@ pub(crate) struct Membership {
     /// The live nodes as last read (after each lease renewal), for forwarded requests to
     /// notice that the node they wait on is gone.
     live: tokio::sync::watch::Sender<Arc<HashSet<String>>>,
+    /// Where actors held by other nodes were last found: owner, peer address, and when. Used
+    /// for a renewal interval (and while the owner is live), so that forwarding costs no
+    /// database round trip per request.
+    routes: Mutex<HashMap<ActorId, Route>>,
     /// Network clients to the other nodes by peer address, for in-process calls to actors
     /// they hold.
     peer_clients: Mutex<HashMap<String, footlights_client::Client>>,
@@ -214,6 +228,7 @@ impl Membership {
             peers: Mutex::default(),
             live: tokio::sync::watch::Sender::new(Arc::default()),
             peer_clients: Mutex::default(),
+            routes: Mutex::default(),
         })
     }
 
@@ -280,10 +295,17 @@ impl Membership {
 
     /// Finds where `id` is served, claiming it for this node when nobody live owns it.
     pub(crate) async fn place(&self, id: &ActorId) -> Result<Placement, ActionError> {
+        if let Some(placement) = self.cached_route(id) {
+            return Ok(placement);
+        }
         match self.claim(id).await? {
-            Claim::Claimed(_) => Ok(Placement::Local),
+            Claim::Claimed(_) => {
+                lock(&self.routes).remove(id);
+                Ok(Placement::Local)
+            }
             Claim::OwnedBy(owner) => {
                 let peer_addr = self.peer_addr(&owner.node).await?;
+                self.remember_route(id, &owner.node, &peer_addr);
                 Ok(Placement::Remote {
                     node: owner.node.as_str().to_owned(),
                     peer_addr,
@@ -291,6 +313,44 @@ impl Membership {
             }
             Claim::Expired => Err(not_serving()),
         }
+    }
+
+    /// A route found less than a renewal interval ago to an owner that is still live.
+    fn cached_route(&self, id: &ActorId) -> Option<Placement> {
+        let fresh_for = self.config.heartbeat_every();
+        let routes = lock(&self.routes);
+        let route = routes.get(id)?;
+        let live = self.live.borrow();
+        if route.found.elapsed() < fresh_for && live.contains(route.node.as_str()) {
+            Some(Placement::Remote {
+                node: route.node.as_str().to_owned(),
+                peer_addr: route.peer_addr.clone(),
+            })
+        } else {
+            None
+        }
+    }
+
+    fn remember_route(&self, id: &ActorId, node: &NodeIncarnation, peer_addr: &str) {
+        let mut routes = lock(&self.routes);
+        if routes.len() >= ROUTES_KEPT {
+            let fresh_for = self.config.heartbeat_every();
+            routes.retain(|_, r| r.found.elapsed() < fresh_for);
+        }
+        routes.insert(
+            id.clone(),
+            Route {
+                node: node.clone(),
+                peer_addr: peer_addr.to_owned(),
+                found: Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets where `id` was found (its owner did not answer): the next placement asks the
+    /// database.
+    pub(crate) fn forget_route(&self, id: &ActorId) {
+        lock(&self.routes).remove(id);
     }
 
     /// The generation a starting instance of `id` fences its writes with: that of the claim

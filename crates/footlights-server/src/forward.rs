@@ -133,6 +133,7 @@ pub(crate) async fn to_owner(
             Attempt::Answered(response) => return Err(response),
             Attempt::Unreachable(back) => req = back,
         }
+        shared.registry.forget_placement(&resolved.id);
         tracing::debug!(peer = %peer_addr, %ray, "the actor's node does not answer; waiting for its lease to end");
         tokio::select! {
             () = shared.registry.node_gone(&node) => {}

@@ -64,6 +64,8 @@ async fn node_on(data_dir: &Path, schema: &TestSchema, name: &str, port: &str) -
             && second.contains("peers forward to 127.0.0.1:"),
         "unexpected second line {second:?}"
     );
+    // The node has created the tables: log every commit from here on.
+    record_commits(schema).await;
     Footlights { child, url }
 }
 
@@ -94,6 +96,64 @@ async fn count_within(node: &Footlights, key: &str, within: Duration) -> i64 {
         );
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Records every state commit with the generation and owner of the actor when it was made
+/// (a trigger on the driver's `state` table), for [`check_commits`]. Idempotent.
+async fn record_commits(schema: &TestSchema) {
+    schema
+        .client()
+        .await
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS commit_log (
+                 seq bigserial PRIMARY KEY, actor_id text, generation bigint, owner text, bytes bytea);
+             CREATE OR REPLACE FUNCTION log_commit() RETURNS trigger AS $$ BEGIN
+                 INSERT INTO commit_log (actor_id, generation, owner, bytes)
+                     SELECT NEW.actor_id, a.generation, a.owner, NEW.bytes
+                     FROM actors a WHERE a.id = NEW.actor_id;
+                 RETURN NEW;
+             END $$ LANGUAGE plpgsql;
+             CREATE OR REPLACE TRIGGER log_commit AFTER INSERT OR UPDATE ON state
+                 FOR EACH ROW EXECUTE FUNCTION log_commit();",
+        )
+        .await
+        .unwrap();
+}
+
+/// Checks the commit log of every counter: its count strictly increases from commit to
+/// commit, its generation never goes back, and one generation is always one owner's.
+async fn check_commits(schema: &TestSchema) {
+    let rows = schema
+        .client()
+        .await
+        .query(
+            "SELECT actor_id, generation, owner, bytes FROM commit_log ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty(), "commits were logged");
+    let mut last: std::collections::HashMap<String, (i64, Option<String>, i64)> =
+        std::collections::HashMap::new();
+    for row in rows {
+        let (actor, generation, owner): (String, i64, Option<String>) =
+            (row.get(0), row.get(1), row.get(2));
+        let bytes: Vec<u8> = row.get(3);
+        // A snapshot: a format byte, then the state in CBOR.
+        let state: Value = ciborium::from_reader(&bytes[1..]).unwrap();
+        let count = state["count"].as_i64().unwrap();
+        if let Some((g, o, c)) = last.get(&actor) {
+            assert!(
+                generation >= *g,
+                "{actor}: generation {generation} after {g}"
+            );
+            if generation == *g {
+                assert_eq!(&owner, o, "{actor}: generation {g} written by two owners");
+            }
+            assert!(count > *c, "{actor}: count {count} committed after {c}");
+        }
+        last.insert(actor, (generation, owner, count));
     }
 }
 
@@ -144,6 +204,7 @@ async fn concurrent_clients_through_every_node_reach_one_instance_and_lose_nothi
     let (owner, generation) = placement(&schema).await;
     assert!(owner.is_some(), "one node holds the actor");
     assert_eq!(generation, 1, "one claim, so one activation");
+    check_commits(&schema).await;
 }
 
 /// Increments through `node` until one is acknowledged (retryable refusals while the actor
@@ -245,6 +306,7 @@ async fn after_kill_9_of_the_owner_another_node_serves_the_actor_with_every_ackn
     let (owner, generation) = placement(&schema).await;
     assert!(owner.is_some_and(|o| o.starts_with("b:")));
     assert_eq!(generation, 2, "claimed once by each node");
+    check_commits(&schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,6 +333,7 @@ async fn a_draining_node_hands_its_actors_over_without_waiting_for_its_lease() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(nodes, ["b"], "the drained node left the membership");
+    check_commits(&schema).await;
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to the node's process.
@@ -377,6 +440,7 @@ async fn a_paused_owner_is_replaced_and_after_it_resumes_none_of_its_writes_coun
         owner.is_some_and(|o| o.starts_with("b:")),
         "the survivor keeps the actor"
     );
+    check_commits(&schema).await;
 }
 
 /// Reads `ws` until its first message; returns its tag.
@@ -420,6 +484,7 @@ async fn three_nodes_can_share_one_address() {
         generation, 1,
         "one activation whichever node took each call"
     );
+    check_commits(&schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,4 +548,5 @@ async fn the_rust_client_connected_through_another_node_carries_on_after_the_own
         "events flow on the new link"
     );
     conn.dispose().await;
+    check_commits(&schema).await;
 }

@@ -312,6 +312,15 @@ impl Registry {
         }
     }
 
+    /// Forgets the cached owner of `id`: a server calls this when the node it was told holds
+    /// the actor does not answer, so that the next [`placement`](Self::placement) asks the
+    /// database again.
+    pub fn forget_placement(&self, id: &ActorId) {
+        if let Some(membership) = self.inner.membership() {
+            membership.forget_route(id);
+        }
+    }
+
     /// The node lease of a clustered registry ([`ClusterConfig::lease`]); `None` for one that
     /// runs alone.
     pub fn cluster_lease(&self) -> Option<Duration> {
