@@ -63,6 +63,9 @@ async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let listening = bound.open(&options).await?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{}", listening.local_addr())?;
+    if let (Some(peers), Some(node)) = (listening.peer_addr(), listening.node()) {
+        writeln!(stdout, "cluster node {node}, peers forward to {peers}")?;
+    }
     stdout.flush()?;
     drop(stdout);
     // The first signal starts the graceful stop; a second one ends the process at once.

@@ -3,9 +3,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use footlights::cluster::{ClusterConfig, NodeInfo, PostgresDriver};
 use footlights::storage::{Durability, SqliteDriver};
 use footlights_server::{AccessPolicy, DEFAULT_MAX_CONNECTIONS, Rate, Server};
 use tokio::net::TcpListener;
@@ -117,6 +119,58 @@ pub struct ServeOptions {
     /// refused, and the error says which check failed.
     #[arg(long)]
     pub recover: bool,
+    /// Runs as one node of a cluster: actor state, membership and claims live in this
+    /// PostgreSQL database (a `postgres://` URL; every node gets the same one) instead of the
+    /// data directory. Any node then serves any actor, forwarding to the node that holds it.
+    /// Needs `--peer-addr`. Never printed.
+    #[arg(
+        long,
+        env = "FOOTLIGHTS_POSTGRES",
+        hide_env_values = true,
+        value_name = "URL",
+        requires = "peer_addr"
+    )]
+    pub postgres: Option<Secret>,
+    /// The schema inside the `--postgres` database that holds the cluster's tables (created if
+    /// missing), so that several clusters can share one database.
+    #[arg(
+        long,
+        env = "FOOTLIGHTS_POSTGRES_SCHEMA",
+        value_name = "NAME",
+        default_value = "public",
+        requires = "postgres"
+    )]
+    pub postgres_schema: String,
+    /// This node's name in the cluster, shown in logs and in the database's node table.
+    #[arg(
+        long,
+        env = "FOOTLIGHTS_NODE_NAME",
+        value_name = "NAME",
+        default_value = "node"
+    )]
+    pub node_name: String,
+    /// Where this node listens for requests the other nodes forward to it, `HOST:PORT` (port 0
+    /// picks a free one). The bound address is what the node advertises, so give one the other
+    /// nodes can reach.
+    #[arg(
+        long,
+        env = "FOOTLIGHTS_PEER_ADDR",
+        value_name = "HOST:PORT",
+        requires = "postgres"
+    )]
+    pub peer_addr: Option<String>,
+    /// The node lease in milliseconds: how long after its last renewal a silent node (killed,
+    /// paused or cut off) keeps its actors before other nodes may take them. The node renews it
+    /// every fifth of it and stops serving on its own three quarters of it after its last
+    /// renewal it could confirm.
+    #[arg(
+        long,
+        env = "FOOTLIGHTS_LEASE_MS",
+        value_name = "MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(200..=600_000)
+    )]
+    pub lease_ms: u64,
 }
 
 impl ServeOptions {
@@ -138,6 +192,51 @@ impl ServeOptions {
         );
         Ok(Some(token.to_owned()))
     }
+}
+
+/// The demo registry on the SQLite store in the data directory.
+async fn sqlite_registry(
+    lock_wait: Duration,
+    options: &ServeOptions,
+) -> anyhow::Result<footlights::RegistryBuilder> {
+    let dir = &options.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let db = dir.join(DB_FILE);
+    let driver = SqliteDriver::builder(&db)
+        .durability(options.durability.into())
+        .lock_wait(lock_wait)
+        .recover(options.recover)
+        .open()
+        .await
+        .with_context(|| format!("cannot open the store {}", db.display()))?;
+    tracing::info!(db = %db.display(), durability = ?options.durability, recover = options.recover, "store open");
+    Ok(demo::registry().driver(driver))
+}
+
+/// The demo registry as a node of the cluster kept in the PostgreSQL database at `url`, and
+/// the listener for its peers (bound first: its address is what the node registers).
+async fn cluster_registry(
+    url: &str,
+    options: &ServeOptions,
+) -> anyhow::Result<(footlights::RegistryBuilder, TcpListener)> {
+    let peer_addr = options.peer_addr.as_deref().unwrap_or("127.0.0.1:0");
+    let peers = TcpListener::bind(peer_addr)
+        .await
+        .with_context(|| format!("cannot listen for peers on {peer_addr}"))?;
+    let advertised = peers.local_addr()?;
+    let driver = PostgresDriver::builder(url)
+        .schema(&options.postgres_schema)
+        .connect()
+        .await
+        .context("cannot connect to the PostgreSQL database given by --postgres")?;
+    let config = ClusterConfig::new(NodeInfo::new(&options.node_name, advertised.to_string()))
+        .lease(Duration::from_millis(options.lease_ms));
+    tracing::info!(node = %options.node_name, peer_addr = %advertised, lease_ms = options.lease_ms, "cluster store open");
+    let registry = demo::registry()
+        .shared_driver(Arc::new(driver.clone()))
+        .cluster(Arc::new(driver), config);
+    Ok((registry, peers))
 }
 
 /// File descriptors kept for what is not a realtime connection: the store's files, the
@@ -223,6 +322,8 @@ pub struct Listening {
     server: Server,
     listener: TcpListener,
     addr: SocketAddr,
+    /// A cluster node's listener for requests forwarded by its peers.
+    peers: Option<TcpListener>,
 }
 
 /// A listener bound for `footlights serve`, before the store is open: [`Bound::open`] finishes
@@ -244,6 +345,9 @@ pub enum Origin {
     /// Bound beside another server on the same address and data directory, which this one
     /// takes over from once it stops.
     Handover,
+    /// A cluster node bound beside other nodes of its cluster on the same address; they share
+    /// it.
+    Shared,
 }
 
 impl Bound {
@@ -273,7 +377,16 @@ impl Bound {
             .next()
             .with_context(cannot)?;
         let db = options.data_dir.join(DB_FILE);
-        let origin = if footlights_server::listen::address_in_use(addr) {
+        let origin = if options.postgres.is_some() {
+            // Nodes of a cluster may share one address: the kernel spreads connections over
+            // them. (A program that did not ask for a shared port keeps it to itself: the bind
+            // below fails.)
+            if footlights_server::listen::address_in_use(addr) {
+                Origin::Shared
+            } else {
+                Origin::Fresh
+            }
+        } else if footlights_server::listen::address_in_use(addr) {
             let ours = SqliteDriver::in_use_elsewhere(&db).unwrap_or(false);
             anyhow::ensure!(
                 ours,
@@ -321,7 +434,7 @@ impl Bound {
         let Bound { listener, origin } = self;
         let lock_wait = match origin {
             Origin::Handover => options.handover_timeout,
-            Origin::Fresh | Origin::Inherited => Duration::ZERO,
+            Origin::Fresh | Origin::Inherited | Origin::Shared => Duration::ZERO,
         };
         Listening::start(listener, lock_wait, options).await
     }
@@ -362,18 +475,13 @@ impl Listening {
             ),
             _ => {}
         }
-        let dir = &options.data_dir;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-        let db = dir.join(DB_FILE);
-        let driver = SqliteDriver::builder(&db)
-            .durability(options.durability.into())
-            .lock_wait(lock_wait)
-            .recover(options.recover)
-            .open()
-            .await
-            .with_context(|| format!("cannot open the store {}", db.display()))?;
-        let mut registry = demo::registry().driver(driver);
+        let (mut registry, peers) = match &options.postgres {
+            Some(Secret(url)) => {
+                let (registry, peers) = cluster_registry(url, options).await?;
+                (registry, Some(peers))
+            }
+            None => (sqlite_registry(lock_wait, options).await?, None),
+        };
         if options.with_test_actors {
             registry = demo::register_test_actors(registry);
         }
@@ -399,12 +507,22 @@ impl Listening {
             server = server.cors_origins(options.cors_origins.iter().cloned());
         }
         let server = server.build()?;
-        tracing::info!(db = %db.display(), durability = ?options.durability, recover = options.recover, test_actors = options.with_test_actors, "store open");
         Ok(Listening {
             server,
             listener,
             addr,
+            peers,
         })
+    }
+
+    /// The address other nodes of the cluster forward requests to, for a cluster node.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peers.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// This node's cluster incarnation, for a cluster node.
+    pub fn node(&self) -> Option<String> {
+        self.server.registry().node()
     }
 
     /// The address the listener is bound to (with the real port when `0` was asked for).
@@ -421,7 +539,13 @@ impl Listening {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        self.server.serve(self.listener, shutdown).await?;
+        match self.peers {
+            Some(peers) => {
+                let both = footlights_server::listen::Both::new(self.listener, peers);
+                self.server.serve(both, shutdown).await?;
+            }
+            None => self.server.serve(self.listener, shutdown).await?,
+        }
         Ok(())
     }
 }

@@ -24,6 +24,7 @@
 
 mod actor;
 mod clock;
+mod cluster;
 mod conn;
 mod conn_index;
 mod ctx;
@@ -41,6 +42,7 @@ pub use actor::{
     ActionTable, Actor, ActorOptions, AuthOf, ConnStateOf, ConnTypes, Conns, DeferredHandler,
     Handler, ParamsOf, ReadHandler,
 };
+pub use cluster::{ClusterConfig, DEFAULT_LEASE, FORWARDED_HEADER, Placement};
 pub use conn::{Conn, ConnRequest, disconnect_reason};
 pub use ctx::{Ctx, Schedule};
 pub use deferred::Deferred;

@@ -52,6 +52,13 @@ impl footlights_client::Transport for LocalTransport {
         Box::pin(async move {
             let reg = self.reg()?;
             let id = reg.resolve(target).await?;
+            if let Some(peer) = reg.peer_for(target.name(), &id).await? {
+                let target = Target::Id {
+                    name: target.name().to_owned(),
+                    id,
+                };
+                return peer.transport().action(&target, name, args, params).await;
+            }
             reg.call(
                 target.name(),
                 &id,
@@ -72,6 +79,13 @@ impl footlights_client::Transport for LocalTransport {
         Box::pin(async move {
             let reg = self.reg()?;
             let id = reg.resolve(target).await?;
+            if let Some(peer) = reg.peer_for(target.name(), &id).await? {
+                let target = Target::Id {
+                    name: target.name().to_owned(),
+                    id,
+                };
+                return peer.transport().connect(&target, params).await;
+            }
             reg.connect(target.name(), &id, params.cloned(), ConnRequest::local())
         })
     }

@@ -60,6 +60,7 @@ mod conn;
 mod cors;
 mod error;
 mod fallback;
+mod forward;
 mod gateway;
 mod limits;
 pub mod listen;
@@ -84,6 +85,7 @@ pub use builder::{
     DEFAULT_WS_PING_INTERVAL, ServerBuilder,
 };
 pub use error::{Error, Result};
+pub use forward::FORWARDED_HEADER;
 pub use rate::Rate;
 pub use server::Server;
 pub use signal::shutdown_signal;

@@ -168,3 +168,44 @@ mod tests {
         assert!(inherited().unwrap().is_none());
     }
 }
+
+/// Two listening sockets served as one: the public address and, for a cluster node, the peer
+/// address other nodes forward requests to. Both serve the same routes;
+/// [`local_addr`](axum::serve::Listener::local_addr) reports the first.
+///
+/// ```no_run
+/// # use footlights_server::{Server, listen::Both};
+/// # async fn demo(server: Server) -> Result<(), Box<dyn std::error::Error>> {
+/// let public = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let peers = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// server.serve(Both::new(public, peers), std::future::pending()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Both {
+    first: TcpListener,
+    second: TcpListener,
+}
+
+impl Both {
+    /// Serves `first` and `second` together.
+    pub fn new(first: TcpListener, second: TcpListener) -> Self {
+        Both { first, second }
+    }
+}
+
+impl axum::serve::Listener for Both {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        tokio::select! {
+            accepted = axum::serve::Listener::accept(&mut self.first) => accepted,
+            accepted = axum::serve::Listener::accept(&mut self.second) => accepted,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.first.local_addr()
+    }
+}

@@ -73,6 +73,16 @@ pub mod storage {
     pub use footlights_storage_sqlite::{Durability, SqliteDriver};
 }
 
+/// Running several nodes as one cluster: any node serves any actor, each actor lives on one
+/// node at a time, and its writes are fenced so that a node that lost it cannot overwrite it.
+/// See [`RegistryBuilder::cluster`] and the guide's chapter on several nodes.
+pub mod cluster {
+    pub use footlights_core::{ClusterConfig, DEFAULT_LEASE, Placement};
+    pub use footlights_storage::cluster::{Cluster, LocalCluster, NodeInfo};
+    #[cfg(feature = "postgres")]
+    pub use footlights_storage_postgres::PostgresDriver;
+}
+
 /// What an actor definition needs: `use footlights::prelude::*;`.
 pub mod prelude {
     pub use footlights_client::{ActionCaller, Client};

@@ -167,6 +167,15 @@ export class Footlights {
 		}
 	}
 
+	/** Kills the process (SIGKILL: nothing is saved or closed) and waits for it to exit. */
+	async kill() {
+		if (!this.#child) return;
+		const child = this.#child;
+		this.#child = null;
+		child.kill("SIGKILL");
+		await withTimeout(this.#exited, STOP_LIMIT_MS, "footlights exiting after SIGKILL");
+	}
+
 	/** Starts a stopped server again, on the same data directory and port. */
 	async startAgain() {
 		if (this.#child) throw new Error("footlights is still running");

@@ -78,9 +78,23 @@ impl<A: Actor> Instance<A> {
         let alarms = alarms.map_err(storage)?;
         let options = A::options();
         let gate = Gate::new();
-        // This start bumps the stored generation (below); the instance's writes are fenced
-        // with the bumped one.
-        let generation = meta.generation + 1;
+        // Alone, this start bumps the stored generation (below); in a cluster the claim
+        // bumped it. The instance's writes are fenced with the bumped one.
+        let generation = match reg.membership() {
+            Some(membership) => {
+                let generation = membership.claim_for_start(id).await?;
+                // A clustered registry's clock holds only the alarms of actors started here.
+                let now = std::time::SystemTime::now();
+                for alarm in &alarms {
+                    let at = std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(u64::try_from(alarm.at_ms).unwrap_or(0));
+                    let delay = at.duration_since(now).unwrap_or_default();
+                    reg.clock().add(A::NAME, id, &alarm.id, delay);
+                }
+                generation
+            }
+            None => meta.generation + 1,
+        };
         let kv = KvStore::new(
             driver.clone(),
             id.clone(),
@@ -110,13 +124,15 @@ impl<A: Actor> Instance<A> {
         let limit = options.action_timeout;
         // The generation bump is bookkeeping no reply depends on: commit it without holding
         // this actor's outputs behind its fsync.
-        let bump = vec![Write::BumpGeneration { actor: id.clone() }];
-        reg.writer().submit(WriteRequest {
-            writes: bump,
-            fence: None,
-            gate: Gate::new(),
-            seq: 1,
-        });
+        if reg.membership().is_none() {
+            let bump = vec![Write::BumpGeneration { actor: id.clone() }];
+            reg.writer().submit(WriteRequest {
+                writes: bump,
+                fence: None,
+                gate: Gate::new(),
+                seq: 1,
+            });
+        }
         let mut writes = Vec::new();
         let (mut actor, loaded) = match stored.map_err(storage)? {
             Some(bytes) => (snapshot::decode::<A>(&bytes)?, bytes),

@@ -147,8 +147,18 @@ impl<A: Actor> Instance<A> {
     /// Waits for the last writes, then frees the slot for the next instance.
     pub(super) async fn finish(&mut self) {
         let gate = &self.ctx.shared.gate;
-        if let Err(e) = gate.wait_durable(gate.issued()).await {
+        let saved = gate.wait_durable(gate.issued()).await;
+        if let Err(e) = &saved {
             tracing::error!(actor = A::NAME, error = %e, "last state not saved");
+        }
+        // In a cluster, a sleeping or stopped actor is claimable by any node at once, unless
+        // its hibernating connections keep it here (its next instance claims it again).
+        let shared = &self.ctx.shared;
+        if let Some(membership) = self.reg.membership()
+            && saved.is_ok()
+            && !self.reg.has_parked(&shared.id)
+        {
+            membership.release(&shared.id, shared.generation).await;
         }
         self.reg.finish(&self.ctx.shared.id, self.token);
         if let Some(done) = &self.done {

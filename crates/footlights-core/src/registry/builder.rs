@@ -9,6 +9,7 @@ pub struct RegistryBuilder {
     types: HashMap<&'static str, Arc<dyn ActorType>>,
     driver: Option<Arc<dyn Driver>>,
     max_key_bytes: usize,
+    cluster: Option<(Arc<dyn Cluster>, ClusterConfig)>,
 }
 
 /// The longest actor key a registry creates by default, in bytes: its parts' lengths plus one
@@ -29,6 +30,7 @@ impl RegistryBuilder {
             types: HashMap::new(),
             driver: None,
             max_key_bytes: DEFAULT_MAX_KEY_BYTES,
+            cluster: None,
         }
     }
 
@@ -68,13 +70,49 @@ impl RegistryBuilder {
         self
     }
 
+    /// Runs this registry as one node of a cluster: `cluster` holds the membership and the
+    /// actors' claims, normally the same database as the [driver](Self::shared_driver) (for
+    /// example a `PostgresDriver`, which is both). On start the node registers and keeps
+    /// renewing its lease; every actor is claimed before an instance of it starts here and
+    /// released when the instance stops, and its writes are fenced with the claim, so an
+    /// actor runs on one node at a time. A server asks [`Registry::placement`] where to send a
+    /// request.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use footlights_core::{ClusterConfig, Registry};
+    /// use footlights_storage::cluster::{LocalCluster, NodeInfo};
+    /// use footlights_storage::{Driver, MemoryDriver};
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let driver: Arc<dyn Driver> = Arc::new(MemoryDriver::new());
+    /// let registry = Registry::builder()
+    ///     .shared_driver(driver.clone())
+    ///     .cluster(
+    ///         Arc::new(LocalCluster::new(driver)),
+    ///         ClusterConfig::new(NodeInfo::new("node-a", "127.0.0.1:7001")),
+    ///     )
+    ///     .start()
+    ///     .await?;
+    /// assert!(registry.node().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster(mut self, cluster: Arc<dyn Cluster>, config: ClusterConfig) -> Self {
+        self.cluster = Some((cluster, config));
+        self
+    }
+
     /// Starts the registry on the current tokio runtime: the writer, the alarm clock (with
-    /// every stored alarm), and the in-process client.
+    /// every stored alarm; a clustered node instead loads each actor's alarms as it starts
+    /// it), and the in-process client. A clustered node registers first.
     ///
     /// # Errors
-    /// When stored alarms cannot be read.
+    /// When stored alarms cannot be read, or the node cannot register.
     pub async fn start(self) -> Result<Registry, StorageError> {
         let driver = self.driver.unwrap_or_else(|| Arc::new(MemoryDriver::new()));
+        let membership = match self.cluster {
+            Some((cluster, config)) => Some(Arc::new(Membership::join(cluster, config).await?)),
+            None => None,
+        };
         let inner = Arc::new_cyclic(|weak: &Weak<RegistryInner>| {
             let fire_to = weak.clone();
             let clock = ClockHandle::spawn(move |name, actor, alarm_id| {
@@ -94,9 +132,17 @@ impl RegistryBuilder {
                 max_key_bytes: self.max_key_bytes,
                 kept: Arc::default(),
                 parked: Mutex::default(),
+                cluster: membership.clone(),
+                stopped: false.into(),
                 me: weak.clone(),
             }
         });
+        if let Some(membership) = membership {
+            // Alarms go onto the clock as their actors start here (and the sweep wakes those
+            // no node serves).
+            cluster::spawn_lease_keeper(Arc::downgrade(&inner), membership);
+            return Ok(Registry { inner });
+        }
         let now = SystemTime::now();
         let mut names: HashMap<ActorId, Option<String>> = HashMap::new();
         for (actor, alarm) in inner.driver.all_alarms().await? {

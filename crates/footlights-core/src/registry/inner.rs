@@ -22,6 +22,10 @@ pub(crate) struct RegistryInner {
     /// The connections of sleeping actors whose sockets stay open (hibernation), by actor:
     /// each entry a `Vec<Parked<A>>` of the actor's type, taken back by its next instance.
     pub(super) parked: Mutex<HashMap<ActorId, Box<dyn std::any::Any + Send>>>,
+    /// This node's cluster membership; `None` for a registry that runs alone.
+    pub(super) cluster: Option<Arc<crate::cluster::Membership>>,
+    /// Set by [`Registry::shutdown`]: background work ends.
+    pub(super) stopped: std::sync::atomic::AtomicBool,
     pub(super) me: Weak<RegistryInner>,
 }
 
@@ -72,7 +76,7 @@ impl RegistryInner {
         Client::from_transport(LocalTransport::new(self.me.clone()))
     }
 
-    fn check_type(&self, name: &str) -> Result<(), ActionError> {
+    pub(super) fn check_type(&self, name: &str) -> Result<(), ActionError> {
         if self.types.contains_key(name) {
             Ok(())
         } else {
@@ -267,6 +271,11 @@ impl RegistryInner {
     /// Keeps a sleeping actor's connections (a `Vec<Parked<A>>`) for its next instance.
     pub(crate) fn park(&self, id: &ActorId, conns: Box<dyn std::any::Any + Send>) {
         lock(&self.parked).insert(id.clone(), conns);
+    }
+
+    /// Whether a sleeping actor's connections are kept for its next instance.
+    pub(crate) fn has_parked(&self, id: &ActorId) -> bool {
+        lock(&self.parked).contains_key(id)
     }
 
     /// The connections a sleeping actor left, if any.

@@ -7,11 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use footlights_client::{Client, Link, Target};
 use footlights_protocol::{ActionError, ActorId, ActorKey, ConnId, Value};
+use footlights_storage::cluster::Cluster;
 use footlights_storage::{ActorMeta, CreateOutcome, Driver, MemoryDriver, StorageError, Write};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actor::{ActionTable, Actor};
 use crate::clock::ClockHandle;
+use crate::cluster::{ClusterConfig, Membership, Placement};
 use crate::conn::ConnRequest;
 use crate::instance::{self, INPUT_KEY, Mailbox, MailboxRx, Msg, Start};
 use crate::local::{LocalLink, LocalTransport};
@@ -20,6 +22,7 @@ use crate::snapshot;
 use crate::writer::Writer;
 
 mod builder;
+mod cluster;
 mod inner;
 
 pub use builder::{DEFAULT_MAX_KEY_BYTES, RegistryBuilder};
@@ -275,27 +278,61 @@ impl Registry {
     }
 
     /// Saves and stops every live actor (running their sleep hooks) and waits for the last
-    /// writes. Connections are closed with "going away".
+    /// writes. Connections are closed with "going away". A clustered node then releases its
+    /// actors (each as it stops, so other nodes can take them at once) and leaves the
+    /// cluster.
     pub async fn shutdown(&self) {
-        let senders: Vec<_> = self
-            .inner
-            .slots()
-            .values()
-            .filter_map(|s| match &s.state {
-                SlotState::Running(tx) => Some(tx.clone()),
-                SlotState::Stopping(_) => None,
-            })
-            .collect();
-        let mut waits = Vec::new();
-        for tx in senders {
-            let (done, rx) = oneshot::channel();
-            if tx.send(Msg::Stop { done }).is_ok() {
-                waits.push(rx);
-            }
+        self.inner.stopped.store(true, Ordering::Release);
+        self.inner.stop_all().await;
+        if let Some(membership) = self.inner.membership() {
+            membership.leave().await;
         }
-        for rx in waits {
-            let _ = rx.await;
+    }
+
+    /// Where the actor `id` is served: [`Placement::Local`] for a registry that runs alone or
+    /// for an actor this node holds (claiming it if no live node does), otherwise the peer
+    /// address of the node that holds it. A server forwards requests for remote actors there.
+    ///
+    /// # Errors
+    /// `actor.not_found` for an unknown actor; `actor.restarting` (retryable) while this node
+    /// cannot confirm its cluster lease; storage failures.
+    pub async fn placement(&self, id: &ActorId) -> Result<Placement, ActionError> {
+        self.inner.placement(id).await
+    }
+
+    /// Resolves once the cluster node `node` (an incarnation, as in [`Placement::Remote`]) is
+    /// no longer live, as this node sees it (it reads the live nodes after each renewal of its
+    /// own lease). Never resolves for a registry that runs alone. A server forwarding a request
+    /// to `node` gives up when this resolves: a paused or cut-off node holds requests without
+    /// answering.
+    pub fn node_gone(&self, node: &str) -> futures::future::BoxFuture<'static, ()> {
+        match self.inner.membership() {
+            Some(membership) => Box::pin(membership.gone(node)),
+            None => Box::pin(std::future::pending()),
         }
+    }
+
+    /// Forgets the cached owner of `id`: a server calls this when the node it was told holds
+    /// the actor does not answer, so that the next [`placement`](Self::placement) asks the
+    /// database again.
+    pub fn forget_placement(&self, id: &ActorId) {
+        if let Some(membership) = self.inner.membership() {
+            membership.forget_route(id);
+        }
+    }
+
+    /// The node lease of a clustered registry ([`ClusterConfig::lease`]); `None` for one that
+    /// runs alone.
+    pub fn cluster_lease(&self) -> Option<Duration> {
+        self.inner.membership().map(|m| m.config().lease_duration())
+    }
+
+    /// This node's cluster incarnation (name and start), or `None` when the registry runs
+    /// alone. It changes when the node joins again after losing its lease.
+    pub fn node(&self) -> Option<String> {
+        self.inner
+            .membership()
+            .map(|m| m.incarnation().as_str().to_owned())
     }
 
     /// How many connections are kept for their clients to resume (their links dropped less

@@ -20,7 +20,7 @@ use crate::cors::RayId;
 use crate::error::HttpError;
 use crate::peer::Via;
 use crate::server::Shared;
-use crate::{action, raw, sse, ws};
+use crate::{action, forward, raw, sse, ws};
 use path::{ActorAddress, ActorRoute, GatewayPath, QueryMethod};
 
 /// A request addressed to an actor, before the actor is resolved.
@@ -215,6 +215,15 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
     let route = match path::actor_route(&addressed.gateway.path) {
         Ok(route) => route,
         Err(e) => return reject(req, HttpError::json(e), &ray).await,
+    };
+    let needs_actor = !matches!(route, ActorRoute::Queue | ActorRoute::Unknown);
+    let req = if needs_actor {
+        match forward::to_owner(&shared, req, &addressed, &ray).await {
+            Ok(req) => req,
+            Err(forwarded) => return forwarded,
+        }
+    } else {
+        req
     };
     match route {
         ActorRoute::Action(name) => action::handle(&shared, req, &addressed, name).await,

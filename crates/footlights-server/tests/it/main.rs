@@ -6,6 +6,7 @@
 
 mod access;
 mod action;
+mod cluster;
 mod cors;
 mod fallback;
 mod gateway;

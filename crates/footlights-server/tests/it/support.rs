@@ -250,10 +250,19 @@ impl TestServer {
         registry: Registry,
         configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
     ) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestServer::on_listener(listener, registry, configure)
+    }
+
+    /// A server for `registry` (which must serve [`Room`]) on `listener`.
+    pub fn on_listener(
+        listener: tokio::net::TcpListener,
+        registry: Registry,
+        configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    ) -> TestServer {
         let server = configure(Server::builder().registry(registry.clone()))
             .build()
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(listener, async move {

@@ -136,3 +136,51 @@ async fn a_cancelled_alarm_does_not_fire() {
         "the cancelled alarm fired"
     );
 }
+
+#[tokio::test]
+async fn in_a_cluster_an_alarm_left_by_a_node_that_stopped_fires_on_another_node() {
+    use footlights::cluster::{Cluster, ClusterConfig, LocalCluster, NodeInfo};
+    use footlights::storage::Driver;
+    use std::sync::Arc;
+
+    let driver: Arc<dyn Driver> = Arc::new(MemoryDriver::new());
+    let cluster: Arc<dyn Cluster> = Arc::new(LocalCluster::new(driver.clone()));
+    let node = |name: &str, lease_ms| {
+        Registry::builder()
+            .actor::<Alarmed>()
+            .shared_driver(driver.clone())
+            .cluster(
+                cluster.clone(),
+                ClusterConfig::new(NodeInfo::new(name, "127.0.0.1:1"))
+                    .lease(Duration::from_millis(lease_ms)),
+            )
+            .start()
+    };
+    let a = node("a", 30_000).await.unwrap();
+    // The other node renews (and looks for orphaned alarms) every 100 ms.
+    let b = node("b", 500).await.unwrap();
+    let on_a = a.client().get_or_create::<Alarmed>(["left"]);
+    on_a.arm(1, "late".into()).await.unwrap();
+    let key = footlights::ActorKey::new(vec!["left".into()]);
+    let id = driver
+        .find_actor(<Alarmed as footlights::ActorSpec>::NAME, &key)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    // A stop saves and releases the actor; nobody has it awake when its alarm comes due.
+    a.shutdown().await;
+    assert_eq!(b.awake_count(), 0);
+    // Nothing calls the actor: the other node's sweep finds the due alarm and wakes it.
+    // Real time: alarms are due by the wall clock. Bounded at ten seconds.
+    let mut waited = 0;
+    while !driver.load_alarms(&id).await.unwrap().is_empty() {
+        assert!(waited < 500, "the orphaned alarm never fired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    assert_eq!(b.awake_count(), 1, "woken on the surviving node");
+    let on_b = b.client().get_or_create::<Alarmed>(["left"]);
+    assert_eq!(on_b.rings().await.unwrap(), ["late"]);
+    b.shutdown().await;
+}

@@ -1,0 +1,552 @@
+//! Several `footlights serve --postgres` processes as one cluster, against a PostgreSQL the
+//! test harness starts (or the one `FOOTLIGHTS_TEST_POSTGRES_URL` names). Each test has its own
+//! schema, a short lease, bounded waits, and kills its processes when it ends.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use footlights_storage_postgres::test_support::{TestPostgres, TestSchema};
+use rand::Rng as _;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::serve::{Footlights, LIMIT, serve_command};
+
+/// The test lease: short, so that failover takes about two seconds.
+const LEASE_MS: &str = "2000";
+
+/// Starts one node of the cluster in `schema` and waits for its two ready lines.
+async fn node(data_dir: &Path, schema: &TestSchema, name: &str) -> Footlights {
+    node_on(data_dir, schema, name, "0").await
+}
+
+/// [`node`] on `port` (which other nodes may listen on too).
+async fn node_on(data_dir: &Path, schema: &TestSchema, name: &str, port: &str) -> Footlights {
+    let url = TestPostgres::shared_async().await.url().to_owned();
+    let mut child = serve_command(
+        data_dir,
+        &[
+            "--port",
+            port,
+            "--postgres",
+            &url,
+            "--postgres-schema",
+            schema.name(),
+            "--node-name",
+            name,
+            "--peer-addr",
+            "127.0.0.1:0",
+            "--lease-ms",
+            LEASE_MS,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("spawn footlights");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(LIMIT, lines.next_line())
+            .await
+            .expect("ready line in time")
+            .expect("read stdout")
+            .expect("footlights exited before it was ready")
+    };
+    let first = next().await;
+    let url = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let second = next().await;
+    assert!(
+        second.starts_with(&format!("cluster node {name}:"))
+            && second.contains("peers forward to 127.0.0.1:"),
+        "unexpected second line {second:?}"
+    );
+    // The node has created the tables: log every commit from here on.
+    record_commits(schema).await;
+    Footlights { child, url }
+}
+
+/// What an increment through a node answered: the new count, or a retryable refusal.
+async fn increment(node: &Footlights, key: &str) -> Result<i64, (u16, Value)> {
+    let (status, body) = node.action("counter", key, "increment", json!([1])).await;
+    match (status, body["output"].as_i64()) {
+        (200, Some(count)) => Ok(count),
+        _ => Err((status, body)),
+    }
+}
+
+/// The count, asked through `node` until it answers (bounded by `within`).
+async fn count_within(node: &Footlights, key: &str, within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) = node.action("counter", key, "getCount", json!([])).await;
+        if status == 200 {
+            return body["output"].as_i64().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer within {within:?}: {status} {body}"
+        );
+        assert_eq!(
+            status, 503,
+            "only retryable refusals while the actor moves: {body}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Records every state commit with the generation and owner of the actor when it was made
+/// (a trigger on the driver's `state` table), for [`check_commits`]. Idempotent.
+async fn record_commits(schema: &TestSchema) {
+    schema
+        .client()
+        .await
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS commit_log (
+                 seq bigserial PRIMARY KEY, actor_id text, generation bigint, owner text, bytes bytea);
+             CREATE OR REPLACE FUNCTION log_commit() RETURNS trigger AS $$ BEGIN
+                 INSERT INTO commit_log (actor_id, generation, owner, bytes)
+                     SELECT NEW.actor_id, a.generation, a.owner, NEW.bytes
+                     FROM actors a WHERE a.id = NEW.actor_id;
+                 RETURN NEW;
+             END $$ LANGUAGE plpgsql;
+             CREATE OR REPLACE TRIGGER log_commit AFTER INSERT OR UPDATE ON state
+                 FOR EACH ROW EXECUTE FUNCTION log_commit();",
+        )
+        .await
+        .unwrap();
+}
+
+/// Checks the commit log of every counter: its count strictly increases from commit to
+/// commit, its generation never goes back, and one generation is always one owner's.
+async fn check_commits(schema: &TestSchema) {
+    let rows = schema
+        .client()
+        .await
+        .query(
+            "SELECT actor_id, generation, owner, bytes FROM commit_log ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty(), "commits were logged");
+    let mut last: std::collections::HashMap<String, (i64, Option<String>, i64)> =
+        std::collections::HashMap::new();
+    for row in rows {
+        let (actor, generation, owner): (String, i64, Option<String>) =
+            (row.get(0), row.get(1), row.get(2));
+        let bytes: Vec<u8> = row.get(3);
+        // A snapshot: a format byte, then the state in CBOR.
+        let state: Value = ciborium::from_reader(&bytes[1..]).unwrap();
+        let count = state["count"].as_i64().unwrap();
+        if let Some((g, o, c)) = last.get(&actor) {
+            assert!(
+                generation >= *g,
+                "{actor}: generation {generation} after {g}"
+            );
+            if generation == *g {
+                assert_eq!(&owner, o, "{actor}: generation {g} written by two owners");
+            }
+            assert!(count > *c, "{actor}: count {count} committed after {c}");
+        }
+        last.insert(actor, (generation, owner, count));
+    }
+}
+
+/// The owner and generation the database holds for the test's one counter.
+async fn placement(schema: &TestSchema) -> (Option<String>, i64) {
+    let client = schema.client().await;
+    let row = client
+        .query_one(
+            "SELECT owner, generation FROM actors WHERE name = 'counter'",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_through_every_node_reach_one_instance_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let nodes = [
+        node(dir.path(), &schema, "a").await,
+        node(dir.path(), &schema, "b").await,
+        node(dir.path(), &schema, "c").await,
+    ];
+    let nodes = &nodes;
+    // 40 clients, 5 increments each, every call through a node picked at random.
+    let clients = (0..40).map(|_| async move {
+        let mut acked = 0;
+        for _ in 0..5 {
+            let pick = rand::rng().random_range(0..nodes.len());
+            let deadline = Instant::now() + LIMIT;
+            loop {
+                match increment(&nodes[pick], "shared").await {
+                    Ok(_) => break acked += 1,
+                    Err((503, _)) if Instant::now() < deadline => tokio::task::yield_now().await,
+                    Err(other) => panic!("increment failed: {other:?}"),
+                }
+            }
+        }
+        acked
+    });
+    let acked: i64 = futures::future::join_all(clients).await.into_iter().sum();
+    assert_eq!(acked, 200);
+    for node in nodes {
+        assert_eq!(count_within(node, "shared", LIMIT).await, acked);
+    }
+    let (owner, generation) = placement(&schema).await;
+    assert!(owner.is_some(), "one node holds the actor");
+    assert_eq!(generation, 1, "one claim, so one activation");
+    check_commits(&schema).await;
+}
+
+/// Increments through `node` until one is acknowledged (retryable refusals while the actor
+/// moves are retried, bounded by `within`); returns the new count and how many were refused.
+async fn increment_within(node: &Footlights, key: &str, within: Duration) -> (i64, u32) {
+    let deadline = Instant::now() + within;
+    let mut refused = 0;
+    loop {
+        match increment(node, key).await {
+            Ok(count) => return (count, refused),
+            Err((503, body)) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no success within {within:?}: {body}"
+                );
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(other) => panic!("increment failed: {other:?}"),
+        }
+    }
+}
+
+/// A WebSocket connection to the counter `key` through `node`.
+async fn connect(
+    node: &Footlights,
+    key: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!(
+        "{}/gateway/counter/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key={key}&rvt-crash-policy=sleep",
+        node.url.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "rivet, rivet_encoding.json".parse().unwrap(),
+    );
+    let (ws, _) = tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    ws
+}
+
+/// Reads `ws` until its close frame; returns the close code (1006 if it ended without one).
+async fn close_code(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> u16 {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map_or(1005, |f| f.code.into()),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return 1006,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_of_the_owner_another_node_serves_the_actor_with_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let mut a = node(dir.path(), &schema, "a").await;
+    let b = node(dir.path(), &schema, "b").await;
+    let mut acked = 0;
+    for _ in 0..3 {
+        assert_eq!(increment(&a, "k9").await, Ok(acked + 1));
+        acked += 1;
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            increment(&b, "k9").await,
+            Ok(acked + 1),
+            "forwarded to the owner"
+        );
+        acked += 1;
+    }
+    let mut ws = connect(&b, "k9").await;
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    let killed = Instant::now();
+    assert_eq!(
+        close_code(&mut ws).await,
+        1012,
+        "the relayed socket is closed with service restart"
+    );
+    // The actor comes back on the survivor once the owner's lease has run out.
+    let (count, refused) = increment_within(&b, "k9", LIMIT).await;
+    let recovered = killed.elapsed();
+    eprintln!("served again {recovered:?} after kill -9 ({refused} refusals meanwhile)");
+    assert_eq!(count, acked + 1, "no acknowledged increment lost");
+    let (owner, generation) = placement(&schema).await;
+    assert!(owner.is_some_and(|o| o.starts_with("b:")));
+    assert_eq!(generation, 2, "claimed once by each node");
+    check_commits(&schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_hands_its_actors_over_without_waiting_for_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let a = node(dir.path(), &schema, "a").await;
+    let b = node(dir.path(), &schema, "b").await;
+    for n in 1..=4 {
+        assert_eq!(increment(&a, "drain").await, Ok(n));
+    }
+    assert!(a.terminate().await.success());
+    // Saved and released on the way out: the first call through the other node succeeds.
+    assert_eq!(increment(&b, "drain").await, Ok(5));
+    let (owner, generation) = placement(&schema).await;
+    assert!(owner.is_some_and(|o| o.starts_with("b:")));
+    assert_eq!(generation, 2);
+    let client = schema.client().await;
+    let nodes: Vec<String> = client
+        .query("SELECT name FROM nodes", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(nodes, ["b"], "the drained node left the membership");
+    check_commits(&schema).await;
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the node's process.
+async fn signal(node: &Footlights, signal: &str) {
+    let pid = node.child.id().unwrap().to_string();
+    let status = tokio::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The next JSON message on `ws` that answers an action or reports an error, or `None` if the
+/// socket closed first.
+async fn next_answer(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<Value> {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("an answer in time")
+        {
+            Some(Ok(Message::Text(text))) => {
+                let msg: Value = serde_json::from_str(&text).unwrap();
+                if matches!(
+                    msg["body"]["tag"].as_str(),
+                    Some("ActionResponse" | "Error")
+                ) {
+                    return Some(msg["body"].clone());
+                }
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_is_replaced_and_after_it_resumes_none_of_its_writes_count() {
+    use futures::SinkExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let a = node(dir.path(), &schema, "a").await;
+    let b = node(dir.path(), &schema, "b").await;
+    for n in 1..=3 {
+        assert_eq!(increment(&a, "paused").await, Ok(n));
+    }
+    // A client connected to the owner directly: its messages reach the instance without a
+    // placement check.
+    let mut direct = connect(&a, "paused").await;
+    let init = next_init(&mut direct).await;
+    assert_eq!(init, "Init");
+
+    signal(&a, "STOP").await;
+    // Through the other node: forwarded to the paused owner until its lease ends, then
+    // refused (retryably), then served by the other node from the last durable state.
+    let (count, refused) = increment_within(&b, "paused", LIMIT).await;
+    assert_eq!(count, 4);
+    assert!(
+        refused >= 1,
+        "the first attempt waited on the paused owner and was refused"
+    );
+    signal(&a, "CONT").await;
+
+    // Whatever the resumed node does with this increment, it does not succeed: its
+    // instance's generation is superseded, so its commit is refused (or the node has already
+    // stopped the instance on finding its lease gone).
+    let action = json!({"body": {"tag": "ActionRequest", "val": {"id": ["$BigInt", "7"], "name": "increment", "args": [1]}}});
+    let sent = direct
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            action.to_string().into(),
+        ))
+        .await;
+    if sent.is_ok()
+        && let Some(answer) = next_answer(&mut direct).await
+    {
+        assert_eq!(answer["tag"], "Error", "the stale owner answered {answer}");
+    }
+
+    // The final state is the survivor's history, through either node.
+    assert_eq!(count_within(&b, "paused", LIMIT).await, 4);
+    assert_eq!(count_within(&a, "paused", LIMIT).await, 4);
+    // The resumed node joined again as a new incarnation.
+    let client = schema.client().await;
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let rows = client
+            .query("SELECT incarnation FROM nodes WHERE name = 'a'", &[])
+            .await
+            .unwrap();
+        if rows.len() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node a did not join again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (owner, _) = placement(&schema).await;
+    assert!(
+        owner.is_some_and(|o| o.starts_with("b:")),
+        "the survivor keeps the actor"
+    );
+    check_commits(&schema).await;
+}
+
+/// Reads `ws` until its first message; returns its tag.
+async fn next_init(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> String {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("a message in time")
+        {
+            Some(Ok(Message::Text(text))) => {
+                let msg: Value = serde_json::from_str(&text).unwrap();
+                return msg["body"]["tag"].as_str().unwrap_or_default().to_owned();
+            }
+            Some(Ok(_)) => {}
+            other => panic!("socket ended before its first message: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_can_share_one_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let a = node(dir.path(), &schema, "a").await;
+    let port = a.url.rsplit(':').next().unwrap().to_owned();
+    let b = node_on(dir.path(), &schema, "b", &port).await;
+    let c = node_on(dir.path(), &schema, "c", &port).await;
+    assert_eq!((&b.url, &c.url), (&a.url, &a.url));
+    // Each call opens a connection of its own; the kernel hands it to one of the three.
+    for n in 1..=30 {
+        assert_eq!(increment(&a, "shared-port").await, Ok(n));
+    }
+    let (_, generation) = placement(&schema).await;
+    assert_eq!(
+        generation, 1,
+        "one activation whichever node took each call"
+    );
+    check_commits(&schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_connected_through_another_node_carries_on_after_the_owner_dies() {
+    use footlights::{Client, Value};
+    use futures::StreamExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let mut a = node(dir.path(), &schema, "a").await;
+    let b = node(dir.path(), &schema, "b").await;
+    assert_eq!(increment(&a, "client").await, Ok(1));
+    let client = Client::new(&b.url).unwrap();
+    let handle = client.handle_for(footlights_client::Target::GetOrCreate {
+        name: "counter".into(),
+        key: footlights::ActorKey::new(vec!["client".into()]),
+        input: None,
+    });
+    let conn = tokio::time::timeout(LIMIT, handle.connect())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut counts = conn.on_raw("newCount");
+    let next_count = async |counts: &mut footlights_client::RawEvents| {
+        let args = tokio::time::timeout(LIMIT, counts.next())
+            .await
+            .expect("an event in time")
+            .expect("the event stream ended");
+        args.first().and_then(Value::as_i64)
+    };
+    let two = conn
+        .action("increment", vec![Value::from(1)])
+        .await
+        .unwrap();
+    assert_eq!(two.as_i64(), Some(2));
+    assert_eq!(next_count(&mut counts).await, Some(2));
+
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    // The other node closes the relayed socket (1012); the client reconnects with backoff
+    // until the actor is claimed again after the dead node's lease, then its call goes
+    // through. Refusals on the way are retryable.
+    let deadline = Instant::now() + LIMIT;
+    let three = loop {
+        match tokio::time::timeout(LIMIT, conn.action("increment", vec![Value::from(1)]))
+            .await
+            .expect("an answer in time")
+        {
+            Ok(value) => break value,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no success in time: {e}");
+                assert!(footlights_client::is_transient(&e), "{e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(three.as_i64(), Some(3), "nothing acknowledged was lost");
+    assert_eq!(
+        next_count(&mut counts).await,
+        Some(3),
+        "events flow on the new link"
+    );
+    conn.dispose().await;
+    check_commits(&schema).await;
+}
