@@ -252,7 +252,17 @@ impl Membership {
     pub(crate) async fn heartbeat(&self) -> Beat {
         let me = self.incarnation();
         let sent = Instant::now();
-        match self.cluster.heartbeat(&me, self.config.lease).await {
+        // A database that stops answering (rather than refusing) must not stall the renewals:
+        // the self-fence deadline is checked after each one.
+        let renewal = self.cluster.heartbeat(&me, self.config.lease);
+        let answer = match tokio::time::timeout(self.config.heartbeat_every(), renewal).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                tracing::warn!(node = %self.config.node.name, "lease renewal timed out");
+                return Beat::Failed;
+            }
+        };
+        match answer {
             Ok(Heartbeat::Renewed { .. }) => {
                 let mut lease = lock(&self.lease);
                 if lease.incarnation == me {

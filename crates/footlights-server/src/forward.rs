@@ -39,6 +39,10 @@ use crate::server::Shared;
 
 pub use footlights_core::FORWARDED_HEADER;
 
+/// How long a connection to a peer may take to open before the peer counts as unreachable
+/// (a node cut off by the network drops packets rather than refusing).
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Close code for a relayed WebSocket whose owner went away: "service restart".
 const SERVICE_RESTART: u16 = 1012;
 
@@ -63,6 +67,7 @@ fn proxy_client() -> &'static Proxy {
     CLIENT.get_or_init(|| {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(PEER_CONNECT_TIMEOUT));
         Client::builder(TokioExecutor::new()).build(connector)
     })
 }
@@ -229,9 +234,17 @@ async fn relay_websocket(req: Request, peer_addr: &str, ray: &RayId, gone: Gone)
     }
     // The client's handshake is answered only once the owner has answered its own, so that
     // a client never sees a socket open and close while the actor moves.
-    let (stream, response) = match tokio_tungstenite::connect_async(request).await {
-        Ok(connected) => connected,
-        Err(e) => {
+    let connecting = tokio::time::timeout(
+        PEER_CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async(request),
+    );
+    let (stream, response) = match connecting.await {
+        Ok(Ok(connected)) => connected,
+        Err(_) => {
+            tracing::debug!(peer = %peer_addr, %ray, "opening a WebSocket to the actor's node timed out");
+            return Attempt::Unreachable(Request::from_parts(parts, body));
+        }
+        Ok(Err(e)) => {
             tracing::debug!(peer = %peer_addr, error = %e, %ray, "opening a WebSocket to the actor's node failed");
             return Attempt::Unreachable(Request::from_parts(parts, body));
         }

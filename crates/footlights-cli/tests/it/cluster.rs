@@ -21,16 +21,31 @@ async fn node(data_dir: &Path, schema: &TestSchema, name: &str) -> Footlights {
     node_on(data_dir, schema, name, "0").await
 }
 
+/// [`node`] reaching the database at `url`.
+async fn node_with_url(data_dir: &Path, schema: &TestSchema, name: &str, url: &str) -> Footlights {
+    start_node(data_dir, schema, name, "0", url).await
+}
+
 /// [`node`] on `port` (which other nodes may listen on too).
 async fn node_on(data_dir: &Path, schema: &TestSchema, name: &str, port: &str) -> Footlights {
     let url = TestPostgres::shared_async().await.url().to_owned();
+    start_node(data_dir, schema, name, port, &url).await
+}
+
+async fn start_node(
+    data_dir: &Path,
+    schema: &TestSchema,
+    name: &str,
+    port: &str,
+    url: &str,
+) -> Footlights {
     let mut child = serve_command(
         data_dir,
         &[
             "--port",
             port,
             "--postgres",
-            &url,
+            url,
             "--postgres-schema",
             schema.name(),
             "--node-name",
@@ -548,5 +563,119 @@ async fn the_rust_client_connected_through_another_node_carries_on_after_the_own
         "events flow on the new link"
     );
     conn.dispose().await;
+    check_commits(&schema).await;
+}
+
+/// A TCP relay to the database that can be cut: while cut, every byte waits (as on a network
+/// that drops packets), and flows again once healed.
+struct DbLink {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DbLink {
+    async fn to(upstream: String) -> DbLink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, _) = tokio::sync::watch::channel(false);
+        let flag = cut.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(Self::pipe(cr, sw, flag.subscribe()));
+                tokio::spawn(Self::pipe(sr, cw, flag.subscribe()));
+            }
+        });
+        DbLink { addr, cut, task }
+    }
+
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut cut: tokio::sync::watch::Receiver<bool>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if cut.wait_for(|cut| !*cut).await.is_err() {
+                return;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+impl Drop for DbLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_database_stops_serving_and_another_takes_its_actors() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = TestPostgres::shared_async().await;
+    let schema = TestSchema::new(pg);
+    // The database's host:port, and the same URL through the cuttable link.
+    let authority = pg
+        .url()
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let link = DbLink::to(authority.clone()).await;
+    let through_link = pg.url().replacen(&authority, &link.addr.to_string(), 1);
+    let n1 = node_with_url(dir.path(), &schema, "n1", &through_link).await;
+    let n2 = node(dir.path(), &schema, "n2").await;
+    for n in 1..=3 {
+        assert_eq!(increment(&n1, "cut").await, Ok(n));
+    }
+
+    link.set_cut(true);
+    // Through the other node: once n1's lease has run out, n2 claims the actor and serves it
+    // from the last durable state. An increment that n1 took but could not commit is never
+    // acknowledged, so it does not count.
+    let (count, _) = increment_within(&n2, "cut", LIMIT).await;
+    assert_eq!(count, 4);
+    // n1 cannot confirm its lease: it refuses (retryably) rather than serving.
+    let (status, body) = n1.action("counter", "cut", "getCount", json!([])).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["group"], "actor");
+
+    link.set_cut(false);
+    // Healed: n1 finds its lease gone and joins again as a new incarnation; whatever it had
+    // pending is refused by the generation check, and it serves the actor through n2.
+    let client = schema.client().await;
+    let deadline = Instant::now() + LIMIT;
+    while client
+        .query("SELECT 1 FROM nodes WHERE name = 'n1'", &[])
+        .await
+        .unwrap()
+        .len()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "n1 did not join again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count_within(&n1, "cut", LIMIT).await, 4);
+    assert_eq!(count_within(&n2, "cut", LIMIT).await, 4);
     check_commits(&schema).await;
 }

@@ -83,6 +83,14 @@ impl RegistryInner {
     }
 }
 
+/// Stops every live actor without waiting: their last writes may wait on a database that does
+/// not answer, and renewals go on meanwhile. (A new instance of an actor waits for the old one
+/// to stop before it starts.)
+fn stop_all_in_background(inner: &Arc<RegistryInner>) {
+    let inner = inner.clone();
+    tokio::spawn(async move { inner.stop_all().await });
+}
+
 /// Renews the lease every [`ClusterConfig::heartbeat_every`](crate::ClusterConfig), until the
 /// registry is dropped. When the lease cannot be confirmed in time the node stops its actors
 /// (others may claim them soon); when it turns out to have ended, the node joins again as a
@@ -118,7 +126,7 @@ pub(super) fn spawn_lease_keeper(reg: Weak<RegistryInner>, membership: Arc<Membe
                         tracing::error!(
                             "cluster lease not confirmed in time: stopping this node's actors"
                         );
-                        inner.stop_all().await;
+                        stop_all_in_background(&inner);
                         fenced = true;
                     }
                 }
@@ -126,7 +134,9 @@ pub(super) fn spawn_lease_keeper(reg: Weak<RegistryInner>, membership: Arc<Membe
                     tracing::error!(
                         "cluster lease ended: stopping this node's actors and joining again"
                     );
-                    inner.stop_all().await;
+                    if !fenced {
+                        stop_all_in_background(&inner);
+                    }
                     fenced = false;
                     if let Err(e) = membership.rejoin().await {
                         tracing::warn!(error = %e, "joining the cluster again failed; retrying");
