@@ -64,7 +64,10 @@ async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{}", listening.local_addr())?;
     if let (Some(peers), Some(node)) = (listening.peer_addr(), listening.node()) {
-        writeln!(stdout, "cluster node {node}, peers forward to {peers}")?;
+        writeln!(
+            stdout,
+            "cluster node {node}, peer link listening on {peers}"
+        )?;
     }
     stdout.flush()?;
     drop(stdout);

@@ -159,6 +159,16 @@ pub struct ServeOptions {
         requires = "postgres"
     )]
     pub peer_addr: Option<String>,
+    /// The address other nodes use to reach this node's peer listener, when it is not the
+    /// address it listens on (behind NAT or a container's port mapping, or listening on
+    /// `0.0.0.0`). Defaults to the bound `--peer-addr`.
+    #[arg(
+        long,
+        env = "FOOTLIGHTS_PEER_ADVERTISE",
+        value_name = "HOST:PORT",
+        requires = "peer_addr"
+    )]
+    pub peer_advertise: Option<String>,
     /// The node lease in milliseconds: how long after its last renewal a silent node (killed,
     /// paused or cut off) keeps its actors before other nodes may take them. The node renews it
     /// every fifth of it and stops serving on its own three quarters of it after its last
@@ -224,15 +234,19 @@ async fn cluster_registry(
     let peers = TcpListener::bind(peer_addr)
         .await
         .with_context(|| format!("cannot listen for peers on {peer_addr}"))?;
-    let advertised = peers.local_addr()?;
+    let bound = peers.local_addr()?;
+    let advertised = match &options.peer_advertise {
+        Some(addr) => addr.clone(),
+        None => bound.to_string(),
+    };
     let driver = PostgresDriver::builder(url)
         .schema(&options.postgres_schema)
         .connect()
         .await
         .context("cannot connect to the PostgreSQL database given by --postgres")?;
-    let config = ClusterConfig::new(NodeInfo::new(&options.node_name, advertised.to_string()))
+    let config = ClusterConfig::new(NodeInfo::new(&options.node_name, advertised.clone()))
         .lease(Duration::from_millis(options.lease_ms));
-    tracing::info!(node = %options.node_name, peer_addr = %advertised, lease_ms = options.lease_ms, "cluster store open");
+    tracing::info!(node = %options.node_name, peer_addr = %bound, advertised = %advertised, lease_ms = options.lease_ms, "cluster store open");
     let registry = demo::registry()
         .shared_driver(Arc::new(driver.clone()))
         .cluster(Arc::new(driver), config);

@@ -76,7 +76,7 @@ async fn start_node(
     let second = next().await;
     assert!(
         second.starts_with(&format!("cluster node {name}:"))
-            && second.contains("peers forward to 127.0.0.1:"),
+            && second.contains("peer link listening on 127.0.0.1:"),
         "unexpected second line {second:?}"
     );
     // The node has created the tables: log every commit from here on.
@@ -678,4 +678,148 @@ async fn a_node_cut_off_from_the_database_stops_serving_and_another_takes_its_ac
     assert_eq!(count_within(&n1, "cut", LIMIT).await, 4);
     assert_eq!(count_within(&n2, "cut", LIMIT).await, 4);
     check_commits(&schema).await;
+}
+
+/// A TCP relay in front of one node's peer link, which the node advertises instead of its
+/// own address. While cut, every connection through it is dropped.
+struct PeerLink {
+    addr: std::net::SocketAddr,
+    upstream: tokio::sync::watch::Sender<Option<String>>,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeerLink {
+    async fn start() -> PeerLink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (upstream, _) = tokio::sync::watch::channel(None::<String>);
+        let (cut, _) = tokio::sync::watch::channel(false);
+        let (to, flag) = (upstream.clone(), cut.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let target = to.borrow().clone();
+                let Some(target) = target.filter(|_| !*flag.borrow()) else {
+                    continue; // dropped: the connection closes at once
+                };
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let mut cut = flag.subscribe();
+                tokio::spawn(async move {
+                    let (mut client, mut server) = (client, server);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        PeerLink {
+            addr,
+            upstream,
+            cut,
+            task,
+        }
+    }
+}
+
+impl Drop for PeerLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_its_peers_keeps_its_actors() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = TestPostgres::shared_async().await;
+    let schema = TestSchema::new(pg);
+    let link = PeerLink::start().await;
+    let (n1, n1_peer) = node_advertising(dir.path(), &schema, "n1", &link.addr.to_string()).await;
+    link.upstream.send_replace(Some(n1_peer));
+    let n2 = node(dir.path(), &schema, "n2").await;
+    for n in 1..=3 {
+        assert_eq!(increment(&n1, "peers").await, Ok(n));
+    }
+    assert_eq!(
+        increment(&n2, "peers").await,
+        Ok(4),
+        "forwarded through the link"
+    );
+
+    link.cut.send_replace(true);
+    // n2 cannot reach n1, whose lease holds: it answers with a retryable error and does not
+    // take the actor.
+    for _ in 0..3 {
+        let (status, body) = n2.action("counter", "peers", "increment", json!([1])).await;
+        assert_eq!(status, 503, "{body}");
+    }
+    assert_eq!(
+        increment(&n1, "peers").await,
+        Ok(5),
+        "n1 serves its actor on"
+    );
+    let (owner, generation) = placement(&schema).await;
+    assert!(
+        owner.is_some_and(|o| o.starts_with("n1:")),
+        "not taken by n2"
+    );
+    assert_eq!(generation, 1);
+
+    link.cut.send_replace(false);
+    assert_eq!(increment_within(&n2, "peers", LIMIT).await.0, 6);
+    check_commits(&schema).await;
+}
+
+/// A node that advertises `advertise` as its peer address; returns it and the address its
+/// peer link listens on.
+async fn node_advertising(
+    data_dir: &Path,
+    schema: &TestSchema,
+    name: &str,
+    advertise: &str,
+) -> (Footlights, String) {
+    let url = TestPostgres::shared_async().await.url().to_owned();
+    let mut child = serve_command(
+        data_dir,
+        &[
+            "--port",
+            "0",
+            "--postgres",
+            &url,
+            "--postgres-schema",
+            schema.name(),
+            "--node-name",
+            name,
+            "--peer-addr",
+            "127.0.0.1:0",
+            "--peer-advertise",
+            advertise,
+            "--lease-ms",
+            LEASE_MS,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("spawn footlights");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(LIMIT, lines.next_line())
+            .await
+            .expect("ready line in time")
+            .expect("read stdout")
+            .expect("footlights exited before it was ready")
+    };
+    let first = next().await;
+    let url = first.strip_prefix("listening on ").unwrap().to_owned();
+    let second = next().await;
+    let peer = second
+        .rsplit("peer link listening on ")
+        .next()
+        .unwrap()
+        .to_owned();
+    record_commits(schema).await;
+    (Footlights { child, url }, peer)
 }
