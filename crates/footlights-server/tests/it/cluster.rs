@@ -157,3 +157,72 @@ async fn the_in_process_client_reaches_actors_held_by_another_node() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_sse_connection_through_another_node_gets_replies_and_events() {
+    use crate::support::RoomActions as _;
+    use futures::StreamExt as _;
+    let Pair { a, b } = pair().await;
+    increment(&a, "sse", 1).await;
+    let client = footlights::Client::builder(&format!("http://{}", b.addr))
+        .transports([footlights::TransportKind::Sse])
+        .build()
+        .unwrap();
+    let room = client.get_or_create::<Room>(["sse"]);
+    let conn = bounded(room.connect()).await.unwrap();
+    let mut counts = conn.events::<crate::support::NewCount>();
+    assert_eq!(bounded(conn.increment(2)).await.unwrap(), 3);
+    let crate::support::NewCount(n) = bounded(counts.next()).await.unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(
+        b.registry.awake_count(),
+        0,
+        "the stream and its posts went to the owner"
+    );
+    conn.dispose().await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn raw_requests_raw_websockets_and_the_manager_api_work_through_another_node() {
+    use crate::support::{Frame, next_close, next_frame, send_text};
+    let Pair { a, b } = pair().await;
+    increment(&a, "raw", 1).await;
+    // Raw HTTP, answered by the actor on the first node.
+    let path = TestServer::query_path("/request/echo/x", "raw");
+    let response = bounded(http().post(b.url(&path)).body("hi").send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["x-raw"], "yes");
+    let text = bounded(response.text()).await.unwrap();
+    assert!(
+        text.starts_with("POST /echo/x") && text.ends_with(" hi"),
+        "{text}"
+    );
+    // A raw WebSocket, relayed.
+    let path = TestServer::query_path("/websocket/echo", "raw");
+    let (mut ws, _) = ws_connect(&b, &path, &["rivet", "rivet_encoding.bare"]).await;
+    send_text(&mut ws, "hello").await;
+    assert!(matches!(next_frame(&mut ws).await, Frame::Text(t) if t == "hello"));
+    send_text(&mut ws, "close").await;
+    assert_eq!(next_close(&mut ws).await, (4000, "asked to".to_owned()));
+    // The manager API reads the shared store: either node lists the actor.
+    for node in [&a, &b] {
+        let listed = json_body(
+            bounded(
+                http()
+                    .get(node.url("/actors?name=room&key=raw&namespace=default"))
+                    .send(),
+            )
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(listed["actors"].as_array().unwrap().len(), 1, "{listed}");
+    }
+    assert_eq!(b.registry.awake_count(), 0);
+    a.shutdown().await;
+    b.shutdown().await;
+}
