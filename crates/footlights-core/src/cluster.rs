@@ -442,6 +442,15 @@ impl Membership {
         }
     }
 
+    /// Deletes the rows of nodes whose lease ended ten leases ago or more.
+    pub(crate) async fn forget_dead_nodes(&self) {
+        match self.cluster.forget_dead(self.config.lease * 10).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(nodes = n, "forgot nodes whose lease ended long ago"),
+            Err(e) => tracing::debug!(error = %e, "forgetting dead nodes failed"),
+        }
+    }
+
     /// Actors with due alarms whose owner is not live, at most `limit`.
     pub(crate) async fn orphans(&self, limit: usize) -> Result<Vec<ActorId>, StorageError> {
         self.cluster.due_orphans(limit).await

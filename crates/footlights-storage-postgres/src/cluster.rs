@@ -235,3 +235,13 @@ pub(crate) async fn deregister(c: &Client, me: &NodeIncarnation) -> Result<()> {
     c.execute(&stmt, &[&me.as_str()]).await.map_err(db)?;
     Ok(())
 }
+
+pub(crate) async fn forget_dead(c: &Client, ago: Duration) -> Result<u64> {
+    let stmt = c
+        .prepare_cached(
+            "DELETE FROM nodes WHERE expires_at < now() - $1::bigint * interval '1 microsecond'",
+        )
+        .await
+        .map_err(db)?;
+    c.execute(&stmt, &[&micros(ago)]).await.map_err(db)
+}

@@ -389,4 +389,8 @@ impl Cluster for PostgresDriver {
     fn deregister<'a>(&'a self, me: &'a NodeIncarnation) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { cluster::deregister(&self.client().await?, me).await })
     }
+
+    fn forget_dead(&self, ago: Duration) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move { cluster::forget_dead(&self.client().await?, ago).await })
+    }
 }

@@ -102,6 +102,7 @@ pub(super) fn spawn_lease_keeper(reg: Weak<RegistryInner>, membership: Arc<Membe
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Whether this node's actors were stopped because the lease could not be confirmed.
         let mut fenced = false;
+        let mut renewals: u64 = 0;
         loop {
             ticks.tick().await;
             if reg.strong_count() == 0 {
@@ -119,6 +120,11 @@ pub(super) fn spawn_lease_keeper(reg: Weak<RegistryInner>, membership: Arc<Membe
                         tracing::debug!(error = %e, "reading the live nodes failed");
                     }
                     inner.sweep_orphans(&membership).await;
+                    renewals += 1;
+                    // Now and then (every fifty renewals, ten leases), not on every one.
+                    if renewals % 50 == 1 {
+                        membership.forget_dead_nodes().await;
+                    }
                 }
                 Beat::Failed if membership.serving() => {}
                 Beat::Failed => {

@@ -108,3 +108,49 @@ async fn a_node_bound_handle_is_fenced_for_actors_it_does_not_hold() {
         Some(b"unbound".to_vec())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_dead_for_long_are_forgotten_and_live_ones_kept() {
+    let store = Store::new().await;
+    let driver = store.open().await.expect("connect");
+    // A lease of a microsecond has ended by the next statement.
+    let dead = driver
+        .register(
+            &NodeInfo::new("dead", "127.0.0.1:1"),
+            Duration::from_micros(1),
+        )
+        .await
+        .expect("register");
+    let live = driver
+        .register(
+            &NodeInfo::new("live", "127.0.0.1:2"),
+            Duration::from_secs(600),
+        )
+        .await
+        .expect("register");
+    // Not yet: it has been dead for less than an hour.
+    assert_eq!(
+        driver
+            .forget_dead(Duration::from_secs(3600))
+            .await
+            .expect("forget"),
+        0
+    );
+    assert_eq!(driver.forget_dead(Duration::ZERO).await.expect("forget"), 1);
+    let left: Vec<_> = driver
+        .live_members()
+        .await
+        .expect("members")
+        .into_iter()
+        .map(|m| m.incarnation)
+        .collect();
+    assert_eq!(left, [live.incarnation]);
+    // Its heartbeat finds no lease, as for any ended one.
+    assert_eq!(
+        driver
+            .heartbeat(&dead.incarnation, Duration::from_secs(1))
+            .await
+            .expect("heartbeat"),
+        footlights_storage::cluster::Heartbeat::Expired
+    );
+}

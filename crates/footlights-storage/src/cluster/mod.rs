@@ -267,4 +267,12 @@ pub trait Cluster: Send + Sync + fmt::Debug + 'static {
     /// Ends the lease of `me` now: its actors are claimable at once and its heartbeats answer
     /// [`Heartbeat::Expired`]. Deregistering an unknown or expired node is not an error.
     fn deregister<'a>(&'a self, me: &'a NodeIncarnation) -> BoxFuture<'a, Result<()>>;
+
+    /// Forgets nodes whose lease ended more than `ago` ago (their rows would otherwise stay
+    /// forever, one per crashed incarnation); returns how many. Their actors stay claimable.
+    /// The default forgets nothing, for stores that keep no such rows.
+    fn forget_dead(&self, ago: Duration) -> BoxFuture<'_, Result<u64>> {
+        let _ = ago;
+        Box::pin(async { Ok(0) })
+    }
 }
