@@ -7,4 +7,5 @@
 mod demo;
 mod handover;
 mod limits;
+mod new;
 mod serve;
