@@ -57,6 +57,9 @@ async fn cargo(manifest: &Path, args: &[&str]) {
             .arg(manifest)
             .env("CARGO_TARGET_DIR", target_dir())
             .env("CARGO_TERM_COLOR", "never")
+            // One job: the other tests of this binary run beside the build, with time limits.
+            .arg("--jobs")
+            .arg("1")
             .env_remove("RUST_BACKTRACE")
             .kill_on_drop(true);
         if offline {
