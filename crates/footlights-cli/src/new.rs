@@ -342,7 +342,7 @@ async fn increment_adds_and_get_count_reads() -> Result<(), Box<dyn std::error::
 
 const README_MD: &str = r#"# {{name}}
 
-Actors served by [Footlights](https://docs.rs/footlights): `src/lib.rs` defines them,
+Actors served by Footlights: `src/lib.rs` defines them,
 `src/main.rs` serves them, `tests/` calls them.
 
 ```bash
@@ -371,9 +371,9 @@ conn.on("newCount", (n) => console.log("count is now", n));
 await conn.increment(1);
 ```
 
-Add actors to `src/lib.rs` and to `registry()` there; the Footlights guide (the `guide`
-module of the `footlights` crate's documentation) covers state, actions, events, connections
-and configuration.
+Add actors to `src/lib.rs` and to `registry()` there. The Footlights guide covers state,
+actions, events, connections and configuration: `cargo doc -p footlights --open`, then its
+`guide` module.
 "#;
 
 const GITIGNORE: &str = "/target\n*.db\n*.db-*\n";

@@ -6,6 +6,6 @@
 
 mod demo;
 mod handover;
+mod help;
 mod limits;
-mod new;
 mod serve;

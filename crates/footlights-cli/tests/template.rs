@@ -1,5 +1,11 @@
 //! `footlights new`: a crate written outside this workspace builds against this checkout, its
 //! test passes, and its server answers an action over HTTP.
+//!
+//! A test binary of its own, so cargo runs it alone: its build has the machine to itself, and
+//! the timed tests of `tests/it` do not run beside it.
+
+// Test helpers outside `#[test]` functions may unwrap: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -7,13 +13,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
-use crate::serve::{LIMIT, sigterm};
+/// Bound on every wait for a child process other than the build.
+const LIMIT: Duration = Duration::from_secs(30);
 
-/// Bound on building and testing the new crate. The workspace's target directory is shared,
-/// so most of its dependencies are built already; features that differ from the workspace's
-/// rebuild a few of them.
+/// Bound on building and testing the new crate. It shares the workspace's target directory,
+/// so crates built with the same features are reused; the new crate asks tokio for fewer
+/// features than the workspace's tests do, so tokio and what is built on it (about 85 crates)
+/// are compiled again.
 const BUILD_LIMIT: Duration = Duration::from_secs(900);
 
 /// The repository's root: two levels above this crate.
@@ -57,9 +65,6 @@ async fn cargo(manifest: &Path, args: &[&str]) {
             .arg(manifest)
             .env("CARGO_TARGET_DIR", target_dir())
             .env("CARGO_TERM_COLOR", "never")
-            // One job: the other tests of this binary run beside the build, with time limits.
-            .arg("--jobs")
-            .arg("1")
             .env_remove("RUST_BACKTRACE")
             .kill_on_drop(true);
         if offline {
@@ -190,29 +195,17 @@ async fn a_new_crate_outside_the_workspace_builds_tests_and_serves() {
     assert!(!logs.contains('\u{1b}'), "no ANSI escapes: {logs:?}");
 }
 
-#[tokio::test]
-async fn help_texts_are_plain_words() {
-    for (command, says) in [
-        ("serve", "Serves the built-in demo actors"),
-        ("new", "Writes a new crate to start from"),
-    ] {
-        let run = Command::new(env!("CARGO_BIN_EXE_footlights"))
-            .args([command, "--help"])
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(LIMIT, run)
-            .await
-            .expect("help in time")
-            .unwrap();
-        assert!(output.status.success());
-        let help = String::from_utf8(output.stdout).unwrap();
-        assert!(help.contains(says), "{help}");
-        // Doc comments are the help text: no rustdoc links or code spans may show.
-        for markup in ["`", "](", "[crate"] {
-            assert!(
-                !help.contains(markup),
-                "{command} --help shows {markup:?}:\n{help}"
-            );
-        }
-    }
+/// Sends `child` SIGTERM and waits (bounded) for its exit.
+async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .expect("exit in time")
+        .unwrap()
 }
