@@ -3,6 +3,7 @@
 //! ```text
 //! footlights serve [--host 127.0.0.1] [--port 6420] [--data-dir ./data] [--with-test-actors]
 //!                  [--durability power|process] [--shutdown-timeout 10]
+//! footlights new NAME [--path DIR] [--footlights-path DIR | --footlights-git URL]
 //! ```
 //!
 //! `footlights serve` runs a Footlights server with the [demo actors](demo) on one address,
@@ -48,11 +49,18 @@
 //! console.log(await counter.increment(1));
 //! ```
 //!
+//! **Starting a project of your own.** `footlights new NAME [--path DIR]` writes a crate with
+//! one actor, a server `main` (`footlights::serve`), a test and a README ([`new`]). It takes
+//! `footlights` from the checkout this program was built from (or `--footlights-path DIR`, or
+//! `--footlights-git URL`), and from crates.io when neither is at hand.
+//!
 //! What this crate is: the binary, plus the demo registry and the setup code as a library so
 //! other tests can serve the same actors. What it is not: a place for application actors (write
-//! your own binary with `footlights-server`), or a process supervisor.
+//! your own binary with `footlights::serve`: `footlights new` starts one), or a process
+//! supervisor.
 
 pub mod demo;
+pub mod new;
 mod serve;
 
 pub use serve::{Bound, Listening, Origin, ServeOptions, connections_for_files};

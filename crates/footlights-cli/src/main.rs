@@ -4,6 +4,7 @@ use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use footlights_cli::new::NewOptions;
 use footlights_cli::{Bound, Origin, ServeOptions};
 use tracing_subscriber::EnvFilter;
 
@@ -24,13 +25,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serves the demo actors (counter, chatRoom, secureRoom, protectedActor) until Ctrl-C or
-    /// SIGTERM. Prints `listening on http://HOST:PORT` once ready.
+    // The comments below are the commands' help text: plain words, no markup.
+    /// Serves the built-in demo actors (counter, chatRoom, secureRoom, protectedActor) until
+    /// Ctrl-C or SIGTERM; prints "listening on http://HOST:PORT" once ready. To serve actors of
+    /// your own, write a crate (footlights new) and call footlights::serve from its main.
     Serve(ServeOptions),
+    /// Writes a new crate to start from: one actor, a server main (footlights::serve), a test
+    /// and a README. Then: cd NAME && cargo test && cargo run.
+    New(NewOptions),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let options = match cli.command {
+        Command::New(options) => return footlights_cli::new::generate(&options).map(drop),
+        Command::Serve(options) => options,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -42,9 +52,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
-    }
+    runtime.block_on(serve(options))
 }
 
 async fn serve(options: ServeOptions) -> anyhow::Result<()> {

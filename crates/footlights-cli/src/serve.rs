@@ -44,16 +44,16 @@ pub struct ServeOptions {
     /// Port to listen on; 0 picks a free one (the line printed when ready shows it).
     #[arg(long, default_value_t = 6420)]
     pub port: u16,
-    /// Directory for the state file `footlights.db`; created if missing. One server at a time
-    /// may use it (a lock file `footlights.db.lock` beside the state file says which).
+    /// Directory for the state file footlights.db; created if missing. One server at a time
+    /// may use it (a lock file footlights.db.lock beside the state file says which).
     #[arg(long, default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Also serve `testActor`, which the JavaScript compatibility tests use (errors, timeouts,
+    /// Also serve testActor, which the JavaScript compatibility tests use (errors, timeouts,
     /// server-side disconnects, create input).
     #[arg(long)]
     pub with_test_actors: bool,
-    /// What an acknowledged write survives: `power` (synced to disk before the answer; the
-    /// default) or `process` (survives a crash or kill of the server, not a power cut; answers
+    /// What an acknowledged write survives: power (synced to disk before the answer; the
+    /// default) or process (survives a crash or kill of the server, not a power cut; answers
     /// without waiting for the disk).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Power)]
     pub durability: DurabilityArg,
@@ -62,9 +62,9 @@ pub struct ServeOptions {
     /// sent included, and every awake actor is saved before the process exits.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
-    /// A token the manager API (`/actors`) requires as `Authorization: Bearer` (what the
-    /// official client sends with `createClient(url, { token })`). Read from the environment
-    /// variable `FOOTLIGHTS_TOKEN` when not given; never printed.
+    /// A token the manager API (/actors) requires as Authorization: Bearer (what the
+    /// official client sends with createClient(url, { token })). Read from the environment
+    /// variable FOOTLIGHTS_TOKEN when not given; never printed.
     #[arg(
         long,
         env = "FOOTLIGHTS_TOKEN",
@@ -75,16 +75,16 @@ pub struct ServeOptions {
     /// Reads the token from this file (surrounding white space is ignored) instead.
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
-    /// Requires the token on actor requests too (`x-rivet-token`, `rvt-token`, `@token`, the
-    /// `rivet_token.` subprotocol). RivetKit 2.0.33 clients send none on WebSockets.
+    /// Requires the token on actor requests too (x-rivet-token, rvt-token, @token, the
+    /// rivet_token. subprotocol). RivetKit 2.0.33 clients send none on WebSockets.
     #[arg(long, requires = "token_source")]
     pub gateway_token: bool,
-    /// Lets browsers on this origin (such as `https://app.example.com`) call with credentials;
-    /// repeat for several. Without it every origin but `null` may.
+    /// Lets browsers on this origin (scheme://host:port, as browsers send it) call with
+    /// credentials; repeat for several. Without it every origin but null may.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
     /// Requests one client address may make per second (bursts of twice as many); past it,
-    /// `actor.rate_limited` (429). Off unless given; behind a proxy every client shares its
+    /// actor.rate_limited (429). Off unless given; behind a proxy every client shares its
     /// address, so limit there instead.
     #[arg(long, value_name = "PER_SECOND")]
     pub rate_limit_per_client: Option<u32>,
@@ -97,14 +97,14 @@ pub struct ServeOptions {
     #[arg(long)]
     pub insecure_open: bool,
     /// Realtime connections (WebSocket and SSE) the server holds at once, over all actors;
-    /// past it new ones are refused with `actor.overloaded`. Each takes a file descriptor. By
+    /// past it new ones are refused with actor.overloaded. Each takes a file descriptor. By
     /// default it follows the open-file limit: the server raises its soft limit to the hard
     /// one at start and keeps room for the store and for connections being set up (the
     /// figures are logged); a larger count than the limit allows is lowered to it, with a
     /// warning.
     #[arg(long, value_name = "COUNT")]
     pub max_connections: Option<usize>,
-    /// When another `footlights serve` listens on the same address with the same data
+    /// When another footlights serve listens on the same address with the same data
     /// directory, this one takes over from it: it listens beside it at once, then waits up to
     /// this many seconds for it to stop (send it SIGTERM) before opening the store and
     /// serving. See "Restarting without dropping clients" in the guide.
@@ -112,11 +112,11 @@ pub struct ServeOptions {
     pub handover_timeout: Duration,
     /// Starts even if the store fails its checks at start-up, keeping what can be read: a
     /// damaged write-ahead log (the commits after the damage are given up; the log is first
-    /// copied to `footlights.db-wal.damaged-<unix seconds>` beside it), a write-ahead log
-    /// missing after an unclean stop (the commits that were in it are given up), or a state
-    /// file that fails SQLite's quick check (reads of its damaged pages fail). Each is logged
-    /// at ERROR. Copy the data directory aside first. Without this flag such a start is
-    /// refused, and the error says which check failed.
+    /// copied beside it to footlights.db-wal.damaged-SECONDS, SECONDS the unix time), a
+    /// write-ahead log missing after an unclean stop (the commits that were in it are given
+    /// up), or a state file that fails SQLite's quick check (reads of its damaged pages fail).
+    /// Each is logged at ERROR. Copy the data directory aside first. Without this flag such a
+    /// start is refused, and the error says which check failed.
     #[arg(long)]
     pub recover: bool,
     /// Runs as one node of a cluster: actor state, membership and claims live in this
@@ -311,12 +311,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
 }
 
-/// The `--durability` choices, see [`Durability`].
+/// The `--durability` choices, see [`Durability`]. The variants' comments are the help text of
+/// `footlights serve --help`: plain words, no markup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DurabilityArg {
-    /// [`Durability::Power`].
+    /// Each write is synced to disk before its answer: it survives a power cut.
     Power,
-    /// [`Durability::Process`].
+    /// Answers without waiting for the disk: a write survives a killed server, not a power
+    /// cut.
     Process,
 }
 

@@ -423,10 +423,12 @@ impl ActionFn {
                 let (ident, wire) = (&a.ident, wire(&a.ty));
                 quote_spanned!(a.ty.span()=> #wire::encode(&self.#ident)?)
             });
-            let decode = self.args.iter().map(|a| {
+            let decode = self.args.iter().enumerate().map(|(i, a)| {
                 let (ident, wire) = (&a.ident, wire(&a.ty));
-                let what = format!("argument `{ident}` of action `{name}`");
-                quote_spanned!(a.ty.span()=> #ident: #wire::decode(args.next(), #what)?)
+                // Counted from 1, as a person reading the message counts.
+                let what = format!("argument {} `{ident}` of action `{name}`", i + 1);
+                let ty = type_text(&a.ty);
+                quote_spanned!(a.ty.span()=> #ident: #wire::decode(args.next(), #what, #ty)?)
             });
             (
                 quote!(::core::result::Result::Ok(::std::vec![#(#encode),*])),
@@ -598,6 +600,28 @@ impl ActionFn {
             }
         }
     }
+}
+
+/// A type as its author wrote it, for messages: `Vec<String>`, not `Vec < String >`.
+fn type_text(ty: &Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (spaced, tight) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+        ("( ", "("),
+        (" )", ")"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
 }
 
 #[cfg(test)]

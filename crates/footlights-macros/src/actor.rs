@@ -409,6 +409,7 @@ fn helpers(type_ident: &Ident, initial_state: bool, wire_values: bool) -> TokenS
                 fn decode(
                     value: ::core::option::Option<#p::protocol::Value>,
                     what: &str,
+                    ty: &str,
                 ) -> ::core::result::Result<Self, #p::protocol::ActionError>;
             }
 
@@ -426,12 +427,18 @@ fn helpers(type_ident: &Ident, initial_state: bool, wire_values: bool) -> TokenS
                 fn decode(
                     value: ::core::option::Option<#p::protocol::Value>,
                     what: &str,
+                    ty: &str,
                 ) -> ::core::result::Result<Self, #p::protocol::ActionError> {
                     // A missing trailing argument reads as null, so `Option` parameters may be
-                    // left out.
+                    // left out; any other type says which argument is missing.
+                    let missing = ::core::option::Option::is_none(&value);
                     let value = ::core::option::Option::unwrap_or(value, #p::protocol::Value::Null);
                     #p::protocol::from_value_exact(value).map_err(|e| {
-                        #p::protocol::ActionError::invalid_request(::std::format!("{what}: {e}"))
+                        #p::protocol::ActionError::invalid_request(if missing {
+                            ::std::format!("missing {what} ({ty})")
+                        } else {
+                            ::std::format!("{what} ({ty}): {e}")
+                        })
                     })
                 }
             }

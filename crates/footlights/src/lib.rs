@@ -41,11 +41,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Serving it over HTTP, WebSocket and SSE (to the official `rivetkit` JavaScript client, say)
+//! is one more line in `main`: `footlights::serve(registry, "127.0.0.1:6420").await?`.
+//!
 //! What this crate is: the facade over the Footlights crates, with a [`prelude`], the
-//! `#[actor]` and `#[derive(Event)]` macros (feature `macros`) and the embedded SQLite store
-//! (feature `sqlite`). Layers: [`footlights_protocol`] (values, errors, wire messages),
-//! [`footlights_storage`] (drivers), [`footlights_core`] (the runtime),
-//! [`footlights_client`] (handles and connections).
+//! `#[actor]` and `#[derive(Event)]` macros (feature `macros`), the embedded SQLite store
+//! (feature `sqlite`) and the network server (feature `server`: `Server`, `serve`, `serve_with`
+//! and the `server` module). Every feature is on by default. Layers: [`footlights_protocol`]
+//! (values, errors, wire messages), [`footlights_storage`] (drivers), [`footlights_core`] (the
+//! runtime), [`footlights_client`] (handles and connections), `footlights_server` (the network).
 //!
 //! New here? Read the [`guide`]: getting started, actors and state, actions and events,
 //! connections, clients, lifecycle, durability, configuration and errors.
@@ -65,6 +69,22 @@ pub use footlights_protocol::codec::Encoding;
 pub use footlights_protocol::{Action, ActionError, ActorId, ActorKey, ActorSpec, Event, Value};
 
 pub mod guide;
+#[cfg(feature = "server")]
+mod serve;
+
+#[cfg(feature = "server")]
+pub use footlights_server::Server;
+#[cfg(feature = "server")]
+pub use serve::{ServeError, serve, serve_with};
+
+/// The network server (feature `server`): the manager API, the gateway, HTTP actions,
+/// WebSocket and SSE connections, access checks, CORS and limits. [`serve`]
+/// covers the usual case; build a [`Server`] for settings of your own.
+#[cfg(feature = "server")]
+pub mod server {
+    #[doc(inline)]
+    pub use footlights_server::*;
+}
 
 /// Storage drivers: where actor state lives.
 pub mod storage {

@@ -2,7 +2,7 @@
 //!
 //! `cargo run -p chat-room -- [--addr 127.0.0.1:6420] [--db chat-room.db] [--web-dir DIR]`,
 //! after `npm ci && npm run build` in `examples/chat-room/web`. Prints
-//! `chat-room: listening on http://…` once it accepts connections (with `--addr
+//! `listening on http://…` once it accepts connections (with `--addr
 //! 127.0.0.1:0`, the port it picked). Stop with Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
@@ -10,9 +10,8 @@ use std::path::PathBuf;
 
 use chat_room::ChatRoom;
 use clap::Parser;
-use footlights::Registry;
 use footlights::storage::SqliteDriver;
-use footlights_server::Server;
+use footlights::{Registry, Server};
 
 /// Serves the chat room actor and the browser demo.
 #[derive(Debug, Parser)]
@@ -30,12 +29,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
     let registry = Registry::builder()
         .actor::<ChatRoom>()
@@ -47,12 +40,8 @@ async fn main() -> anyhow::Result<()> {
         .registry(registry)
         .fallback(chat_room::web::routes(web_dir))
         .build()?;
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    // One line on stdout (logs go to stderr), so a script such as the browser test can read
-    // the address. Rust's stdout is line-buffered, so the line leaves at once.
-    println!("chat-room: listening on http://{}", listener.local_addr()?);
-    server
-        .serve(listener, footlights_server::shutdown_signal())
-        .await?;
+    // Prints `listening on http://…` on stdout (logs go to stderr), so a script such as the
+    // browser test can read the address.
+    footlights::serve_with(server, args.addr).await?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Serves the browser demo: the files `npm run build` writes to `web/dist`, at `/`.
 //!
-//! The router goes to [`ServerBuilder::fallback`](footlights_server::ServerBuilder::fallback),
+//! The router goes to [`ServerBuilder::fallback`](footlights::server::ServerBuilder::fallback),
 //! so it only sees requests that are not for the actors. Files are read from disk on each
 //! request: rebuild the page and reload the tab, no restart needed.
 

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use clap::Parser;
 use footlights::Registry;
 use footlights::storage::SqliteDriver;
-use footlights_server::Server;
 use game_room::token::{Claims, Role, sign};
 use game_room::{GameRoom, Leaderboard};
 use rand::RngCore;
@@ -31,12 +30,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
     let secret = match args.secret {
         Some(s) => s.into_bytes(),
@@ -68,11 +61,6 @@ async fn main() -> anyhow::Result<()> {
         .driver(SqliteDriver::open(&args.db).await?)
         .start()
         .await?;
-    let server = Server::builder().registry(registry).build()?;
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    println!("game-room: listening on http://{}", listener.local_addr()?);
-    server
-        .serve(listener, footlights_server::shutdown_signal())
-        .await?;
+    footlights::serve(registry, args.addr).await?;
     Ok(())
 }

@@ -8,5 +8,6 @@ mod cluster;
 mod demo;
 mod handover;
 mod http_api;
+mod help;
 mod limits;
 mod serve;

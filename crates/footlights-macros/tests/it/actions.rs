@@ -55,6 +55,33 @@ fn wrong_arguments_are_invalid_requests() {
     assert_eq!(e.code(), "invalid_request");
 }
 
+#[test]
+fn a_missing_argument_is_named_with_its_position_and_type() {
+    let e = counter_actions::Increment::from_args(Vec::new()).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "missing argument 1 `amount` of action `increment` (i64)"
+    );
+
+    let e = chat_room_actions::Send::from_args(Vec::new()).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "missing argument 1 `text` of action `send` (String)"
+    );
+}
+
+#[test]
+fn a_wrong_argument_is_named_with_its_position_and_type() {
+    let e = chat_room_actions::Send::from_args(vec![Value::from("hi"), Value::from("three")])
+        .unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("argument 2 `reply_to` of action `send` (Option<u64>): "),
+        "{}",
+        e.message()
+    );
+}
+
 fn write<A: Handler<M>, M: Action>() {}
 fn read<A: ReadHandler<M>, M: Action>() {}
 fn deferred<A: DeferredHandler<M>, M: Action>() {}
