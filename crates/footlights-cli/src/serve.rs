@@ -120,9 +120,9 @@ pub struct ServeOptions {
     #[arg(long)]
     pub recover: bool,
     /// Runs as one node of a cluster: actor state, membership and claims live in this
-    /// PostgreSQL database (a `postgres://` URL; every node gets the same one) instead of the
+    /// PostgreSQL database (a postgres:// URL; every node gets the same one) instead of the
     /// data directory. Any node then serves any actor, forwarding to the node that holds it.
-    /// Needs `--peer-addr`. Never printed.
+    /// Needs --peer-addr. Never printed.
     #[arg(
         long,
         env = "FOOTLIGHTS_POSTGRES",
@@ -131,7 +131,7 @@ pub struct ServeOptions {
         requires = "peer_addr"
     )]
     pub postgres: Option<Secret>,
-    /// The schema inside the `--postgres` database that holds the cluster's tables (created if
+    /// The schema inside the --postgres database that holds the cluster's tables (created if
     /// missing), so that several clusters can share one database.
     #[arg(
         long,
@@ -149,7 +149,7 @@ pub struct ServeOptions {
         default_value = "node"
     )]
     pub node_name: String,
-    /// Where this node listens for requests the other nodes forward to it, `HOST:PORT` (port 0
+    /// Where this node listens for requests the other nodes forward to it, HOST:PORT (port 0
     /// picks a free one). The bound address is what the node advertises, so give one the other
     /// nodes can reach.
     #[arg(
@@ -161,7 +161,7 @@ pub struct ServeOptions {
     pub peer_addr: Option<String>,
     /// The address other nodes use to reach this node's peer listener, when it is not the
     /// address it listens on (behind NAT or a container's port mapping, or listening on
-    /// `0.0.0.0`). Defaults to the bound `--peer-addr`.
+    /// 0.0.0.0). Defaults to the bound --peer-addr.
     #[arg(
         long,
         env = "FOOTLIGHTS_PEER_ADVERTISE",

@@ -592,7 +592,10 @@ mod tests {
         // trusting the route it found (for a renewal interval, or until its owner does not
         // answer and the gateway forgets it).
         a.release(&id, generation).await;
-        assert!(matches!(b.place(&id).await.unwrap(), Placement::Remote { .. }));
+        assert!(matches!(
+            b.place(&id).await.unwrap(),
+            Placement::Remote { .. }
+        ));
         b.forget_route(&id);
         assert_eq!(b.place(&id).await.unwrap(), Placement::Local);
         let newer = b.claim_for_start(&id).await.unwrap();

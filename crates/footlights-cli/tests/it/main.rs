@@ -7,7 +7,7 @@
 mod cluster;
 mod demo;
 mod handover;
-mod http_api;
 mod help;
+mod http_api;
 mod limits;
 mod serve;
