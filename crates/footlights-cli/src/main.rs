@@ -29,7 +29,7 @@ enum Command {
     /// Serves the built-in demo actors (counter, chatRoom, secureRoom, protectedActor) until
     /// Ctrl-C or SIGTERM; prints "listening on http://HOST:PORT" once ready. To serve actors of
     /// your own, write a crate (footlights new) and call footlights::serve from its main.
-    Serve(ServeOptions),
+    Serve(Box<ServeOptions>),
     /// Writes a new crate to start from: one actor, a server main (footlights::serve), a test
     /// and a README. Then: cd NAME && cargo test && cargo run.
     New(NewOptions),
@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let options = match cli.command {
         Command::New(options) => return footlights_cli::new::generate(&options).map(drop),
-        Command::Serve(options) => options,
+        Command::Serve(options) => *options,
     };
     tracing_subscriber::fmt()
         .with_env_filter(
