@@ -1,11 +1,10 @@
 //! The `footlights` binary. See the [`footlights_cli`] crate docs for what each command does.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use footlights_cli::{Bound, Origin, ServeOptions};
-use tracing_subscriber::EnvFilter;
 
 // The server allocates many small, short-lived buffers per message (frames, decoded values,
 // futures); mimalloc serves them with less CPU than the system allocator (feature `mimalloc`,
@@ -31,13 +30,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let Command::Serve(options) = &cli.command;
+    footlights_server::logging::init(options.log_format)
+        .context("cannot install the log subscriber")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -44,8 +44,16 @@ impl<A: Actor> Instance<A> {
         args: Vec<Value>,
         conn: Option<Conn<A>>,
     ) -> Invoked {
+        let started = std::time::Instant::now();
+        let metrics = self.ctx.shared.metrics.clone();
+        let done = move |result: &Result<Value, ActionError>| {
+            let error = result.as_ref().err().map(|e| (e.group(), e.code()));
+            metrics.action_done(started.elapsed(), error);
+        };
         let Some(entry) = self.table.get(name) else {
-            return Invoked::Now(Err(ActionError::action_not_found(name)));
+            let result = Err(ActionError::action_not_found(name));
+            done(&result);
+            return Invoked::Now(result);
         };
         let limit = self
             .table
@@ -77,16 +85,24 @@ impl<A: Actor> Instance<A> {
             }
         };
         match outcome {
-            Ok(Outcome::Now(v)) => Invoked::Now(Ok(v)),
+            Ok(Outcome::Now(v)) => {
+                let result = Ok(v);
+                done(&result);
+                Invoked::Now(result)
+            }
             Ok(Outcome::Later(fut)) => Invoked::Later(Box::pin(async move {
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                guarded(remaining, ActionError::action_timed_out, fut).await
+                let result = guarded(remaining, ActionError::action_timed_out, fut).await;
+                done(&result);
+                result
             })),
             Err(e) => {
                 if is_panic(&e) {
                     tracing::error!(actor = A::NAME, action = name, "action panicked");
                 }
-                Invoked::Now(Err(e))
+                let result = Err(e);
+                done(&result);
+                Invoked::Now(result)
             }
         }
     }

@@ -75,6 +75,12 @@ impl RegistryBuilder {
     /// When stored alarms cannot be read.
     pub async fn start(self) -> Result<Registry, StorageError> {
         let driver = self.driver.unwrap_or_else(|| Arc::new(MemoryDriver::new()));
+        let type_metrics: HashMap<&'static str, Arc<ActorTypeMetrics>> = self
+            .types
+            .keys()
+            .map(|&name| (name, Arc::new(ActorTypeMetrics::new(name))))
+            .collect();
+        let storage_metrics = Arc::new(StorageMetrics::default());
         let inner = Arc::new_cyclic(|weak: &Weak<RegistryInner>| {
             let fire_to = weak.clone();
             let clock = ClockHandle::spawn(move |name, actor, alarm_id| {
@@ -83,8 +89,13 @@ impl RegistryBuilder {
                 }
             });
             RegistryInner {
+                metrics: Arc::new(RuntimeMetrics::new(
+                    type_metrics.values().cloned().collect(),
+                    storage_metrics.clone(),
+                )),
+                type_metrics,
                 types: self.types,
-                writer: Writer::spawn(driver.clone()),
+                writer: Writer::spawn_counted(driver.clone(), storage_metrics),
                 driver,
                 clock,
                 slots: Mutex::default(),
@@ -94,6 +105,7 @@ impl RegistryBuilder {
                 max_key_bytes: self.max_key_bytes,
                 kept: Arc::default(),
                 parked: Mutex::default(),
+                slept: Mutex::new(lru::LruCache::new(SLEPT_REMEMBERED)),
                 me: weak.clone(),
             }
         });

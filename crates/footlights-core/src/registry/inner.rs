@@ -22,6 +22,12 @@ pub(crate) struct RegistryInner {
     /// The connections of sleeping actors whose sockets stay open (hibernation), by actor:
     /// each entry a `Vec<Parked<A>>` of the actor's type, taken back by its next instance.
     pub(super) parked: Mutex<HashMap<ActorId, Box<dyn std::any::Any + Send>>>,
+    /// The start and sleep times of the actors that stopped most recently.
+    pub(super) slept: Mutex<lru::LruCache<ActorId, ActorTimes>>,
+    /// The counts of each actor type, by name.
+    pub(super) type_metrics: HashMap<&'static str, Arc<ActorTypeMetrics>>,
+    /// Everything counted, for [`Registry::metrics`].
+    pub(super) metrics: Arc<RuntimeMetrics>,
     pub(super) me: Weak<RegistryInner>,
 }
 
@@ -204,7 +210,7 @@ impl RegistryInner {
         id: &ActorId,
         msg: Option<Msg>,
     ) -> Result<Mailbox, ActionError> {
-        let Some(ty) = self.types.get(name) else {
+        let (Some(ty), Some(metrics)) = (self.types.get(name), self.type_metrics.get(name)) else {
             return Err(ActionError::actor_not_found(format!(
                 "no actor type named `{name}`"
             )));
@@ -232,13 +238,21 @@ impl RegistryInner {
         if let Some(m) = msg {
             let _ = tx.send(m);
         }
-        slots.insert(
+        let replaced = slots.insert(
             id.clone(),
             Slot {
                 token,
                 state: SlotState::Running(tx.clone()),
+                started_ms: now_ms(),
+                metrics: metrics.clone(),
             },
         );
+        metrics.woke();
+        if let Some(old) = replaced {
+            // The old instance is stopping (or ended without freeing its slot): it counts as
+            // stopped now, since its `finish` will find the slot taken.
+            self.stopped(id, &old);
+        }
         ty.spawn(Start {
             id: id.clone(),
             token,
@@ -246,6 +260,7 @@ impl RegistryInner {
             tx: tx.clone(),
             prev,
             reg,
+            metrics: metrics.clone(),
         });
         Ok(tx)
     }
@@ -348,13 +363,28 @@ impl RegistryInner {
     /// An instance stopped: free its slot unless a newer instance holds it.
     pub(crate) fn finish(&self, id: &ActorId, token: u64) {
         let mut slots = self.slots();
-        if slots.get(id).is_some_and(|s| s.token == token) {
-            slots.remove(id);
+        if slots.get(id).is_some_and(|s| s.token == token)
+            && let Some(slot) = slots.remove(id)
+        {
+            self.stopped(id, &slot);
         }
+    }
+
+    /// Counts an instance as stopped and remembers its times.
+    fn stopped(&self, id: &ActorId, slot: &Slot) {
+        slot.metrics.slept();
+        lock(&self.slept).put(
+            id.clone(),
+            ActorTimes {
+                started_at_ms: Some(slot.started_ms),
+                slept_at_ms: Some(now_ms()),
+            },
+        );
     }
 
     /// A destroyed actor's key is free again.
     pub(crate) fn forget(&self, name: &str, key: &ActorKey, id: &ActorId) {
+        lock(&self.slept).pop(id);
         let mut keys = lock(&self.keys);
         let k = (name.to_owned(), key.clone());
         if keys.get(&k) == Some(id) {

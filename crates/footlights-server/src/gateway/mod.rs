@@ -18,6 +18,7 @@ use footlights_protocol::{ActionError, ActorId};
 use crate::access::{self, AccessRequest, Area};
 use crate::cors::RayId;
 use crate::error::HttpError;
+use crate::logging::ActorNote;
 use crate::peer::Via;
 use crate::server::Shared;
 use crate::{action, raw, sse, ws};
@@ -205,6 +206,7 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         path: &addressed.gateway.path,
     };
     if let Err(e) = shared.config.access.allow(&request) {
+        shared.metrics.refused(crate::metrics::Refused::access(&e));
         drop(token);
         return reject(req, HttpError::json(e), &ray).await;
     }
@@ -216,7 +218,15 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         Ok(route) => route,
         Err(e) => return reject(req, HttpError::json(e), &ray).await,
     };
-    match route {
+    let mut note = ActorNote::of(&addressed.gateway.address);
+    match &route {
+        ActorRoute::Action(name) => note.action = Some(name.clone()),
+        ActorRoute::Connect | ActorRoute::ConnectSse | ActorRoute::WebSocket => {
+            note.opens_connection = true;
+        }
+        _ => {}
+    }
+    let mut response = match route {
         ActorRoute::Action(name) => action::handle(&shared, req, &addressed, name).await,
         ActorRoute::Connect => ws::handle(shared, req, addressed, ray).await,
         ActorRoute::ConnectSse => sse::connect(shared, req, addressed).await,
@@ -230,7 +240,9 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
             let error = HttpError::json(ActionError::actor_not_found("no such actor route"));
             reject(req, error, &ray).await
         }
-    }
+    };
+    response.extensions_mut().insert(note);
+    response
 }
 
 /// Whether a request asks for a WebSocket upgrade.
