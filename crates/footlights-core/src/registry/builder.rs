@@ -105,7 +105,9 @@ impl RegistryBuilder {
                 max_key_bytes: self.max_key_bytes,
                 kept: Arc::default(),
                 parked: Mutex::default(),
-                slept: Mutex::new(lru::LruCache::new(SLEPT_REMEMBERED)),
+                // Bounded by hand (see `stopped`): a bounded cache would reserve its whole
+                // capacity at once.
+                slept: Mutex::new(lru::LruCache::unbounded()),
                 me: weak.clone(),
             }
         });

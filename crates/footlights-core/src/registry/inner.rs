@@ -373,13 +373,17 @@ impl RegistryInner {
     /// Counts an instance as stopped and remembers its times.
     fn stopped(&self, id: &ActorId, slot: &Slot) {
         slot.metrics.slept();
-        lock(&self.slept).put(
+        let mut slept = lock(&self.slept);
+        slept.put(
             id.clone(),
             ActorTimes {
                 started_at_ms: Some(slot.started_ms),
                 slept_at_ms: Some(now_ms()),
             },
         );
+        if slept.len() > SLEPT_REMEMBERED {
+            slept.pop_lru();
+        }
     }
 
     /// A destroyed actor's key is free again.

@@ -57,10 +57,7 @@ struct Slot {
 }
 
 /// How many sleeping actors' start and sleep times a registry remembers (the most recent).
-const SLEPT_REMEMBERED: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(100_000) {
-    Some(n) => n,
-    None => unreachable!(),
-};
+const SLEPT_REMEMBERED: usize = 10_000;
 
 /// When an actor last started and went to sleep, as this registry saw it
 /// ([`Registry::actor_times`]).
@@ -348,8 +345,8 @@ impl Registry {
     }
 
     /// When an actor last started and went to sleep. Kept in memory: an awake actor's start
-    /// time, and the times of the most recently stopped ones (the last 100,000); an actor
-    /// this registry has not started, or has forgotten, has neither.
+    /// time, and the times of the most recently stopped ones (the last 10,000, about 1.5 MB);
+    /// an actor this registry has not started, or has forgotten, has neither.
     pub fn actor_times(&self, id: &ActorId) -> ActorTimes {
         if let Some(slot) = self.inner.slots().get(id) {
             return ActorTimes {

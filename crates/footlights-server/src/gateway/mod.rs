@@ -218,14 +218,14 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         Ok(route) => route,
         Err(e) => return reject(req, HttpError::json(e), &ray).await,
     };
-    let mut note = ActorNote::of(&addressed.gateway.address);
-    match &route {
-        ActorRoute::Action(name) => note.action = Some(name.clone()),
-        ActorRoute::Connect | ActorRoute::ConnectSse | ActorRoute::WebSocket => {
-            note.opens_connection = true;
+    // Only the request line reads the note: made only when that line is written.
+    let note = crate::logging::requests_logged().then(|| {
+        let mut note = ActorNote::of(&addressed.gateway.address);
+        if let ActorRoute::Action(name) = &route {
+            note.action = Some(name.clone());
         }
-        _ => {}
-    }
+        note
+    });
     let mut response = match route {
         ActorRoute::Action(name) => action::handle(&shared, req, &addressed, name).await,
         ActorRoute::Connect => ws::handle(shared, req, addressed, ray).await,
@@ -241,7 +241,9 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
             reject(req, error, &ray).await
         }
     };
-    response.extensions_mut().insert(note);
+    if let Some(note) = note {
+        response.extensions_mut().insert(note);
+    }
     response
 }
 
