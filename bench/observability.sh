@@ -2,7 +2,9 @@
 # What metrics and request logs cost: HTTP actions at c=64 on one actor (scenario c64) against
 #   base         a `footlights` built without them (BASE_BIN, optional: see below),
 #   metrics      this build at RUST_LOG=warn (metrics counted, no request lines),
-#   metrics+logs this build at RUST_LOG=info (metrics, and one log line per request),
+#   metrics+logs this build at RUST_LOG=info (the default: metrics, a line per failed request
+#                and per connection; these actions all succeed, so no request lines),
+#   all-requests this build at RUST_LOG=info,footlights::requests=debug (a line per request),
 # in one run, alternating servers ROUNDS times so that drift in the machine's load hits all
 # alike. Logs go to a file, as under a supervisor. Prints the median throughput of each and
 # the ratios; the raw runs are in bench/out/observability.jsonl.
@@ -30,7 +32,7 @@ run() { # name binary rust_log
   data="$(mktemp -d)"; log="$OUT/observability-$1.log"
   RUST_LOG="$3" "$2" serve --port "$PORT" --data-dir "$data" --durability "$DURABILITY" > "$log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 300); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1 600); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.1; done
   "$BIN/footlights-bench" suite --addr "127.0.0.1:$PORT" --name "$1" --mode query --pids "$pid" \
     --only c64 --warmup "$WARMUP" --secs "$SECS" --runs 1 --out "$RESULTS"
   kill -TERM "$pid"; wait "$pid" || true
@@ -41,6 +43,7 @@ for _ in $(seq 1 "$ROUNDS"); do
   [ -n "${BASE_BIN:-}" ] && run base "$BASE_BIN" warn
   run metrics "$BIN/footlights" warn
   run metrics+logs "$BIN/footlights" info
+  run all-requests "$BIN/footlights" info,footlights::requests=debug
 done
 
 python3 - "$RESULTS" <<'PY'
@@ -48,6 +51,9 @@ import json, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
+    if r["errors"] or not r["ops"]:
+        print(f"{r['target']}: a run with errors left out ({r['errors']} errors)")
+        continue
     runs.setdefault(r["target"], []).append(r)
 med = {k: statistics.median(x["throughput"] for x in v) for k, v in runs.items()}
 cpu = {k: statistics.median(x["server_cpu_s"] / max(x["ops"], 1) * 1e6 for x in v) for k, v in runs.items()}

@@ -210,6 +210,8 @@ pub(crate) async fn serve<I>(
         io,
         clock: clock.clone(),
         bytes,
+        read: 0,
+        written: 0,
     });
     let service = ConnService {
         app,
@@ -302,6 +304,37 @@ struct Watched<I> {
     io: I,
     clock: Arc<Clock>,
     bytes: ByteCounters,
+    /// Bytes read and written not yet added to the shared counters: they are added once
+    /// [`BYTES_FLUSH`] have gathered, and when the socket is dropped, so that a busy
+    /// connection does not touch the counters every request.
+    read: u64,
+    written: u64,
+}
+
+/// How many bytes a socket gathers before adding them to the server's counters.
+const BYTES_FLUSH: u64 = 64 * 1024;
+
+impl<I> Watched<I> {
+    fn count_read(&mut self, n: usize) {
+        self.read += n as u64;
+        if self.read >= BYTES_FLUSH {
+            self.bytes.read.inc_by(std::mem::take(&mut self.read));
+        }
+    }
+
+    fn count_written(&mut self, n: usize) {
+        self.written += n as u64;
+        if self.written >= BYTES_FLUSH {
+            self.bytes.written.inc_by(std::mem::take(&mut self.written));
+        }
+    }
+}
+
+impl<I> Drop for Watched<I> {
+    fn drop(&mut self) {
+        self.bytes.read.inc_by(self.read);
+        self.bytes.written.inc_by(self.written);
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
@@ -316,7 +349,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         let read = buf.filled().len() - before;
         if read > 0 {
             this.clock.bytes_arrived();
-            this.bytes.read.inc_by(read as u64);
+            this.count_read(read);
         }
         polled
     }
@@ -331,7 +364,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = polled {
-            this.bytes.written.inc_by(n as u64);
+            this.count_written(n);
         }
         polled
     }
@@ -344,7 +377,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = polled {
-            this.bytes.written.inc_by(n as u64);
+            this.count_written(n);
         }
         polled
     }

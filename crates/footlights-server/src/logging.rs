@@ -7,8 +7,9 @@
 //! taken, the request id and, for actor routes, the actor's name and key (or id), the action,
 //! and the error code when there was one. Failed requests are logged at `info`; successful
 //! ones, rate-limited ones (429, counted in `/metrics` instead) and the opening requests of
-//! WebSockets and SSE streams at `debug`: a line per successful request costs more than the
-//! request itself at high rates (measured: ~9 µs of CPU per line against ~32 µs per HTTP
+//! WebSockets and SSE streams at `debug`: at high rates a line per successful request costs
+//! far more than the 5 % of an action's CPU that logging may take (measured with
+//! `bench/observability.sh`: 2.5 to 9 µs of server CPU per line, against 32 to 38 µs per HTTP
 //! action), so it is there for whoever asks for it with
 //! `RUST_LOG=info,footlights::requests=debug`.
 //!

@@ -95,10 +95,16 @@ async fn scrape_until(server: &TestServer, token: &str, series: &str, value: f64
     .await;
 }
 
+/// Calls an action over HTTP on a connection of its own, closed after the answer (a socket's
+/// bytes are counted when it closes, or every 64 KiB).
 async fn post_action(server: &TestServer, key: &str, action: &str, args: Value) -> u16 {
     let path = TestServer::query_path(&format!("/action/{action}"), key);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let response = bounded(
-        http()
+        client
             .post(server.url(&path))
             .header("x-rivet-encoding", "json")
             .body(json!({ "args": args }).to_string())
@@ -247,8 +253,19 @@ async fn metrics_count_known_traffic_behind_the_admin_token() {
         .collect();
     assert!(buckets.len() > 2);
     assert!(buckets.iter().all(|b| *b <= commits));
-    assert!(sample(&m, "footlights_received_bytes_total") > 500.0);
-    assert!(sample(&m, "footlights_sent_bytes_total") > 500.0);
+    // Five requests and a WebSocket, each well over 100 bytes each way, on sockets now closed.
+    bounded(async {
+        loop {
+            let m = scrape(&server, "adm").await;
+            if sample(&m, "footlights_received_bytes_total") > 600.0
+                && sample(&m, "footlights_sent_bytes_total") > 600.0
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
     if cfg!(target_os = "linux") {
         assert!(sample(&m, "footlights_process_resident_memory_bytes") > 1e6);
         assert!(sample(&m, "footlights_process_open_fds") >= 3.0);
