@@ -248,13 +248,29 @@ pub fn init(format: LogFormat) -> Result<(), tracing_subscriber::util::TryInitEr
     use std::io::IsTerminal as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(layer(format, std::io::stderr, ansi))
-        .try_init()
+    let rust_log = std::env::var("RUST_LOG").unwrap_or_default();
+    // Directives by target and level (`info,footlights::requests=debug`) go to `Targets`,
+    // which decides from an event's metadata alone; `EnvFilter` also tracks every span it
+    // sees, a lock and a lookup each time one is entered (every poll of an actor's task), so
+    // it is kept for directives that name spans or fields.
+    let targets = if rust_log.trim().is_empty() {
+        Ok("info".parse::<tracing_subscriber::filter::Targets>())
+    } else {
+        rust_log
+            .parse::<tracing_subscriber::filter::Targets>()
+            .map(Ok)
+            .map_err(|_| tracing_subscriber::EnvFilter::try_new(&rust_log))
+    };
+    let registry = tracing_subscriber::registry().with(layer(format, std::io::stderr, ansi));
+    match targets {
+        Ok(Ok(targets)) => registry.with(targets).try_init(),
+        Err(Ok(env_filter)) => registry.with(env_filter).try_init(),
+        // Neither understands it: `info`, as when it is unset.
+        Ok(Err(_)) | Err(Err(_)) => registry
+            .with(tracing_subscriber::filter::LevelFilter::INFO)
+            .try_init(),
+    }
 }
 
 /// The formatting layer [`init`] installs, writing to `writer`, with colours if `ansi` (and
