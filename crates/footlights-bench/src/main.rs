@@ -112,7 +112,8 @@ struct ServerArgs {
 struct SuiteArgs {
     #[command(flatten)]
     server: ServerArgs,
-    /// Scenarios, comma-separated: a,a_bare,b,c,c_bare,c_many,d,e,f (f wants a fresh server).
+    /// Scenarios, comma-separated: a,a_bare,b,c,c64,c_bare,c_many,d,e,f (f wants a fresh
+    /// server; c64 is c at 64 concurrent requests only).
     /// b_idle: the b load on one actor beside 0, 1,000 and 10,000 idle connections to it;
     /// b_open: opening 19,000 connections to one actor (both need a server allowing more than
     /// 10,000 connections, `footlights serve --max-connections 20000`, and an open-file limit
@@ -251,6 +252,7 @@ async fn suite(a: SuiteArgs) -> anyhow::Result<()> {
                     scenarios::http_actions(&ctx, "c_http_c1_1actor_json", 1, 1).await,
                     scenarios::http_actions(&ctx, "c_http_c64_1actor_json", 64, 1).await,
                 ],
+                "c64" => vec![scenarios::http_actions(&ctx, "c_http_c64_1actor_json", 64, 1).await],
                 "c_bare" => vec![
                     scenarios::http_actions(&bctx, "c_http_c1_1actor_bare", 1, 1).await,
                     scenarios::http_actions(&bctx, "c_http_c64_1actor_bare", 64, 1).await,

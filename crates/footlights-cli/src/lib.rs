@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! footlights serve [--host 127.0.0.1] [--port 6420] [--data-dir ./data] [--with-test-actors]
-//!                  [--durability power|process] [--shutdown-timeout 10]
+//!                  [--durability power|process] [--shutdown-timeout 10] [--log-format text|json]
 //! footlights new NAME [--path DIR] [--footlights-path DIR | --footlights-git URL]
 //! ```
 //!
@@ -17,8 +17,10 @@
 //! ```
 //!
 //! with the address it really bound (so `--port 0` shows the port the system chose). Scripts
-//! and tests wait for that line. Logs go to standard error; set `RUST_LOG` to choose what is
-//! logged (default `info`). Ctrl-C or SIGTERM stops the server gracefully: realtime clients are
+//! and tests wait for that line. Logs go to standard error, as text or, with
+//! `--log-format json`, one JSON object per line; set `RUST_LOG` to choose what is logged
+//! (default `info`: one line per request and per connection with its request id, warnings,
+//! errors). `GET /metrics` serves Prometheus metrics (behind the token when one is set). Ctrl-C or SIGTERM stops the server gracefully: realtime clients are
 //! told to reconnect (close code 1001, `ws.going_away`), requests in flight finish, every awake
 //! actor is saved, and the process exits with status 0. Connections still open after
 //! `--shutdown-timeout` seconds (a request half sent, say) are cut so that the stop always ends;

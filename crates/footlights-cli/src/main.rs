@@ -1,12 +1,11 @@
 //! The `footlights` binary. See the [`footlights_cli`] crate docs for what each command does.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use footlights_cli::new::NewOptions;
 use footlights_cli::{Bound, Origin, ServeOptions};
-use tracing_subscriber::EnvFilter;
 
 // The server allocates many small, short-lived buffers per message (frames, decoded values,
 // futures); mimalloc serves them with less CPU than the system allocator (feature `mimalloc`,
@@ -41,13 +40,8 @@ fn main() -> anyhow::Result<()> {
         Command::New(options) => return footlights_cli::new::generate(&options).map(drop),
         Command::Serve(options) => *options,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    footlights_server::logging::init(options.log_format)
+        .context("cannot install the log subscriber")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

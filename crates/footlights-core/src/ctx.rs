@@ -43,6 +43,8 @@ pub(crate) struct Shared<A: Actor> {
     pub(crate) pending_writes: Mutex<Vec<Write>>,
     pub(crate) sleep_requested: AtomicBool,
     pub(crate) destroy_requested: AtomicBool,
+    /// The counts of the actor's type.
+    pub(crate) metrics: Arc<crate::metrics::ActorTypeMetrics>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -179,6 +181,7 @@ impl<A: Actor> Ctx<A> {
                 .map(|sink| Output::ToConn(sink.clone(), ToClient::Broadcast(event.clone())))
                 .collect()
         };
+        self.shared.metrics.events(outputs.len());
         self.shared.gate.push_all(outputs);
     }
 

@@ -33,6 +33,7 @@ mod gate;
 mod instance;
 pub mod kv;
 mod local;
+pub mod metrics;
 pub mod raw;
 mod registry;
 mod snapshot;
@@ -52,4 +53,4 @@ pub use kv::{Kv, KvEntry, KvKey, KvPage};
 pub use raw::{
     RawEvent, RawLink, RawLinkSender, RawReply, RawRequest, RawResponse, RawSocket, WsMessage,
 };
-pub use registry::{DEFAULT_MAX_KEY_BYTES, Registry, RegistryBuilder};
+pub use registry::{ActorTimes, DEFAULT_MAX_KEY_BYTES, Registry, RegistryBuilder};

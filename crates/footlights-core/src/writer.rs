@@ -18,8 +18,10 @@ use footlights_storage::{
     ActorId, ActorMeta, CreateOutcome, Driver, Fence, StorageError, Unit, UnitOutcome, Write,
 };
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use crate::gate::Gate;
+use crate::metrics::StorageMetrics;
 
 /// The most requests one commit takes, so a flood of writers cannot grow a batch forever.
 const MAX_BATCH: usize = 4096;
@@ -88,9 +90,15 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer task on the current runtime.
+    #[cfg(test)]
     pub(crate) fn spawn(driver: Arc<dyn Driver>) -> Self {
+        Writer::spawn_counted(driver, Arc::default())
+    }
+
+    /// Starts the writer task on the current runtime, counting each group commit in `metrics`.
+    pub(crate) fn spawn_counted(driver: Arc<dyn Driver>, metrics: Arc<StorageMetrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(driver, rx));
+        tokio::spawn(run(driver, rx, metrics));
         Writer { tx }
     }
 
@@ -179,7 +187,11 @@ impl FailureLog {
     }
 }
 
-async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(
+    driver: Arc<dyn Driver>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    metrics: Arc<StorageMetrics>,
+) {
     let mut jobs = Vec::new();
     let mut failures = FailureLog::default();
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
@@ -187,7 +199,11 @@ async fn run(driver: Arc<dyn Driver>, mut rx: mpsc::UnboundedReceiver<Job>) {
         let result = if units.iter().all(|u| u.writes.is_empty()) {
             Ok(vec![UnitOutcome::Applied(Vec::new()); units.len()])
         } else {
-            driver.commit_units(units).await
+            let started = std::time::Instant::now();
+            let span = tracing::debug_span!("commit", requests = jobs.len());
+            let result = driver.commit_units(units).instrument(span).await;
+            metrics.committed(jobs.len(), started.elapsed(), result.is_ok());
+            result
         };
         match result {
             Ok(outcomes) => {

@@ -166,6 +166,17 @@ pub(crate) struct ConnContext {
     pub(crate) cut: Stop,
     /// Held while the connection is open; the server waits for every clone to be dropped.
     pub(crate) alive: mpsc::Sender<Infallible>,
+    /// Where the socket's traffic is counted.
+    pub(crate) bytes: ByteCounters,
+}
+
+/// The server's byte counters, shared by every connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ByteCounters {
+    /// Bytes read from sockets.
+    pub(crate) read: prometheus_client::metrics::counter::Counter,
+    /// Bytes written to sockets.
+    pub(crate) written: prometheus_client::metrics::counter::Counter,
 }
 
 /// Serves one accepted connection until the client closes it, a clock cuts it, or the server
@@ -185,6 +196,7 @@ pub(crate) async fn serve<I>(
         mut stop,
         mut cut,
         alive,
+        bytes,
     } = context;
     let clock = Arc::new(Clock {
         state: Mutex::new(ClockState {
@@ -197,6 +209,9 @@ pub(crate) async fn serve<I>(
     let io = TokioIo::new(Watched {
         io,
         clock: clock.clone(),
+        bytes,
+        read: 0,
+        written: 0,
     });
     let service = ConnService {
         app,
@@ -288,6 +303,38 @@ const STOP_FIRST_BYTE_GRACE: Duration = Duration::from_millis(250);
 struct Watched<I> {
     io: I,
     clock: Arc<Clock>,
+    bytes: ByteCounters,
+    /// Bytes read and written not yet added to the shared counters: they are added once
+    /// [`BYTES_FLUSH`] have gathered, and when the socket is dropped, so that a busy
+    /// connection does not touch the counters every request.
+    read: u64,
+    written: u64,
+}
+
+/// How many bytes a socket gathers before adding them to the server's counters.
+const BYTES_FLUSH: u64 = 64 * 1024;
+
+impl<I> Watched<I> {
+    fn count_read(&mut self, n: usize) {
+        self.read += n as u64;
+        if self.read >= BYTES_FLUSH {
+            self.bytes.read.inc_by(std::mem::take(&mut self.read));
+        }
+    }
+
+    fn count_written(&mut self, n: usize) {
+        self.written += n as u64;
+        if self.written >= BYTES_FLUSH {
+            self.bytes.written.inc_by(std::mem::take(&mut self.written));
+        }
+    }
+}
+
+impl<I> Drop for Watched<I> {
+    fn drop(&mut self) {
+        self.bytes.read.inc_by(self.read);
+        self.bytes.written.inc_by(self.written);
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
@@ -299,8 +346,10 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        let read = buf.filled().len() - before;
+        if read > 0 {
             this.clock.bytes_arrived();
+            this.count_read(read);
         }
         polled
     }
@@ -312,7 +361,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.count_written(n);
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -320,7 +374,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.count_written(n);
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

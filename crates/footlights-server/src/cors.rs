@@ -13,8 +13,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 
+use crate::logging::RequestStart;
+
 /// The response header carrying the [`RayId`].
 pub(crate) const RAY_ID_HEADER: &str = "x-rivet-ray-id";
+
+/// The request and response header carrying the [`RayId`] as a request id.
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// A random id per request, sent in `x-rivet-ray-id` and after `#` in gateway close reasons,
 /// so a client error can be matched with the server log.
@@ -24,6 +29,24 @@ pub(crate) struct RayId(String);
 impl RayId {
     pub(crate) fn new() -> Self {
         RayId(format!("{:016x}", rand::rng().random::<u64>()))
+    }
+
+    /// The request's own id, when it brings a well-formed one in `x-request-id` (1 to 64
+    /// letters, digits, `-`, `_`, `.`, `:`), else a new one.
+    pub(crate) fn of_request(headers: &HeaderMap) -> Self {
+        let given = headers
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| {
+                (1..=64).contains(&id.len())
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            });
+        match given {
+            Some(id) => RayId(id.to_owned()),
+            None => RayId::new(),
+        }
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -75,7 +98,7 @@ pub(crate) async fn layer(
     next: Next,
 ) -> Response {
     let verdict = verdict(&origins, req.headers().get(header::ORIGIN).cloned());
-    let ray = RayId::new();
+    let ray = RayId::of_request(req.headers());
     if req.method() == Method::OPTIONS {
         let mut response = StatusCode::NO_CONTENT.into_response();
         if matches!(verdict, Verdict::Refused) {
@@ -87,7 +110,11 @@ pub(crate) async fn layer(
         return response;
     }
     req.extensions_mut().insert(ray.clone());
+    let line = RequestStart::new(req.method(), req.uri().path());
     let mut response = next.run(req).await;
+    if let Some(line) = line {
+        line.done(&response, &ray);
+    }
     let headers = response.headers_mut();
     let refused = matches!(verdict, Verdict::Refused);
     allow_origin(verdict, headers);
@@ -152,6 +179,7 @@ fn allow_origin(verdict: Verdict, out: &mut HeaderMap) {
 
 fn add_ray(ray: &RayId, out: &mut HeaderMap) {
     if let Ok(value) = HeaderValue::from_str(ray.as_str()) {
-        out.insert(RAY_ID_HEADER, value);
+        out.insert(RAY_ID_HEADER, value.clone());
+        out.insert(REQUEST_ID_HEADER, value);
     }
 }

@@ -120,6 +120,9 @@ impl IntoResponse for HttpError {
             StatusCode::from_u16(self.error.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         });
+        let note = crate::logging::requests_logged().then(|| {
+            crate::logging::ErrorNote(format!("{}.{}", self.error.group(), self.error.code()))
+        });
         let body = HttpResponseError::new(*self.error);
         let (bytes, content_type) = match self.format {
             ErrorFormat::Json(dialect) => (
@@ -139,6 +142,9 @@ impl IntoResponse for HttpError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Some(note) = note {
+            response.extensions_mut().insert(note);
+        }
         response
     }
 }

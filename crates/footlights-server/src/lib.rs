@@ -24,7 +24,8 @@
 //!
 //! What this crate is: one server playing the three roles of a RivetKit deployment, under an
 //! optional base path:
-//! - the **manager API**: `GET /metadata`, `GET /health`, `GET`/`PUT`/`POST /actors`;
+//! - the **manager API**: `GET /metadata`, `GET /health`, `GET`/`PUT`/`POST /actors`, and
+//!   `GET /metrics` (Prometheus text format, behind the manager token when one is set);
 //! - the **gateway**: `/gateway/{actorId}[@token]/…` and `/gateway/{name}/…?rvt-…` (and the
 //!   optional header-routed form), which find or create the actor and hand it the rest of
 //!   the request;
@@ -49,9 +50,22 @@
 //! errors, §9 BARE versions; `docs/http-api.md` covers the same ground under those names.
 //!
 //! # Logging
-//! Spans `conn{id, transport}` and `action{name}`. Server start and stop at `info`, each
-//! request and connection at `debug`, each frame at `trace`; `warn` when a limit is hit;
-//! `error` for masked internal errors. The crate never installs a subscriber.
+//! One `info` line per HTTP request (method, path, status, duration, request id, and for
+//! actor routes the actor, key, action and error code) and per WebSocket or SSE connection
+//! when it ends; server start and stop at `info`, each frame at `trace`; `warn` when a limit
+//! is hit; `error`, once, for masked internal errors with their cause. Every response carries
+//! its request id in `x-request-id` (a well-formed one the client sent is kept). Spans:
+//! `actor{actor, key, id}` around everything an actor does (from `footlights-core`),
+//! `conn{id, transport}` and `action{name}`. The crate installs no subscriber unless asked:
+//! [`logging::init`] sets one up (text or JSON), see the [`logging`] module.
+//!
+//! # Metrics
+//! `GET /metrics` answers in the Prometheus text format (OpenMetrics 1.0): per actor type,
+//! actions, action errors by code, an action duration histogram, awake actors, wakes,
+//! sleeps and events sent; connections open and opened by transport; bytes received and
+//! sent; requests refused by reason; group commits, their batch sizes and durations; and the
+//! process's resident memory, threads and open file descriptors (Linux). Counting is a few
+//! atomic additions per request; the text is made only when scraped.
 
 mod access;
 mod action;
@@ -64,7 +78,9 @@ mod forward;
 mod gateway;
 mod limits;
 pub mod listen;
+pub mod logging;
 mod manager;
+mod metrics;
 mod peer;
 mod rate;
 mod raw;

@@ -96,8 +96,12 @@ fn storage(e: footlights_storage::StorageError) -> ActionError {
     ActionError::internal(format!("storage: {e}"))
 }
 
-/// The actor object of §4.2. The key is serialized (`"/"` for the empty key).
-fn actor_json(meta: &ActorMeta) -> serde_json::Value {
+/// The actor object of §4.2. The key is serialized (`"/"` for the empty key). `start_ts` is
+/// when its current (or last) instance started and `sleep_ts` when that one stopped (`null`
+/// while awake), as far as this server has seen it start since it started; both `null`
+/// otherwise.
+fn actor_json(shared: &Shared, meta: &ActorMeta) -> serde_json::Value {
+    let times = shared.registry.actor_times(&meta.id);
     json!({
         "actor_id": meta.id.as_str(),
         "name": meta.name,
@@ -106,10 +110,10 @@ fn actor_json(meta: &ActorMeta) -> serde_json::Value {
         "runner_name_selector": "default",
         "crash_policy": "sleep",
         "create_ts": meta.created_at_ms,
-        "start_ts": meta.created_at_ms,
+        "start_ts": times.started_at_ms,
         "connectable_ts": meta.created_at_ms,
         "pending_allocation_ts": null,
-        "sleep_ts": null,
+        "sleep_ts": times.slept_at_ms,
         "reschedule_ts": null,
         "destroy_ts": null,
     })
@@ -172,14 +176,14 @@ async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionE
             }
             for id in ids {
                 if let Some(meta) = shared.registry.actor_meta(&ActorId::new(id)).await? {
-                    found.push(actor_json(&meta));
+                    found.push(actor_json(shared, &meta));
                 }
             }
         }
         (None, Some(name), Some(key)) => {
             let key: ActorKey = key.parse().unwrap_or_default();
             if let Some(meta) = driver.find_actor(&name, &key).await.map_err(storage)? {
-                found.push(actor_json(&meta));
+                found.push(actor_json(shared, &meta));
             }
         }
         (None, Some(name), None) => {
@@ -198,7 +202,7 @@ async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionE
             let more = metas.len() > limit;
             metas.truncate(limit);
             let next = metas.last().filter(|_| more).map(|m| m.key.to_string());
-            found.extend(metas.iter().map(actor_json));
+            found.extend(metas.iter().map(|m| actor_json(shared, m)));
             return Ok(json!({ "actors": found, "pagination": { "cursor": next } }));
         }
     }
@@ -247,7 +251,7 @@ async fn create(
     if get_or_create
         && let Some(meta) = driver.find_actor(&body.name, &key).await.map_err(storage)?
     {
-        return Ok(json!({ "actor": actor_json(&meta), "created": false }));
+        return Ok(json!({ "actor": actor_json(shared, &meta), "created": false }));
     }
     let (id, created) = match shared.registry.create(&body.name, &key, input).await {
         Ok(id) => (id, true),
@@ -265,9 +269,9 @@ async fn create(
         .await?
         .ok_or_else(|| ActionError::actor_not_found(format!("actor {id} not found")))?;
     Ok(if get_or_create {
-        json!({ "actor": actor_json(&meta), "created": created })
+        json!({ "actor": actor_json(shared, &meta), "created": created })
     } else {
-        json!({ "actor": actor_json(&meta) })
+        json!({ "actor": actor_json(shared, &meta) })
     })
 }
 

@@ -58,6 +58,9 @@ pub(crate) struct Limiters {
     client: Option<DefaultKeyedRateLimiter<IpAddr>>,
     actor: Option<DefaultKeyedRateLimiter<String>>,
     checks: AtomicU64,
+    /// Refusals of each limiter, for `/metrics`.
+    refused_client: prometheus_client::metrics::counter::Counter,
+    refused_actor: prometheus_client::metrics::counter::Counter,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -88,7 +91,20 @@ impl Limiters {
             client: client.map(|r| RateLimiter::keyed(r.quota())),
             actor: actor.map(|r| RateLimiter::keyed(r.quota())),
             checks: AtomicU64::new(0),
+            refused_client: Default::default(),
+            refused_actor: Default::default(),
         }
+    }
+
+    /// Counts each limiter's refusals in these counters.
+    pub(crate) fn counting(
+        mut self,
+        client: prometheus_client::metrics::counter::Counter,
+        actor: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        self.refused_client = client;
+        self.refused_actor = actor;
+        self
     }
 
     /// Counts a request from `ip` (unknown addresses, such as Unix sockets', are not limited).
@@ -101,6 +117,7 @@ impl Limiters {
         };
         self.tidy();
         limiter.check_key(&ip).map_err(|not_until| {
+            self.refused_client.inc();
             refusal(
                 "from this address",
                 not_until.wait_time_from(DefaultClock::default().now()),
@@ -118,6 +135,7 @@ impl Limiters {
         };
         self.tidy();
         limiter.check_key(&address.to_owned()).map_err(|not_until| {
+            self.refused_actor.inc();
             refusal(
                 "for this actor",
                 not_until.wait_time_from(DefaultClock::default().now()),

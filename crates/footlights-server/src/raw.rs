@@ -2,6 +2,8 @@
 //! handler and returns its response unchanged; `/websocket/*` bridges a WebSocket to the
 //! actor's raw socket hooks, frames untouched.
 
+use crate::logging::ConnLine;
+use crate::metrics::{Refused, Transport};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -147,8 +149,16 @@ pub(crate) async fn websocket(
         .conns
         .acquire(&shared.stop, shared.registry.kept_connections())
     {
-        Ok(guard) => guard,
-        Err(_) => {
+        Ok(guard) => guard.logged(ConnLine::open(
+            Transport::RawWebSocket,
+            shared.metrics.conns(Transport::RawWebSocket),
+            &addressed.gateway.address,
+            ray.clone(),
+        )),
+        Err(refusal) => {
+            if refusal == crate::shutdown::Refusal::Full {
+                shared.metrics.refused(Refused::TooManyConnections);
+            }
             link.sender.close(GOING_AWAY, "ws.going_away");
             let reason = format!("{}#{ray}", coded(&crate::error::overloaded("connections")));
             return close_upgrade(upgrade, 1011, reason);

@@ -25,6 +25,7 @@ use crate::cors::{self, RayId};
 use crate::error::{HttpError, Result, method_not_allowed};
 use crate::gateway;
 use crate::manager;
+use crate::metrics::{Metrics, Refused};
 use crate::peer::{RivetProtocols, offered_protocols};
 use crate::rate::Limiters;
 use crate::resume::LiveLinks;
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) links: LiveLinks,
     /// Requests per client address and per actor.
     pub(crate) limits: Limiters,
+    /// The series of `/metrics`.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Server {
@@ -126,6 +129,11 @@ impl Server {
         let (switch, stop) = Stop::new();
         let (cut_switch, cut) = Stop::new();
         let config = self.config;
+        let metrics = Arc::new(Metrics::new(self.registry.clone()));
+        let limits = Limiters::new(config.rate_per_client, config.rate_per_actor).counting(
+            metrics.refusals(Refused::RateLimitClient).clone(),
+            metrics.refusals(Refused::RateLimitActor).clone(),
+        );
         let shared = Arc::new(Shared {
             registry: self.registry.clone(),
             conns: ConnTracker::new(config.max_connections),
@@ -133,7 +141,8 @@ impl Server {
             stop: stop.clone(),
             sse: Sessions::default(),
             links: LiveLinks::default(),
-            limits: Limiters::new(config.rate_per_client, config.rate_per_actor),
+            limits,
+            metrics: metrics.clone(),
         });
         let app = Router::new()
             .fallback(dispatch)
@@ -158,6 +167,10 @@ impl Server {
             stop,
             cut,
             alive,
+            bytes: conn::ByteCounters {
+                read: metrics.bytes_in.clone(),
+                written: metrics.bytes_out.clone(),
+            },
         };
         let pending = Arc::new(Semaphore::new(config.max_pending_connections));
         let mut full_warned: Option<Instant> = None;
@@ -166,6 +179,7 @@ impl Server {
             let setup = match pending.clone().try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(_) => {
+                    metrics.refused(Refused::PendingConnectionsFull);
                     if full_warned.is_none_or(|at| at.elapsed() >= FULL_WARNING_INTERVAL) {
                         full_warned = Some(Instant::now());
                         tracing::warn!(
@@ -259,7 +273,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         return shared.config.fallback.handle(req).await;
     };
     let method = req.method().clone();
-    if !matches!(path.as_str(), "/health" | "/metadata") {
+    if !matches!(path.as_str(), "/health" | "/metadata" | "/metrics") {
         let client = req.extensions().get::<conn::ClientIp>().map(|c| c.0);
         if let Err(e) = shared.limits.client(client) {
             return gateway::reject(req, HttpError::json(e), &ray).await;
@@ -267,6 +281,10 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
     match path.as_str() {
         "/metadata" if method == Method::GET => manager::metadata(&shared),
+        "/metrics" if method == Method::GET => match manager_allowed(&shared, &req, &path) {
+            Ok(()) => shared.metrics.response(),
+            Err(e) => HttpError::json(e).into_response(),
+        },
         "/health" if method == Method::GET => manager::health(),
         "/devtools/mod.js" if method == Method::GET => devtools(),
         "/actors" => match manager_allowed(&shared, &req, &path) {
@@ -277,7 +295,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             Ok(()) => manager::actor(&shared, req, &path["/actors/".len()..]).await,
             Err(e) => HttpError::json(e).into_response(),
         },
-        "/metadata" | "/health" | "/devtools/mod.js" => {
+        "/metadata" | "/health" | "/devtools/mod.js" | "/metrics" => {
             HttpError::json(method_not_allowed()).into_response()
         }
         p if p == "/gateway" || p.starts_with("/gateway/") => {
@@ -303,7 +321,11 @@ fn manager_allowed(
         headers: req.headers(),
         path,
     };
-    shared.config.access.allow(&request)
+    shared
+        .config
+        .access
+        .allow(&request)
+        .inspect_err(|e| shared.metrics.refused(Refused::access(e)))
 }
 
 /// The path relative to the base path, or `None` if it lies outside it.

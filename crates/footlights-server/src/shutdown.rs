@@ -76,6 +76,7 @@ impl ConnTracker {
         if taken {
             Ok(ConnGuard {
                 live: self.live.clone(),
+                line: None,
             })
         } else {
             Err(Refusal::Full)
@@ -99,6 +100,17 @@ impl ConnTracker {
 #[derive(Debug)]
 pub(crate) struct ConnGuard {
     live: Arc<watch::Sender<usize>>,
+    /// Counts and logs the connection, if it is one a client sees.
+    line: Option<crate::logging::ConnLine>,
+}
+
+impl ConnGuard {
+    /// Counts the connection in its transport's series while the slot is held, and logs it
+    /// when the slot is given back.
+    pub(crate) fn logged(mut self, line: crate::logging::ConnLine) -> Self {
+        self.line = Some(line);
+        self
+    }
 }
 
 impl Drop for ConnGuard {

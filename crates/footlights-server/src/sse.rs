@@ -14,6 +14,9 @@
 //!
 //! The full description is in `docs/protocol-extensions.md`.
 
+use crate::cors::RayId;
+use crate::logging::ConnLine;
+use crate::metrics::{Refused, Transport};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -137,6 +140,11 @@ async fn open(
     if req.method() != Method::GET {
         return Err(method_not_allowed().into());
     }
+    let ray = req
+        .extensions()
+        .get::<RayId>()
+        .cloned()
+        .unwrap_or_else(RayId::new);
     let headers = req.headers();
     let query: Vec<(String, String)> = form_urlencoded::parse(
         addressed
@@ -178,9 +186,15 @@ async fn open(
         .conns
         .acquire(&shared.stop, shared.registry.kept_connections())
     {
-        Ok(guard) => guard,
+        Ok(guard) => guard.logged(ConnLine::open(
+            Transport::Sse,
+            shared.metrics.conns(Transport::Sse),
+            &addressed.gateway.address,
+            ray,
+        )),
         Err(Refusal::Stopping) => return Err(ActionError::stopping().into()),
         Err(Refusal::Full) => {
+            shared.metrics.refused(Refused::TooManyConnections);
             tracing::warn!(
                 limit = shared.config.max_connections,
                 "connection refused: too many connections"

@@ -11,6 +11,8 @@
 //! - pings every `ws_ping_interval`; a socket silent for a whole interval after a ping is dead;
 //! - on server shutdown, a 1001 `ws.going_away` close.
 
+use crate::logging::ConnLine;
+use crate::metrics::{Refused, Transport};
 use std::collections::VecDeque;
 use std::error::Error as _;
 use std::pin::Pin;
@@ -160,11 +162,17 @@ pub(crate) async fn handle(
         .conns
         .acquire(&shared.stop, shared.registry.kept_connections())
     {
-        Ok(guard) => guard,
+        Ok(guard) => guard.logged(ConnLine::open(
+            Transport::WebSocket,
+            shared.metrics.conns(Transport::WebSocket),
+            &addressed.gateway.address,
+            ray.clone(),
+        )),
         Err(Refusal::Stopping) => {
             return close_upgrade(upgrade, GOING_AWAY, "ws.going_away".to_owned());
         }
         Err(Refusal::Full) => {
+            shared.metrics.refused(Refused::TooManyConnections);
             tracing::warn!(
                 limit = config.max_connections,
                 "connection refused: too many connections"

@@ -1,7 +1,7 @@
 //! [`serve`] and [`serve_with`]: a server binary's `main` in one call.
 
 use std::fmt;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 
 use footlights_core::Registry;
 use footlights_server::Server;
@@ -113,17 +113,11 @@ where
 }
 
 /// Logs to standard error with `RUST_LOG`'s filter (default `info`), coloured only on a
-/// terminal. Leaves a subscriber the program installed itself in place.
+/// terminal (and never with `NO_COLOR`), as `footlights serve` does
+/// ([`footlights_server::logging::init`]). Leaves a subscriber the program installed itself in
+/// place.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let colour = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .try_init();
+    let _ = footlights_server::logging::init(footlights_server::logging::LogFormat::Text);
 }
 
 /// Why [`serve`] or [`serve_with`] stopped with an error.

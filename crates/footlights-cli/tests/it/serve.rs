@@ -552,3 +552,88 @@ async fn rate_limits_are_set_from_the_command_line() {
     );
     assert!(server.terminate().await.success());
 }
+
+#[tokio::test]
+async fn json_logs_name_each_request_and_metrics_need_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = serve_command(
+        &dir.path().join("data"),
+        &["--port", "0", "--log-format", "json", "--token", "s3cret"],
+    )
+    .env("RUST_LOG", "info,footlights::requests=debug")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn footlights");
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::time::timeout(LIMIT, BufReader::new(stdout).lines().next_line())
+        .await
+        .expect("ready line in time")
+        .unwrap()
+        .unwrap();
+    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let mut server = Footlights { child, url };
+    assert_eq!(
+        server
+            .action("counter", "logged", "increment", json!([3]))
+            .await,
+        (200, json!({ "output": 3 }))
+    );
+    let metrics = |token: &'static str| {
+        let request = reqwest::Client::new()
+            .get(format!("{}/metrics", server.url))
+            .bearer_auth(token)
+            .send();
+        async move {
+            let response = tokio::time::timeout(LIMIT, request).await.unwrap().unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    assert_eq!(metrics("wrong").await.0, 403);
+    let (status, text) = metrics("s3cret").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.lines()
+            .any(|l| l == r#"footlights_actions_total{actor="counter"} 1"#),
+        "{text}"
+    );
+
+    let mut stderr = BufReader::new(server.child.stderr.take().unwrap()).lines();
+    let mut child = server.child;
+    let status = sigterm(&mut child).await;
+    assert!(status.success(), "exit status {status:?}");
+    let mut lines = Vec::new();
+    while let Some(line) = tokio::time::timeout(LIMIT, stderr.next_line())
+        .await
+        .expect("stderr ends")
+        .unwrap()
+    {
+        assert!(
+            !line.contains('\u{1b}'),
+            "no colours off a terminal: {line}"
+        );
+        let value: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        lines.push(value);
+    }
+    let requests: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "request")
+        .collect();
+    let action = requests
+        .iter()
+        .find(|l| l["fields"]["action"] == "increment")
+        .unwrap_or_else(|| panic!("a line for the action: {lines:#?}"));
+    assert_eq!(action["level"], "DEBUG");
+    assert_eq!(action["fields"]["actor"], "counter");
+    assert_eq!(action["fields"]["key"], "logged");
+    assert_eq!(action["fields"]["status"], 200);
+    assert!(requests.iter().any(|l| l["fields"]["path"] == "/metrics"
+        && l["fields"]["status"] == 403
+        && l["level"] == "INFO"));
+    assert!(
+        !lines.iter().any(|l| l.to_string().contains("s3cret")),
+        "the token is never logged"
+    );
+}

@@ -10,8 +10,9 @@ impl<A: Actor> Instance<A> {
         tx: Mailbox,
         reg: Arc<RegistryInner>,
         table: Arc<ActionTable<A>>,
+        metrics: Arc<crate::metrics::ActorTypeMetrics>,
     ) -> Result<Self, BootError> {
-        match Self::load(&id, &tx, &reg).await {
+        match Self::load(&id, &tx, &reg, metrics).await {
             Ok((actor, ctx, last_snapshot)) => Ok(Instance {
                 ctx: {
                     Self::unpark_conns(&reg, &ctx);
@@ -58,6 +59,7 @@ impl<A: Actor> Instance<A> {
         id: &footlights_protocol::ActorId,
         tx: &Mailbox,
         reg: &Arc<RegistryInner>,
+        metrics: Arc<crate::metrics::ActorTypeMetrics>,
     ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
         let storage = |e: footlights_storage::StorageError| crate::writer::storage_error(&e);
         let driver = reg.driver();
@@ -119,7 +121,9 @@ impl<A: Actor> Instance<A> {
             pending_writes: Default::default(),
             sleep_requested: false.into(),
             destroy_requested: false.into(),
+            metrics,
         });
+        tracing::Span::current().record("key", tracing::field::display(&meta.key));
         let ctx = Ctx { shared, conn: None };
         let limit = options.action_timeout;
         // The generation bump is bookkeeping no reply depends on: commit it without holding

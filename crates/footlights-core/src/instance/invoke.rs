@@ -1,6 +1,7 @@
 //! Running actions and scheduled calls inside the actor task, each bounded by its timeout.
 
 use super::*;
+use crate::metrics::ActorTypeMetrics;
 
 /// What running an action gave: its answer, or the deferred part still to poll.
 pub(super) enum Invoked {
@@ -44,8 +45,15 @@ impl<A: Actor> Instance<A> {
         args: Vec<Value>,
         conn: Option<Conn<A>>,
     ) -> Invoked {
+        let started = std::time::Instant::now();
+        let done = move |metrics: &ActorTypeMetrics, result: &Result<Value, ActionError>| {
+            let error = result.as_ref().err().map(|e| (e.group(), e.code()));
+            metrics.action_done(started.elapsed(), error);
+        };
         let Some(entry) = self.table.get(name) else {
-            return Invoked::Now(Err(ActionError::action_not_found(name)));
+            let result = Err(ActionError::action_not_found(name));
+            done(&self.ctx.shared.metrics, &result);
+            return Invoked::Now(result);
         };
         let limit = self
             .table
@@ -77,16 +85,27 @@ impl<A: Actor> Instance<A> {
             }
         };
         match outcome {
-            Ok(Outcome::Now(v)) => Invoked::Now(Ok(v)),
-            Ok(Outcome::Later(fut)) => Invoked::Later(Box::pin(async move {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                guarded(remaining, ActionError::action_timed_out, fut).await
-            })),
+            Ok(Outcome::Now(v)) => {
+                let result = Ok(v);
+                done(&self.ctx.shared.metrics, &result);
+                Invoked::Now(result)
+            }
+            Ok(Outcome::Later(fut)) => {
+                let metrics = self.ctx.shared.metrics.clone();
+                Invoked::Later(Box::pin(async move {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let result = guarded(remaining, ActionError::action_timed_out, fut).await;
+                    done(&metrics, &result);
+                    result
+                }))
+            }
             Err(e) => {
                 if is_panic(&e) {
                     tracing::error!(actor = A::NAME, action = name, "action panicked");
                 }
-                Invoked::Now(Err(e))
+                let result = Err(e);
+                done(&self.ctx.shared.metrics, &result);
+                Invoked::Now(result)
             }
         }
     }

@@ -19,6 +19,7 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::actor::{ActionTable, Actor, ActorOptions, Entry, Outcome};
 use crate::conn::{Conn, ConnRequest};
@@ -126,6 +127,8 @@ pub(crate) struct Start {
     /// The previous instance of the same actor, still stopping: wait for it before loading.
     pub(crate) prev: Option<watch::Receiver<bool>>,
     pub(crate) reg: Arc<RegistryInner>,
+    /// The counts of the actor's type.
+    pub(crate) metrics: Arc<crate::metrics::ActorTypeMetrics>,
 }
 
 /// What woke the actor's loop.
@@ -139,7 +142,8 @@ enum Wake<A: Actor> {
 
 /// Logs a non-public error once and returns what the client may see.
 fn for_client(actor: &'static str, e: ActionError) -> ActionError {
-    if !e.is_public() {
+    // A panic was logged where it was caught.
+    if !e.is_public() && !is_panic(&e) {
         tracing::error!(actor, error = %e, "internal error (masked for the client)");
     }
     e.masked()
@@ -160,6 +164,13 @@ pub(crate) fn run<A: Actor>(
 ) -> impl Future<Output = ()> + Send {
     // Boxed: loading needs more room than the running actor keeps. Made out here so the
     // task keeps only the box, not the start data as well.
+    // Every line logged from inside the actor names it; the key is filled in once loaded.
+    let span = tracing::info_span!(
+        "actor",
+        actor = A::NAME,
+        key = tracing::field::Empty,
+        id = %start.id
+    );
     let starting = Box::pin(start_instance(start, table));
     async move {
         let running = match starting.await {
@@ -168,6 +179,7 @@ pub(crate) fn run<A: Actor>(
         };
         running.await;
     }
+    .instrument(span)
 }
 
 /// Waits for the previous instance to stop, then loads the actor. `None` if it cannot start.
@@ -179,11 +191,12 @@ async fn start_instance<A: Actor>(start: Start, table: Arc<ActionTable<A>>) -> O
         tx,
         prev,
         reg,
+        metrics,
     } = start;
     if let Some(mut prev) = prev {
         let _ = prev.wait_for(|done| *done).await;
     }
-    match Instance::<A>::boot(id.clone(), token, rx, tx, reg.clone(), table).await {
+    match Instance::<A>::boot(id.clone(), token, rx, tx, reg.clone(), table, metrics).await {
         Ok(instance) => Some(instance),
         Err((e, rx)) => {
             tracing::debug!(actor = A::NAME, %id, error = %e, "actor did not start");

@@ -113,6 +113,12 @@ impl RegistryBuilder {
             Some((cluster, config)) => Some(Arc::new(Membership::join(cluster, config).await?)),
             None => None,
         };
+        let type_metrics: HashMap<&'static str, Arc<ActorTypeMetrics>> = self
+            .types
+            .keys()
+            .map(|&name| (name, Arc::new(ActorTypeMetrics::new(name))))
+            .collect();
+        let storage_metrics = Arc::new(StorageMetrics::default());
         let inner = Arc::new_cyclic(|weak: &Weak<RegistryInner>| {
             let fire_to = weak.clone();
             let clock = ClockHandle::spawn(move |name, actor, alarm_id| {
@@ -121,8 +127,13 @@ impl RegistryBuilder {
                 }
             });
             RegistryInner {
+                metrics: Arc::new(RuntimeMetrics::new(
+                    type_metrics.values().cloned().collect(),
+                    storage_metrics.clone(),
+                )),
+                type_metrics,
                 types: self.types,
-                writer: Writer::spawn(driver.clone()),
+                writer: Writer::spawn_counted(driver.clone(), storage_metrics),
                 driver,
                 clock,
                 slots: Mutex::default(),
@@ -134,6 +145,9 @@ impl RegistryBuilder {
                 parked: Mutex::default(),
                 cluster: membership.clone(),
                 stopped: false.into(),
+                // Bounded by hand (see `stopped`): a bounded cache would reserve its whole
+                // capacity at once.
+                slept: Mutex::new(lru::LruCache::unbounded()),
                 me: weak.clone(),
             }
         });

@@ -26,6 +26,12 @@ pub(crate) struct RegistryInner {
     pub(super) cluster: Option<Arc<crate::cluster::Membership>>,
     /// Set by [`Registry::shutdown`]: background work ends.
     pub(super) stopped: std::sync::atomic::AtomicBool,
+    /// The start and sleep times of the actors that stopped most recently.
+    pub(super) slept: Mutex<lru::LruCache<ActorId, ActorTimes>>,
+    /// The counts of each actor type, by name.
+    pub(super) type_metrics: HashMap<&'static str, Arc<ActorTypeMetrics>>,
+    /// Everything counted, for [`Registry::metrics`].
+    pub(super) metrics: Arc<RuntimeMetrics>,
     pub(super) me: Weak<RegistryInner>,
 }
 
@@ -208,7 +214,7 @@ impl RegistryInner {
         id: &ActorId,
         msg: Option<Msg>,
     ) -> Result<Mailbox, ActionError> {
-        let Some(ty) = self.types.get(name) else {
+        let (Some(ty), Some(metrics)) = (self.types.get(name), self.type_metrics.get(name)) else {
             return Err(ActionError::actor_not_found(format!(
                 "no actor type named `{name}`"
             )));
@@ -236,13 +242,21 @@ impl RegistryInner {
         if let Some(m) = msg {
             let _ = tx.send(m);
         }
-        slots.insert(
+        let replaced = slots.insert(
             id.clone(),
             Slot {
                 token,
                 state: SlotState::Running(tx.clone()),
+                started_ms: now_ms(),
+                metrics: metrics.clone(),
             },
         );
+        metrics.woke();
+        if let Some(old) = replaced {
+            // The old instance is stopping (or ended without freeing its slot): it counts as
+            // stopped now, since its `finish` will find the slot taken.
+            self.stopped(id, &old);
+        }
         ty.spawn(Start {
             id: id.clone(),
             token,
@@ -250,6 +264,7 @@ impl RegistryInner {
             tx: tx.clone(),
             prev,
             reg,
+            metrics: metrics.clone(),
         });
         Ok(tx)
     }
@@ -357,13 +372,32 @@ impl RegistryInner {
     /// An instance stopped: free its slot unless a newer instance holds it.
     pub(crate) fn finish(&self, id: &ActorId, token: u64) {
         let mut slots = self.slots();
-        if slots.get(id).is_some_and(|s| s.token == token) {
-            slots.remove(id);
+        if slots.get(id).is_some_and(|s| s.token == token)
+            && let Some(slot) = slots.remove(id)
+        {
+            self.stopped(id, &slot);
+        }
+    }
+
+    /// Counts an instance as stopped and remembers its times.
+    fn stopped(&self, id: &ActorId, slot: &Slot) {
+        slot.metrics.slept();
+        let mut slept = lock(&self.slept);
+        slept.put(
+            id.clone(),
+            ActorTimes {
+                started_at_ms: Some(slot.started_ms),
+                slept_at_ms: Some(now_ms()),
+            },
+        );
+        if slept.len() > SLEPT_REMEMBERED {
+            slept.pop_lru();
         }
     }
 
     /// A destroyed actor's key is free again.
     pub(crate) fn forget(&self, name: &str, key: &ActorKey, id: &ActorId) {
+        lock(&self.slept).pop(id);
         let mut keys = lock(&self.keys);
         let k = (name.to_owned(), key.clone());
         if keys.get(&k) == Some(id) {

@@ -17,6 +17,7 @@ use crate::cluster::{ClusterConfig, Membership, Placement};
 use crate::conn::ConnRequest;
 use crate::instance::{self, INPUT_KEY, Mailbox, MailboxRx, Msg, Start};
 use crate::local::{LocalLink, LocalTransport};
+use crate::metrics::{ActorTypeMetrics, RuntimeMetrics, StorageMetrics};
 use crate::raw::{RawLink, RawLinkSender, RawRequest, RawResponse};
 use crate::snapshot;
 use crate::writer::Writer;
@@ -52,6 +53,33 @@ struct Slot {
     /// Which instance owns the slot, so a stopping one never frees its successor's slot.
     token: u64,
     state: SlotState,
+    /// When the instance was started, milliseconds since the Unix epoch.
+    started_ms: i64,
+    /// The counts of the actor's type.
+    metrics: Arc<ActorTypeMetrics>,
+}
+
+/// How many sleeping actors' start and sleep times a registry remembers (the most recent).
+const SLEPT_REMEMBERED: usize = 10_000;
+
+/// When an actor last started and went to sleep, as this registry saw it
+/// ([`Registry::actor_times`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActorTimes {
+    /// When its current instance (if awake) or its last one started, milliseconds since the
+    /// Unix epoch; `None` if it has not started since the registry did.
+    pub started_at_ms: Option<i64>,
+    /// When it last went to sleep (or stopped), milliseconds since the Unix epoch; `None`
+    /// while it is awake, or if the registry has not seen it stop.
+    pub slept_at_ms: Option<i64>,
+}
+
+impl ActorTimes {
+    /// Whether the actor is awake now.
+    pub fn is_awake(&self) -> bool {
+        self.started_at_ms.is_some() && self.slept_at_ms.is_none()
+    }
 }
 
 /// The actor types of an application and their live actors.
@@ -345,5 +373,30 @@ impl Registry {
     /// How many actors are awake.
     pub fn awake_count(&self) -> usize {
         self.inner.slots().len()
+    }
+
+    /// What the runtime has counted since it started: actions, wakes and sleeps per actor
+    /// type, events sent, group commits. For exporters such as the server's `/metrics`.
+    pub fn metrics(&self) -> &RuntimeMetrics {
+        &self.inner.metrics
+    }
+
+    /// When an actor last started and went to sleep. Kept in memory: an awake actor's start
+    /// time, and the times of the most recently stopped ones (the last 10,000, about 1.5 MB);
+    /// an actor this registry has not started, or has forgotten, has neither.
+    pub fn actor_times(&self, id: &ActorId) -> ActorTimes {
+        if let Some(slot) = self.inner.slots().get(id) {
+            return ActorTimes {
+                started_at_ms: Some(slot.started_ms),
+                slept_at_ms: None,
+            };
+        }
+        self.inner
+            .slept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .peek(id)
+            .copied()
+            .unwrap_or_default()
     }
 }

@@ -18,6 +18,7 @@ use footlights_protocol::{ActionError, ActorId};
 use crate::access::{self, AccessRequest, Area};
 use crate::cors::RayId;
 use crate::error::HttpError;
+use crate::logging::ActorNote;
 use crate::peer::Via;
 use crate::server::Shared;
 use crate::{action, forward, raw, sse, ws};
@@ -205,6 +206,7 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         path: &addressed.gateway.path,
     };
     if let Err(e) = shared.config.access.allow(&request) {
+        shared.metrics.refused(crate::metrics::Refused::access(&e));
         drop(token);
         return reject(req, HttpError::json(e), &ray).await;
     }
@@ -216,16 +218,29 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         Ok(route) => route,
         Err(e) => return reject(req, HttpError::json(e), &ray).await,
     };
+    // Only the request line reads the note: made only when that line is written.
+    let note = crate::logging::requests_logged().then(|| {
+        let mut note = ActorNote::of(&addressed.gateway.address);
+        if let ActorRoute::Action(name) = &route {
+            note.action = Some(name.clone());
+        }
+        note
+    });
     let needs_actor = !matches!(route, ActorRoute::Queue | ActorRoute::Unknown);
     let req = if needs_actor {
         match forward::to_owner(&shared, req, &addressed, &ray).await {
             Ok(req) => req,
-            Err(forwarded) => return forwarded,
+            Err(mut forwarded) => {
+                if let Some(note) = note {
+                    forwarded.extensions_mut().insert(note);
+                }
+                return forwarded;
+            }
         }
     } else {
         req
     };
-    match route {
+    let mut response = match route {
         ActorRoute::Action(name) => action::handle(&shared, req, &addressed, name).await,
         ActorRoute::Connect => ws::handle(shared, req, addressed, ray).await,
         ActorRoute::ConnectSse => sse::connect(shared, req, addressed).await,
@@ -239,7 +254,11 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
             let error = HttpError::json(ActionError::actor_not_found("no such actor route"));
             reject(req, error, &ray).await
         }
+    };
+    if let Some(note) = note {
+        response.extensions_mut().insert(note);
     }
+    response
 }
 
 /// Whether a request asks for a WebSocket upgrade.

@@ -12,6 +12,7 @@ mod fallback;
 mod gateway;
 mod generations;
 mod manager;
+mod observability;
 mod rate;
 mod raw;
 mod resume;
