@@ -181,9 +181,9 @@ pub struct ServeOptions {
         value_parser = clap::value_parser!(u64).range(200..=600_000)
     )]
     pub lease_ms: u64,
-    /// How log lines on standard error are written: `text` (one line per event, colours only
-    /// on a terminal) or `json` (one JSON object per line, for log collectors). `RUST_LOG`
-    /// chooses what is logged (default `info`: one line per request and per connection, plus
+    /// How log lines on standard error are written: text (one line per event, colours only
+    /// on a terminal) or json (one JSON object per line, for log collectors). RUST_LOG
+    /// chooses what is logged (default info: one line per request and per connection, plus
     /// warnings and errors).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub log_format: footlights_server::logging::LogFormat,
