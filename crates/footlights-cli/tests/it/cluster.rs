@@ -23,43 +23,56 @@ async fn node(data_dir: &Path, schema: &TestSchema, name: &str) -> Footlights {
 
 /// [`node`] reaching the database at `url`.
 async fn node_with_url(data_dir: &Path, schema: &TestSchema, name: &str, url: &str) -> Footlights {
-    start_node(data_dir, schema, name, "0", url).await
+    start_node(data_dir, schema, name, "0", url, &[]).await.0
 }
 
 /// [`node`] on `port` (which other nodes may listen on too).
 async fn node_on(data_dir: &Path, schema: &TestSchema, name: &str, port: &str) -> Footlights {
     let url = TestPostgres::shared_async().await.url().to_owned();
-    start_node(data_dir, schema, name, port, &url).await
+    start_node(data_dir, schema, name, port, &url, &[]).await.0
 }
 
+/// A node that advertises `advertise` as its peer address; returns it and the address its
+/// peer link listens on.
+async fn node_advertising(
+    data_dir: &Path,
+    schema: &TestSchema,
+    name: &str,
+    advertise: &str,
+) -> (Footlights, String) {
+    let url = TestPostgres::shared_async().await.url().to_owned();
+    let extra = ["--peer-advertise", advertise];
+    start_node(data_dir, schema, name, "0", &url, &extra).await
+}
+
+/// Starts a node and waits for its two ready lines; returns it and its peer link's address.
 async fn start_node(
     data_dir: &Path,
     schema: &TestSchema,
     name: &str,
     port: &str,
     url: &str,
-) -> Footlights {
-    let mut child = serve_command(
-        data_dir,
-        &[
-            "--port",
-            port,
-            "--postgres",
-            url,
-            "--postgres-schema",
-            schema.name(),
-            "--node-name",
-            name,
-            "--peer-addr",
-            "127.0.0.1:0",
-            "--lease-ms",
-            LEASE_MS,
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .spawn()
-    .expect("spawn footlights");
+    extra: &[&str],
+) -> (Footlights, String) {
+    let args = [
+        "--port",
+        port,
+        "--postgres",
+        url,
+        "--postgres-schema",
+        schema.name(),
+        "--node-name",
+        name,
+        "--peer-addr",
+        "127.0.0.1:0",
+        "--lease-ms",
+        LEASE_MS,
+    ];
+    let mut child = serve_command(data_dir, &[&args[..], extra].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn footlights");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = async || {
         tokio::time::timeout(LIMIT, lines.next_line())
@@ -74,14 +87,15 @@ async fn start_node(
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned();
     let second = next().await;
-    assert!(
-        second.starts_with(&format!("cluster node {name}:"))
-            && second.contains("peer link listening on 127.0.0.1:"),
-        "unexpected second line {second:?}"
-    );
+    let peer = second
+        .strip_prefix(&format!("cluster node {name}:"))
+        .and_then(|rest| rest.split_once(", peer link listening on "))
+        .map(|(_, peer)| peer.to_owned())
+        .unwrap_or_else(|| panic!("unexpected second line {second:?}"));
+    assert!(peer.starts_with("127.0.0.1:"), "{second}");
     // The node has created the tables: log every commit from here on.
     record_commits(schema).await;
-    Footlights { child, url }
+    (Footlights { child, url }, peer)
 }
 
 /// What an increment through a node answered: the new count, or a retryable refusal.
@@ -770,56 +784,4 @@ async fn a_node_cut_off_from_its_peers_keeps_its_actors() {
     link.cut.send_replace(false);
     assert_eq!(increment_within(&n2, "peers", LIMIT).await.0, 6);
     check_commits(&schema).await;
-}
-
-/// A node that advertises `advertise` as its peer address; returns it and the address its
-/// peer link listens on.
-async fn node_advertising(
-    data_dir: &Path,
-    schema: &TestSchema,
-    name: &str,
-    advertise: &str,
-) -> (Footlights, String) {
-    let url = TestPostgres::shared_async().await.url().to_owned();
-    let mut child = serve_command(
-        data_dir,
-        &[
-            "--port",
-            "0",
-            "--postgres",
-            &url,
-            "--postgres-schema",
-            schema.name(),
-            "--node-name",
-            name,
-            "--peer-addr",
-            "127.0.0.1:0",
-            "--peer-advertise",
-            advertise,
-            "--lease-ms",
-            LEASE_MS,
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .spawn()
-    .expect("spawn footlights");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || {
-        tokio::time::timeout(LIMIT, lines.next_line())
-            .await
-            .expect("ready line in time")
-            .expect("read stdout")
-            .expect("footlights exited before it was ready")
-    };
-    let first = next().await;
-    let url = first.strip_prefix("listening on ").unwrap().to_owned();
-    let second = next().await;
-    let peer = second
-        .rsplit("peer link listening on ")
-        .next()
-        .unwrap()
-        .to_owned();
-    record_commits(schema).await;
-    (Footlights { child, url }, peer)
 }
