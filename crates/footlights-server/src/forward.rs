@@ -193,9 +193,10 @@ async fn proxy_http(
     *upstream.method_mut() = parts.method.clone();
     *upstream.uri_mut() = uri;
     *upstream.headers_mut() = forwarded_headers(&parts.headers, false);
+    let mut gone = gone;
     let answer = tokio::select! {
         answer = proxy_client().request(upstream) => answer,
-        () = gone => {
+        () = &mut gone => {
             tracing::warn!(peer = %peer_addr, %ray, "the actor's node stopped answering and its lease ended");
             return Attempt::Answered(HttpError::json(owner_unreachable()).into_response());
         }
@@ -206,6 +207,12 @@ async fn proxy_http(
             for name in HOP_BY_HOP {
                 parts.headers.remove(name);
             }
+            // A streamed answer (SSE) ends when the owner's lease does, as a relayed
+            // WebSocket does: the client then reconnects.
+            let body = UntilGone {
+                inner: body,
+                gone: Some(gone),
+            };
             Attempt::Answered(Response::from_parts(parts, Body::new(body)))
         }
         // Never sent: the request can go elsewhere.
@@ -344,4 +351,50 @@ fn to_axum(msg: tungstenite::Message) -> Option<ws::Message> {
         })),
         tungstenite::Message::Frame(_) => return None,
     })
+}
+
+/// A response body from the owner that ends (with an error, so the client sees the stream
+/// break rather than finish) once the owner is no longer live.
+struct UntilGone<B> {
+    inner: B,
+    /// `None` once it resolved.
+    gone: Option<Gone>,
+}
+
+/// Why a forwarded answer was cut short.
+#[derive(Debug, thiserror::Error)]
+#[error("the node serving this actor stopped answering and its lease ended")]
+struct OwnerGone;
+
+impl<B> http_body::Body for UntilGone<B>
+where
+    B: http_body::Body<Data = axum::body::Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = axum::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        if let Some(gone) = self.gone.as_mut()
+            && gone.as_mut().poll(cx).is_ready()
+        {
+            self.gone = None;
+            return Poll::Ready(Some(Err(Box::new(OwnerGone))));
+        }
+        std::pin::Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map(|frame| frame.map(|f| f.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -785,3 +785,61 @@ async fn a_node_cut_off_from_its_peers_keeps_its_actors() {
     assert_eq!(increment_within(&n2, "peers", LIMIT).await.0, 6);
     check_commits(&schema).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_stream_through_another_node_ends_when_the_paused_owner_loses_its_lease() {
+    use footlights::Value;
+    use footlights_client::{ConnStatus, TransportKind};
+
+    let dir = tempfile::tempdir().unwrap();
+    let schema = TestSchema::new(TestPostgres::shared_async().await);
+    let a = node(dir.path(), &schema, "a").await;
+    let b = node(dir.path(), &schema, "b").await;
+    assert_eq!(increment(&a, "sse-pause").await, Ok(1));
+    let client = footlights::Client::builder(&b.url)
+        .transports([TransportKind::Sse])
+        .build()
+        .unwrap();
+    let handle = client.handle_for(footlights_client::Target::GetOrCreate {
+        name: "counter".into(),
+        key: footlights::ActorKey::new(vec!["sse-pause".into()]),
+        input: None,
+    });
+    let conn = tokio::time::timeout(LIMIT, handle.connect())
+        .await
+        .unwrap()
+        .unwrap();
+    let two = conn
+        .action("increment", vec![Value::from(1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        two.as_i64(),
+        Some(2),
+        "an SSE connection through the other node"
+    );
+    let mut status = conn.status();
+    assert!(matches!(*status.borrow(), ConnStatus::Connected { .. }));
+
+    // A paused owner keeps its TCP connections open; the other node ends the stream once
+    // the owner's lease is over, and the client reconnects (to the actor, now on b).
+    signal(&a, "STOP").await;
+    tokio::time::timeout(
+        LIMIT,
+        status.wait_for(|s| !matches!(s, ConnStatus::Connected { .. })),
+    )
+    .await
+    .expect("the stream ended in time")
+    .unwrap();
+    let three = tokio::time::timeout(LIMIT, conn.action("increment", vec![Value::from(1)]))
+        .await
+        .expect("an answer in time");
+    signal(&a, "CONT").await;
+    assert_eq!(
+        three.unwrap().as_i64(),
+        Some(3),
+        "served by b after a's lease"
+    );
+    conn.dispose().await;
+    check_commits(&schema).await;
+}
