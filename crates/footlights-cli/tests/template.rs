@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// Bound on every wait for a child process other than the build.
+#[path = "support/process.rs"]
+mod process;
+
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// Bound on building and testing the new crate. It shares the workspace's target directory,
@@ -180,7 +183,7 @@ async fn a_new_crate_outside_the_workspace_builds_tests_and_serves() {
         assert_eq!(body["output"], count, "{body}");
     }
 
-    let status = sigterm(&mut child).await;
+    let status = process::sigterm_within(&mut child, LIMIT).await;
     assert!(status.success(), "stops cleanly on SIGTERM: {status}");
     // Logs went to standard error, which is not a terminal here: no colour codes.
     let mut logs = String::new();
@@ -193,19 +196,4 @@ async fn a_new_crate_outside_the_workspace_builds_tests_and_serves() {
         .unwrap();
     assert!(!logs.is_empty(), "the server logs at info");
     assert!(!logs.contains('\u{1b}'), "no ANSI escapes: {logs:?}");
-}
-
-/// Sends `child` SIGTERM and waits (bounded) for its exit.
-async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().unwrap().to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(kill.success());
-    tokio::time::timeout(LIMIT, child.wait())
-        .await
-        .expect("exit in time")
-        .unwrap()
 }

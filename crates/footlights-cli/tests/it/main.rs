@@ -10,4 +10,6 @@ mod handover;
 mod help;
 mod http_api;
 mod limits;
+#[path = "../support/process.rs"]
+mod process;
 mod serve;

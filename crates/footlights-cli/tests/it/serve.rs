@@ -67,17 +67,7 @@ async fn serve_to_exit(args: &[&str], data_dir: &Path) -> std::process::Output {
 
 /// Sends `child` SIGTERM and waits (bounded) for its exit.
 pub(super) async fn sigterm(child: &mut Child) -> ExitStatus {
-    let pid = child.id().unwrap().to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(kill.success());
-    tokio::time::timeout(LIMIT, child.wait())
-        .await
-        .expect("exit in time")
-        .unwrap()
+    super::process::sigterm_within(child, LIMIT).await
 }
 
 impl Footlights {
