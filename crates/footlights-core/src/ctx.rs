@@ -3,12 +3,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
 
 use footlights_client::Client;
-use footlights_protocol::{
-    Action, ActionError, ActorId, ActorKey, ConnId, Event, SharedEvent, ToClient, Value,
-};
+use footlights_protocol::{ActorId, ActorKey, ConnId, Event, SharedEvent, ToClient, Value};
 use footlights_storage::{Alarm, Write};
 
 use crate::actor::Actor;
@@ -69,12 +66,55 @@ impl<A: Actor> Shared<A> {
         }
     }
 
+    /// Adds a write (an alarm's) to those committed after the current message.
+    pub(crate) fn push_write(&self, write: Write) {
+        lock(&self.pending_writes).push(write);
+    }
+
     pub(crate) fn take_pending_writes(&self) -> Vec<Write> {
         std::mem::take(&mut *lock(&self.pending_writes))
     }
 
     pub(crate) fn alarms(&self) -> MutexGuard<'_, HashMap<String, Alarm>> {
         lock(&self.alarms)
+    }
+
+    /// Stores `alarm` (replacing one of the same id) with the current message's writes and
+    /// sets the clock to fire it when due (at once if it is past).
+    ///
+    /// The clock waits `at_ms - max(now, from_ms)`: a repeating job re-armed from its due
+    /// time `from_ms` waits one interval even when the runtime's clock is paused in a test
+    /// (the wall clock does not move then) or the clock fired it a little early.
+    pub(crate) fn arm_alarm(&self, alarm: Alarm, from_ms: i64) {
+        let from = crate::alarm::now_ms().max(from_ms);
+        let delay_ms = alarm.at_ms.saturating_sub(from).max(0);
+        let delay = std::time::Duration::from_millis(u64::try_from(delay_ms).unwrap_or(0));
+        let id = alarm.id.clone();
+        self.store_alarm(alarm);
+        self.clock.add(A::NAME, &self.id, &id, delay);
+    }
+
+    /// Stores `alarm` (replacing one of the same id) with the current message's writes,
+    /// leaving the clock as it is: for an alarm whose due time has not changed.
+    pub(crate) fn store_alarm(&self, alarm: Alarm) {
+        self.alarms().insert(alarm.id.clone(), alarm.clone());
+        self.push_write(Write::PutAlarm {
+            actor: self.id.clone(),
+            alarm,
+        });
+    }
+
+    /// Removes alarm `id` from memory and, with the current message's writes, from storage.
+    /// A clock entry left behind finds nothing when it fires.
+    pub(crate) fn disarm_alarm(&self, id: &str) -> Option<Alarm> {
+        let removed = self.alarms().remove(id);
+        if removed.is_some() {
+            self.push_write(Write::DeleteAlarm {
+                actor: self.id.clone(),
+                alarm_id: id.to_owned(),
+            });
+        }
+        removed
     }
 }
 
@@ -185,12 +225,6 @@ impl<A: Actor> Ctx<A> {
         self.shared.gate.push_all(outputs);
     }
 
-    /// Schedules actions on this actor; they are stored durably and fire after a sleep or a
-    /// restart.
-    pub fn schedule(&self) -> Schedule<'_, A> {
-        Schedule { ctx: self }
-    }
-
     /// Asks the actor to sleep as soon as the running action returns. Open connections are
     /// closed with "going away" so their clients reconnect (and wake it again).
     pub fn sleep(&self) {
@@ -221,77 +255,5 @@ impl<A: Actor> Ctx<A> {
     /// ```
     pub fn kv(&self) -> Kv<'_> {
         Kv::new(&self.shared.kv)
-    }
-}
-
-/// Schedules actions on an actor. From [`Ctx::schedule`].
-#[derive(Debug)]
-pub struct Schedule<'a, A: Actor> {
-    ctx: &'a Ctx<A>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-impl<A: Actor> Schedule<'_, A> {
-    /// Calls the action `msg` after `delay`. Returns the alarm's id.
-    ///
-    /// # Errors
-    /// When the arguments do not serialize.
-    pub fn after<M: Action>(&self, delay: Duration, msg: M) -> Result<String, ActionError> {
-        self.after_raw(delay, M::NAME, msg.into_args()?)
-    }
-
-    /// Calls the action `msg` at `when` (at once if it is past). Returns the alarm's id.
-    ///
-    /// # Errors
-    /// When the arguments do not serialize.
-    pub fn at<M: Action>(&self, when: SystemTime, msg: M) -> Result<String, ActionError> {
-        let delay = when.duration_since(SystemTime::now()).unwrap_or_default();
-        self.after_raw(delay, M::NAME, msg.into_args()?)
-    }
-
-    /// Calls an action by name with raw arguments after `delay`. Returns the alarm's id.
-    ///
-    /// # Errors
-    /// When the arguments do not serialize.
-    pub fn after_raw(
-        &self,
-        delay: Duration,
-        action: &str,
-        args: Vec<Value>,
-    ) -> Result<String, ActionError> {
-        let shared = &self.ctx.shared;
-        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-        let alarm = Alarm {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            at_ms: now_ms().saturating_add(delay_ms),
-            action: action.to_owned(),
-            args: crate::snapshot::encode_args(&args)?,
-        };
-        let id = alarm.id.clone();
-        shared.alarms().insert(id.clone(), alarm.clone());
-        lock(&shared.pending_writes).push(Write::PutAlarm {
-            actor: shared.id.clone(),
-            alarm,
-        });
-        shared.clock.add(A::NAME, &shared.id, &id, delay);
-        Ok(id)
-    }
-
-    /// Cancels a scheduled call. Returns whether it was still pending.
-    pub fn cancel(&self, alarm_id: &str) -> bool {
-        let shared = &self.ctx.shared;
-        let removed = shared.alarms().remove(alarm_id).is_some();
-        if removed {
-            lock(&shared.pending_writes).push(Write::DeleteAlarm {
-                actor: shared.id.clone(),
-                alarm_id: alarm_id.to_owned(),
-            });
-        }
-        removed
     }
 }

@@ -23,6 +23,7 @@
 //!   back to its last saved state and keeps serving.
 
 mod actor;
+mod alarm;
 mod clock;
 mod cluster;
 mod conn;
@@ -36,6 +37,7 @@ mod local;
 pub mod metrics;
 pub mod raw;
 mod registry;
+pub mod schedule;
 mod snapshot;
 mod writer;
 
@@ -45,7 +47,7 @@ pub use actor::{
 };
 pub use cluster::{ClusterConfig, DEFAULT_LEASE, FORWARDED_HEADER, Placement};
 pub use conn::{Conn, ConnRequest, disconnect_reason};
-pub use ctx::{Ctx, Schedule};
+pub use ctx::Ctx;
 pub use deferred::Deferred;
 pub use footlights_protocol::{ActionError, ActorId, ActorKey, Value};
 pub use footlights_storage::KvRange;
@@ -54,3 +56,4 @@ pub use raw::{
     RawEvent, RawLink, RawLinkSender, RawReply, RawRequest, RawResponse, RawSocket, WsMessage,
 };
 pub use registry::{ActorTimes, DEFAULT_MAX_KEY_BYTES, Registry, RegistryBuilder};
+pub use schedule::{CronFire, CronJob, CronJobs, CronRule, Schedule, ScheduledCall};

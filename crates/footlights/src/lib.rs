@@ -59,9 +59,10 @@ pub use footlights_client::{
     Connection, ConnectionOptions, Events, TransportKind,
 };
 pub use footlights_core::{
-    ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, Ctx, Deferred,
-    DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage, KvRange, RawEvent, RawReply, RawRequest,
-    RawResponse, RawSocket, ReadHandler, Registry, RegistryBuilder, Schedule, WsMessage,
+    ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, CronFire, CronJob,
+    CronJobs, CronRule, Ctx, Deferred, DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage,
+    KvRange, RawEvent, RawReply, RawRequest, RawResponse, RawSocket, ReadHandler, Registry,
+    RegistryBuilder, Schedule, ScheduledCall, WsMessage,
 };
 #[cfg(feature = "macros")]
 pub use footlights_macros::{Event, action, actor};
@@ -88,7 +89,7 @@ pub mod server {
 
 /// Storage drivers: where actor state lives.
 pub mod storage {
-    pub use footlights_storage::{Driver, MemoryDriver, StorageError};
+    pub use footlights_storage::{Alarm, Driver, MemoryDriver, StorageError, Write};
     #[cfg(feature = "sqlite")]
     pub use footlights_storage_sqlite::{Durability, SqliteDriver};
 }

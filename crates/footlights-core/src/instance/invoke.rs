@@ -1,7 +1,9 @@
 //! Running actions and scheduled calls inside the actor task, each bounded by its timeout.
 
 use super::*;
+use crate::alarm::{AlarmData, Fired, MAX_RETRIES, backoff, now_ms, worth_retrying};
 use crate::metrics::ActorTypeMetrics;
+use footlights_storage::Alarm;
 
 /// What running an action gave: its answer, or the deferred part still to poll.
 pub(super) enum Invoked {
@@ -110,31 +112,159 @@ impl<A: Actor> Instance<A> {
         }
     }
 
-    /// Runs a scheduled call that is due.
+    /// Runs a scheduled call or a repeating job's fire that is due. See the policy in
+    /// [`crate::schedule`].
     pub(super) async fn fire_alarm(&mut self, alarm_id: String) {
-        let alarm = self.ctx.shared.alarms().remove(&alarm_id);
-        let Some(alarm) = alarm else { return };
-        let shared = &self.ctx.shared;
-        shared
-            .pending_writes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Write::DeleteAlarm {
-                actor: shared.id.clone(),
-                alarm_id,
-            });
-        let args = match snapshot::decode_args(&alarm.args) {
-            Ok(args) => args,
+        let shared = self.ctx.shared.clone();
+        let Some(alarm) = shared.alarms().remove(&alarm_id) else {
+            return;
+        };
+        let data = match AlarmData::decode(&alarm.args) {
+            Ok(data) => data,
             Err(e) => {
-                return tracing::error!(actor = A::NAME, error = %e, "alarm arguments unreadable");
+                shared.push_write(Write::DeleteAlarm {
+                    actor: shared.id.clone(),
+                    alarm_id,
+                });
+                return tracing::error!(actor = A::NAME, error = %e, "alarm unreadable; dropped");
             }
         };
-        match self.invoke(&alarm.action, args, None).await {
-            Invoked::Now(Ok(_)) => {}
-            Invoked::Now(Err(e)) => {
-                tracing::warn!(actor = A::NAME, action = %alarm.action, error = %e, "scheduled action failed");
+        let ran_ms = now_ms();
+        let mut next_id = None;
+        if let Some(repeat) = &data.repeat {
+            // The next fire is armed before this one runs, so the action may delete or
+            // re-set its own job.
+            shared.push_write(Write::DeleteAlarm {
+                actor: shared.id.clone(),
+                alarm_id: alarm_id.clone(),
+            });
+            let mut repeat = repeat.clone();
+            repeat.record(Fired {
+                due_ms: alarm.at_ms,
+                ran_ms,
+                error: None,
+            });
+            match repeat.rule.next_after(alarm.at_ms, ran_ms) {
+                Ok(at_ms) => {
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    let next = AlarmData {
+                        args: data.args.clone(),
+                        attempt: 0,
+                        repeat: Some(repeat),
+                    };
+                    match next.encode() {
+                        Ok(args) => {
+                            shared.arm_alarm(
+                                Alarm {
+                                    id: id.clone(),
+                                    at_ms,
+                                    action: alarm.action.clone(),
+                                    args,
+                                },
+                                alarm.at_ms,
+                            );
+                            next_id = Some(id);
+                        }
+                        Err(e) => tracing::error!(actor = A::NAME, error = %e, "job not re-armed"),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(actor = A::NAME, job = %repeat.name, error = %e, "job ends: its rule fires no more");
+                }
             }
-            Invoked::Later(fut) => self.deferred.action(Waiter::Alarm(alarm.action), fut),
+        }
+        let run = AlarmRun {
+            id: alarm_id,
+            action: alarm.action,
+            due_ms: alarm.at_ms,
+            data,
+            next_id,
+        };
+        let args = run.data.args.clone();
+        match self.invoke(&run.action, args, None).await {
+            Invoked::Now(result) => self.alarm_done(run, result.map(drop)),
+            Invoked::Later(fut) => self.deferred.action(Waiter::Alarm(Box::new(run)), fut),
         }
     }
+
+    /// Settles a fired alarm once its action answered: a one-off call is deleted, or tried
+    /// again later if it failed; a job's fire gets its outcome in the history.
+    pub(super) fn alarm_done(&mut self, run: AlarmRun, result: Result<(), ActionError>) {
+        let shared = &self.ctx.shared;
+        if let Some(repeat) = &run.data.repeat {
+            let Err(e) = result else { return };
+            tracing::warn!(actor = A::NAME, job = %repeat.name, action = %run.action, error = %e, "job's action failed");
+            // Note the failure in the history of the next fire, unless the action replaced it.
+            let Some(next_id) = run.next_id else { return };
+            let Some(mut next) = shared.alarms().get(&next_id).cloned() else {
+                return;
+            };
+            let Ok(mut data) = AlarmData::decode(&next.args) else {
+                return;
+            };
+            if let Some(last) = data
+                .repeat
+                .as_mut()
+                .and_then(|r| r.history.iter_mut().rev().find(|f| f.due_ms == run.due_ms))
+            {
+                last.error = Some(format!("{}.{}", e.group(), e.code()));
+            }
+            if let Ok(args) = data.encode() {
+                next.args = args;
+                shared.store_alarm(next);
+            }
+            return;
+        }
+        let retry = match &result {
+            Ok(()) => false,
+            Err(e) => worth_retrying(e) && run.data.attempt < MAX_RETRIES,
+        };
+        if let Err(e) = &result {
+            tracing::warn!(
+                actor = A::NAME,
+                action = %run.action,
+                error = %e,
+                failures = run.data.attempt + 1,
+                retry,
+                "scheduled action failed"
+            );
+        }
+        if !retry {
+            shared.push_write(Write::DeleteAlarm {
+                actor: shared.id.clone(),
+                alarm_id: run.id,
+            });
+            return;
+        }
+        let attempt = run.data.attempt + 1;
+        let wait = i64::try_from(backoff(attempt).as_millis()).unwrap_or(i64::MAX);
+        let data = AlarmData {
+            attempt,
+            ..run.data
+        };
+        match data.encode() {
+            Ok(args) => shared.arm_alarm(
+                Alarm {
+                    id: run.id,
+                    at_ms: now_ms().saturating_add(wait),
+                    action: run.action,
+                    args,
+                },
+                0,
+            ),
+            Err(e) => tracing::error!(actor = A::NAME, error = %e, "retry not armed"),
+        }
+    }
+}
+
+/// A fired alarm whose action is running: what settling it needs.
+pub(super) struct AlarmRun {
+    /// The alarm's id (a one-off call keeps it across retries).
+    id: String,
+    action: String,
+    /// When it was due.
+    due_ms: i64,
+    data: AlarmData,
+    /// For a job: the id of its next fire, armed before this one ran.
+    next_id: Option<String>,
 }

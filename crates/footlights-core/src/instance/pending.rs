@@ -13,8 +13,8 @@ pub(super) enum Waiter<A: Actor> {
     Reply(oneshot::Sender<Result<Value, ActionError>>, Conn<A>),
     /// An action on a connection: where the answer goes, and the request's id.
     Conn(Arc<ConnSink>, u64),
-    /// A scheduled call of this action (the answer is only logged if it failed).
-    Alarm(String),
+    /// A scheduled call or job fire (its outcome settles the alarm).
+    Alarm(Box<super::invoke::AlarmRun>),
 }
 
 /// A deferred answer that is ready, with who waits for it.
@@ -88,11 +88,7 @@ impl<A: Actor> Instance<A> {
                 self.close_ephemeral(&conn).await;
             }
             Finished::Action(Waiter::Conn(sink, id), result) => self.reply_conn(&sink, id, result),
-            Finished::Action(Waiter::Alarm(name), result) => {
-                if let Err(e) = result {
-                    tracing::warn!(actor = A::NAME, action = %name, error = %e, "scheduled action failed");
-                }
-            }
+            Finished::Action(Waiter::Alarm(run), result) => self.alarm_done(*run, result.map(drop)),
             Finished::Request(reply, conn, result) => {
                 let result = result.map_err(|e| for_client(A::NAME, e));
                 self.ctx.shared.gate.push(Output::RawReply(reply, result));

@@ -6,6 +6,7 @@
 
 mod actions;
 mod connections;
+mod cron;
 mod deferred;
 mod durability;
 mod hibernation;
