@@ -12,6 +12,10 @@
 //! - `put N`: stores entry `N` in the [`Ledger`] actor's key-value store; prints `stored N`
 //!   once that is acknowledged (puts run concurrently);
 //! - `entries`: prints `entries N1 N2 ...`, every entry in the ledger's store, in order.
+//! - `tick-every MS`: sets the [`Ticker`] actor's repeating job to tick every `MS` ms; prints
+//!   `ticking` once that is acknowledged;
+//! - `tick-status`: prints `ticks N H` (the ticks so far and the job's history length, `-`
+//!   when the job is not set).
 //!
 //! It prints `ready` when it accepts commands. The crash test kills it with SIGKILL at random
 //! moments and checks that no acknowledged increment, and no acknowledged actor, is lost.
@@ -56,5 +60,40 @@ impl Ledger {
                 None => return Ok(all),
             }
         }
+    }
+}
+
+/// An actor with one repeating job that counts its fires, for the crash test of jobs: each
+/// fire's count and the job's re-arm (with its history) are one commit.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Ticker {
+    ticks: u64,
+}
+
+#[footlights::actor]
+impl Ticker {
+    /// Sets job `tick` to fire every `ms` milliseconds.
+    #[action]
+    pub fn every(&mut self, ctx: &Ctx<Self>, ms: u64) -> Result<(), ActionError> {
+        ctx.cron().every(
+            "tick",
+            std::time::Duration::from_millis(ms),
+            ticker_actions::Tick {},
+        )
+    }
+
+    /// The job's action.
+    #[action]
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+    }
+
+    /// The ticks so far and the job's history length (`None` when the job is not set).
+    #[action]
+    pub fn job_status(&self, ctx: &Ctx<Self>) -> (u64, Option<usize>) {
+        (
+            self.ticks,
+            ctx.cron().get("tick").map(|job| job.history.len()),
+        )
     }
 }

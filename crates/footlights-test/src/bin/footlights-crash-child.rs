@@ -5,7 +5,7 @@ use std::sync::Arc;
 use counter_no_macros::{Counter, CounterActions};
 use footlights::Registry;
 use footlights::storage::{Durability, SqliteDriver};
-use footlights_test::{Ledger, LedgerActions};
+use footlights_test::{Ledger, LedgerActions, Ticker, TickerActions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
@@ -26,6 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let registry = Registry::builder()
         .actor::<Counter>()
         .actor::<Ledger>()
+        .actor::<Ticker>()
         .driver(driver)
         .start()
         .await?;
@@ -102,6 +103,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             format!("entries {}", all.join(" ")).trim_end().to_owned(),
                         )
                         .await;
+                    }
+                    Err(e) => say(&out, format!("error {e}")).await,
+                }
+            }
+            cmd if cmd.starts_with("tick-every ") => {
+                let ticker = registry.client().get_or_create::<Ticker>(["ticker"]);
+                match cmd
+                    .strip_prefix("tick-every ")
+                    .unwrap_or_default()
+                    .parse::<u64>()
+                {
+                    Ok(ms) => match ticker.every(ms).await {
+                        Ok(()) => say(&out, "ticking".into()).await,
+                        Err(e) => say(&out, format!("error {e}")).await,
+                    },
+                    Err(e) => say(&out, format!("error {e}")).await,
+                }
+            }
+            "tick-status" => {
+                let ticker = registry.client().get_or_create::<Ticker>(["ticker"]);
+                match ticker.job_status().await {
+                    Ok((ticks, history)) => {
+                        let history = history.map_or("-".to_owned(), |h| h.to_string());
+                        say(&out, format!("ticks {ticks} {history}")).await;
                     }
                     Err(e) => say(&out, format!("error {e}")).await,
                 }

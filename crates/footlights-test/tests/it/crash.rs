@@ -282,3 +282,73 @@ async fn sigkill_never_loses_an_acknowledged_kv_put() {
         "no put was ever acknowledged (seed {seed})"
     );
 }
+
+/// Reads the ticker's `(ticks, history length)`; `None` for a job that is not set.
+async fn tick_status(p: &mut ChildProc) -> (u64, Option<usize>) {
+    p.stdin.write_all(b"tick-status\n").await.expect("write");
+    let line = next_line(p).await;
+    let mut words = line
+        .strip_prefix("ticks ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .split_whitespace();
+    let ticks = words.next().expect("ticks").parse().expect("number");
+    let history = match words.next().expect("history") {
+        "-" => None,
+        n => Some(n.parse().expect("number")),
+    };
+    (ticks, history)
+}
+
+/// A repeating job set by an acknowledged call survives SIGKILL, and each fire's effect and
+/// the job's re-arm are one commit: after any kill, the job's history has exactly one entry
+/// per tick (up to its bound of 16), and the job keeps firing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_never_loses_a_repeating_job_or_splits_a_fire() {
+    const TICK_ROUNDS: usize = 6;
+    let seed = seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ticks.db");
+
+    let mut p = start(&db, "power").await;
+    p.stdin.write_all(b"tick-every 5\n").await.expect("write");
+    assert_eq!(next_line(&mut p).await, "ticking");
+    let mut seen = 0;
+    for round in 0..TICK_ROUNDS {
+        // Let it tick a random number of times past what it had, then kill it mid-stream.
+        let target = seen + rng.random_range(1..8);
+        let mut polls = 0;
+        loop {
+            let (ticks, history) = tick_status(&mut p).await;
+            let history =
+                history.unwrap_or_else(|| panic!("round {round}: job lost (seed {seed})"));
+            assert_eq!(
+                history,
+                usize::try_from(ticks).unwrap().min(16),
+                "round {round}: a fire and its re-arm were split (seed {seed})"
+            );
+            assert!(
+                ticks >= seen,
+                "round {round}: ticks went back (seed {seed})"
+            );
+            seen = ticks;
+            if ticks >= target {
+                break;
+            }
+            polls += 1;
+            assert!(
+                polls < 5000,
+                "round {round}: the job stopped firing (seed {seed})"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        p.child.start_kill().expect("kill");
+        p.child.wait().await.expect("wait");
+        p = start(&db, "power").await;
+    }
+    let (ticks, history) = tick_status(&mut p).await;
+    assert!(ticks >= seen, "acknowledged ticks lost (seed {seed})");
+    assert_eq!(history, Some(usize::try_from(ticks).unwrap().min(16)));
+    p.child.start_kill().expect("kill");
+    let _ = p.child.wait().await;
+}
