@@ -207,6 +207,62 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
         let _ = ctx;
     }
 
+    /// Runs after an action succeeded, before its answer leaves (for every caller: stateless
+    /// calls, connections, the in-process client; for deferred answers when they are ready);
+    /// returns the output to send, the one given by default. An error here is answered instead
+    /// of the output. Use it to strip or decorate outputs in one place: it reads the state but
+    /// cannot change it.
+    ///
+    /// ```
+    /// # use footlights_core::{Actor, ActionError, ActionTable, Conns, Ctx, Value};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Doc;
+    /// # impl footlights_protocol::ActorSpec for Doc { const NAME: &'static str = "doc"; type Input = (); }
+    /// impl Actor for Doc {
+    /// #   type Conn = Conns;
+    /// #   async fn create_state(_: &Ctx<Self>, _: &()) -> Result<Self, ActionError> { Ok(Doc) }
+    /// #   fn actions(_: &mut ActionTable<Self>) {}
+    ///     // Every answer of `export` comes wrapped with the format it is in.
+    ///     fn on_before_action_response(
+    ///         &self,
+    ///         _ctx: &Ctx<Self>,
+    ///         action: &str,
+    ///         output: Value,
+    ///     ) -> Result<Value, ActionError> {
+    ///         if action != "export" {
+    ///             return Ok(output);
+    ///         }
+    ///         Ok(Value::Object(vec![("format".into(), "v1".into()), ("data".into(), output)]))
+    ///     }
+    /// }
+    /// ```
+    fn on_before_action_response(
+        &self,
+        ctx: &Ctx<Self>,
+        action: &str,
+        output: Value,
+    ) -> Result<Value, ActionError> {
+        let _ = (ctx, action);
+        Ok(output)
+    }
+
+    /// Decides whether connection `conn` may subscribe to `event`; the default allows every
+    /// event. Unsubscribing is always allowed.
+    ///
+    /// An error (usually [`ActionError::forbidden`]) refuses the subscription the way RivetKit
+    /// 2.3 does, whatever the transport: the client gets the error, then the connection is
+    /// closed with code 1011 and the error's `group.code` (its disconnect hook runs). The
+    /// official clients reconnect after such a close and subscribe again to every event they
+    /// listen to, so a client should not listen to events it may be refused.
+    fn can_subscribe(
+        &self,
+        ctx: &Ctx<Self>,
+        conn: &Conn<Self>,
+        event: &str,
+    ) -> Result<(), ActionError> {
+        let _ = (ctx, conn, event);
+        Ok(())
+    }
+
     /// Decides whether a client may connect. Returning an error rejects the connection with
     /// that error's code (for example [`ActionError::forbidden`]); the value returned is the
     /// connection's auth data. Stateless actions run it too.

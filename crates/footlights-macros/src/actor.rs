@@ -22,6 +22,8 @@ pub(crate) const HOOKS: &[(&str, bool)] = &[
     ("on_sleep", true),
     ("on_destroy", true),
     ("on_state_change", false),
+    ("on_before_action_response", false),
+    ("can_subscribe", false),
     ("on_before_connect", true),
     ("create_conn_state", true),
     ("on_connect", true),

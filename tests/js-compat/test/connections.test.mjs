@@ -177,6 +177,34 @@ describe("connections", { concurrency: true }, () => {
 				});
 			});
 
+			test("an event the actor refuses (canSubscribe): forbidden, closed; allowed events still arrive", async () => {
+				await withClient(server, peer, async (client) => {
+					const key = keyFor("can-subscribe", peer);
+					const admin = client.secureRoom.getOrCreate(key, { params: { authToken: "admin-token" } }).connect();
+					const reader = client.secureRoom.getOrCreate(key, { params: { authToken: "user-token" } }).connect();
+					const adminNews = nextEvent(admin, "adminNews");
+					const news = nextEvent(reader, "news");
+					// Subscriptions are sent once the connection is open: wait for it, then for the
+					// action after them, so both are in place before the broadcast.
+					await within(admin.whoami(), "admin whoami");
+					await within(reader.whoami(), "reader whoami");
+					await within(admin.announce("hello"), "announce");
+					assert.deepEqual(await adminNews, ["hello"]);
+					assert.deepEqual(await news, ["hello"]);
+
+					const nosy = client.secureRoom.getOrCreate(key, { params: { authToken: "user-token" } }).connect();
+					const refused = nextCallback((cb) => nosy.onError(cb), "onError");
+					const leaked = [];
+					nosy.on("adminNews", (text) => leaked.push(text));
+					const [error] = await refused;
+					assert.equal(error.group, "auth");
+					assert.equal(error.code, "forbidden");
+					await within(admin.announce("again"), "announce again");
+					assert.deepEqual(leaked, [], "a refused event arrived");
+					await Promise.all([admin.dispose(), reader.dispose(), nosy.dispose()]);
+				});
+			});
+
 			test("protectedActor lets in the right token and counts visits", async () => {
 				await withClient(server, peer, async (client) => {
 					const handle = client.protectedActor.getOrCreate(keyFor("protected", peer), { params: { token: "secret", user: "zed" } });

@@ -80,6 +80,27 @@ impl SecureRoom {
             .ok_or_else(|| ActionError::forbidden("a valid authToken is required"))
     }
 
+    /// Only admins may listen to `adminNews`; a member who tries is refused with
+    /// `auth.forbidden` and disconnected (1011), as RivetKit does.
+    fn can_subscribe(
+        &self,
+        _ctx: &Ctx<Self>,
+        conn: &Conn<Self>,
+        event: &str,
+    ) -> Result<(), ActionError> {
+        if event == "adminNews" && conn.auth().role != Role::Admin {
+            return Err(ActionError::forbidden("adminNews is for admins"));
+        }
+        Ok(())
+    }
+
+    /// Broadcasts `text` as `news` to everyone and as `adminNews` to the admins listening.
+    #[action]
+    pub fn announce(&self, ctx: &Ctx<Self>, text: String) {
+        ctx.broadcast_raw("news", vec![text.clone().into()]);
+        ctx.broadcast_raw("adminNews", vec![text.into()]);
+    }
+
     /// The caller's name and role.
     #[action]
     pub fn whoami(&self, ctx: &Ctx<Self>) -> Result<WhoAmI, ActionError> {

@@ -114,8 +114,39 @@ impl<A: Actor> Instance<A> {
                 self.ctx.shared.gate.push(Output::Reply(reply, result));
                 self.close_ephemeral(&conn).await;
             }
-            Invoked::Later(fut) => self.deferred.action(Waiter::Reply(reply, conn), fut),
+            Invoked::Later(fut) => self.deferred.action(Waiter::Reply(reply, conn), name, fut),
         }
+    }
+
+    /// Asks the actor's [`can_subscribe`](Actor::can_subscribe) hook; a panic there refuses
+    /// the subscription with an internal error.
+    pub(super) fn may_subscribe(&self, conn: &Conn<A>, event: &str) -> Result<(), ActionError> {
+        let ctx = self.ctx.with_conn(Some(conn.clone()));
+        let hook = AssertUnwindSafe(|| self.actor.can_subscribe(&ctx, conn, event));
+        std::panic::catch_unwind(hook).unwrap_or_else(|_| {
+            tracing::error!(actor = A::NAME, event, "subscription hook panicked");
+            Err(ActionError::internal("panicked"))
+        })
+    }
+
+    /// Sends `conn` the error `e`, closes it with `e`'s code (1011) and runs its disconnect
+    /// hook; then ends the current message.
+    pub(super) async fn refuse_conn(&mut self, conn: Conn<A>, e: ActionError) {
+        let e = for_client(A::NAME, e);
+        if let Some(sink) = conn.sink() {
+            let gate = &self.ctx.shared.gate;
+            let reason = CloseReason::error(&e);
+            let error = ToClient::Error {
+                error: e,
+                action_id: None,
+            };
+            gate.push(Output::ToConn(sink.clone(), error));
+            gate.push(Output::Close(sink.clone(), reason, None));
+        }
+        if let Some(conn) = self.remove_conn(conn.id()) {
+            self.disconnect_hook(&conn).await;
+        }
+        self.end().await;
     }
 
     pub(super) fn reply_conn(

@@ -88,7 +88,7 @@ impl<A: Actor> Instance<A> {
         };
         match outcome {
             Ok(Outcome::Now(v)) => {
-                let result = Ok(v);
+                let result = self.before_response(&ctx, name, v);
                 done(&self.ctx.shared.metrics, &result);
                 Invoked::Now(result)
             }
@@ -110,6 +110,26 @@ impl<A: Actor> Instance<A> {
                 Invoked::Now(result)
             }
         }
+    }
+
+    /// Passes a successful action's output through the actor's
+    /// [`on_before_action_response`](Actor::on_before_action_response) hook; a panic there is an
+    /// internal error.
+    pub(super) fn before_response(
+        &self,
+        ctx: &Ctx<A>,
+        action: &str,
+        output: Value,
+    ) -> Result<Value, ActionError> {
+        let hook = AssertUnwindSafe(|| self.actor.on_before_action_response(ctx, action, output));
+        std::panic::catch_unwind(hook).unwrap_or_else(|_| {
+            tracing::error!(
+                actor = A::NAME,
+                action,
+                "before-action-response hook panicked"
+            );
+            Err(ActionError::internal("panicked"))
+        })
     }
 
     /// Runs a scheduled call or a repeating job's fire that is due. See the policy in
@@ -183,7 +203,10 @@ impl<A: Actor> Instance<A> {
         let args = run.data.args.clone();
         match self.invoke(&run.action, args, None).await {
             Invoked::Now(result) => self.alarm_done(run, result.map(drop)),
-            Invoked::Later(fut) => self.deferred.action(Waiter::Alarm(Box::new(run)), fut),
+            Invoked::Later(fut) => {
+                self.deferred
+                    .action(Waiter::Alarm(Box::new(run)), String::new(), fut);
+            }
         }
     }
 

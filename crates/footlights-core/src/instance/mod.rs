@@ -396,7 +396,7 @@ impl<A: Actor> Instance<A> {
                         match self.invoke(&name, args, Some(conn)).await {
                             Invoked::Now(result) => self.reply_conn(&sink, id, result),
                             Invoked::Later(fut) => {
-                                self.deferred.action(Waiter::Conn(sink, id), fut)
+                                self.deferred.action(Waiter::Conn(sink, id), name, fut)
                             }
                         }
                     }
@@ -407,6 +407,10 @@ impl<A: Actor> Instance<A> {
                             subscribe,
                         },
                     ) => {
+                        if subscribe && let Err(e) = self.may_subscribe(&conn, &event_name) {
+                            // As RivetKit 2.3 does: the error, then a 1011 close with its code.
+                            return self.refuse_conn(conn, e).await;
+                        }
                         let refused =
                             conn.set_subscribed(event_name.clone(), subscribe, &self.options);
                         if refused.is_ok() {

@@ -19,8 +19,8 @@ pub(super) enum Waiter<A: Actor> {
 
 /// A deferred answer that is ready, with who waits for it.
 pub(super) enum Finished<A: Actor> {
-    /// An action's answer.
-    Action(Waiter<A>, Result<Value, ActionError>),
+    /// An action's answer, and the action's name.
+    Action(Waiter<A>, String, Result<Value, ActionError>),
     /// A raw HTTP response, its requester, and the request's short-lived connection.
     Request(RawReplyTx, Conn<A>, Result<RawResponse, ActionError>),
 }
@@ -39,13 +39,16 @@ impl<A: Actor> Deferreds<A> {
         self.0.get_or_insert_with(FuturesUnordered::new).push(fut);
     }
 
-    /// Polls an action's deferred answer beside the mailbox; `waiter` gets it.
+    /// Polls the deferred answer of action `name` beside the mailbox; `waiter` gets it.
     pub(super) fn action(
         &mut self,
         waiter: Waiter<A>,
+        name: String,
         fut: BoxFuture<'static, Result<Value, ActionError>>,
     ) {
-        self.push(Box::pin(async move { Finished::Action(waiter, fut.await) }));
+        self.push(Box::pin(async move {
+            Finished::Action(waiter, name, fut.await)
+        }));
     }
 
     /// Polls a raw HTTP response beside the mailbox, within the time left until `deadline`.
@@ -82,13 +85,21 @@ impl<A: Actor> Instance<A> {
     pub(super) async fn complete(&mut self, finished: Finished<A>) {
         self.begin();
         match finished {
-            Finished::Action(Waiter::Reply(reply, conn), result) => {
+            Finished::Action(Waiter::Reply(reply, conn), name, result) => {
+                let ctx = self.ctx.with_conn(Some(conn.clone()));
+                let result = result.and_then(|v| self.before_response(&ctx, &name, v));
                 let result = result.map_err(|e| for_client(A::NAME, e));
                 self.ctx.shared.gate.push(Output::Reply(reply, result));
                 self.close_ephemeral(&conn).await;
             }
-            Finished::Action(Waiter::Conn(sink, id), result) => self.reply_conn(&sink, id, result),
-            Finished::Action(Waiter::Alarm(run), result) => self.alarm_done(*run, result.map(drop)),
+            Finished::Action(Waiter::Conn(sink, id), name, result) => {
+                let ctx = self.ctx.clone();
+                let result = result.and_then(|v| self.before_response(&ctx, &name, v));
+                self.reply_conn(&sink, id, result);
+            }
+            Finished::Action(Waiter::Alarm(run), _, result) => {
+                self.alarm_done(*run, result.map(drop));
+            }
             Finished::Request(reply, conn, result) => {
                 let result = result.map_err(|e| for_client(A::NAME, e));
                 self.ctx.shared.gate.push(Output::RawReply(reply, result));

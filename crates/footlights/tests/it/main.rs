@@ -10,6 +10,7 @@ mod cron;
 mod deferred;
 mod durability;
 mod hibernation;
+mod hooks;
 mod idle;
 mod keys;
 mod kv;
