@@ -55,5 +55,7 @@ pub use kv::{Kv, KvEntry, KvKey, KvPage};
 pub use raw::{
     RawEvent, RawLink, RawLinkSender, RawReply, RawRequest, RawResponse, RawSocket, WsMessage,
 };
-pub use registry::{ActorTimes, DEFAULT_MAX_KEY_BYTES, Registry, RegistryBuilder};
+pub use registry::{
+    ActorTimes, DEFAULT_MAX_KEY_BYTES, DEFAULT_REMEMBERED_ACTORS, Registry, RegistryBuilder,
+};
 pub use schedule::{CronFire, CronJob, CronJobs, CronRule, Schedule, ScheduledCall};

@@ -9,6 +9,7 @@ pub struct RegistryBuilder {
     types: HashMap<&'static str, Arc<dyn ActorType>>,
     driver: Option<Arc<dyn Driver>>,
     max_key_bytes: usize,
+    remembered: usize,
     cluster: Option<(Arc<dyn Cluster>, ClusterConfig)>,
 }
 
@@ -30,6 +31,7 @@ impl RegistryBuilder {
             types: HashMap::new(),
             driver: None,
             max_key_bytes: DEFAULT_MAX_KEY_BYTES,
+            remembered: DEFAULT_REMEMBERED_ACTORS,
             cluster: None,
         }
     }
@@ -61,6 +63,22 @@ impl RegistryBuilder {
     /// ```
     pub fn max_key_bytes(mut self, bytes: usize) -> Self {
         self.max_key_bytes = bytes;
+        self
+    }
+
+    /// How many actors the registry remembers besides the awake ones, most recently used
+    /// first ([`DEFAULT_REMEMBERED_ACTORS`] by default): their ids by name and key, which spare
+    /// the next call a storage lookup, and their start and sleep times
+    /// ([`Registry::actor_times`]). Past it the least recently used are forgotten, so the
+    /// memory of a registry does not grow with the number of actors that ever woke; each
+    /// entry is about 200 bytes. 0 remembers none.
+    ///
+    /// ```
+    /// # use footlights_core::Registry;
+    /// let builder = Registry::builder().remembered_actors(1_000_000);
+    /// ```
+    pub fn remembered_actors(mut self, actors: usize) -> Self {
+        self.remembered = actors;
         self
     }
 
@@ -137,7 +155,10 @@ impl RegistryBuilder {
                 driver,
                 clock,
                 slots: Mutex::default(),
-                keys: Mutex::default(),
+                // Both bounded by hand (see `remember_key` and `stopped`): a bounded cache
+                // would reserve its whole capacity at once.
+                keys: Mutex::new(lru::LruCache::unbounded()),
+                remembered: self.remembered,
                 next_token: AtomicU64::new(1),
                 next_link: AtomicU64::new(1),
                 max_key_bytes: self.max_key_bytes,
@@ -145,8 +166,6 @@ impl RegistryBuilder {
                 parked: Mutex::default(),
                 cluster: membership.clone(),
                 stopped: false.into(),
-                // Bounded by hand (see `stopped`): a bounded cache would reserve its whole
-                // capacity at once.
                 slept: Mutex::new(lru::LruCache::unbounded()),
                 me: weak.clone(),
             }

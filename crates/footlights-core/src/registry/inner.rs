@@ -10,8 +10,11 @@ pub(crate) struct RegistryInner {
     pub(super) clock: ClockHandle,
     /// Live (or stopping) actors by id.
     pub(super) slots: Mutex<HashMap<ActorId, Slot>>,
-    /// Ids of actors by name and key, so repeated calls skip the storage lookup.
-    pub(super) keys: Mutex<HashMap<(String, ActorKey), ActorId>>,
+    /// Ids of actors by name and key, so repeated calls skip the storage lookup; the most
+    /// recently used [`remembered`](Self::remembered) only.
+    pub(super) keys: Mutex<lru::LruCache<(String, ActorKey), ActorId>>,
+    /// See [`RegistryBuilder::remembered_actors`].
+    pub(super) remembered: usize,
     pub(super) next_token: AtomicU64,
     /// Numbers client links, so an actor can tell a superseded link from the current one.
     pub(super) next_link: AtomicU64,
@@ -110,7 +113,7 @@ impl RegistryInner {
                 }
                 let meta = self.driver.find_actor(name, key).await.map_err(storage)?;
                 let meta = meta.ok_or_else(|| not_found(format_args!("{name}/{key}")))?;
-                lock(&self.keys).insert((name.clone(), key.clone()), meta.id.clone());
+                self.remember_key(name, key, &meta.id);
                 Ok(meta.id)
             }
             Target::GetOrCreate { name, key, input } => {
@@ -186,7 +189,7 @@ impl RegistryInner {
             CreateOutcome::Created => (id, true),
             CreateOutcome::Exists(existing) => (existing.id, false),
         };
-        lock(&self.keys).insert((name.to_owned(), key.clone()), id.clone());
+        self.remember_key(name, key, &id);
         if created {
             // Start it now so its create hooks run even if nobody calls it yet.
             self.send(name, &id, None)?;
@@ -390,7 +393,7 @@ impl RegistryInner {
                 slept_at_ms: Some(now_ms()),
             },
         );
-        if slept.len() > SLEPT_REMEMBERED {
+        while slept.len() > self.remembered {
             slept.pop_lru();
         }
     }
@@ -400,8 +403,18 @@ impl RegistryInner {
         lock(&self.slept).pop(id);
         let mut keys = lock(&self.keys);
         let k = (name.to_owned(), key.clone());
-        if keys.get(&k) == Some(id) {
-            keys.remove(&k);
+        if keys.peek(&k) == Some(id) {
+            keys.pop(&k);
+        }
+    }
+
+    /// Remembers actor `id` under its name and key, forgetting the least recently used past
+    /// [`remembered`](Self::remembered).
+    fn remember_key(&self, name: &str, key: &ActorKey, id: &ActorId) {
+        let mut keys = lock(&self.keys);
+        keys.put((name.to_owned(), key.clone()), id.clone());
+        while keys.len() > self.remembered {
+            keys.pop_lru();
         }
     }
 }

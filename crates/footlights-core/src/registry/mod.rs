@@ -59,8 +59,9 @@ struct Slot {
     metrics: Arc<ActorTypeMetrics>,
 }
 
-/// How many sleeping actors' start and sleep times a registry remembers (the most recent).
-const SLEPT_REMEMBERED: usize = 10_000;
+/// How many actors a registry remembers beyond the awake ones by default
+/// ([`RegistryBuilder::remembered_actors`]).
+pub const DEFAULT_REMEMBERED_ACTORS: usize = 65_536;
 
 /// When an actor last started and went to sleep, as this registry saw it
 /// ([`Registry::actor_times`]).

@@ -118,10 +118,17 @@ async fn connect(registry: &Registry, role: &str) -> Link {
         .connect(&target(), Some(params), ConnRequest::local())
         .await
         .unwrap();
-    match link.events.recv().await {
+    match next(&mut link).await {
         Some(LinkEvent::Message(ToClient::Init { .. })) => link,
         other => panic!("expected Init, got {other:?}"),
     }
+}
+
+/// The next thing the link hears, within ten seconds.
+async fn next(link: &mut Link) -> Option<LinkEvent> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), link.events.recv())
+        .await
+        .expect("nothing arrived within ten seconds")
 }
 
 fn subscribe(link: &Link, event: &str) {
@@ -145,7 +152,7 @@ async fn announce(link: &mut Link) -> (Vec<String>, Vec<String>) {
         .unwrap();
     let (mut refused, mut events) = (Vec::new(), Vec::new());
     loop {
-        match link.events.recv().await {
+        match next(link).await {
             Some(LinkEvent::Message(ToClient::Error {
                 error,
                 action_id: None,
@@ -168,14 +175,14 @@ async fn a_refused_subscription_closes_the_connection_with_the_error() {
     subscribe(&guest, "news");
     subscribe(&guest, "audit");
     let mut guest = guest;
-    match guest.events.recv().await {
+    match next(&mut guest).await {
         Some(LinkEvent::Message(ToClient::Error {
             error,
             action_id: None,
         })) => assert_eq!((error.group(), error.code()), ("auth", "forbidden")),
         other => panic!("expected the refusal, got {other:?}"),
     }
-    match guest.events.recv().await {
+    match next(&mut guest).await {
         Some(LinkEvent::Closed(reason)) => {
             assert_eq!(reason.code, 1011);
             assert!(reason.reason.starts_with("auth.forbidden"), "{reason:?}");
