@@ -58,6 +58,7 @@ pub use footlights_client::{
     ActionCaller, ActorHandle, Client, ClientBuilder, ClientOptions, ConnErrors, ConnStatus,
     Connection, ConnectionOptions, Events, TransportKind,
 };
+pub use footlights_core::inspect;
 pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, Ctx, Deferred,
     DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage, KvRange, RawEvent, RawReply, RawRequest,

@@ -10,6 +10,7 @@ mod deferred;
 mod durability;
 mod hibernation;
 mod idle;
+mod inspect;
 mod keys;
 mod kv;
 mod lifecycle;
