@@ -1,5 +1,23 @@
-//! The inspector: a JSON API for operators under `/inspector/api`, used by the `footlights
-//! actors` commands and the inspector page.
+//! The inspector: a page for operators at `/inspector/` and the JSON API under
+//! `/inspector/api` it uses, which the `footlights actors` commands use too.
+//!
+//! # The page
+//!
+//! `GET /inspector` redirects to `/inspector/` (relative, so a base path is kept), which
+//! serves one HTML page and one script (`inspector.js`), embedded in the server binary: plain
+//! HTML and a small dependency-free script, no build step, no frontend toolchain. The page is
+//! a thin view over the API below (types and actors with key-prefix search and paging,
+//! awake or asleep, the state as JSON with an edit that asks for confirmation, connections,
+//! scheduled calls, the key-value store, a form to call an action); a bundled framework would
+//! add a lock file, a build and their updates to the server's release for no gain at this
+//! size.
+//!
+//! The page and its script hold no data and are served to anyone; every piece of data comes
+//! from the API, with the token. A browser cannot add a bearer header to a page it navigates
+//! to, so the page takes the token either typed into its token field or as `?token=` in its
+//! URL (taken out of the address bar at once); it keeps it in the tab's `sessionStorage` and
+//! sends it as `Authorization: Bearer`. Everything the server sends is shown as text, never as
+//! HTML, and the page's content security policy allows only its own script.
 //!
 //! # Access
 //!
@@ -50,6 +68,7 @@
 mod api;
 
 use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::access::{self, AccessRequest, Area};
@@ -69,8 +88,57 @@ pub(crate) async fn handle(shared: &Shared, req: Request, path: &str) -> Respons
         }
         return api::handle(shared, req, api).await;
     }
-    shared.config.fallback.handle(req).await
+    let asset = match rest {
+        "" => None,
+        "/" => Some((PAGE, "text/html; charset=utf-8")),
+        "/inspector.js" => Some((SCRIPT, "text/javascript; charset=utf-8")),
+        _ => return shared.config.fallback.handle(req).await,
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return HttpError::json(crate::error::method_not_allowed()).into_response();
+    }
+    match asset {
+        Some((body, content_type)) => {
+            let mut response = body.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+        // `/inspector` → `inspector/`, relative, so that the page's relative links work under
+        // any base path; the query (a `?token=`) goes along.
+        None => {
+            let location = match req.uri().query() {
+                Some(query) => format!("inspector/?{query}"),
+                None => "inspector/".to_owned(),
+            };
+            match HeaderValue::from_str(&location) {
+                Ok(location) => (
+                    StatusCode::PERMANENT_REDIRECT,
+                    [(header::LOCATION, location)],
+                )
+                    .into_response(),
+                Err(_) => HttpError::json(footlights_protocol::ActionError::invalid_request(
+                    "the query is not a valid header value",
+                ))
+                .into_response(),
+            }
+        }
+    }
 }
+
+/// The inspector page.
+const PAGE: &str = include_str!("page/index.html");
+/// The page's script.
+const SCRIPT: &str = include_str!("page/inspector.js");
+/// What the page may load and run: its own script and styles, requests to its own origin.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
+                   form-action 'none'; frame-ancestors 'none'";
 
 /// Checks an inspector request against the access policy.
 fn allowed(

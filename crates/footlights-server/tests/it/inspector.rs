@@ -182,3 +182,42 @@ async fn unknown_routes_and_methods_are_coded() {
         (404, "not_found".into())
     );
 }
+
+#[tokio::test]
+async fn the_page_is_served_without_data_and_redirects_to_its_directory() {
+    let server = guarded().await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let moved = bounded(no_redirects.get(server.url("/inspector?token=x")).send())
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 308);
+    assert_eq!(moved.headers()["location"], "inspector/?token=x");
+
+    let page = bounded(http().get(server.url("/inspector/")).send())
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = bounded(page.text()).await.unwrap();
+    assert!(html.contains(r#"<script src="inspector.js"></script>"#));
+
+    let script = bounded(http().get(server.url("/inspector/inspector.js")).send())
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(bounded(script.text()).await.unwrap().contains("api/"));
+    let missing = bounded(http().get(server.url("/inspector/other.js")).send())
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
