@@ -1,7 +1,7 @@
 //! The inspector's JSON API under `/inspector/api` (shapes in the [module docs](super)).
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -28,10 +28,10 @@ const KV_PAGE_MAX: usize = 1000;
 pub(super) async fn handle(shared: &Shared, req: Request, path: &str) -> Response {
     match route(shared, req, path).await {
         Ok(body) => json_response(&body),
-        // Not an actor's error: the route itself is unknown.
-        Err(e) if (e.group(), e.code()) == ("inspector", "not_found") => HttpError::json(e)
-            .with_status(StatusCode::NOT_FOUND)
-            .into_response(),
+        // No route of the API matches: the server's usual answer to an unknown path.
+        Err(e) if (e.group(), e.code()) == ("route", "not_found") => {
+            crate::error::route_not_found().into_response()
+        }
         Err(e) => HttpError::json(e).into_response(),
     }
 }
@@ -103,9 +103,9 @@ async fn route(
             Err(method_not_allowed())
         }
         _ => Err(ActionError::new(
-            "inspector",
+            "route",
             "not_found",
-            format!("no inspector route `{path}`"),
+            "no route matches this path",
         )),
     }
 }
