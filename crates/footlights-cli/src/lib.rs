@@ -4,6 +4,7 @@
 //! footlights serve [--host 127.0.0.1] [--port 6420] [--data-dir ./data] [--with-test-actors]
 //!                  [--durability power|process] [--shutdown-timeout 10] [--log-format text|json]
 //! footlights new NAME [--path DIR] [--footlights-path DIR | --footlights-git URL]
+//! footlights actors [--url URL] [--token TOKEN] list|get|call|delete ...
 //! ```
 //!
 //! `footlights serve` runs a Footlights server with the [demo actors](demo) on one address,
@@ -51,6 +52,12 @@
 //! console.log(await counter.increment(1));
 //! ```
 //!
+//! **Looking at a running server.** `footlights actors list`, `get NAME KEY` (the state as
+//! JSON), `call NAME KEY ACTION [ARG_JSON ...]` and `delete NAME KEY` work against a server's
+//! inspector API, with `--url` and `--token` (or `FOOTLIGHTS_URL` and `FOOTLIGHTS_TOKEN`);
+//! each exits with a status a script can test ([`actors`]). The same server shows its
+//! inspector page at `/inspector`.
+//!
 //! **Starting a project of your own.** `footlights new NAME [--path DIR]` writes a crate with
 //! one actor, a server `main` (`footlights::serve`), a test and a README ([`new`]). It takes
 //! `footlights` from the checkout this program was built from (or `--footlights-path DIR`, or
@@ -61,6 +68,7 @@
 //! your own binary with `footlights::serve`: `footlights new` starts one), or a process
 //! supervisor.
 
+pub mod actors;
 pub mod demo;
 pub mod new;
 mod serve;

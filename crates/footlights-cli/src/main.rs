@@ -4,6 +4,7 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use footlights_cli::actors::ActorsOptions;
 use footlights_cli::new::NewOptions;
 use footlights_cli::{Bound, Origin, ServeOptions};
 
@@ -32,12 +33,20 @@ enum Command {
     /// Writes a new crate to start from: one actor, a server main (footlights::serve), a test
     /// and a README. Then: cd NAME && cargo test && cargo run.
     New(NewOptions),
+    /// Lists, reads, calls and deletes the actors of a running server (its inspector API).
+    /// Exit status: 0 done, 1 the server answered with an error, 2 bad command line, 3 server
+    /// unreachable, 4 token missing or wrong, 5 no such actor.
+    Actors(ActorsOptions),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let options = match cli.command {
-        Command::New(options) => return footlights_cli::new::generate(&options).map(drop),
+        Command::New(options) => {
+            footlights_cli::new::generate(&options)?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::Actors(options) => return Ok(footlights_cli::actors::run(options)),
         Command::Serve(options) => *options,
     };
     footlights_server::logging::init(options.log_format)
@@ -46,7 +55,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(options))
+    runtime.block_on(serve(options))?;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn serve(options: ServeOptions) -> anyhow::Result<()> {

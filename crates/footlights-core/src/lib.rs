@@ -31,6 +31,7 @@ mod conn_index;
 mod ctx;
 mod deferred;
 mod gate;
+pub mod inspect;
 mod instance;
 pub mod kv;
 mod local;

@@ -28,6 +28,9 @@ pub enum Area {
     Manager,
     /// An actor through the gateway: actions, connections, raw requests.
     Gateway,
+    /// The inspector's API under `/inspector/api`: reading and replacing actors' state,
+    /// calling their actions, destroying them. Needs the token like the manager API.
+    Inspector,
 }
 
 /// One request, for a custom check ([`AccessPolicy::check`]).
@@ -121,7 +124,7 @@ impl AccessPolicy {
     /// Checks one request; `token` is what the request carries (see [`token_of`]).
     pub(crate) fn allow(&self, request: &AccessRequest<'_>) -> Result<(), ActionError> {
         let needs_token = match request.area {
-            Area::Manager => true,
+            Area::Manager | Area::Inspector => true,
             Area::Gateway => self.gateway,
         };
         if let (Some(expected), true) = (&self.token, needs_token) {
@@ -160,7 +163,7 @@ pub(crate) fn token_of<'a>(
     use std::borrow::Cow;
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     match area {
-        Area::Manager => header(header::AUTHORIZATION)
+        Area::Manager | Area::Inspector => header(header::AUTHORIZATION)
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| Cow::Borrowed(t.trim())),
         Area::Gateway => in_path

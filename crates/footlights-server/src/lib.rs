@@ -76,6 +76,7 @@ mod error;
 mod fallback;
 mod forward;
 mod gateway;
+mod inspector;
 mod limits;
 pub mod listen;
 pub mod logging;

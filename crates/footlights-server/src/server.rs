@@ -295,6 +295,12 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             Ok(()) => manager::actor(&shared, req, &path["/actors/".len()..]).await,
             Err(e) => HttpError::json(e).into_response(),
         },
+        p if p == crate::inspector::PREFIX
+            || p.starts_with(crate::inspector::PREFIX)
+                && p.as_bytes().get(crate::inspector::PREFIX.len()) == Some(&b'/') =>
+        {
+            crate::inspector::handle(&shared, req, p).await
+        }
         "/metadata" | "/health" | "/devtools/mod.js" | "/metrics" => {
             HttpError::json(method_not_allowed()).into_response()
         }

@@ -37,6 +37,10 @@ pub mod configuration {
     #![doc = include_str!("../docs/configuration.md")]
 }
 
+pub mod operating {
+    #![doc = include_str!("../docs/operating.md")]
+}
+
 pub mod several_nodes {
     #![doc = include_str!("../docs/several-nodes.md")]
 }

@@ -58,6 +58,7 @@ pub use footlights_client::{
     ActionCaller, ActorHandle, Client, ClientBuilder, ClientOptions, ConnErrors, ConnStatus,
     Connection, ConnectionOptions, Events, TransportKind,
 };
+pub use footlights_core::inspect;
 pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, CronFire, CronJob,
     CronJobs, CronRule, Ctx, Deferred, DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage,

@@ -9,9 +9,16 @@ async fn help_texts_are_plain_words() {
     for (command, says) in [
         ("serve", "Serves the built-in demo actors"),
         ("new", "Writes a new crate to start from"),
+        ("actors", "Lists, reads, calls and deletes the actors"),
+        ("actors list", "Lists actors, one per line"),
+        (
+            "actors call",
+            "Calls an action and prints its output as JSON",
+        ),
     ] {
         let run = Command::new(env!("CARGO_BIN_EXE_footlights"))
-            .args([command, "--help"])
+            .args(command.split(' '))
+            .arg("--help")
             .kill_on_drop(true)
             .output();
         let output = tokio::time::timeout(LIMIT, run)

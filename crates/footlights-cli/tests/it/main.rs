@@ -4,6 +4,7 @@
 // Test helpers outside `#[test]` functions may unwrap: a failure there is a test failure.
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+mod actors;
 mod cluster;
 mod demo;
 mod handover;

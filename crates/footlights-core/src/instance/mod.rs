@@ -35,6 +35,7 @@ pub(crate) use mailbox::{Mailbox, MailboxRx};
 
 mod boot;
 mod conns;
+mod inspect;
 mod invoke;
 pub(crate) mod mailbox;
 mod pending;
@@ -116,6 +117,8 @@ pub(crate) enum Msg {
     Stop { done: oneshot::Sender<()> },
     /// An operator destroys the actor (as `ctx.destroy()` would); `done` hears when it is gone.
     Destroy { done: oneshot::Sender<()> },
+    /// An operator reads or replaces the state ([`crate::inspect`]).
+    Inspect(crate::inspect::InspectMsg),
 }
 
 /// What the registry hands a new instance.
@@ -516,6 +519,7 @@ impl<A: Actor> Instance<A> {
                     .destroy_requested
                     .store(true, Ordering::Release);
             }
+            Msg::Inspect(msg) => self.inspect(msg).await,
         }
         self.end().await;
     }

@@ -204,6 +204,8 @@ pub(super) fn drain(mut rx: MailboxRx, error: &ActionError) {
             | Msg::ConnClosed { .. }
             | Msg::ConnLost { .. }
             | Msg::Alarm { .. } => {}
+            // Dropping the reply tells the operator the actor is stopping.
+            Msg::Inspect(_) => {}
         }
     }
 }

@@ -11,6 +11,7 @@ mod cors;
 mod fallback;
 mod gateway;
 mod generations;
+mod inspector;
 mod manager;
 mod observability;
 mod rate;

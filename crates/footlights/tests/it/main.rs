@@ -12,6 +12,7 @@ mod durability;
 mod hibernation;
 mod hooks;
 mod idle;
+mod inspect;
 mod keys;
 mod kv;
 mod lifecycle;

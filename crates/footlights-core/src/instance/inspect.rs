@@ -1,0 +1,88 @@
+//! Operators' messages inside the actor task: reading the live state and what surrounds it,
+//! and replacing the state (see [`crate::inspect`]).
+
+use super::*;
+use crate::inspect::{ActorView, ConnView, InspectMsg, ScheduleView};
+use crate::kv::Kv;
+use footlights_storage::KvRange;
+
+impl<A: Actor> Instance<A> {
+    pub(super) async fn inspect(&mut self, msg: InspectMsg) {
+        match msg {
+            InspectMsg::View { kv, reply } => {
+                let _ = reply.send(self.view(kv).await);
+            }
+            InspectMsg::ReplaceState { state, reply } => {
+                let result = self.replace_state(state).await;
+                // Through the gate: the answer leaves once the new state is durable (or
+                // becomes the write's error if it fails).
+                self.ctx.shared.gate.push(Output::Reply(reply, result));
+            }
+        }
+    }
+
+    async fn view(&mut self, kv: KvRange) -> Result<ActorView, ActionError> {
+        let state = footlights_protocol::to_value(&self.actor)
+            .map_err(|e| ActionError::internal(format!("state did not serialize: {e}")))?;
+        let connections = self
+            .ctx
+            .conns()
+            .iter()
+            .map(|conn| {
+                let mut subscriptions = conn.subscribed_events();
+                subscriptions.sort_unstable();
+                ConnView {
+                    id: conn.id().clone(),
+                    ephemeral: conn.is_ephemeral(),
+                    detached: conn.sink().is_some_and(|s| s.is_detached()),
+                    subscriptions,
+                }
+            })
+            .collect();
+        let mut schedules: Vec<ScheduleView> = self
+            .ctx
+            .shared
+            .alarms()
+            .values()
+            .map(|alarm| ScheduleView {
+                id: alarm.id.clone(),
+                at_ms: alarm.at_ms,
+                action: alarm.action.clone(),
+                args: snapshot::decode_args(&alarm.args).unwrap_or_default(),
+            })
+            .collect();
+        schedules.sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then_with(|| a.id.cmp(&b.id)));
+        let kv = Kv::new(&self.ctx.shared.kv).list(kv).await?;
+        Ok(ActorView {
+            state,
+            connections,
+            schedules,
+            kv,
+        })
+    }
+
+    /// Deserializes `state` into the actor's type and puts it in place; the ephemeral fields
+    /// are rebuilt (`create_vars`). The end of the message saves it as after an action, with
+    /// the state-change hook. A value of the wrong shape, or a failing `create_vars`, leaves
+    /// the old state in place.
+    async fn replace_state(&mut self, state: Value) -> Result<Value, ActionError> {
+        let new: A = footlights_protocol::from_value(state).map_err(|e| {
+            ActionError::invalid_request(format!("the state does not fit the actor's type: {e}"))
+        })?;
+        let old = std::mem::replace(&mut self.actor, new);
+        let ctx = self.ctx.clone();
+        let vars = guarded(
+            self.options.action_timeout,
+            ActionError::action_timed_out,
+            self.actor.create_vars(&ctx),
+        )
+        .await;
+        if let Err(e) = vars {
+            self.actor = old;
+            return Err(for_client(A::NAME, e));
+        }
+        self.dirty = true;
+        tracing::info!(actor = A::NAME, "state replaced by an operator");
+        Ok(Value::Null)
+    }
+}

@@ -1,0 +1,223 @@
+//! The inspector's JSON API over real HTTP: listing, reading, replacing state, calling
+//! actions, destroying, and the token.
+
+use footlights_server::AccessPolicy;
+use serde_json::json;
+
+use crate::support::{TestServer, bounded, http, json_body};
+
+const TOKEN: &str = "inspect-me";
+
+async fn status_and_code(request: reqwest::RequestBuilder) -> (u16, String) {
+    let response = bounded(request.send()).await.unwrap();
+    let status = response.status().as_u16();
+    let body = json_body(response).await;
+    (status, body["code"].as_str().unwrap_or("").to_owned())
+}
+
+async fn ok_json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = bounded(request.bearer_auth(TOKEN).send()).await.unwrap();
+    let status = response.status();
+    let body = json_body(response).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn guarded() -> TestServer {
+    TestServer::with(|b| b.access(AccessPolicy::token(TOKEN))).await
+}
+
+#[tokio::test]
+async fn actors_are_listed_by_type_prefix_and_page() {
+    let server = guarded().await;
+    for key in ["a", "b", "c"] {
+        server.room(key).await;
+    }
+    let list = |query: &str| http().get(server.url(&format!("/inspector/api/actors{query}")));
+    let names = ok_json(list("")).await;
+    assert_eq!(names["names"], json!(["room"]));
+    assert_eq!(names["actors"], json!([]));
+
+    let first = ok_json(list("?name=room&limit=2")).await;
+    let keys = |page: &serde_json::Value| -> Vec<String> {
+        page["actors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(keys(&first), ["a", "b"]);
+    assert_eq!(first["actors"][0]["awake"], json!(true));
+    assert!(first["actors"][0]["createdAt"].is_i64());
+    let cursor = first["cursor"].as_str().unwrap().to_owned();
+    let second = ok_json(list(&format!("?name=room&limit=2&cursor={cursor}"))).await;
+    assert_eq!(keys(&second), ["c"]);
+    assert_eq!(second["cursor"], json!(null));
+
+    let exact = ok_json(list("?name=room&key=b")).await;
+    assert_eq!(keys(&exact), ["b"]);
+    let by_prefix = ok_json(list("?name=room&prefix=c")).await;
+    assert_eq!(keys(&by_prefix), ["c"]);
+    assert_eq!(
+        status_and_code(list("?name=nope").bearer_auth(TOKEN)).await,
+        (404, "not_found".into())
+    );
+}
+
+#[tokio::test]
+async fn an_actor_is_read_changed_and_called_through_the_api() {
+    let server = guarded().await;
+    let id = server.room("r").await;
+    let url = |rest: &str| server.url(&format!("/inspector/api/actors/{id}{rest}"));
+
+    let detail = ok_json(http().get(url(""))).await;
+    assert_eq!(detail["actor"]["id"], json!(id));
+    assert_eq!(detail["actor"]["key"], json!("r"));
+    assert_eq!(
+        detail["state"]["count"],
+        json!(0),
+        "increment with no args adds 0"
+    );
+    assert_eq!(detail["connections"], json!([]));
+    assert_eq!(detail["schedules"], json!([]));
+    assert_eq!(detail["kv"], json!({ "entries": [], "next": null }));
+
+    let called = ok_json(
+        http()
+            .post(url("/actions/increment"))
+            .json(&json!({ "args": [5] })),
+    )
+    .await;
+    assert_eq!(called, json!({ "output": 5 }));
+    let detail = ok_json(http().get(url(""))).await;
+    assert_eq!(detail["state"]["count"], json!(5));
+
+    let replaced = ok_json(
+        http()
+            .put(url("/state"))
+            .json(&json!({ "state": { "count": 40, "input": null } })),
+    )
+    .await;
+    assert_eq!(replaced, json!({}));
+    assert_eq!(
+        server.call("r", "getCount").await,
+        footlights::Value::Int(40)
+    );
+
+    // A state of the wrong shape is refused with a code, and the old one stays.
+    let wrong = http()
+        .put(url("/state"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "state": { "count": "many" } }));
+    assert_eq!(
+        status_and_code(wrong).await,
+        (400, "invalid_request".into())
+    );
+    let no_state = http()
+        .put(url("/state"))
+        .bearer_auth(TOKEN)
+        .json(&json!({}));
+    assert_eq!(
+        status_and_code(no_state).await,
+        (400, "invalid_request".into())
+    );
+    assert_eq!(
+        server.call("r", "getCount").await,
+        footlights::Value::Int(40)
+    );
+
+    // An action's own error keeps its code.
+    let failed = http()
+        .post(url("/actions/fail"))
+        .bearer_auth(TOKEN)
+        .json(&json!({}));
+    assert_eq!(status_and_code(failed).await.1, "boom");
+
+    let deleted = ok_json(http().delete(url(""))).await;
+    assert_eq!(deleted, json!({}));
+    assert_eq!(
+        status_and_code(http().get(url("")).bearer_auth(TOKEN)).await,
+        (404, "not_found".into())
+    );
+}
+
+#[tokio::test]
+async fn the_api_needs_the_token_when_the_server_has_one() {
+    let server = guarded().await;
+    let id = server.room("t").await;
+    let get = || http().get(server.url(&format!("/inspector/api/actors/{id}")));
+    assert_eq!(status_and_code(get()).await, (401, "unauthorized".into()));
+    assert_eq!(
+        status_and_code(get().bearer_auth("wrong")).await,
+        (403, "forbidden".into())
+    );
+    let put = http()
+        .put(server.url(&format!("/inspector/api/actors/{id}/state")))
+        .json(&json!({ "state": { "count": 1 } }));
+    assert_eq!(status_and_code(put).await, (401, "unauthorized".into()));
+    assert_eq!(
+        server.call("t", "getCount").await,
+        footlights::Value::Int(0)
+    );
+    assert_eq!(ok_json(get()).await["actor"]["id"], json!(id));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_coded() {
+    let server = TestServer::start().await;
+    let status = |r: reqwest::RequestBuilder| status_and_code(r);
+    assert_eq!(
+        status(http().get(server.url("/inspector/api/nothing"))).await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        status(http().post(server.url("/inspector/api/actors")))
+            .await
+            .0,
+        405
+    );
+    assert_eq!(
+        status(http().get(server.url("/inspector/api/actors/missing"))).await,
+        (404, "not_found".into())
+    );
+}
+
+#[tokio::test]
+async fn the_page_is_served_without_data_and_redirects_to_its_directory() {
+    let server = guarded().await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let moved = bounded(no_redirects.get(server.url("/inspector?token=x")).send())
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 308);
+    assert_eq!(moved.headers()["location"], "inspector/?token=x");
+
+    let page = bounded(http().get(server.url("/inspector/")).send())
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = bounded(page.text()).await.unwrap();
+    assert!(html.contains(r#"<script src="inspector.js"></script>"#));
+
+    let script = bounded(http().get(server.url("/inspector/inspector.js")).send())
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(bounded(script.text()).await.unwrap().contains("api/"));
+    let missing = bounded(http().get(server.url("/inspector/other.js")).send())
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}

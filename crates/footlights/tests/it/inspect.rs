@@ -1,0 +1,193 @@
+//! Operators looking inside a live actor: the state, connections, schedules and key-value
+//! entries as the actor holds them, and a replaced state that goes through the actor.
+
+use std::time::Duration;
+
+use footlights::inspect::InspectOptions;
+use footlights::prelude::*;
+use footlights::{ActorOptions, KvRange, Value};
+
+use crate::support::settle;
+
+#[derive(Clone, Serialize, Deserialize, Event)]
+pub struct Changed(pub i64);
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Gauge {
+    level: i64,
+    label: String,
+    /// Counts the state-change hook's runs: saved, so the test can read it.
+    hook_runs: u32,
+    /// Rebuilt by `create_vars`, never saved.
+    #[serde(skip)]
+    vars: Option<String>,
+}
+
+#[footlights::actor]
+impl Gauge {
+    fn options() -> ActorOptions {
+        let mut o = ActorOptions::default();
+        o.sleep_timeout = Duration::from_secs(60);
+        o
+    }
+
+    async fn create_vars(&mut self, _ctx: &Ctx<Self>) -> Result<(), ActionError> {
+        self.vars = Some(format!("built for level {}", self.level));
+        Ok(())
+    }
+
+    fn on_state_change(&mut self, _ctx: &Ctx<Self>) {
+        self.hook_runs += 1;
+    }
+
+    #[action]
+    async fn raise(&mut self, ctx: &Ctx<Self>, by: i64) -> Result<i64, ActionError> {
+        self.level += by;
+        ctx.kv().put("note/a", "first").await?;
+        ctx.kv().put_bytes("raw", [0xff, 0x00]).await?;
+        ctx.broadcast(Changed(self.level));
+        ctx.schedule()
+            .after(Duration::from_secs(3600), gauge_actions::Raise { by: 1 })?;
+        Ok(self.level)
+    }
+
+    #[action]
+    fn level(&self) -> i64 {
+        self.level
+    }
+
+    #[action]
+    fn hook_runs(&self) -> u32 {
+        self.hook_runs
+    }
+
+    #[action]
+    fn vars(&self) -> Option<String> {
+        self.vars.clone()
+    }
+}
+
+fn field<'a>(state: &'a Value, name: &str) -> Option<&'a Value> {
+    match state {
+        Value::Object(fields) => fields.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn an_inspection_sees_the_live_state_connections_schedules_and_kv() {
+    let registry = Registry::builder().actor::<Gauge>().start().await.unwrap();
+    let gauge = registry.client().get_or_create::<Gauge>(["g"]);
+    let conn = gauge.connect().await.unwrap();
+    let _changes = conn.events::<Changed>();
+    assert_eq!(gauge.raise(5).await.unwrap(), 5);
+    let id = gauge.resolve().await.unwrap();
+
+    // The subscription travels on the connection, apart from the action: wait for it.
+    settle("the connection's subscription", || {
+        let (registry, id) = (registry.clone(), id.clone());
+        async move {
+            let v = registry.inspect(&id, InspectOptions::default()).await;
+            v.unwrap()
+                .connections
+                .iter()
+                .any(|c| !c.ephemeral && c.subscriptions == ["changed"])
+        }
+    })
+    .await;
+    let view = registry
+        .inspect(&id, InspectOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(field(&view.state, "level"), Some(&Value::Int(5)));
+    assert_eq!(
+        field(&view.state, "vars"),
+        None,
+        "skipped fields are not state"
+    );
+    assert!(view.connections.iter().all(|c| !c.detached));
+    assert_eq!(view.schedules.len(), 1);
+    assert_eq!(view.schedules[0].action, "raise");
+    assert_eq!(view.schedules[0].args, vec![Value::Int(1)]);
+    let keys: Vec<&[u8]> = view.kv.entries.iter().map(|e| e.key.as_slice()).collect();
+    assert_eq!(keys, [b"note/a".as_slice(), b"raw".as_slice()]);
+    assert!(!view.kv.more);
+
+    let mut options = InspectOptions::default();
+    options.kv = KvRange::prefix(b"note/").limit(10);
+    let page = registry.inspect(&id, options).await.unwrap().kv;
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].value::<String>().unwrap(), "first");
+}
+
+#[tokio::test]
+async fn a_replaced_state_goes_through_the_actor_and_its_hooks() {
+    let registry = Registry::builder().actor::<Gauge>().start().await.unwrap();
+    let gauge = registry.client().get_or_create::<Gauge>(["g"]);
+    gauge.raise(2).await.unwrap();
+    let hooks_before = gauge.hook_runs().await.unwrap();
+    let id = gauge.resolve().await.unwrap();
+
+    let state = Value::Object(vec![
+        ("level".into(), Value::Int(40)),
+        ("label".into(), Value::from("set by hand")),
+        ("hook_runs".into(), Value::Int(i64::from(hooks_before))),
+    ]);
+    registry.replace_state(&id, state).await.unwrap();
+    assert_eq!(gauge.level().await.unwrap(), 40);
+    assert_eq!(gauge.hook_runs().await.unwrap(), hooks_before + 1);
+    assert_eq!(
+        gauge.vars().await.unwrap().as_deref(),
+        Some("built for level 40")
+    );
+    let view = registry
+        .inspect(&id, InspectOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        field(&view.state, "label"),
+        Some(&Value::from("set by hand"))
+    );
+
+    // A value of the wrong shape is refused with a code; the state stays.
+    let wrong = Value::Object(vec![("level".into(), Value::from("high"))]);
+    let e = registry.replace_state(&id, wrong).await.unwrap_err();
+    assert_eq!((e.group(), e.code()), ("actor", "invalid_request"));
+    assert_eq!(gauge.level().await.unwrap(), 40);
+
+    let unknown = footlights::ActorId::new("no-such-actor");
+    let e = registry
+        .replace_state(&unknown, Value::Null)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "not_found");
+}
+
+#[tokio::test]
+async fn a_replaced_state_is_saved() {
+    let driver = footlights::storage::MemoryDriver::new();
+    let registry = Registry::builder()
+        .actor::<Gauge>()
+        .driver(driver.clone())
+        .start()
+        .await
+        .unwrap();
+    let gauge = registry.client().get_or_create::<Gauge>(["g"]);
+    let id = gauge.resolve().await.unwrap();
+    let state = Value::Object(vec![
+        ("level".into(), Value::Int(7)),
+        ("label".into(), Value::from("")),
+        ("hook_runs".into(), Value::Int(0)),
+    ]);
+    registry.replace_state(&id, state).await.unwrap();
+    registry.shutdown().await;
+
+    let again = Registry::builder()
+        .actor::<Gauge>()
+        .driver(driver)
+        .start()
+        .await
+        .unwrap();
+    let gauge = again.client().get::<Gauge>(["g"]);
+    assert_eq!(gauge.level().await.unwrap(), 7);
+}
