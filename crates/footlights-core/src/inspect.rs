@@ -83,6 +83,11 @@ pub struct ScheduleView {
     pub action: String,
     /// The arguments it passes (empty if they could not be read back).
     pub args: Vec<Value>,
+    /// How many times it has failed so far (a one-off call being retried).
+    pub failures: u32,
+    /// For the next fire of a repeating job ([`Ctx::cron`](crate::Ctx::cron)): its name and
+    /// rule, such as `every 5000 ms` or `cron "0 3 * * *" in Europe/Paris`.
+    pub job: Option<(String, String)>,
 }
 
 /// An operator's message to an actor, handled in its mailbox.

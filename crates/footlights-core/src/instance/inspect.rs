@@ -2,6 +2,7 @@
 //! and replacing the state (see [`crate::inspect`]).
 
 use super::*;
+use crate::alarm::{AlarmData, Rule};
 use crate::inspect::{ActorView, ConnView, InspectMsg, ScheduleView};
 use crate::kv::Kv;
 use footlights_storage::KvRange;
@@ -44,11 +45,26 @@ impl<A: Actor> Instance<A> {
             .shared
             .alarms()
             .values()
-            .map(|alarm| ScheduleView {
-                id: alarm.id.clone(),
-                at_ms: alarm.at_ms,
-                action: alarm.action.clone(),
-                args: snapshot::decode_args(&alarm.args).unwrap_or_default(),
+            .map(|alarm| {
+                let data = AlarmData::decode(&alarm.args).ok();
+                let job = data.as_ref().and_then(|d| d.repeat.as_ref()).map(|r| {
+                    let rule = match &r.rule {
+                        Rule::Every { ms } => format!("every {ms} ms"),
+                        Rule::Cron {
+                            expression,
+                            time_zone,
+                        } => format!("cron {expression:?} in {time_zone}"),
+                    };
+                    (r.name.clone(), rule)
+                });
+                ScheduleView {
+                    id: alarm.id.clone(),
+                    at_ms: alarm.at_ms,
+                    action: alarm.action.clone(),
+                    failures: data.as_ref().map_or(0, |d| d.attempt),
+                    args: data.map(|d| d.args).unwrap_or_default(),
+                    job,
+                }
             })
             .collect();
         schedules.sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then_with(|| a.id.cmp(&b.id)));

@@ -305,6 +305,8 @@ async fn detail(
                 "at": s.at_ms,
                 "action": s.action,
                 "args": s.args.iter().map(to_json).collect::<Vec<_>>(),
+                "failures": s.failures,
+                "job": s.job.as_ref().map(|(name, rule)| json!({ "name": name, "rule": rule })),
             })
         })
         .collect();

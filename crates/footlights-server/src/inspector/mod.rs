@@ -43,8 +43,8 @@
 //!   `GET /actors` reports them).
 //! - `GET /inspector/api/actors/{id}[?kv_prefix=P&kv_after=A&kv_limit=L]` → `{"actor": {..},
 //!   "state": <json>, "connections": [{"id", "ephemeral", "detached", "subscriptions"}],
-//!   "schedules": [{"id", "at", "action", "args"}], "kv": {"entries": [{"key", "value",
-//!   "decoded"?}], "next": A|null}}`. Keys and values are `{"text": ..}` when UTF-8, else
+//!   "schedules": [{"id", "at", "action", "args", "failures", "job": null | {"name",
+//!   "rule"}}], "kv": {"entries": [{"key", "value", "decoded"?}], "next": A|null}}`. Keys and values are `{"text": ..}` when UTF-8, else
 //!   `{"base64": ..}`; `decoded` is the value read as CBOR (how `Kv::put` stores it) when it
 //!   reads as one document. `kv_prefix` is text; `kv_after` the previous page's `next` (the
 //!   last key, base64url); `kv_limit` defaults to 100 (at most 1000).

@@ -171,9 +171,17 @@ async function loadDetail(freshKv) {
   );
   if (d.connections.length === 0) $("conns").append(row(["none", "", ""]));
   $("schedules").replaceChildren(
-    ...d.schedules.map((s) => row([time(s.at), s.action, JSON.stringify(s.args), el("code", s.id)])),
+    ...d.schedules.map((s) =>
+      row([
+        time(s.at),
+        s.action,
+        JSON.stringify(s.args),
+        s.job ? `job ${s.job.name} (${s.job.rule})` : s.failures ? `retry after ${s.failures} failures` : "once",
+        el("code", s.id),
+      ]),
+    ),
   );
-  if (d.schedules.length === 0) $("schedules").append(row(["none", "", "", ""]));
+  if (d.schedules.length === 0) $("schedules").append(row(["none", "", "", "", ""]));
   const entries = d.kv.entries.map((e) =>
     row([
       el("code", bytes(e.key)),
