@@ -45,6 +45,10 @@ pub(crate) struct Shared<A: Actor> {
     pub(crate) destroy_requested: AtomicBool,
     /// The counts of the actor's type.
     pub(crate) metrics: Arc<crate::metrics::ActorTypeMetrics>,
+    /// The actor's queue messages, in memory.
+    pub(crate) queues: crate::queue::state::QueueState,
+    /// The queues the actor's type declares.
+    pub(crate) queue_specs: Arc<HashMap<String, crate::queue::QueueSpec>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -221,6 +225,12 @@ impl<A: Actor> Ctx<A> {
     /// ```
     pub fn kv(&self) -> Kv<'_> {
         Kv::new(&self.shared.kv)
+    }
+
+    /// The actor's durable queues, for taking the messages clients send. See
+    /// [`queue`](crate::queue).
+    pub fn queue(&self) -> crate::queue::Queue<A> {
+        crate::queue::Queue::new(self.with_conn(None))
     }
 }
 

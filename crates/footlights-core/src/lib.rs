@@ -34,8 +34,10 @@ mod instance;
 pub mod kv;
 mod local;
 pub mod metrics;
+pub mod queue;
 pub mod raw;
 mod registry;
+pub mod run;
 mod snapshot;
 mod writer;
 
@@ -54,3 +56,4 @@ pub use raw::{
     RawEvent, RawLink, RawLinkSender, RawReply, RawRequest, RawResponse, RawSocket, WsMessage,
 };
 pub use registry::{ActorTimes, DEFAULT_MAX_KEY_BYTES, Registry, RegistryBuilder};
+pub use run::RunSignal;

@@ -16,6 +16,8 @@ use crate::names::{parse_wire_name, private, snake_ident, suffixed_ident, wire_n
 pub(crate) const HOOKS: &[(&str, bool)] = &[
     ("create_state", true),
     ("options", false),
+    ("queues", false),
+    ("run", true),
     ("on_create", true),
     ("create_vars", true),
     ("on_wake", true),

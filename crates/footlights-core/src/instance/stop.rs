@@ -62,6 +62,7 @@ impl<A: Actor> Instance<A> {
 
     /// Stops now (registry shutdown or storage failure): saves what it can, closes links.
     pub(super) async fn stop(mut self, reason: CloseReason) {
+        self.stop_run().await;
         let done = self.done_rx();
         self.reg
             .begin_stop(&self.ctx.shared.id, self.token, &self.rx, done, true);
@@ -146,6 +147,8 @@ impl<A: Actor> Instance<A> {
 
     /// Waits for the last writes, then frees the slot for the next instance.
     pub(super) async fn finish(&mut self) {
+        self.abandon_run();
+        self.ctx.shared.queues.close();
         let gate = &self.ctx.shared.gate;
         let saved = gate.wait_durable(gate.issued()).await;
         if let Err(e) = &saved {
@@ -200,6 +203,7 @@ pub(super) fn drain(mut rx: MailboxRx, error: &ActionError) {
                 let _ = tx.send(RawEvent::Closed { code: 1011, reason });
             }
             Msg::WsMessage { .. } | Msg::WsClosed { .. } => {}
+            Msg::Queue(op) => op.refuse(error),
             Msg::FromConn { .. }
             | Msg::ConnClosed { .. }
             | Msg::ConnLost { .. }

@@ -25,6 +25,7 @@ use crate::writer::Writer;
 mod builder;
 mod cluster;
 mod inner;
+mod queue;
 
 pub use builder::{DEFAULT_MAX_KEY_BYTES, RegistryBuilder};
 pub(crate) use inner::RegistryInner;

@@ -13,6 +13,7 @@ mod gateway;
 mod generations;
 mod manager;
 mod observability;
+mod queue;
 mod rate;
 mod raw;
 mod resume;

@@ -13,6 +13,7 @@ mod idle;
 mod keys;
 mod kv;
 mod lifecycle;
+mod queue;
 mod raw;
 mod resume;
 mod schedule;
