@@ -70,6 +70,7 @@ use serde::de::DeserializeOwned;
 use crate::actor::Actor;
 use crate::run::RunSignal;
 
+pub use footlights_client::SendOutcome;
 pub use message::{Queue, QueueMessage};
 
 /// Limits and behaviour of one queue.
@@ -202,17 +203,6 @@ impl NextOptions {
         self.signal = Some(signal);
         self
     }
-}
-
-/// How a send to a queue ended.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum SendOutcome {
-    /// The message is stored (a send that does not wait), or the actor completed it: with the
-    /// completion's response, if there was one.
-    Completed(Option<Value>),
-    /// The actor did not complete the message within the wait; it stays queued.
-    TimedOut,
 }
 
 /// Options of one send ([`Registry::send`](crate::Registry::send)).

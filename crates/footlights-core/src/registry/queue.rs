@@ -1,10 +1,10 @@
 //! Sending to an actor's queues from outside it.
 
 use footlights_client::Target;
-use footlights_protocol::{ActionError, Value};
+use footlights_protocol::{ActionError, ActorId, Value};
 use tokio::sync::oneshot;
 
-use super::Registry;
+use super::{Registry, RegistryInner};
 use crate::conn::ConnRequest;
 use crate::instance::Msg;
 use crate::queue::SendOptions;
@@ -31,6 +31,23 @@ impl Registry {
         options: SendOptions,
     ) -> Result<SendOutcome, ActionError> {
         let id = self.inner.resolve(target).await?;
+        self.inner
+            .queue_send((target.name(), &id), name, body, params, request, options)
+            .await
+    }
+}
+
+impl RegistryInner {
+    /// Sends to queue `name` of actor `id` (of type `actor`); see [`Registry::send`].
+    pub(crate) async fn queue_send(
+        &self,
+        (actor, id): (&str, &ActorId),
+        name: &str,
+        body: Value,
+        params: Option<Value>,
+        request: ConnRequest,
+        options: SendOptions,
+    ) -> Result<SendOutcome, ActionError> {
         let (reply, stored) = oneshot::channel();
         let (done, completed) = match options.wait {
             Some(_) => {
@@ -47,7 +64,7 @@ impl Registry {
             reply,
             done,
         });
-        self.inner.send(target.name(), &id, Some(msg))?;
+        self.send(actor, id, Some(msg))?;
         stored
             .await
             .unwrap_or_else(|_| Err(ActionError::stopping()))?;

@@ -373,3 +373,28 @@ async fn messages_survive_a_sleep_and_a_restart() {
     assert_eq!(json_body(response).await, json!({"output": ["one", "two"]}));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_rust_client_sends_and_waits_over_the_network() {
+    let server = server_with(footlights::Registry::builder()).await;
+    let client = footlights_client::Client::new(&server.url("")).unwrap();
+    let handle = client.get_or_create::<Worker>(["rust"]);
+    let out = bounded(handle.send_and_wait("jobs", &json!({"n": 21}), Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        footlights_client::SendOutcome::Completed(Some(Value::Object(vec![(
+            "doubled".into(),
+            Value::Int(42)
+        )])))
+    );
+    bounded(handle.send("inbox", &"kept")).await.unwrap();
+    let out = bounded(handle.send_and_wait("inbox", &"waits", Duration::from_millis(50)))
+        .await
+        .unwrap();
+    assert_eq!(out, footlights_client::SendOutcome::TimedOut);
+    let e = bounded(handle.send("nope", &1)).await.unwrap_err();
+    assert_eq!(e.code(), "forbidden");
+    assert_eq!(bounded(handle.processed()).await.unwrap(), 1);
+}

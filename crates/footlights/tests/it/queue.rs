@@ -354,3 +354,31 @@ async fn a_run_loop_waiting_for_work_lets_its_actor_sleep_and_a_send_wakes_it() 
     assert!(matches!(out, SendOutcome::Completed(Some(_))), "{out:?}");
     assert_eq!(handle.processed().await.unwrap(), 1, "the count was saved");
 }
+
+#[tokio::test]
+async fn the_in_process_client_and_other_actors_send_through_handles() {
+    let registry = Registry::builder()
+        .actor::<Doubler>()
+        .start()
+        .await
+        .unwrap();
+    let handle = registry.client().get_or_create::<Doubler>(["h"]);
+    let out = handle
+        .send_and_wait(
+            "jobs",
+            &Value::Object(vec![("n".into(), Value::Int(4))]),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let SendOutcome::Completed(Some(response)) = out else {
+        panic!("not completed: {out:?}");
+    };
+    assert_eq!(response.get("doubled"), Some(&Value::Int(8)));
+    handle
+        .send("jobs", &Value::Object(vec![("n".into(), Value::Int(1))]))
+        .await
+        .unwrap();
+    let e = handle.send("nope", &Value::Int(1)).await.unwrap_err();
+    assert_eq!(e.code(), "forbidden");
+}
