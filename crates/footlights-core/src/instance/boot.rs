@@ -127,6 +127,8 @@ impl<A: Actor> Instance<A> {
             metrics,
             queues: Default::default(),
             queue_specs,
+            awake_holds: Default::default(),
+            background: Default::default(),
         });
         shared.queues.load(queued.map_err(storage)?);
         tracing::Span::current().record("key", tracing::field::display(&meta.key));

@@ -269,6 +269,7 @@ impl<A: Actor> Instance<A> {
         self.deferred.is_empty()
             && self.raw_sockets.is_empty()
             && !self.run_holds_awake()
+            && self.ctx.shared.awake_holds.load(Ordering::Acquire) == 0
             && (self.ctx.shared.conns().is_empty()
                 || (self.options.hibernate_connections && self.detached.is_empty()))
     }
@@ -360,7 +361,11 @@ impl<A: Actor> Instance<A> {
                             last_activity = now;
                             let expiring = Box::pin(this.expire_detached());
                             expiring.await;
-                        } else if can_sleep && now >= last_activity + timeout {
+                        } else if can_sleep
+                            // Again now: a hold may have begun while the loop waited.
+                            && this.idle()
+                            && now >= last_activity + timeout
+                        {
                             if this.wind_down_run() {
                                 // Sleeps once the loop has returned (or its grace is over).
                                 sleep_after_run = true;

@@ -148,6 +148,7 @@ impl<A: Actor> Instance<A> {
     /// Waits for the last writes, then frees the slot for the next instance.
     pub(super) async fn finish(&mut self) {
         self.abandon_run();
+        self.wait_background().await;
         self.ctx.shared.queues.close();
         let gate = &self.ctx.shared.gate;
         let saved = gate.wait_durable(gate.issued()).await;
@@ -166,6 +167,35 @@ impl<A: Actor> Instance<A> {
         self.reg.finish(&self.ctx.shared.id, self.token);
         if let Some(done) = &self.done {
             let _ = done.send(true);
+        }
+    }
+
+    /// Waits (at most the run grace) for the tasks of `ctx.wait_until`, then drops the rest.
+    async fn wait_background(&mut self) {
+        let tasks = std::mem::take(
+            &mut *self
+                .ctx
+                .shared
+                .background
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if tasks.is_empty() {
+            return;
+        }
+        let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        let all = futures::future::join_all(tasks);
+        if tokio::time::timeout(self.options.run_grace, all)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                actor = A::NAME,
+                "wait_until tasks outlived the grace period; dropped"
+            );
+            for a in aborts {
+                a.abort();
+            }
         }
     }
 

@@ -382,3 +382,62 @@ async fn the_in_process_client_and_other_actors_send_through_handles() {
     let e = handle.send("nope", &Value::Int(1)).await.unwrap_err();
     assert_eq!(e.code(), "forbidden");
 }
+
+static RELEASE: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>> =
+    std::sync::Mutex::new(None);
+static FINISHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Holds itself awake, or delays its sleep, until the test releases it.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Holder {}
+
+#[footlights::actor]
+impl Holder {
+    /// Keeps the actor awake from a task of its own until released.
+    #[action]
+    fn hold_awake(&self, ctx: &Ctx<Self>) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        *RELEASE.lock().unwrap() = Some(tx);
+        let ctx = ctx.clone();
+        tokio::spawn(async move { ctx.keep_awake(rx).await });
+    }
+
+    /// Goes to sleep, with a task the sleep waits for.
+    #[action]
+    fn sleep_after_work(&self, ctx: &Ctx<Self>) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        *RELEASE.lock().unwrap() = Some(tx);
+        ctx.wait_until(async move {
+            let _ = rx.await;
+            FINISHED.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        ctx.sleep();
+    }
+
+    fn options() -> ActorOptions {
+        let mut o = ActorOptions::default();
+        o.sleep_timeout = Duration::from_secs(1);
+        o.run_grace = Duration::from_secs(600);
+        o
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_awake_holds_the_actor_and_wait_until_delays_its_sleep() {
+    let registry = Registry::builder().actor::<Holder>().start().await.unwrap();
+    let holder = registry.client().get_or_create::<Holder>(["h"]);
+    holder.hold_awake().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(registry.awake_count(), 1, "held awake past its timeout");
+    let _ = RELEASE.lock().unwrap().take().unwrap().send(());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    crate::support::until_awake(&registry, 0).await;
+
+    holder.sleep_after_work().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(registry.awake_count(), 1, "the sleep waits for the task");
+    assert!(!FINISHED.load(std::sync::atomic::Ordering::SeqCst));
+    let _ = RELEASE.lock().unwrap().take().unwrap().send(());
+    crate::support::until_awake(&registry, 0).await;
+    assert!(FINISHED.load(std::sync::atomic::Ordering::SeqCst));
+}
