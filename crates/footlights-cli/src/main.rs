@@ -26,9 +26,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // The comments below are the commands' help text: plain words, no markup.
-    /// Serves the built-in demo actors (counter, chatRoom, secureRoom, protectedActor) until
-    /// Ctrl-C or SIGTERM; prints "listening on http://HOST:PORT" once ready. To serve actors of
-    /// your own, write a crate (footlights new) and call footlights::serve from its main.
+    /// Serves the built-in demo actors (counter, chatRoom, secureRoom, protectedActor,
+    /// jobQueue) until Ctrl-C or SIGTERM; prints "listening on http://HOST:PORT" once ready.
+    /// To serve actors of your own, write a crate (footlights new) and call footlights::serve
+    /// from its main.
     Serve(Box<ServeOptions>),
     /// Writes a new crate to start from: one actor, a server main (footlights::serve), a test
     /// and a README. Then: cd NAME && cargo test && cargo run.

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::connection::{Connection, ConnectionOptions};
 use crate::error::invalid_response;
-use crate::transport::{Target, Transport};
+use crate::transport::{SendOutcome, Target, Transport};
 
 /// A client: how code reaches actors, over the network or in the same process.
 ///
@@ -209,6 +209,51 @@ impl<A: ActorSpec> ActorHandle<A> {
         self.client
             .transport
             .action(&self.target, name, args, params)
+            .await
+    }
+
+    /// Sends `body` to the actor's queue `name` and returns once the message is stored
+    /// durably (`handle.send(name, body)` in the JavaScript client; named apart here so an
+    /// action called `send` keeps its name on handles).
+    ///
+    /// # Errors
+    /// `auth.forbidden` for a queue the actor does not accept, `queue.invalid_message`,
+    /// `queue.message_too_large`, `actor.overloaded` for a full queue; transport errors.
+    pub async fn enqueue<B: serde::Serialize + 'static>(
+        &self,
+        name: &str,
+        body: &B,
+    ) -> Result<(), ActionError> {
+        self.queue_send(name, body, None).await.map(drop)
+    }
+
+    /// Sends `body` to the actor's queue `name` and waits, at most `timeout`, for the actor to
+    /// complete it (`{ wait: true, timeout }` in the JavaScript client).
+    ///
+    /// # Errors
+    /// As [`enqueue`](Self::enqueue).
+    pub async fn enqueue_and_wait<B: serde::Serialize + 'static>(
+        &self,
+        name: &str,
+        body: &B,
+        timeout: std::time::Duration,
+    ) -> Result<SendOutcome, ActionError> {
+        self.queue_send(name, body, Some(timeout)).await
+    }
+
+    async fn queue_send<B: serde::Serialize + 'static>(
+        &self,
+        name: &str,
+        body: &B,
+        wait: Option<std::time::Duration>,
+    ) -> Result<SendOutcome, ActionError> {
+        self.check()?;
+        let body = footlights_protocol::to_value_exact(body)
+            .map_err(|e| ActionError::invalid_request(format!("queue message: {e}")))?;
+        let params = self.params.as_deref();
+        self.client
+            .transport
+            .queue_send(&self.target, name, body, wait, params)
             .await
     }
 

@@ -91,5 +91,5 @@ pub use handle::{ActionCaller, ActorHandle, Client, Untyped};
 #[cfg(feature = "net")]
 pub use net::{ClientBuilder, ClientOptions, TransportKind};
 pub use transport::{
-    Backlog, CloseReason, Link, LinkEvent, LinkSender, ResumeToken, Target, Transport,
+    Backlog, CloseReason, Link, LinkEvent, LinkSender, ResumeToken, SendOutcome, Target, Transport,
 };

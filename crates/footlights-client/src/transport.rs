@@ -303,6 +303,17 @@ impl Debug for ResumeToken {
     }
 }
 
+/// How a queue send ended.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SendOutcome {
+    /// The message is stored (a send that does not wait), or the actor completed it: with the
+    /// completion's response, if there was one.
+    Completed(Option<Value>),
+    /// The actor did not complete the message within the wait; it stays queued.
+    TimedOut,
+}
+
 /// A way to reach actors. Object-safe, so clients hold an `Arc<dyn Transport>`.
 pub trait Transport: Send + Sync + Debug + 'static {
     /// Finds (or, for [`Target::GetOrCreate`], creates) the actor and returns its id.
@@ -331,6 +342,27 @@ pub trait Transport: Send + Sync + Debug + 'static {
         target: &'a Target,
         params: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<Link, ActionError>>;
+
+    /// Sends `body` to queue `name` of the actor (`POST /queue/{name}`), with a short-lived
+    /// connection with `params`; with `wait`, waits at most that long for the actor to
+    /// complete the message. The default, for transports without queues, refuses.
+    fn queue_send<'a>(
+        &'a self,
+        target: &'a Target,
+        name: &'a str,
+        body: Value,
+        wait: Option<std::time::Duration>,
+        params: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<SendOutcome, ActionError>> {
+        let _ = (target, name, body, wait, params);
+        Box::pin(async {
+            Err(ActionError::new(
+                "client",
+                "queue_unsupported",
+                "this transport cannot send to queues",
+            ))
+        })
+    }
 
     /// Opens a link that takes over the connection `resume` names, if the server still keeps
     /// it; otherwise the server opens a new connection (under the same id). The default, for

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use footlights_protocol::{Action, ActionError, ActorSpec, Value};
@@ -17,7 +18,9 @@ use serde::de::DeserializeOwned;
 use crate::conn::{Conn, ConnRequest};
 use crate::ctx::Ctx;
 use crate::deferred::Deferred;
+use crate::queue::{QueueSpec, Queues};
 use crate::raw::{RawReply, RawRequest, RawSocket, WsMessage};
+use crate::run::RunSignal;
 
 /// The connection-related types of an actor: params clients send, the per-connection state,
 /// and the auth data the before-connect hook returns.
@@ -113,6 +116,9 @@ pub struct ActorOptions {
     /// The longest event name a connection may subscribe to, in bytes (256 by default); a
     /// longer one is refused with `connection.event_name_too_long`.
     pub max_event_name_bytes: usize,
+    /// How long the [`run`](Actor::run) loop has to return once its signal fires, before
+    /// the actor sleeps, stops or is destroyed without it (5 s by default).
+    pub run_grace: Duration,
 }
 
 impl Default for ActorOptions {
@@ -129,6 +135,7 @@ impl Default for ActorOptions {
             kv_cache_bytes: 256 << 10,
             max_subscriptions: 256,
             max_event_name_bytes: 256,
+            run_grace: Duration::from_secs(5),
         }
     }
 }
@@ -158,6 +165,25 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
 
     /// Registers the actor's actions by name.
     fn actions(table: &mut ActionTable<Self>);
+
+    /// Declares the queues clients may send to, with their message types and limits (none by
+    /// default). See [`queue`](crate::queue).
+    fn queues(queues: &mut Queues<Self>) {
+        let _ = queues;
+    }
+
+    /// The background run loop, started after the wake hook each time the actor starts and
+    /// driven beside the mailbox (actions keep being served). It owns what it uses: change
+    /// the state through [`QueueMessage::complete_with`](crate::queue::QueueMessage::complete_with)
+    /// or actions. Return when `signal` fires. See [`run`](crate::run) for when it keeps the
+    /// actor awake and how it is restarted. The default has no loop.
+    fn run(
+        ctx: Ctx<Self>,
+        signal: RunSignal,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send + 'static {
+        let _ = (ctx, signal);
+        async { Err(crate::run::not_defined()) }
+    }
 
     /// Settings for this actor type.
     fn options() -> ActorOptions {
@@ -426,6 +452,8 @@ impl<A: Actor> Copy for Entry<A> {}
 pub struct ActionTable<A: Actor> {
     entries: std::collections::HashMap<&'static str, Entry<A>>,
     timeouts: std::collections::HashMap<&'static str, Duration>,
+    /// The declared queues, shared with every instance.
+    pub(crate) queues: Arc<std::collections::HashMap<String, QueueSpec>>,
     /// Whether the log has warned that a snapshot of this type grew large (once per type).
     pub(crate) warned_large_snapshot: std::sync::atomic::AtomicBool,
 }
@@ -446,6 +474,7 @@ impl<A: Actor> ActionTable<A> {
         ActionTable {
             entries: Default::default(),
             timeouts: Default::default(),
+            queues: Default::default(),
             warned_large_snapshot: Default::default(),
         }
     }

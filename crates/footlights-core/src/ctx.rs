@@ -42,6 +42,14 @@ pub(crate) struct Shared<A: Actor> {
     pub(crate) destroy_requested: AtomicBool,
     /// The counts of the actor's type.
     pub(crate) metrics: Arc<crate::metrics::ActorTypeMetrics>,
+    /// The actor's queue messages, in memory.
+    pub(crate) queues: crate::queue::state::QueueState,
+    /// The queues the actor's type declares.
+    pub(crate) queue_specs: Arc<HashMap<String, crate::queue::QueueSpec>>,
+    /// Futures in [`Ctx::keep_awake`] right now; the actor does not sleep while any runs.
+    pub(crate) awake_holds: std::sync::atomic::AtomicUsize,
+    /// Tasks of [`Ctx::wait_until`]; a sleep, stop or destroy waits for them (bounded).
+    pub(crate) background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -255,5 +263,42 @@ impl<A: Actor> Ctx<A> {
     /// ```
     pub fn kv(&self) -> Kv<'_> {
         Kv::new(&self.shared.kv)
+    }
+
+    /// Runs `fut` and keeps the actor awake until it settles: the idle timeout does not put
+    /// the actor to sleep meanwhile (an explicit [`sleep`](Self::sleep) or a destroy still
+    /// happens). Use it in deferred answers, the run loop or tasks that hold a context.
+    ///
+    /// ```no_run
+    /// # async fn f<A: footlights_core::Actor>(ctx: footlights_core::Ctx<A>) {
+    /// let fetched = ctx.keep_awake(async { 42 }).await;
+    /// # let _ = fetched; }
+    /// ```
+    pub async fn keep_awake<F: Future>(&self, fut: F) -> F::Output {
+        struct Hold<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Hold<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.shared.awake_holds.fetch_add(1, Ordering::AcqRel);
+        let _hold = Hold(&self.shared.awake_holds);
+        fut.await
+    }
+
+    /// Runs `fut` as a task of its own, without keeping the actor awake; when the actor goes
+    /// to sleep, stops or is destroyed, it first waits for the task, at most
+    /// [`run_grace`](crate::ActorOptions::run_grace), then drops it.
+    pub fn wait_until<F: Future<Output = ()> + Send + 'static>(&self, fut: F) {
+        let task = tokio::spawn(fut);
+        let mut tasks = lock(&self.shared.background);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// The actor's durable queues, for taking the messages clients send. See
+    /// [`queue`](crate::queue).
+    pub fn queue(&self) -> crate::queue::Queue<A> {
+        crate::queue::Queue::new(self.with_conn(None))
     }
 }

@@ -36,8 +36,10 @@ mod instance;
 pub mod kv;
 mod local;
 pub mod metrics;
+pub mod queue;
 pub mod raw;
 mod registry;
+pub mod run;
 pub mod schedule;
 mod snapshot;
 mod writer;
@@ -59,4 +61,5 @@ pub use raw::{
 pub use registry::{
     ActorTimes, DEFAULT_MAX_KEY_BYTES, DEFAULT_REMEMBERED_ACTORS, Registry, RegistryBuilder,
 };
+pub use run::RunSignal;
 pub use schedule::{CronFire, CronJob, CronJobs, CronRule, Schedule, ScheduledCall};

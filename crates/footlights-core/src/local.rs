@@ -42,6 +42,41 @@ impl footlights_client::Transport for LocalTransport {
         Box::pin(async move { self.reg()?.create(name, key, input).await })
     }
 
+    fn queue_send<'a>(
+        &'a self,
+        target: &'a Target,
+        name: &'a str,
+        body: Value,
+        wait: Option<std::time::Duration>,
+        params: Option<&'a Value>,
+    ) -> futures::future::BoxFuture<'a, Result<footlights_client::SendOutcome, ActionError>> {
+        Box::pin(async move {
+            let reg = self.reg()?;
+            let id = reg.resolve(target).await?;
+            if let Some(peer) = reg.peer_for(target.name(), &id).await? {
+                let target = Target::Id {
+                    name: target.name().to_owned(),
+                    id,
+                };
+                return peer
+                    .transport()
+                    .queue_send(&target, name, body, wait, params)
+                    .await;
+            }
+            let options = crate::queue::SendOptions { wait };
+            let request = ConnRequest::local();
+            reg.queue_send(
+                (target.name(), &id),
+                name,
+                body,
+                params.cloned(),
+                request,
+                options,
+            )
+            .await
+        })
+    }
+
     fn action<'a>(
         &'a self,
         target: &'a Target,

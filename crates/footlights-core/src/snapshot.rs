@@ -1,6 +1,6 @@
 //! How state snapshots and alarm arguments are stored: a format byte, then CBOR.
 
-use footlights_protocol::ActionError;
+use footlights_protocol::{ActionError, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -23,6 +23,16 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ActionError
         ))),
         None => Err(ActionError::internal("empty snapshot")),
     }
+}
+
+/// A list of values (a queue message's name and body), stored like a snapshot.
+pub(crate) fn encode_args(args: &[Value]) -> Result<Vec<u8>, ActionError> {
+    encode(args)
+}
+
+/// Reads what [`encode_args`] stored.
+pub(crate) fn decode_args(bytes: &[u8]) -> Result<Vec<Value>, ActionError> {
+    decode(bytes)
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use crate::names::{parse_wire_name, private, snake_ident, suffixed_ident, wire_n
 pub(crate) const HOOKS: &[(&str, bool)] = &[
     ("create_state", true),
     ("options", false),
+    ("queues", false),
+    ("run", true),
     ("on_create", true),
     ("create_vars", true),
     ("on_wake", true),
@@ -464,6 +466,8 @@ const CLIENT_METHODS: &[&str] = &[
     "connect",
     "connect_with",
     "dispose",
+    "enqueue",
+    "enqueue_and_wait",
     "errors",
     "events",
     "id",

@@ -30,7 +30,7 @@
 //!   optional header-routed form), which find or create the actor and hand it the rest of
 //!   the request;
 //! - the **actor routes** behind it: `POST /action/{name}` (stateless actions in JSON, CBOR or
-//!   BARE), `/connect` (the realtime WebSocket), and the Footlights extensions: the SSE
+//!   BARE), `POST /queue/{name}` (queue sends), `/connect` (the realtime WebSocket), and the Footlights extensions: the SSE
 //!   transport (`/connect/sse`, `/connections/{id}/message|close`) and connection tokens;
 //! - the host's own routes, if it gives some ([`ServerBuilder::fallback`]): a web page or
 //!   static files served beside the actors, for requests no protocol route claims;
@@ -39,7 +39,7 @@
 //!
 //! What it is not: the actor runtime ([`footlights_core`]), a client, or a TLS terminator.
 //! Raw HTTP (`/request/…`) and raw WebSocket (`/websocket/…`) routes reach the actor's raw
-//! handlers; queue routes (`/queue/…`) answer a 404 coded error until the runtime has queues.
+//! handlers; `POST /queue/{name}` sends to the actor's durable queues (§6.2 of the protocol).
 //!
 //! Every route, with its headers, encodings and errors and a `curl` call, is described in
 //! `docs/http-api.md` in the repository; the Footlights extensions (the SSE transport,
@@ -83,6 +83,7 @@ pub mod logging;
 mod manager;
 mod metrics;
 mod peer;
+mod queue;
 mod rate;
 mod raw;
 mod resume;

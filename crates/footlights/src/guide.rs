@@ -17,6 +17,10 @@ pub mod storing_more {
     #![doc = include_str!("../docs/storing-more.md")]
 }
 
+pub mod queues {
+    #![doc = include_str!("../docs/queues.md")]
+}
+
 pub mod connections {
     #![doc = include_str!("../docs/connections.md")]
 }

@@ -63,7 +63,7 @@ pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, CronFire, CronJob,
     CronJobs, CronRule, Ctx, Deferred, DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage,
     KvRange, RawEvent, RawReply, RawRequest, RawResponse, RawSocket, ReadHandler, Registry,
-    RegistryBuilder, Schedule, ScheduledCall, WsMessage,
+    RegistryBuilder, RunSignal, Schedule, ScheduledCall, WsMessage,
 };
 #[cfg(feature = "macros")]
 pub use footlights_macros::{Event, action, actor};
@@ -86,6 +86,12 @@ pub use serve::{ServeError, serve, serve_with};
 pub mod server {
     #[doc(inline)]
     pub use footlights_server::*;
+}
+
+/// Durable queues inside actors: declaring them, taking and completing messages, sending to
+/// them in process. See the guide's chapter on queues and the run loop.
+pub mod queue {
+    pub use footlights_core::queue::*;
 }
 
 /// Storage drivers: where actor state lives.

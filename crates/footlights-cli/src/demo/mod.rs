@@ -6,6 +6,7 @@
 //! | [`chatRoom`](ChatRoom) | `sendMessage(text, sentAt?) → {seq, from, text, sentAt?}` (the message stored; `seq` counts the room's messages from 1), `history() → [{seq, from, text, sentAt?}]` (the latest 100, oldest first), `historyBefore(seq?, limit?) → [{seq, from, text, sentAt?}]` (up to `limit` messages with a smaller `seq`, newest first; `limit` clamped to 1..=100, default 100), `members() → [name]`, `ping(x) → x`, `connCount() → n`, `kick(name, reason?) → n` (closes `name`'s connections and bans the name: its reconnects are refused with `auth.forbidden`) | `newMessage({seq, from, text, sentAt?})`, `joined({name, members})`, `left({name, members})` | `{name?}`, `"anon"` without |
 //! | [`secureRoom`](SecureRoom) | `whoami() → {user, role, calls}`, `adminOnly() → n` | none | `{authToken}`, see [`USERS`] |
 //! | [`protectedActor`](ProtectedActor) | `whoami() → {user, hits}` | none | `{token: "secret", user?}` |
+//! | [`jobQueue`](JobQueue) | `processed() → n`; queue `jobs` takes `{n}` and completes it with `{doubled: 2n}` | none | none |
 //!
 //! With `--with-test-actors` the server also has [`testActor`](TestActor) and
 //! [`testRaw`](TestRaw), which the JavaScript compatibility tests (`tests/js-compat`) use for
@@ -27,6 +28,7 @@
 
 mod chat_room;
 mod counter;
+mod job_queue;
 mod protected;
 mod secure_room;
 mod test_actor;
@@ -39,6 +41,7 @@ pub use chat_room::{
     Message, PAGE_LIMIT,
 };
 pub use counter::{Counter, CounterActions, NewCount};
+pub use job_queue::{Doubled, Job, JobQueue, JobQueueActions};
 pub use protected::{ProtectedActor, ProtectedActorActions, TOKEN, TokenParams, Visit, Visitor};
 pub use secure_room::{
     AuthParams, Identity, Role, SecureRoom, SecureRoomActions, Session, USERS, WhoAmI,
@@ -48,8 +51,8 @@ pub use test_actor::{
 };
 pub use test_raw::{TOGETHER, TestRaw, TestRawActions};
 
-/// A registry builder with the demo actors: `counter`, `chatRoom`, `secureRoom` and
-/// `protectedActor`. Add a storage driver and start it.
+/// A registry builder with the demo actors: `counter`, `chatRoom`, `secureRoom`,
+/// `protectedActor` and `jobQueue`. Add a storage driver and start it.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -67,6 +70,7 @@ pub fn registry() -> RegistryBuilder {
         .actor::<ChatRoom>()
         .actor::<SecureRoom>()
         .actor::<ProtectedActor>()
+        .actor::<JobQueue>()
 }
 
 /// Adds the actors only the compatibility tests need ([`TestActor`], [`TestRaw`]).

@@ -127,7 +127,13 @@ async fn serves_metadata_and_actions_then_stops_cleanly_on_sigterm() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["chatRoom", "counter", "protectedActor", "secureRoom"]
+        [
+            "chatRoom",
+            "counter",
+            "jobQueue",
+            "protectedActor",
+            "secureRoom"
+        ]
     );
 
     assert_eq!(
@@ -329,6 +335,53 @@ async fn a_second_server_on_the_same_data_dir_is_refused_at_once() {
         (200, json!({ "output": 5 }))
     );
     assert!(again.terminate().await.success());
+}
+
+#[tokio::test]
+async fn queued_jobs_acknowledged_before_a_sigkill_are_all_done_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let url = format!(
+        "{}/gateway/jobQueue/queue/jobs?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=crash&rvt-crash-policy=sleep",
+        server.url
+    );
+    let sends = (0..20).map(|n| {
+        let request = reqwest::Client::new()
+            .post(&url)
+            .header("x-rivet-encoding", "json")
+            .json(&json!({ "body": { "n": n }, "name": "jobs", "wait": false }))
+            .send();
+        async move {
+            let response = tokio::time::timeout(LIMIT, request)
+                .await
+                .expect("answer in time")
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    });
+    futures::future::join_all(sends).await;
+    // Acknowledged means stored: whatever the run loop had not finished must come back.
+    server.kill().await;
+
+    let server = start(dir.path(), &[]).await;
+    let mut done = json!(null);
+    for _ in 0..200 {
+        let (status, body) = server
+            .action("jobQueue", "crash", "processed", json!([]))
+            .await;
+        assert_eq!(status, 200);
+        done = body["output"].clone();
+        if done == json!(20) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        done,
+        json!(20),
+        "every acknowledged job completed exactly once"
+    );
+    assert!(server.terminate().await.success());
 }
 
 #[tokio::test]

@@ -4,8 +4,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use footlights_protocol::codec::{
-    Dialect, Encoding, HttpActionRequest, HttpActionResponse, HttpResponseError, LATEST_VERSION,
-    value_to_cbor, value_to_json,
+    Dialect, Encoding, HttpActionRequest, HttpActionResponse, HttpQueueSendRequest,
+    HttpQueueSendResponse, HttpResponseError, LATEST_VERSION, QueueSendStatus, value_to_cbor,
+    value_to_json,
 };
 use footlights_protocol::{ActionError, ActorId, ActorKey, Value};
 use reqwest::header::{self, HeaderValue};
@@ -15,7 +16,7 @@ use serde_json::json;
 use super::Net;
 use super::url::{action_route, component, manager_url};
 use crate::error::{http_error, invalid_response, request_failed, timed_out};
-use crate::transport::Target;
+use crate::transport::{SendOutcome, Target};
 
 /// The header carrying connection params as JSON text.
 pub(super) const CONN_PARAMS_HEADER: &str = "x-rivet-conn-params";
@@ -138,6 +139,42 @@ impl Net {
         HttpActionResponse::decode(&body, encoding, Dialect::Compat)
             .map(|(r, _)| r.output)
             .map_err(|e| invalid_response(format!("`{name}` answer: {e}")))
+    }
+
+    pub(super) async fn queue_send(
+        &self,
+        target: &Target,
+        name: &str,
+        body: Value,
+        wait: Option<std::time::Duration>,
+        params: Option<&Value>,
+    ) -> Result<SendOutcome, ActionError> {
+        let encoding = self.options.encoding;
+        let url = self
+            .gateway_url(&self.endpoint.base, target, &super::url::queue_route(name))
+            .await?;
+        let request = HttpQueueSendRequest {
+            body,
+            name: Some(name.to_owned()),
+            wait: Some(wait.is_some()),
+            timeout: wait.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let body = request.encode(encoding, LATEST_VERSION, Dialect::Compat);
+        let mut rb = self
+            .gateway_request(Method::POST, &url)
+            .header(ENCODING_HEADER, encoding.as_str())
+            .header(header::CONTENT_TYPE, encoding.content_type())
+            .body(body);
+        if let Some(params) = self.params(params) {
+            rb = rb.header(CONN_PARAMS_HEADER, params_header(params)?);
+        }
+        let body = self.send(rb).await?.ok(encoding)?;
+        let (answer, _) = HttpQueueSendResponse::decode(&body, encoding, Dialect::Compat)
+            .map_err(|e| invalid_response(format!("queue `{name}` answer: {e}")))?;
+        Ok(match answer.status {
+            QueueSendStatus::TimedOut => SendOutcome::TimedOut,
+            _ => SendOutcome::Completed(answer.response),
+        })
     }
 
     /// A manager call: JSON both ways, the token as a bearer token.

@@ -251,6 +251,17 @@ impl Transport for NetTransport {
         Box::pin(self.inner.open(target, params, None))
     }
 
+    fn queue_send<'a>(
+        &'a self,
+        target: &'a Target,
+        name: &'a str,
+        body: Value,
+        wait: Option<std::time::Duration>,
+        params: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<crate::SendOutcome, ActionError>> {
+        Box::pin(self.inner.queue_send(target, name, body, wait, params))
+    }
+
     fn resume<'a>(
         &'a self,
         target: &'a Target,

@@ -196,6 +196,11 @@ pub(crate) fn action_route(name: &str) -> String {
     format!("/action/{}", component(name))
 }
 
+/// `/queue/{name}`.
+pub(crate) fn queue_route(name: &str) -> String {
+    format!("/queue/{}", component(name))
+}
+
 /// `/connections/{connId}/{what}` (SSE posts).
 pub(crate) fn conn_route(conn_id: &str, what: &str) -> String {
     format!("/connections/{}/{what}", component(conn_id))

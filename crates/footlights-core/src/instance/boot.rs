@@ -12,7 +12,7 @@ impl<A: Actor> Instance<A> {
         table: Arc<ActionTable<A>>,
         metrics: Arc<crate::metrics::ActorTypeMetrics>,
     ) -> Result<Self, BootError> {
-        match Self::load(&id, &tx, &reg, metrics).await {
+        match Self::load(&id, &tx, &reg, metrics, table.queues.clone()).await {
             Ok((actor, ctx, last_snapshot)) => Ok(Instance {
                 ctx: {
                     Self::unpark_conns(&reg, &ctx);
@@ -32,6 +32,7 @@ impl<A: Actor> Instance<A> {
                 detached: Vec::new(),
                 raw_sockets: Vec::new(),
                 destroyed: None,
+                runner: Default::default(),
             }),
             Err(e) => Err((e, rx)),
         }
@@ -60,14 +61,16 @@ impl<A: Actor> Instance<A> {
         tx: &Mailbox,
         reg: &Arc<RegistryInner>,
         metrics: Arc<crate::metrics::ActorTypeMetrics>,
+        queue_specs: Arc<std::collections::HashMap<String, crate::queue::QueueSpec>>,
     ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
         let storage = |e: footlights_storage::StorageError| crate::writer::storage_error(&e);
         let driver = reg.driver();
         // One round trip: the driver serves the three reads back to back.
-        let (meta, alarms, stored) = tokio::join!(
+        let (meta, alarms, stored, queued) = tokio::join!(
             driver.actor(id),
             driver.load_alarms(id),
-            driver.load_state(id)
+            driver.load_state(id),
+            crate::queue::state::load(&**driver, id)
         );
         let meta = match meta.map_err(storage)? {
             Some(m) if m.name == A::NAME => m,
@@ -122,7 +125,12 @@ impl<A: Actor> Instance<A> {
             sleep_requested: false.into(),
             destroy_requested: false.into(),
             metrics,
+            queues: Default::default(),
+            queue_specs,
+            awake_holds: Default::default(),
+            background: Default::default(),
         });
+        shared.queues.load(queued.map_err(storage)?);
         tracing::Span::current().record("key", tracing::field::display(&meta.key));
         let ctx = Ctx { shared, conn: None };
         let limit = options.action_timeout;

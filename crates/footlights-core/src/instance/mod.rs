@@ -39,7 +39,9 @@ mod inspect;
 mod invoke;
 pub(crate) mod mailbox;
 mod pending;
+mod queue;
 mod raw;
+mod run_loop;
 mod save;
 mod stop;
 
@@ -119,6 +121,8 @@ pub(crate) enum Msg {
     Destroy { done: oneshot::Sender<()> },
     /// An operator reads or replaces the state ([`crate::inspect`]).
     Inspect(crate::inspect::InspectMsg),
+    /// A queue send, or the removal of taken queue messages.
+    Queue(crate::queue::state::Op),
 }
 
 /// What the registry hands a new instance.
@@ -141,6 +145,22 @@ enum Wake<A: Actor> {
     Msg(Option<Box<Msg>>),
     Done(Box<Finished<A>>),
     Timer,
+    /// The run loop ended (or its grace period did).
+    Run(Option<run_loop::RunEnd>),
+}
+
+tokio::task_local! {
+    /// Set while an actor task handles a message: the actor's id. Code that would otherwise
+    /// ask the actor task for something (and wait for it) does it in place instead.
+    pub(crate) static IN_MESSAGE: footlights_protocol::ActorId;
+}
+
+/// Waits until `at` (for ever if `None`).
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Logs a non-public error once and returns what the client may see.
@@ -237,6 +257,8 @@ struct Instance<A: Actor> {
     raw_sockets: Vec<(RawSocket, Conn<A>)>,
     /// Who waits for an operator's destroy ([`Msg::Destroy`]) to finish.
     destroyed: Option<oneshot::Sender<()>>,
+    /// The background run loop.
+    runner: run_loop::Runner,
 }
 
 type BootError = (ActionError, MailboxRx);
@@ -249,6 +271,8 @@ impl<A: Actor> Instance<A> {
     fn idle(&self) -> bool {
         self.deferred.is_empty()
             && self.raw_sockets.is_empty()
+            && !self.run_holds_awake()
+            && self.ctx.shared.awake_holds.load(Ordering::Acquire) == 0
             && (self.ctx.shared.conns().is_empty()
                 || (self.options.hibernate_connections && self.detached.is_empty()))
     }
@@ -268,8 +292,12 @@ impl<A: Actor> Instance<A> {
             // early; each firing checks what is due and sets it again.
             let timer = tokio::time::sleep(timeout);
             tokio::pin!(timer);
+            this.start_run(Duration::ZERO);
+            // Set when the actor waits for its run loop to return before sleeping.
+            let mut sleep_after_run = false;
             loop {
                 let can_sleep = !this.options.no_sleep && this.idle();
+                let winding_until = this.runner.winding_until;
                 if let Some(expiry) = this.next_expiry()
                     && expiry < timer.deadline()
                 {
@@ -283,6 +311,10 @@ impl<A: Actor> Instance<A> {
                         Wake::Done(Box::new(done))
                     }
                     () = &mut timer => Wake::Timer,
+                    end = this.runner.ended(), if this.runner.is_active() => Wake::Run(Some(end)),
+                    () = until(winding_until), if winding_until.is_some() => {
+                        Wake::Run(None)
+                    }
                 };
                 match wake {
                     Wake::Failed => {}
@@ -293,7 +325,8 @@ impl<A: Actor> Instance<A> {
                             let _ = done.send(());
                             return;
                         }
-                        let handling = Box::pin(this.handle(msg));
+                        let id = this.ctx.shared.id.clone();
+                        let handling = Box::pin(IN_MESSAGE.scope(id, this.handle(msg)));
                         handling.await;
                         // Idle from when the message ends, not when it began: a request or
                         // action that ran past the timeout leaves the actor a full timeout.
@@ -305,9 +338,25 @@ impl<A: Actor> Instance<A> {
                         return stopping.await;
                     }
                     Wake::Done(done) => {
-                        let completing = Box::pin(this.complete(*done));
+                        let id = this.ctx.shared.id.clone();
+                        let completing = Box::pin(IN_MESSAGE.scope(id, this.complete(*done)));
                         completing.await;
                         last_activity = Instant::now();
+                    }
+                    Wake::Run(end) => {
+                        match end {
+                            Some(end) => this.run_ended(end),
+                            None => this.abandon_run(),
+                        }
+                        if sleep_after_run && !this.runner.is_active() {
+                            sleep_after_run = false;
+                            let sleeping = Box::pin(this.try_sleep());
+                            if sleeping.await {
+                                return;
+                            }
+                            this.start_run(Duration::ZERO);
+                            last_activity = Instant::now();
+                        }
                     }
                     Wake::Timer => {
                         let now = Instant::now();
@@ -315,12 +364,21 @@ impl<A: Actor> Instance<A> {
                             last_activity = now;
                             let expiring = Box::pin(this.expire_detached());
                             expiring.await;
-                        } else if can_sleep && now >= last_activity + timeout {
-                            let sleeping = Box::pin(this.try_sleep());
-                            if sleeping.await {
-                                return;
+                        } else if can_sleep
+                            // Again now: a hold may have begun while the loop waited.
+                            && this.idle()
+                            && now >= last_activity + timeout
+                        {
+                            if this.wind_down_run() {
+                                // Sleeps once the loop has returned (or its grace is over).
+                                sleep_after_run = true;
+                            } else {
+                                let sleeping = Box::pin(this.try_sleep());
+                                if sleeping.await {
+                                    return;
+                                }
+                                last_activity = Instant::now();
                             }
-                            last_activity = Instant::now();
                         }
                         // While the actor cannot sleep (a deferred answer, a connection),
                         // its idle time may be up already: look again a timeout from now,
@@ -350,12 +408,18 @@ impl<A: Actor> Instance<A> {
                     return stopping.await;
                 }
                 if this.ctx.shared.destroy_requested.load(Ordering::Acquire) {
+                    if this.wind_down_run() {
+                        continue;
+                    }
                     let destroying = Box::pin(this.destroy());
                     return destroying.await;
                 }
                 if this.ctx.shared.sleep_requested.load(Ordering::Acquire)
                     && this.deferred.is_empty()
                 {
+                    if this.wind_down_run() {
+                        continue;
+                    }
                     let sleeping = Box::pin(this.try_sleep());
                     if sleeping.await {
                         return;
@@ -512,6 +576,7 @@ impl<A: Actor> Instance<A> {
             Msg::Stop { done } => {
                 let _ = done.send(());
             }
+            Msg::Queue(op) => self.queue_op(op).await,
             Msg::Destroy { done } => {
                 self.destroyed = Some(done);
                 self.ctx

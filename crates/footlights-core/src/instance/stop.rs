@@ -62,6 +62,7 @@ impl<A: Actor> Instance<A> {
 
     /// Stops now (registry shutdown or storage failure): saves what it can, closes links.
     pub(super) async fn stop(mut self, reason: CloseReason) {
+        self.stop_run().await;
         let done = self.done_rx();
         self.reg
             .begin_stop(&self.ctx.shared.id, self.token, &self.rx, done, true);
@@ -146,6 +147,9 @@ impl<A: Actor> Instance<A> {
 
     /// Waits for the last writes, then frees the slot for the next instance.
     pub(super) async fn finish(&mut self) {
+        self.abandon_run();
+        self.wait_background().await;
+        self.ctx.shared.queues.close();
         let gate = &self.ctx.shared.gate;
         let saved = gate.wait_durable(gate.issued()).await;
         if let Err(e) = &saved {
@@ -163,6 +167,35 @@ impl<A: Actor> Instance<A> {
         self.reg.finish(&self.ctx.shared.id, self.token);
         if let Some(done) = &self.done {
             let _ = done.send(true);
+        }
+    }
+
+    /// Waits (at most the run grace) for the tasks of `ctx.wait_until`, then drops the rest.
+    async fn wait_background(&mut self) {
+        let tasks = std::mem::take(
+            &mut *self
+                .ctx
+                .shared
+                .background
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if tasks.is_empty() {
+            return;
+        }
+        let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        let all = futures::future::join_all(tasks);
+        if tokio::time::timeout(self.options.run_grace, all)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                actor = A::NAME,
+                "wait_until tasks outlived the grace period; dropped"
+            );
+            for a in aborts {
+                a.abort();
+            }
         }
     }
 
@@ -200,6 +233,7 @@ pub(super) fn drain(mut rx: MailboxRx, error: &ActionError) {
                 let _ = tx.send(RawEvent::Closed { code: 1011, reason });
             }
             Msg::WsMessage { .. } | Msg::WsClosed { .. } => {}
+            Msg::Queue(op) => op.refuse(error),
             Msg::FromConn { .. }
             | Msg::ConnClosed { .. }
             | Msg::ConnLost { .. }

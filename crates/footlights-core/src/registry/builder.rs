@@ -40,6 +40,9 @@ impl RegistryBuilder {
     pub fn actor<A: Actor>(mut self) -> Self {
         let mut table = ActionTable::new();
         A::actions(&mut table);
+        let mut queues = crate::queue::Queues::<A>::new();
+        A::queues(&mut queues);
+        table.queues = Arc::new(queues.specs);
         self.types
             .insert(A::NAME, Arc::new(TypeOf::<A>(Arc::new(table))));
         self

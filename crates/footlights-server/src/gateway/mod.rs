@@ -10,7 +10,7 @@ pub(crate) mod path;
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use footlights_client::Target;
 use footlights_protocol::{ActionError, ActorId};
@@ -175,15 +175,6 @@ pub(crate) async fn handle_header_routed(
     .await
 }
 
-fn not_defined(code: &'static str, what: &str) -> HttpError {
-    HttpError::json(ActionError::new(
-        "handler",
-        code,
-        format!("this server has no {what} handler for actors"),
-    ))
-    .with_status(StatusCode::NOT_FOUND)
-}
-
 /// The key an actor's requests are counted under for `rate_limit_per_actor`: its id, or its
 /// name and key, as the request names it.
 pub(crate) fn rate_key(address: &ActorAddress) -> String {
@@ -226,7 +217,7 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         }
         note
     });
-    let needs_actor = !matches!(route, ActorRoute::Queue | ActorRoute::Unknown);
+    let needs_actor = !matches!(route, ActorRoute::Unknown);
     let req = if needs_actor {
         match forward::to_owner(&shared, req, &addressed, &ray).await {
             Ok(req) => req,
@@ -248,8 +239,7 @@ async fn serve(shared: Arc<Shared>, req: Request, addressed: Addressed, ray: Ray
         ActorRoute::ConnClose(id) => sse::close(&shared, req, &addressed, id).await,
         ActorRoute::Request => raw::request(&shared, req, &addressed).await,
         ActorRoute::WebSocket => raw::websocket(shared, req, addressed, ray).await,
-        // Queues need runtime support that does not exist yet.
-        ActorRoute::Queue => reject(req, not_defined("queue_not_defined", "queue"), &ray).await,
+        ActorRoute::Queue(name) => crate::queue::handle(&shared, req, &addressed, name).await,
         ActorRoute::Unknown => {
             let error = HttpError::json(ActionError::actor_not_found("no such actor route"));
             reject(req, error, &ray).await

@@ -345,8 +345,8 @@ pub(crate) enum ActorRoute {
     Request,
     /// `/websocket` and below: raw WebSocket (not supported yet).
     WebSocket,
-    /// `/queue/{name}`: queue send (not supported yet).
-    Queue,
+    /// `/queue/{name}`: queue send, the name decoded.
+    Queue(String),
     /// Anything else.
     Unknown,
 }
@@ -359,8 +359,13 @@ pub(crate) fn actor_route(path: &str) -> Result<ActorRoute, ActionError> {
         "/connect/sse" => ActorRoute::ConnectSse,
         _ if under("/request") => ActorRoute::Request,
         _ if under("/websocket") => ActorRoute::WebSocket,
-        _ if under("/queue") => ActorRoute::Queue,
         _ => {
+            if let Some(name) = path.strip_prefix("/queue/") {
+                if name.is_empty() || name.contains('/') {
+                    return Ok(ActorRoute::Unknown);
+                }
+                return Ok(ActorRoute::Queue(segment_decode(name)?));
+            }
             if let Some(name) = path.strip_prefix("/action/") {
                 if name.is_empty() || name.contains('/') {
                     return Ok(ActorRoute::Unknown);
@@ -565,7 +570,12 @@ mod tests {
         assert_eq!(actor_route("/request/x/y").unwrap(), ActorRoute::Request);
         assert_eq!(actor_route("/requests").unwrap(), ActorRoute::Unknown);
         assert_eq!(actor_route("/websocket/x").unwrap(), ActorRoute::WebSocket);
-        assert_eq!(actor_route("/queue/q").unwrap(), ActorRoute::Queue);
+        assert_eq!(
+            actor_route("/queue/q%20x").unwrap(),
+            ActorRoute::Queue("q x".into())
+        );
+        assert_eq!(actor_route("/queue").unwrap(), ActorRoute::Unknown);
+        assert_eq!(actor_route("/queue/a/b").unwrap(), ActorRoute::Unknown);
         assert!(actor_route("/action/%ff").is_err());
     }
 

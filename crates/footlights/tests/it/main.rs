@@ -16,6 +16,7 @@ mod inspect;
 mod keys;
 mod kv;
 mod lifecycle;
+mod queue;
 mod raw;
 mod resume;
 mod schedule;
