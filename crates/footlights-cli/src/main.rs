@@ -5,7 +5,7 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use footlights_cli::new::NewOptions;
-use footlights_cli::{Bound, Origin, ServeOptions};
+use footlights_cli::{Bound, Origin, ServeOptions, Telemetry};
 
 // The server allocates many small, short-lived buffers per message (frames, decoded values,
 // futures); mimalloc serves them with less CPU than the system allocator (feature `mimalloc`,
@@ -40,13 +40,15 @@ fn main() -> anyhow::Result<()> {
         Command::New(options) => return footlights_cli::new::generate(&options).map(drop),
         Command::Serve(options) => *options,
     };
-    footlights_server::logging::init(options.log_format)
-        .context("cannot install the log subscriber")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(options))
+    let telemetry = Telemetry::install(&options, runtime.handle())?;
+    let served = runtime.block_on(serve(options));
+    // The runtime still runs: the last traces go out on it.
+    telemetry.finish();
+    served
 }
 
 async fn serve(options: ServeOptions) -> anyhow::Result<()> {

@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod raw;
 mod registry;
 mod snapshot;
+pub mod trace;
 mod writer;
 
 pub use actor::{

@@ -81,6 +81,8 @@ pub mod listen;
 pub mod logging;
 mod manager;
 mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod peer;
 mod rate;
 mod raw;
@@ -89,6 +91,7 @@ mod server;
 mod shutdown;
 mod signal;
 mod sse;
+mod trace;
 mod ws;
 
 pub use access::{AccessPolicy, AccessRequest, Area};

@@ -32,6 +32,7 @@ impl<A: Actor> Instance<A> {
                 detached: Vec::new(),
                 raw_sockets: Vec::new(),
                 destroyed: None,
+                trace: tracing::Span::none(),
             }),
             Err(e) => Err((e, rx)),
         }
@@ -135,6 +136,7 @@ impl<A: Actor> Instance<A> {
                 fence: None,
                 gate: Gate::new(),
                 seq: 1,
+                span: tracing::Span::none(),
             });
         }
         let mut writes = Vec::new();
@@ -194,6 +196,7 @@ impl<A: Actor> Instance<A> {
                 fence,
                 gate,
                 seq,
+                span: tracing::Span::none(),
             });
         }
         // Alarms loaded from storage are already on the registry clock (it loads them at
