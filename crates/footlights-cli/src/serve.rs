@@ -191,7 +191,7 @@ pub struct ServeOptions {
     /// http://127.0.0.1:4318 (they go to its /v1/traces): a span for each request, the actor
     /// action it called and the storage commit that saved it, joined to the caller's trace when
     /// the request has a traceparent header. Off unless given; needs a footlights built with
-    /// the otel feature.
+    /// the otel feature (without it, a warning says the endpoint is ignored).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
     /// The service name the traces carry.
@@ -216,9 +216,11 @@ impl Telemetry {
     /// Installs the global log subscriber in `--log-format`, exporting traces as well when
     /// `--otlp-endpoint` is given; the exporter sends from tasks on `runtime`.
     ///
+    /// An endpoint given to a footlights built without the `otel` feature is ignored, with a
+    /// warning.
+    ///
     /// # Errors
-    /// When a subscriber is already installed, the endpoint is not an http:// URL, or an
-    /// endpoint is given to a footlights built without the `otel` feature.
+    /// When a subscriber is already installed, or the endpoint is not an http:// URL.
     pub fn install(
         options: &ServeOptions,
         runtime: &tokio::runtime::Handle,
@@ -234,17 +236,18 @@ impl Telemetry {
                 traces: Some(traces),
             });
         }
-        #[cfg(not(feature = "otel"))]
-        {
-            let _ = runtime;
-            anyhow::ensure!(
-                options.otlp_endpoint.is_none(),
-                "--otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) needs a footlights built with \
-                 the otel feature (cargo install footlights-cli --features otel)"
-            );
-        }
         footlights_server::logging::init(options.log_format)
             .context("cannot install the log subscriber")?;
+        // Not an error: OTEL_EXPORTER_OTLP_ENDPOINT may be set for every process of a host.
+        #[cfg(not(feature = "otel"))]
+        let _ = runtime;
+        #[cfg(not(feature = "otel"))]
+        if options.otlp_endpoint.is_some() {
+            tracing::warn!(
+                "--otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) ignored: this footlights was \
+                 built without the otel feature (cargo install footlights-cli --features otel)"
+            );
+        }
         Ok(Telemetry {
             #[cfg(feature = "otel")]
             traces: None,

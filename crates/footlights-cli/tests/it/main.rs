@@ -13,3 +13,5 @@ mod limits;
 #[path = "../support/process.rs"]
 mod process;
 mod serve;
+#[cfg(feature = "otel")]
+mod traces;
