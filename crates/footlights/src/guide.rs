@@ -37,6 +37,10 @@ pub mod configuration {
     #![doc = include_str!("../docs/configuration.md")]
 }
 
+pub mod traces {
+    #![doc = include_str!("../docs/traces.md")]
+}
+
 pub mod several_nodes {
     #![doc = include_str!("../docs/several-nodes.md")]
 }
