@@ -3,8 +3,8 @@
 # (scenario c64, the default RUST_LOG=info) against
 #   base  a `footlights` built without the feature (BASE_BIN, required: see below),
 #   otel  this tree's `footlights` built with `--features otel`, served without an endpoint,
-# in one run, alternating servers ROUNDS times so that drift in the machine's load hits both
-# alike. Prints the median throughput and server CPU per action of each and the ratio; the raw
+# in one run, alternating servers (and which goes first) ROUNDS times so that drift in the
+# machine's load hits both alike. Prints the median throughput and server CPU per action of each and the ratio; the raw
 # runs are in bench/out/traces.jsonl.
 #
 # BASE_BIN: build the commit before the trace work in a scratch copy, e.g.
@@ -38,9 +38,14 @@ run() { # name binary
   rm -rf "$data"
 }
 
-for _ in $(seq 1 "$ROUNDS"); do
-  run base "$BASE_BIN"
-  run otel "$BIN/footlights"
+# Which server goes first alternates too: a run right after another one's stop can find the
+# disk still busy with its writes.
+for round in $(seq 1 "$ROUNDS"); do
+  if (( round % 2 )); then
+    run base "$BASE_BIN"; run otel "$BIN/footlights"
+  else
+    run otel "$BIN/footlights"; run base "$BASE_BIN"
+  fi
 done
 
 python3 - "$RESULTS" <<'PY'
