@@ -3,6 +3,7 @@
 # (scenario c64, the default RUST_LOG=info) against
 #   base  a `footlights` built without the feature (BASE_BIN, required: see below),
 #   otel  this tree's `footlights` built with `--features otel`, served without an endpoint,
+#   plain this tree's `footlights` built without the feature (PLAIN_BIN, optional),
 # in one run, alternating servers (and which goes first) ROUNDS times so that drift in the
 # machine's load hits both alike. Prints the median throughput and server CPU per action of each and the ratio; the raw
 # runs are in bench/out/traces.jsonl.
@@ -43,7 +44,9 @@ run() { # name binary
 for round in $(seq 1 "$ROUNDS"); do
   if (( round % 2 )); then
     run base "$BASE_BIN"; run otel "$BIN/footlights"
+    [ -n "${PLAIN_BIN:-}" ] && run plain "$PLAIN_BIN"
   else
+    [ -n "${PLAIN_BIN:-}" ] && run plain "$PLAIN_BIN"
     run otel "$BIN/footlights"; run base "$BASE_BIN"
   fi
 done
@@ -61,6 +64,7 @@ med = {k: statistics.median(x["throughput"] for x in v) for k, v in runs.items()
 cpu = {k: statistics.median(x["server_cpu_s"] / max(x["ops"], 1) * 1e6 for x in v) for k, v in runs.items()}
 for k in runs:
     print(f"{k:<6} median {med[k]:>9.0f} actions/s  server CPU {cpu[k]:.1f} µs/action  runs {[round(x['throughput']) for x in runs[k]]}")
-if "base" in med and "otel" in med:
-    print(f"otel   {med['otel'] / med['base'] * 100:6.1f} % of base throughput")
+for k in ("otel", "plain"):
+    if "base" in med and k in med:
+        print(f"{k:<6} {med[k] / med['base'] * 100:6.1f} % of base throughput")
 PY
