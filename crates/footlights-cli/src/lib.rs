@@ -73,4 +73,4 @@ pub mod demo;
 pub mod new;
 mod serve;
 
-pub use serve::{Bound, Listening, Origin, ServeOptions, connections_for_files};
+pub use serve::{Bound, Listening, Origin, ServeOptions, Telemetry, connections_for_files};

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use footlights_cli::actors::ActorsOptions;
 use footlights_cli::new::NewOptions;
-use footlights_cli::{Bound, Origin, ServeOptions};
+use footlights_cli::{Bound, Origin, ServeOptions, Telemetry};
 
 // The server allocates many small, short-lived buffers per message (frames, decoded values,
 // futures); mimalloc serves them with less CPU than the system allocator (feature `mimalloc`,
@@ -50,13 +50,15 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Actors(options) => return Ok(footlights_cli::actors::run(options)),
         Command::Serve(options) => *options,
     };
-    footlights_server::logging::init(options.log_format)
-        .context("cannot install the log subscriber")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(options))?;
+    let telemetry = Telemetry::install(&options, runtime.handle())?;
+    let served = runtime.block_on(serve(options));
+    // The runtime still runs: the last traces go out on it.
+    telemetry.finish();
+    served?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -187,6 +187,84 @@ pub struct ServeOptions {
     /// warnings and errors).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub log_format: footlights_server::logging::LogFormat,
+    /// Sends traces to this OpenTelemetry collector over OTLP/HTTP (protobuf), such as
+    /// http://127.0.0.1:4318 (they go to its /v1/traces): a span for each request, the actor
+    /// action it called and the storage commit that saved it, joined to the caller's trace when
+    /// the request has a traceparent header. Off unless given; needs a footlights built with
+    /// the otel feature (without it, a warning says the endpoint is ignored).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// The service name the traces carry.
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        value_name = "NAME",
+        default_value = "footlights"
+    )]
+    pub service_name: String,
+}
+
+/// Log lines, and trace export when `--otlp-endpoint` asks for it: what
+/// [`Telemetry::install`] set up. [`Telemetry::finish`] sends the traces still buffered.
+#[derive(Debug)]
+pub struct Telemetry {
+    #[cfg(feature = "otel")]
+    traces: Option<footlights_server::otel::Traces>,
+}
+
+impl Telemetry {
+    /// Installs the global log subscriber in `--log-format`, exporting traces as well when
+    /// `--otlp-endpoint` is given; the exporter sends from tasks on `runtime`.
+    ///
+    /// An endpoint given to a footlights built without the `otel` feature is ignored, with a
+    /// warning.
+    ///
+    /// # Errors
+    /// When a subscriber is already installed, or the endpoint is not an http:// URL.
+    pub fn install(
+        options: &ServeOptions,
+        runtime: &tokio::runtime::Handle,
+    ) -> anyhow::Result<Telemetry> {
+        #[cfg(feature = "otel")]
+        if let Some(endpoint) = &options.otlp_endpoint {
+            let traces =
+                footlights_server::otel::Traces::otlp(endpoint, &options.service_name, runtime)?;
+            footlights_server::logging::init_with_traces(options.log_format, &traces)
+                .context("cannot install the log subscriber")?;
+            tracing::info!(endpoint = %endpoint, service = %options.service_name, "exporting traces over OTLP");
+            return Ok(Telemetry {
+                traces: Some(traces),
+            });
+        }
+        footlights_server::logging::init(options.log_format)
+            .context("cannot install the log subscriber")?;
+        // Not an error: OTEL_EXPORTER_OTLP_ENDPOINT may be set for every process of a host.
+        #[cfg(not(feature = "otel"))]
+        let _ = runtime;
+        #[cfg(not(feature = "otel"))]
+        if options.otlp_endpoint.is_some() {
+            tracing::warn!(
+                "--otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) ignored: this footlights was \
+                 built without the otel feature (cargo install footlights-cli --features otel)"
+            );
+        }
+        Ok(Telemetry {
+            #[cfg(feature = "otel")]
+            traces: None,
+        })
+    }
+
+    /// Sends the traces still buffered, once the server has stopped; call it outside the
+    /// runtime's tasks, while the runtime still runs. A failure is logged, not returned: the
+    /// server itself stopped cleanly.
+    pub fn finish(self) {
+        #[cfg(feature = "otel")]
+        if let Some(traces) = self.traces
+            && let Err(e) = traces.shutdown()
+        {
+            tracing::warn!(error = %e, "the last traces were not sent");
+        }
+    }
 }
 
 impl ServeOptions {

@@ -18,6 +18,8 @@ pub struct ConnRequest {
     method: http::Method,
     uri: http::Uri,
     headers: http::HeaderMap,
+    /// The span of the request, for tracing; disabled unless tracing is on.
+    span: tracing::Span,
 }
 
 impl ConnRequest {
@@ -27,7 +29,23 @@ impl ConnRequest {
             method,
             uri,
             headers,
+            span: tracing::Span::none(),
         }
+    }
+
+    /// This request with the span it is served in: the actor's span for the action (or the
+    /// connection's hooks) becomes its child, across the actor's mailbox. A disabled span (the
+    /// usual case when nothing exports traces) carries nothing. See [`crate::trace`].
+    #[must_use]
+    pub fn with_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
+    }
+
+    /// The span the request is served in, as given to [`ConnRequest::with_span`]; disabled
+    /// when none was.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The request of an in-process call.

@@ -42,6 +42,7 @@ mod registry;
 pub mod run;
 pub mod schedule;
 mod snapshot;
+pub mod trace;
 mod writer;
 
 pub use actor::{

@@ -33,6 +33,9 @@ pub(crate) struct WriteRequest {
     pub(crate) fence: Option<Fence>,
     pub(crate) gate: Arc<Gate>,
     pub(crate) seq: u64,
+    /// The span of the message that made the writes, for tracing (see [`crate::trace`]);
+    /// disabled when tracing is off.
+    pub(crate) span: tracing::Span,
 }
 
 /// A new actor to record, with the writes that go with it.
@@ -201,7 +204,15 @@ async fn run(
         } else {
             let started = std::time::Instant::now();
             let span = tracing::debug_span!("commit", requests = jobs.len());
-            let result = driver.commit_units(units).instrument(span).await;
+            let traced = commit_span(&jobs);
+            let result = driver
+                .commit_units(units)
+                .instrument(span)
+                .instrument(traced.clone())
+                .await;
+            if let Err(e) = &result {
+                crate::trace::outcome(&traced, &Err::<(), _>(storage_error(e)));
+            }
             metrics.committed(jobs.len(), started.elapsed(), result.is_ok());
             result
         };
@@ -241,6 +252,32 @@ async fn run(
             }
         }
     }
+}
+
+/// The span of a group commit, for tracing: a child of the first traced message it commits,
+/// linked to the other traced messages (a span has one parent; the commit serves them all).
+/// Disabled, without looking at the jobs, when tracing is off.
+fn commit_span(jobs: &[Job]) -> tracing::Span {
+    if !crate::trace::enabled() {
+        return tracing::Span::none();
+    }
+    let mut traced = jobs.iter().filter_map(|job| match job {
+        Job::Write(r) if !r.span.is_disabled() => Some(&r.span),
+        Job::Write(_) | Job::Create(_) => None,
+    });
+    let first = traced.next();
+    let span = tracing::trace_span!(
+        target: crate::trace::TARGET,
+        parent: first.and_then(tracing::Span::id),
+        "commit",
+        requests = jobs.len(),
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    for other in traced {
+        span.follows_from(other);
+    }
+    span
 }
 
 fn fail(job: Job, error: &ActionError) {
@@ -309,6 +346,7 @@ mod tests {
             fence: None,
             gate: gate.clone(),
             seq,
+            span: tracing::Span::none(),
         })
     }
 
@@ -428,6 +466,7 @@ mod tests {
                 fence,
                 gate: gate.clone(),
                 seq,
+                span: tracing::Span::none(),
             });
         }
         let refused = stale.wait_durable(1).await.unwrap_err();
@@ -458,6 +497,7 @@ mod tests {
                 }),
                 gate: gate.clone(),
                 seq: 1,
+                span: tracing::Span::none(),
             })
         };
         let mut jobs = vec![job(1, 0), job(2, 1)];
@@ -574,6 +614,7 @@ mod tests {
             fence: None,
             gate: gate.clone(),
             seq,
+            span: tracing::Span::none(),
         });
         let err = answer.await.unwrap().unwrap_err();
         assert_eq!(

@@ -84,7 +84,8 @@ async fn call(
     let actor = gateway::resolve_http(shared, &addressed.gateway.address, &parts.headers)
         .await
         .map_err(|e| (e, None))?;
-    let conn_request = ConnRequest::new(parts.method, addressed.uri(), parts.headers);
+    let conn_request = ConnRequest::new(parts.method, addressed.uri(), parts.headers)
+        .with_span(crate::trace::of(&parts.extensions));
     let output = shared
         .registry
         .call(&actor.target(), name, request.args, params, conn_request)

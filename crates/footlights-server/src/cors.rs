@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use rand::Rng;
 
 use crate::logging::RequestStart;
+use crate::trace;
+use tracing::Instrument as _;
 
 /// The response header carrying the [`RayId`].
 pub(crate) const RAY_ID_HEADER: &str = "x-rivet-ray-id";
@@ -109,9 +111,18 @@ pub(crate) async fn layer(
         add_ray(&ray, response.headers_mut());
         return response;
     }
+    let span = trace::request_span(&req, &ray);
     req.extensions_mut().insert(ray.clone());
     let line = RequestStart::new(req.method(), req.uri().path());
-    let mut response = next.run(req).await;
+    let mut response = if span.is_disabled() {
+        next.run(req).await
+    } else {
+        req.extensions_mut()
+            .insert(trace::RequestSpan(span.clone()));
+        let response = next.run(req).instrument(span.clone()).await;
+        trace::finish(&span, &response);
+        response
+    };
     if let Some(line) = line {
         line.done(&response, &ray);
     }

@@ -120,7 +120,8 @@ impl IntoResponse for HttpError {
             StatusCode::from_u16(self.error.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         });
-        let note = crate::logging::requests_logged().then(|| {
+        let noted = crate::logging::requests_logged() || footlights_core::trace::enabled();
+        let note = noted.then(|| {
             crate::logging::ErrorNote(format!("{}.{}", self.error.group(), self.error.code()))
         });
         let body = HttpResponseError::new(*self.error);

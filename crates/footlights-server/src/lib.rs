@@ -82,6 +82,8 @@ pub mod listen;
 pub mod logging;
 mod manager;
 mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod peer;
 mod queue;
 mod rate;
@@ -91,6 +93,7 @@ mod server;
 mod shutdown;
 mod signal;
 mod sse;
+mod trace;
 mod ws;
 
 pub use access::{AccessPolicy, AccessRequest, Area};

@@ -146,7 +146,7 @@ fn millis(d: Duration) -> f64 {
 }
 
 /// `path` with the token of a direct gateway address (`/gateway/{id}@{token}/…`) cut out.
-fn without_token(path: &str) -> String {
+pub(crate) fn without_token(path: &str) -> String {
     match path.find('@') {
         None => path.to_owned(),
         Some(at) => {
@@ -245,12 +245,62 @@ impl std::str::FromStr for LogFormat {
 /// # Errors
 /// When a global subscriber is already installed.
 pub fn init(format: LogFormat) -> Result<(), tracing_subscriber::util::TryInitError> {
-    use std::io::IsTerminal as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    // Colours only for a person at a terminal who did not ask for none (NO_COLOR).
-    let ansi = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    let registry = tracing_subscriber::registry().with(layer(format, std::io::stderr, ansi()));
+    match log_filter() {
+        LogFilter::Targets(targets) => registry.with(targets).try_init(),
+        LogFilter::Env(env_filter) => registry.with(env_filter).try_init(),
+        LogFilter::Level(level) => registry.with(level).try_init(),
+    }
+}
+
+/// As [`init`], and exports the server's trace spans through `traces` (feature `otel`).
+///
+/// The log lines are filtered by `RUST_LOG` as with [`init`], and the trace spans never
+/// appear in them. With this subscriber every event passes the log filter and the trace
+/// filter in turn; without trace export, [`init`] keeps the one filter.
+///
+/// # Errors
+/// When a global subscriber is already installed.
+#[cfg(feature = "otel")]
+pub fn init_with_traces(
+    format: LogFormat,
+    traces: &crate::otel::Traces,
+) -> Result<(), tracing_subscriber::util::TryInitError> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = match log_filter() {
+        LogFilter::Targets(targets) => FilterExt::boxed(targets),
+        LogFilter::Env(env_filter) => FilterExt::boxed(env_filter),
+        LogFilter::Level(level) => FilterExt::boxed(level),
+    };
+    tracing_subscriber::registry()
+        .with(layer(format, std::io::stderr, ansi()).with_filter(filter))
+        .with(traces.layer())
+        .try_init()
+}
+
+/// Colours only for a person at a terminal who did not ask for none (NO_COLOR).
+fn ansi() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
+/// What `RUST_LOG` asks to be logged.
+// Made once, at start: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum LogFilter {
+    Targets(tracing_subscriber::filter::Targets),
+    Env(tracing_subscriber::EnvFilter),
+    Level(tracing_subscriber::filter::LevelFilter),
+}
+
+/// The filter for `RUST_LOG`: `info` when it is unset or invalid.
+fn log_filter() -> LogFilter {
     let rust_log = std::env::var("RUST_LOG").unwrap_or_default();
     // Directives by target and level (`info,footlights::requests=debug`) go to `Targets`,
     // which decides from an event's metadata alone; `EnvFilter` also tracks every span it
@@ -264,14 +314,11 @@ pub fn init(format: LogFormat) -> Result<(), tracing_subscriber::util::TryInitEr
             .map(Ok)
             .map_err(|_| tracing_subscriber::EnvFilter::try_new(&rust_log))
     };
-    let registry = tracing_subscriber::registry().with(layer(format, std::io::stderr, ansi));
     match targets {
-        Ok(Ok(targets)) => registry.with(targets).try_init(),
-        Err(Ok(env_filter)) => registry.with(env_filter).try_init(),
+        Ok(Ok(targets)) => LogFilter::Targets(targets),
+        Err(Ok(env_filter)) => LogFilter::Env(env_filter),
         // Neither understands it: `info`, as when it is unset.
-        Ok(Err(_)) | Err(Err(_)) => registry
-            .with(tracing_subscriber::filter::LevelFilter::INFO)
-            .try_init(),
+        Ok(Err(_)) | Err(Err(_)) => LogFilter::Level(tracing_subscriber::filter::LevelFilter::INFO),
     }
 }
 

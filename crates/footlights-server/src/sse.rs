@@ -203,7 +203,8 @@ async fn open(
         }
     };
     let actor = gateway::resolve(&shared, &addressed.gateway.address).await?;
-    let request = ConnRequest::new(Method::GET, addressed.uri(), headers.clone());
+    let request = ConnRequest::new(Method::GET, addressed.uri(), headers.clone())
+        .with_span(crate::trace::of(req.extensions()));
     let link = resume::open_link(&shared, &actor.target(), params, request, &ext).await?;
 
     let (out, body) = mpsc::channel::<Bytes>(STREAM_BUFFER);

@@ -192,7 +192,8 @@ pub(crate) async fn handle(
     let setup = Box::new(Setup {
         peer: Peer::connection(encoding, &parts.headers, addressed.via),
         ext: ConnExtensions::from_subprotocols(&offered),
-        request: ConnRequest::new(Method::GET, addressed.uri(), parts.headers.clone()),
+        request: ConnRequest::new(Method::GET, addressed.uri(), parts.headers.clone())
+            .with_span(crate::trace::of(&parts.extensions)),
         shared,
         addressed,
         params,

@@ -45,6 +45,10 @@ pub mod operating {
     #![doc = include_str!("../docs/operating.md")]
 }
 
+pub mod traces {
+    #![doc = include_str!("../docs/traces.md")]
+}
+
 pub mod several_nodes {
     #![doc = include_str!("../docs/several-nodes.md")]
 }

@@ -47,7 +47,9 @@
 //! What this crate is: the facade over the Footlights crates, with a [`prelude`], the
 //! `#[actor]` and `#[derive(Event)]` macros (feature `macros`), the embedded SQLite store
 //! (feature `sqlite`) and the network server (feature `server`: `Server`, `serve`, `serve_with`
-//! and the `server` module). Every feature is on by default. Layers: [`footlights_protocol`]
+//! and the `server` module), all on by default; the PostgreSQL store (feature `postgres`) and
+//! trace export over OTLP (feature `otel`, see the guide's [traces](guide::traces) chapter)
+//! are not. Layers: [`footlights_protocol`]
 //! (values, errors, wire messages), [`footlights_storage`] (drivers), [`footlights_core`] (the
 //! runtime), [`footlights_client`] (handles and connections), `footlights_server` (the network).
 //!

@@ -14,3 +14,5 @@ mod limits;
 #[path = "../support/process.rs"]
 mod process;
 mod serve;
+#[cfg(feature = "otel")]
+mod traces;

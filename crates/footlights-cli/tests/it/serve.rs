@@ -29,6 +29,7 @@ pub(super) fn serve_command(data_dir: &Path, args: &[&str]) -> Command {
         .args(args)
         .env_remove("RUST_BACKTRACE")
         .env_remove("FOOTLIGHTS_TOKEN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true);
     command

@@ -33,6 +33,7 @@ impl<A: Actor> Instance<A> {
                 raw_sockets: Vec::new(),
                 destroyed: None,
                 runner: Default::default(),
+                trace: tracing::Span::none(),
             }),
             Err(e) => Err((e, rx)),
         }
@@ -143,6 +144,7 @@ impl<A: Actor> Instance<A> {
                 fence: None,
                 gate: Gate::new(),
                 seq: 1,
+                span: tracing::Span::none(),
             });
         }
         let mut writes = Vec::new();
@@ -202,6 +204,7 @@ impl<A: Actor> Instance<A> {
                 fence,
                 gate,
                 seq,
+                span: tracing::Span::none(),
             });
         }
         // Alarms loaded from storage are already on the registry clock (it loads them at

@@ -104,13 +104,15 @@ impl<A: Actor> Instance<A> {
         let conn = match self.open_conn(conn_id, params, &request, None).await {
             Ok(conn) => conn,
             Err(e) => {
-                let e = for_client(A::NAME, e);
-                return self.ctx.shared.gate.push(Output::Reply(reply, Err(e)));
+                let e = Err(for_client(A::NAME, e));
+                crate::trace::outcome(&self.trace, &e);
+                return self.ctx.shared.gate.push(Output::Reply(reply, e));
             }
         };
         match self.invoke(&name, args, Some(conn.clone())).await {
             Invoked::Now(result) => {
                 let result = result.map_err(|e| for_client(A::NAME, e));
+                crate::trace::outcome(&self.trace, &result);
                 self.ctx.shared.gate.push(Output::Reply(reply, result));
                 self.close_ephemeral(&conn).await;
             }

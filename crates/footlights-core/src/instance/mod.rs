@@ -259,6 +259,9 @@ struct Instance<A: Actor> {
     destroyed: Option<oneshot::Sender<()>>,
     /// The background run loop.
     runner: run_loop::Runner,
+    /// The span of the message being handled, for tracing: its writes' commit becomes its
+    /// child. Disabled between messages and whenever tracing is off (see [`crate::trace`]).
+    trace: tracing::Span,
 }
 
 type BootError = (ActionError, MailboxRx);
@@ -439,7 +442,10 @@ impl<A: Actor> Instance<A> {
                 request,
                 reply,
             } => {
+                self.trace = self.traced("action", &request, Some(&name));
+                let span = self.trace.clone();
                 self.stateless_action(name, args, params, request, reply)
+                    .instrument(span)
                     .await;
             }
             Msg::Connect {
@@ -450,7 +456,10 @@ impl<A: Actor> Instance<A> {
                 sink,
                 backlog,
             } => {
+                self.trace = self.traced("connect", &request, None);
+                let span = self.trace.clone();
                 self.connect(conn_id, link, params, &request, (sink, backlog))
+                    .instrument(span)
                     .await;
             }
             Msg::FromConn { conn_id, msg } => {
@@ -587,5 +596,29 @@ impl<A: Actor> Instance<A> {
             Msg::Inspect(msg) => self.inspect(msg).await,
         }
         self.end().await;
+        self.trace = tracing::Span::none();
+    }
+
+    /// The span, for tracing, of a message that came with `request`: a child of the request's
+    /// span, naming the actor, its key and the action. Disabled when tracing is off.
+    fn traced(
+        &self,
+        kind: &'static str,
+        request: &ConnRequest,
+        action: Option<&str>,
+    ) -> tracing::Span {
+        tracing::trace_span!(
+            target: crate::trace::TARGET,
+            parent: request.span(),
+            "message",
+            otel.name = format_args!("{} {}", A::NAME, action.unwrap_or(kind)),
+            actor.name = A::NAME,
+            actor.key = %self.ctx.shared.key,
+            actor.id = %self.ctx.shared.id,
+            actor.message = kind,
+            actor.action = action,
+            error.type = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        )
     }
 }

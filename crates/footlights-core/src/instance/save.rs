@@ -71,6 +71,7 @@ impl<A: Actor> Instance<A> {
             fence,
             gate,
             seq,
+            span: self.trace.clone(),
         });
     }
 
