@@ -456,6 +456,9 @@ pub struct ActionTable<A: Actor> {
     pub(crate) queues: Arc<std::collections::HashMap<String, QueueSpec>>,
     /// Whether the log has warned that a snapshot of this type grew large (once per type).
     pub(crate) warned_large_snapshot: std::sync::atomic::AtomicBool,
+    /// Whether an instance found that the type has no run loop (the default `run` answered),
+    /// so later instances do not start one to find out again.
+    pub(crate) run_absent: std::sync::atomic::AtomicBool,
 }
 
 impl<A: Actor> std::fmt::Debug for ActionTable<A> {
@@ -476,6 +479,7 @@ impl<A: Actor> ActionTable<A> {
             timeouts: Default::default(),
             queues: Default::default(),
             warned_large_snapshot: Default::default(),
+            run_absent: Default::default(),
         }
     }
 

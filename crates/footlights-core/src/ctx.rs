@@ -43,7 +43,7 @@ pub(crate) struct Shared<A: Actor> {
     /// The counts of the actor's type.
     pub(crate) metrics: Arc<crate::metrics::ActorTypeMetrics>,
     /// The actor's queue messages, in memory.
-    pub(crate) queues: crate::queue::state::QueueState,
+    pub(crate) queues: crate::queue::state::LazyQueues,
     /// The queues the actor's type declares.
     pub(crate) queue_specs: Arc<HashMap<String, crate::queue::QueueSpec>>,
     /// Futures in [`Ctx::keep_awake`] right now; the actor does not sleep while any runs.

@@ -113,9 +113,11 @@ async fn idle_awake_actors() {
     eprintln!(
         "live heap per idle awake actor: {per_actor} B (driver share {driver_per_actor} B excluded)"
     );
-    // About 2.7 KB when this was written (17 KB before the mailbox and task were slimmed).
+    // About 2.7 KB when this was written (17 KB before the mailbox and task were slimmed);
+    // 3.8 KB before the queues, run loop and trace span came, 4.1 KB after (their fields in
+    // every instance; the queue state itself is made only on first use).
     assert!(
-        per_actor < 4096,
+        per_actor < 4608,
         "an idle awake actor holds {per_actor} B of heap"
     );
     drop(registry);

@@ -71,7 +71,14 @@ impl<A: Actor> Instance<A> {
             driver.actor(id),
             driver.load_alarms(id),
             driver.load_state(id),
-            crate::queue::state::load(&**driver, id)
+            async {
+                // An actor type without queues has no queue entries: spare the read.
+                if queue_specs.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    crate::queue::state::load(&**driver, id).await
+                }
+            }
         );
         let meta = match meta.map_err(storage)? {
             Some(m) if m.name == A::NAME => m,
@@ -131,7 +138,10 @@ impl<A: Actor> Instance<A> {
             awake_holds: Default::default(),
             background: Default::default(),
         });
-        shared.queues.load(queued.map_err(storage)?);
+        let queued = queued.map_err(storage)?;
+        if !queued.is_empty() {
+            shared.queues.load(queued);
+        }
         tracing::Span::current().record("key", tracing::field::display(&meta.key));
         let ctx = Ctx { shared, conn: None };
         let limit = options.action_timeout;

@@ -48,7 +48,7 @@ impl Runner {
 impl<A: Actor> Instance<A> {
     /// Starts the run loop after `delay` (unless the type has none).
     pub(super) fn start_run(&mut self, delay: Duration) {
-        if self.runner.absent {
+        if self.runner.absent || self.table.run_absent.load(Ordering::Relaxed) {
             return;
         }
         let (cancel, signal) = RunSignal::new();
@@ -78,7 +78,12 @@ impl<A: Actor> Instance<A> {
     pub(super) fn run_holds_awake(&self) -> bool {
         self.runner.is_active()
             && self.runner.winding_until.is_none()
-            && self.ctx.shared.queues.waiters() == 0
+            && self
+                .ctx
+                .shared
+                .queues
+                .peek()
+                .is_none_or(|q| q.waiters() == 0)
     }
 
     /// The run ended: restart it with backoff, unless it was told to stop.
@@ -89,6 +94,7 @@ impl<A: Actor> Instance<A> {
         match end {
             RunEnd::Returned(Err(e)) if e.message() == NOT_DEFINED && !e.is_public() => {
                 self.runner.absent = true;
+                self.table.run_absent.store(true, Ordering::Relaxed);
                 return;
             }
             RunEnd::Returned(Err(e)) if !cancelled => {

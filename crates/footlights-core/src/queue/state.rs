@@ -121,7 +121,28 @@ struct Inner {
     waiters: HashMap<u64, ReplyTx>,
 }
 
-/// An actor's queues. Lives in the actor's shared data.
+/// An actor's queues, made on first use: most actors have none, and an awake actor's memory
+/// should not pay for them. Lives in the actor's shared data; dereferences to the
+/// [`QueueState`].
+#[derive(Default)]
+pub(crate) struct LazyQueues(std::sync::OnceLock<Box<QueueState>>);
+
+impl LazyQueues {
+    /// The queues if they were ever used.
+    pub(crate) fn peek(&self) -> Option<&QueueState> {
+        self.0.get().map(|q| &**q)
+    }
+}
+
+impl std::ops::Deref for LazyQueues {
+    type Target = QueueState;
+
+    fn deref(&self) -> &QueueState {
+        self.0.get_or_init(Box::default)
+    }
+}
+
+/// An actor's queues.
 #[derive(Default)]
 pub(crate) struct QueueState {
     inner: Mutex<Inner>,
