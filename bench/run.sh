@@ -181,10 +181,12 @@ if [ "${SKIP_KV:-0}" != 1 ]; then
   (cd "$ROOT" && cargo bench -p footlights-test --bench kv 2>/dev/null) | sed -n '/^| measure/,$p' > "$OUT/kv.txt"
 fi
 
-# Repeating jobs at scale (in process): SKIP_JOBS=1 leaves it out.
+# Repeating jobs at scale and durable queues (in process): SKIP_JOBS=1 leaves them out.
 if [ "${SKIP_JOBS:-0}" != 1 ]; then
   loadline "jobs bench"
   (cd "$ROOT" && cargo bench -p footlights-test --bench jobs 2>/dev/null) | sed -n '/^## Repeating jobs/,$p' > "$OUT/jobs.txt"
+  loadline "queues bench"
+  (cd "$ROOT" && cargo bench -p footlights-test --bench queues 2>/dev/null) | sed -n '/^## Durable queues/,$p' >> "$OUT/jobs.txt"
 fi
 
 # Two nodes on PostgreSQL (a server the bench starts: Debian's package): forwarding overhead and
