@@ -320,9 +320,20 @@ fn manager_allowed(
     req: &Request,
     path: &str,
 ) -> Result<(), footlights_protocol::ActionError> {
-    let token = access::token_of(Area::Manager, req.headers(), None);
+    area_allowed(shared, Area::Manager, req, path)
+}
+
+/// Checks a request to `area` (the manager API, the inspector) against the access policy,
+/// counting refusals.
+pub(crate) fn area_allowed(
+    shared: &Shared,
+    area: Area,
+    req: &Request,
+    path: &str,
+) -> Result<(), footlights_protocol::ActionError> {
+    let token = access::token_of(area, req.headers(), None);
     let request = AccessRequest {
-        area: Area::Manager,
+        area,
         token: token.as_deref(),
         headers: req.headers(),
         path,

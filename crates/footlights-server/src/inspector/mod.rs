@@ -71,9 +71,8 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::access::{self, AccessRequest, Area};
+use crate::access::Area;
 use crate::error::HttpError;
-use crate::metrics::Refused;
 use crate::server::Shared;
 
 /// The path prefix of the inspector's routes.
@@ -83,7 +82,7 @@ pub(crate) const PREFIX: &str = "/inspector";
 pub(crate) async fn handle(shared: &Shared, req: Request, path: &str) -> Response {
     let rest = &path[PREFIX.len()..];
     if let Some(api) = rest.strip_prefix("/api") {
-        if let Err(e) = allowed(shared, &req, path) {
+        if let Err(e) = crate::server::area_allowed(shared, Area::Inspector, &req, path) {
             return HttpError::json(e).into_response();
         }
         return api::handle(shared, req, api).await;
@@ -139,23 +138,3 @@ const SCRIPT: &str = include_str!("page/inspector.js");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
                    form-action 'none'; frame-ancestors 'none'";
-
-/// Checks an inspector request against the access policy.
-fn allowed(
-    shared: &Shared,
-    req: &Request,
-    path: &str,
-) -> Result<(), footlights_protocol::ActionError> {
-    let token = access::token_of(Area::Inspector, req.headers(), None);
-    let request = AccessRequest {
-        area: Area::Inspector,
-        token: token.as_deref(),
-        headers: req.headers(),
-        path,
-    };
-    shared
-        .config
-        .access
-        .allow(&request)
-        .inspect_err(|e| shared.metrics.refused(Refused::access(e)))
-}
