@@ -92,8 +92,37 @@ pub(crate) async fn actor(shared: &Shared, req: Request, id: &str) -> Response {
     }
 }
 
-fn storage(e: footlights_storage::StorageError) -> ActionError {
+pub(crate) fn storage(e: footlights_storage::StorageError) -> ActionError {
     ActionError::internal(format!("storage: {e}"))
+}
+
+/// Reads a page size given as `what` in a query: a whole number, clamped to `1..=max`.
+pub(crate) fn page_limit(text: &str, what: &str, max: usize) -> Result<usize, ActionError> {
+    text.parse::<usize>()
+        .map(|n| n.clamp(1, max))
+        .map_err(|_| ActionError::invalid_request(format!("`{what}` is a whole number")))
+}
+
+/// One page of the actors named `name` whose keys start with `prefix`, in key order after
+/// `after`: at most `limit`, and the cursor of the next page (`None` after the last).
+pub(crate) async fn actors_page(
+    shared: &Shared,
+    name: &str,
+    prefix: &ActorKey,
+    after: Option<&ActorKey>,
+    limit: usize,
+) -> Result<(Vec<ActorMeta>, Option<String>), ActionError> {
+    // One more than asked, to know whether another page follows.
+    let mut metas = shared
+        .registry
+        .driver()
+        .list_actors_page(name, prefix, after, limit + 1)
+        .await
+        .map_err(storage)?;
+    let more = metas.len() > limit;
+    metas.truncate(limit);
+    let next = metas.last().filter(|_| more).map(|m| m.key.to_string());
+    Ok((metas, next))
 }
 
 /// The actor object of §4.2. The key is serialized (`"/"` for the empty key). `start_ts` is
@@ -142,12 +171,7 @@ async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionE
             "name" => name = Some(v.into_owned()),
             "key" => key = Some(v.into_owned()),
             "cursor" => cursor = Some(v.into_owned()),
-            "limit" => {
-                limit = v
-                    .parse::<usize>()
-                    .map_err(|_| ActionError::invalid_request("`limit` is a whole number"))?
-                    .clamp(1, LIST_PAGE_MAX);
-            }
+            "limit" => limit = page_limit(&v, "limit", LIST_PAGE_MAX)?,
             _ => {}
         }
     }
@@ -194,14 +218,8 @@ async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionE
                 ),
                 None => None,
             };
-            // One more than asked, to know whether another page follows.
-            let mut metas = driver
-                .list_actors_page(&name, &ActorKey::default(), after.as_ref(), limit + 1)
-                .await
-                .map_err(storage)?;
-            let more = metas.len() > limit;
-            metas.truncate(limit);
-            let next = metas.last().filter(|_| more).map(|m| m.key.to_string());
+            let (metas, next) =
+                actors_page(shared, &name, &ActorKey::default(), after.as_ref(), limit).await?;
             found.extend(metas.iter().map(|m| actor_json(shared, m)));
             return Ok(json!({ "actors": found, "pagination": { "cursor": next } }));
         }

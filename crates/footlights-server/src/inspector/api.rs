@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::error::{HttpError, method_not_allowed};
 use crate::limits::read_body;
+use crate::manager::{actors_page, page_limit, storage};
 use crate::server::Shared;
 
 /// How many actors a page lists when the request does not say.
@@ -201,12 +202,7 @@ async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionE
             "prefix" if !v.is_empty() => prefix = Some(v.into_owned()),
             "key" => key = Some(v.into_owned()),
             "cursor" if !v.is_empty() => cursor = Some(v.into_owned()),
-            "limit" => {
-                limit = v
-                    .parse::<usize>()
-                    .map_err(|_| ActionError::invalid_request("`limit` is a whole number"))?
-                    .clamp(1, ACTOR_PAGE_MAX);
-            }
+            "limit" => limit = page_limit(&v, "limit", ACTOR_PAGE_MAX)?,
             _ => {}
         }
     }
@@ -223,12 +219,14 @@ async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionE
         text.parse::<ActorKey>()
             .map_err(|_| ActionError::invalid_request(format!("`{what}` is not a key")))
     };
-    let driver = shared.registry.driver();
-    let storage =
-        |e: footlights_storage::StorageError| ActionError::internal(format!("storage: {e}"));
     if let Some(key) = key {
         let key = parse(&key, "key")?;
-        let found = driver.find_actor(&name, &key).await.map_err(storage)?;
+        let found = shared
+            .registry
+            .driver()
+            .find_actor(&name, &key)
+            .await
+            .map_err(storage)?;
         let actors: Vec<_> = found.iter().map(|m| actor_json(shared, m)).collect();
         return Ok(json!({ "names": names, "actors": actors, "cursor": null }));
     }
@@ -238,14 +236,7 @@ async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionE
         .transpose()?
         .unwrap_or_default();
     let after = cursor.as_deref().map(|c| parse(c, "cursor")).transpose()?;
-    // One more than asked, to know whether another page follows.
-    let mut metas = driver
-        .list_actors_page(&name, &prefix, after.as_ref(), limit + 1)
-        .await
-        .map_err(storage)?;
-    let more = metas.len() > limit;
-    metas.truncate(limit);
-    let next = metas.last().filter(|_| more).map(|m| m.key.to_string());
+    let (metas, next) = actors_page(shared, &name, &prefix, after.as_ref(), limit).await?;
     let actors: Vec<_> = metas.iter().map(|m| actor_json(shared, m)).collect();
     Ok(json!({ "names": names, "actors": actors, "cursor": next }))
 }
@@ -267,12 +258,7 @@ async fn detail(
                     .map_err(|_| ActionError::invalid_request("`kv_after` is not base64url"))?;
                 after = Some(key);
             }
-            "kv_limit" => {
-                limit = v
-                    .parse::<usize>()
-                    .map_err(|_| ActionError::invalid_request("`kv_limit` is a whole number"))?
-                    .clamp(1, KV_PAGE_MAX);
-            }
+            "kv_limit" => limit = page_limit(&v, "kv_limit", KV_PAGE_MAX)?,
             _ => {}
         }
     }
