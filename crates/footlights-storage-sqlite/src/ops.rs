@@ -377,14 +377,26 @@ fn deleted_bytes(
 /// of the key-value map's size go to `kv_bytes`.
 fn apply(tx: &Transaction<'_>, write: Write, kv_bytes: &mut HashMap<ActorId, i64>) -> Result<()> {
     match write {
-        Write::State { actor, bytes } => tx
-            .prepare_cached(
+        // An update of the one row first, and an insert only when there is none: SQLite can
+        // undo a one-row update by key without a statement journal, while an upsert (an
+        // `INSERT … SELECT` that may touch several rows) journals every page it changes, a
+        // second copy of a large state on disk.
+        Write::State { actor, bytes } => {
+            let updated = tx
+                .prepare_cached("UPDATE state SET bytes = ?2 WHERE actor_id = ?1")
+                .map_err(db)?
+                .execute(params![actor.as_str(), bytes])
+                .map_err(db)?;
+            if updated > 0 {
+                return Ok(());
+            }
+            tx.prepare_cached(
                 "INSERT INTO state (actor_id, bytes)
-                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM actors WHERE id = ?1)
-                 ON CONFLICT (actor_id) DO UPDATE SET bytes = excluded.bytes",
+                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM actors WHERE id = ?1)",
             )
             .map_err(db)?
-            .execute(params![actor.as_str(), bytes]),
+            .execute(params![actor.as_str(), bytes])
+        }
         Write::PutAlarm { actor, alarm } => tx
             .prepare_cached(
                 "INSERT INTO alarms (actor_id, alarm_id, at_ms, action, args)
@@ -405,18 +417,22 @@ fn apply(tx: &Transaction<'_>, write: Write, kv_bytes: &mut HashMap<ActorId, i64
             .map_err(db)?
             .execute(params![actor.as_str(), alarm_id]),
         Write::KvPut { actor, key, value } => {
-            let old = kv_entry_size(tx, &actor, &key)?.unwrap_or(0);
+            let found = kv_entry_size(tx, &actor, &key)?;
+            let old = found.unwrap_or(0);
             let new = i64::try_from(key.len() + value.len())
                 .map_err(|_| StorageError::backend(Error::OutOfRange("kv entry")))?;
-            let changed = tx
-                .prepare_cached(
+            // As for the state: a one-row update needs no statement journal, an upsert does.
+            let changed = if found.is_some() {
+                tx.prepare_cached("UPDATE kv SET value = ?3 WHERE actor_id = ?1 AND key = ?2")
+            } else {
+                tx.prepare_cached(
                     "INSERT INTO kv (actor_id, key, value)
-                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM actors WHERE id = ?1)
-                     ON CONFLICT (actor_id, key) DO UPDATE SET value = excluded.value",
+                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM actors WHERE id = ?1)",
                 )
-                .map_err(db)?
-                .execute(params![actor.as_str(), key, value])
-                .map_err(db)?;
+            }
+            .map_err(db)?
+            .execute(params![actor.as_str(), key, value])
+            .map_err(db)?;
             if changed > 0 {
                 *kv_bytes.entry(actor).or_default() += new - old;
             }
@@ -505,6 +521,7 @@ mod tests {
             busy_timeout: Duration::from_secs(1),
             durability: Durability::default(),
             quick_check_limit: 0,
+            checkpoint_pages: crate::DEFAULT_CHECKPOINT_PAGES,
             recover: false,
         };
         let mut opened = schema::open(&path, settings, true).unwrap();

@@ -97,6 +97,8 @@ pub(crate) struct Settings {
     pub(crate) durability: Durability,
     /// Files up to this size get `quick_check` at open.
     pub(crate) quick_check_limit: u64,
+    /// The write-ahead log's length in pages that starts a checkpoint.
+    pub(crate) checkpoint_pages: u32,
     /// Opens a store that fails the checks, logging what is given up, instead of refusing it.
     pub(crate) recover: bool,
 }
@@ -133,6 +135,22 @@ pub(crate) fn open(path: &Path, settings: Settings, only: bool) -> Result<Opened
         .map_err(StorageError::backend)?;
     connection
         .pragma_update(None, "foreign_keys", "ON")
+        .map_err(StorageError::backend)?;
+    // Longer than SQLite's default, so that a page changed by many commits between two
+    // checkpoints is copied into the database file once; the file is cut back to that length
+    // when a checkpoint finds it longer (one large transaction can make it grow past it).
+    connection
+        .pragma_update(None, "wal_autocheckpoint", settings.checkpoint_pages)
+        .map_err(StorageError::backend)?;
+    let page_size: i64 = connection
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .map_err(StorageError::backend)?;
+    connection
+        .pragma_update(
+            None,
+            "journal_size_limit",
+            page_size * i64::from(settings.checkpoint_pages),
+        )
         .map_err(StorageError::backend)?;
     check_integrity(
         &connection,
@@ -316,6 +334,7 @@ mod tests {
             busy_timeout: Duration::from_millis(1500),
             durability,
             quick_check_limit: u64::MAX,
+            checkpoint_pages: crate::DEFAULT_CHECKPOINT_PAGES,
             recover: false,
         }
     }
@@ -334,6 +353,11 @@ mod tests {
         assert_eq!(pragma(conn, "synchronous"), "2", "FULL");
         assert_eq!(pragma(conn, "foreign_keys"), "1");
         assert_eq!(pragma(conn, "busy_timeout"), "1500");
+        assert_eq!(pragma(conn, "wal_autocheckpoint"), "4096");
+        assert_eq!(
+            pragma(conn, "journal_size_limit"),
+            (4096 * 4096).to_string()
+        );
         assert!(opened.created);
     }
 

@@ -7,9 +7,14 @@ use std::path::Path;
 use footlights_storage::{ActorId, ActorKey, ActorMeta, Driver, StorageError, Write};
 use footlights_storage_sqlite::SqliteDriver;
 
-/// A closed store with a few hundred pages of actors and state.
+/// A closed store with a few hundred pages of actors and state, most of them in the database
+/// file (a short write-ahead log is copied into it often), where the tests damage them.
 async fn store_with_data(path: &Path) {
-    let driver = SqliteDriver::open(path).await.expect("opening the store");
+    let driver = SqliteDriver::builder(path)
+        .checkpoint_pages(64)
+        .open()
+        .await
+        .expect("opening the store");
     for n in 0..200 {
         let meta = ActorMeta::new(
             ActorId::new(format!("a{n}")),
