@@ -1,5 +1,6 @@
 //! Connections as the actor sees them.
 
+use crate::inspect::{EventRecord, LogRecord, Tap};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -129,6 +130,8 @@ struct Inner<A: Actor> {
     gate: Arc<Gate>,
     /// The actor's own mailbox, to report a server-side disconnect.
     mailbox: Mailbox,
+    /// The actor's live log, which reports the events sent.
+    tap: Arc<Tap>,
 }
 
 impl<A: Actor> Clone for Conn<A> {
@@ -172,7 +175,7 @@ impl<A: Actor> Parked<A> {
 
     /// The connection again, on the instance with this gate and mailbox: same id, token,
     /// params, auth data, state, subscriptions and sink.
-    pub(crate) fn unpark(self, gate: Arc<Gate>, mailbox: Mailbox) -> Conn<A> {
+    pub(crate) fn unpark(self, gate: Arc<Gate>, mailbox: Mailbox, tap: Arc<Tap>) -> Conn<A> {
         Conn {
             inner: Arc::new(Inner {
                 id: self.id,
@@ -184,6 +187,7 @@ impl<A: Actor> Parked<A> {
                 sink: Some(self.sink),
                 gate,
                 mailbox,
+                tap,
             }),
         }
     }
@@ -229,6 +233,7 @@ impl<A: Actor> Conn<A> {
         sink: Option<Arc<ConnSink>>,
         gate: Arc<Gate>,
         mailbox: Mailbox,
+        tap: Arc<Tap>,
     ) -> Self {
         Conn {
             inner: Arc::new(Inner {
@@ -241,6 +246,7 @@ impl<A: Actor> Conn<A> {
                 sink,
                 gate,
                 mailbox,
+                tap,
             }),
         }
     }
@@ -344,6 +350,9 @@ impl<A: Actor> Conn<A> {
 
     /// Sends an event by name with raw arguments to this connection only.
     pub fn send_raw(&self, name: &str, args: Vec<Value>) {
+        let recipients = usize::from(self.inner.sink.is_some());
+        let tap = &self.inner.tap;
+        tap.publish(|| LogRecord::Event(EventRecord::of(name, &args, recipients)));
         if let Some(sink) = &self.inner.sink {
             let msg = ToClient::Event {
                 name: name.to_owned(),

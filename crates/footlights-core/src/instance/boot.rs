@@ -53,7 +53,11 @@ impl<A: Actor> Instance<A> {
         let shared = &ctx.shared;
         for p in *parked {
             tracing::trace!(actor = A::NAME, conn = %p.id(), "connection back from hibernation");
-            shared.add_conn(p.unpark(shared.gate.clone(), shared.mailbox.clone()));
+            shared.add_conn(p.unpark(
+                shared.gate.clone(),
+                shared.mailbox.clone(),
+                shared.tap.clone(),
+            ));
         }
     }
 
@@ -137,6 +141,7 @@ impl<A: Actor> Instance<A> {
             queue_specs,
             awake_holds: Default::default(),
             background: Default::default(),
+            tap: Default::default(),
         });
         let queued = queued.map_err(storage)?;
         if !queued.is_empty() {

@@ -209,6 +209,7 @@ impl<A: Actor> Instance<A> {
             sink.clone(),
             shared.gate.clone(),
             shared.mailbox.clone(),
+            shared.tap.clone(),
         );
         shared.add_conn(conn.clone());
         if let Some(sink) = &sink {

@@ -13,6 +13,9 @@ impl<A: Actor> Instance<A> {
             InspectMsg::View { kv, reply } => {
                 let _ = reply.send(self.view(kv).await);
             }
+            InspectMsg::Watch { reply } => {
+                let _ = reply.send(self.ctx.shared.tap.watch());
+            }
             InspectMsg::ReplaceState { state, reply } => {
                 let result = self.replace_state(state).await;
                 // Through the gate: the answer leaves once the new state is durable (or

@@ -150,6 +150,7 @@ impl<A: Actor> Instance<A> {
         self.abandon_run();
         self.wait_background().await;
         self.ctx.shared.queues.close();
+        self.ctx.shared.tap.close();
         let gate = &self.ctx.shared.gate;
         let saved = gate.wait_durable(gate.issued()).await;
         if let Err(e) = &saved {

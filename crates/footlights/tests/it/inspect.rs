@@ -191,3 +191,66 @@ async fn a_replaced_state_is_saved() {
     let gauge = again.client().get::<Gauge>(["g"]);
     assert_eq!(gauge.level().await.unwrap(), 7);
 }
+
+#[tokio::test]
+async fn a_watched_actor_reports_its_actions_and_events() {
+    use footlights::inspect::{Caller, LogRecord};
+    let registry = Registry::builder().actor::<Gauge>().start().await.unwrap();
+    let gauge = registry.client().get_or_create::<Gauge>(["g"]);
+    let id = gauge.resolve().await.unwrap();
+    // Made before the watch: not reported.
+    gauge.raise(1).await.unwrap();
+
+    let mut log = registry.watch(&id).await.unwrap();
+    assert_eq!(gauge.raise(2).await.unwrap(), 3);
+    match next_record(&mut log).await {
+        LogRecord::Event(e) => {
+            assert_eq!(e.name, "changed");
+            assert_eq!(e.recipients, 0, "nobody subscribed");
+            assert_eq!(e.preview, "[3]");
+            assert_eq!(e.size, 3);
+        }
+        other => panic!("expected the event, got {other:?}"),
+    }
+    match next_record(&mut log).await {
+        LogRecord::Action(a) => {
+            assert_eq!(a.name, "raise");
+            assert_eq!(a.caller, Caller::Stateless);
+            assert_eq!(a.error, None);
+        }
+        other => panic!("expected the action, got {other:?}"),
+    }
+
+    let conn = gauge.connect().await.unwrap();
+    let e = conn.action("noSuchAction", vec![]).await.unwrap_err();
+    assert_eq!(e.code(), "action_not_found");
+    match next_record(&mut log).await {
+        LogRecord::Action(a) => {
+            assert_eq!(a.name, "noSuchAction");
+            assert_eq!(a.caller, Caller::Connection);
+            assert_eq!(a.error.as_deref(), Some("actor.action_not_found"));
+        }
+        other => panic!("expected the failed action, got {other:?}"),
+    }
+    drop(conn);
+
+    // The actor stops: the watch ends.
+    registry.destroy(&id).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if log.next().await.is_none() {
+                break;
+            }
+        }
+    });
+    end.await.expect("the watch ends with the actor");
+}
+
+/// The next record of `log`, within 10 s.
+async fn next_record(log: &mut footlights::inspect::ActorLog) -> footlights::inspect::LogRecord {
+    use footlights::inspect::LogItem;
+    match tokio::time::timeout(Duration::from_secs(10), log.next()).await {
+        Ok(Some(LogItem::Record(record))) => record,
+        other => panic!("expected a record within 10 s, got {other:?}"),
+    }
+}
