@@ -1,7 +1,7 @@
 //! The inspector's JSON API under `/inspector/api` (shapes in the [module docs](super)).
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -27,6 +27,18 @@ const KV_PAGE_MAX: usize = 1000;
 
 /// Serves `path`, the part after `/inspector/api`.
 pub(super) async fn handle(shared: &Shared, req: Request, path: &str) -> Response {
+    if let Some(id) = log_path(path) {
+        if req.method() != Method::GET {
+            return HttpError::json(method_not_allowed()).into_response();
+        }
+        return match super::log::stream(shared, &actor_id(id)).await {
+            Ok(response) => response,
+            Err(e) if e.code() == "too_many_watchers" => HttpError::json(e)
+                .with_status(StatusCode::TOO_MANY_REQUESTS)
+                .into_response(),
+            Err(e) => HttpError::json(e).into_response(),
+        };
+    }
     match route(shared, req, path).await {
         Ok(body) => json_response(&body),
         // No route of the API matches: the server's usual answer to an unknown path.
@@ -111,6 +123,12 @@ async fn route(
     }
 }
 
+/// The actor id of `/actors/{id}/log`.
+fn log_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/actors/")?.strip_suffix("/log")?;
+    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+}
+
 fn json_response(body: &serde_json::Value) -> Response {
     let mut response = body.to_string().into_response();
     response.headers_mut().insert(
@@ -124,7 +142,7 @@ fn decode(segment: &str) -> std::borrow::Cow<'_, str> {
     percent_encoding::percent_decode_str(segment).decode_utf8_lossy()
 }
 
-fn actor_id(segment: &str) -> ActorId {
+pub(super) fn actor_id(segment: &str) -> ActorId {
     ActorId::new(decode(segment).as_ref())
 }
 
@@ -134,7 +152,7 @@ fn not_found(id: &ActorId) -> ActionError {
 
 /// The actor's metadata, if this node serves it: a clustered node refuses actors another
 /// node holds (ask that node's inspector).
-async fn local(shared: &Shared, id: &ActorId) -> Result<ActorMeta, ActionError> {
+pub(super) async fn local(shared: &Shared, id: &ActorId) -> Result<ActorMeta, ActionError> {
     let meta = shared
         .registry
         .actor_meta(id)
@@ -167,7 +185,7 @@ async fn json_body(shared: &Shared, req: Request) -> Result<serde_json::Value, A
 
 /// A value as JSON, with the protocol's `$`-tags for what JSON cannot hold (big integers,
 /// bytes, dates, maps, sets).
-fn to_json(value: &Value) -> serde_json::Value {
+pub(super) fn to_json(value: &Value) -> serde_json::Value {
     serde_json::from_str(&value_to_json(value)).unwrap_or(serde_json::Value::Null)
 }
 
