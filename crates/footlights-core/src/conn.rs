@@ -119,6 +119,9 @@ struct Inner<A: Actor> {
     /// The secret a client presents to resume this connection after its link dropped.
     token: String,
     params: ParamsOf<A>,
+    /// The params as the client sent them, for the inspector; kept for realtime connections
+    /// only.
+    sent_params: Option<Value>,
     auth: AuthOf<A>,
     /// Owned by the connection; user code locks it briefly from hooks and actions.
     state: Mutex<ConnStateOf<A>>,
@@ -161,6 +164,7 @@ pub(crate) struct Parked<A: Actor> {
     id: ConnId,
     token: String,
     params: ParamsOf<A>,
+    sent_params: Option<Value>,
     auth: AuthOf<A>,
     state: ConnStateOf<A>,
     subscriptions: HashSet<String>,
@@ -181,6 +185,7 @@ impl<A: Actor> Parked<A> {
                 id: self.id,
                 token: self.token,
                 params: self.params,
+                sent_params: self.sent_params,
                 auth: self.auth,
                 state: Mutex::new(self.state),
                 subscriptions: Mutex::new(self.subscriptions),
@@ -206,6 +211,7 @@ impl<A: Actor> Conn<A> {
             id,
             token,
             params,
+            sent_params,
             auth,
             state,
             subscriptions,
@@ -215,6 +221,7 @@ impl<A: Actor> Conn<A> {
             id,
             token,
             params,
+            sent_params,
             auth,
             state: state.into_inner().unwrap_or_else(PoisonError::into_inner),
             subscriptions: subscriptions
@@ -227,7 +234,7 @@ impl<A: Actor> Conn<A> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: ConnId,
-        params: ParamsOf<A>,
+        (params, sent_params): (ParamsOf<A>, Option<Value>),
         auth: AuthOf<A>,
         state: ConnStateOf<A>,
         sink: Option<Arc<ConnSink>>,
@@ -240,6 +247,7 @@ impl<A: Actor> Conn<A> {
                 id,
                 token: crate::instance::random_id(),
                 params,
+                sent_params,
                 auth,
                 state: Mutex::new(state),
                 subscriptions: Mutex::default(),
@@ -263,6 +271,12 @@ impl<A: Actor> Conn<A> {
     /// The params the client connected with.
     pub fn params(&self) -> &ParamsOf<A> {
         &self.inner.params
+    }
+
+    /// The params as the client sent them (`None` when it sent none, and for ephemeral
+    /// connections), for the inspector.
+    pub(crate) fn sent_params(&self) -> Option<&Value> {
+        self.inner.sent_params.as_ref()
     }
 
     /// What the before-connect hook returned.

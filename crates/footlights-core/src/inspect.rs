@@ -60,10 +60,7 @@ pub struct ActorView {
 }
 
 /// One live connection of an inspected actor.
-///
-/// Params and per-connection state are the actor's own types, which the runtime holds
-/// without a way to serialize them; they are not shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConnView {
     /// The connection's id.
@@ -75,6 +72,12 @@ pub struct ConnView {
     pub detached: bool,
     /// The events it subscribed to, sorted.
     pub subscriptions: Vec<String>,
+    /// The params as the client sent them, before the actor's type read them; `None` when
+    /// it sent none, and for ephemeral connections.
+    pub params: Option<Value>,
+    /// The per-connection state, when the actor shows it
+    /// ([`Actor::inspect_conn_state`](crate::Actor::inspect_conn_state)); `None` otherwise.
+    pub state: Option<Value>,
 }
 
 /// One scheduled call of an inspected actor.

@@ -176,6 +176,8 @@ impl<A: Actor> Instance<A> {
         request: &ConnRequest,
         sink: Option<Arc<ConnSink>>,
     ) -> Result<Conn<A>, ActionError> {
+        // Kept for the inspector, for realtime connections only: a stateless call pays no copy.
+        let sent_params = if sink.is_some() { params.clone() } else { None };
         let params = match params {
             Some(given) => from_value(given),
             // No params at all: `null` (for `Option` and `Value` params), or else an empty
@@ -203,7 +205,7 @@ impl<A: Actor> Instance<A> {
         let shared = &self.ctx.shared;
         let conn = Conn::new(
             conn_id,
-            params,
+            (params, sent_params),
             auth,
             state,
             sink.clone(),

@@ -40,6 +40,8 @@ impl<A: Actor> Instance<A> {
                     ephemeral: conn.is_ephemeral(),
                     detached: conn.sink().is_some_and(|s| s.is_detached()),
                     subscriptions,
+                    params: conn.sent_params().cloned(),
+                    state: self.actor.inspect_conn_state(&conn.state()),
                 }
             })
             .collect();

@@ -297,6 +297,8 @@ async fn detail(
                 "ephemeral": c.ephemeral,
                 "detached": c.detached,
                 "subscriptions": c.subscriptions,
+                "params": c.params.as_ref().map(to_json),
+                "state": c.state.as_ref().map(to_json),
             })
         })
         .collect();

@@ -43,12 +43,17 @@
 //!   "startedAt", "sleptAt"}` (times in milliseconds since the Unix epoch, as
 //!   `GET /actors` reports them).
 //! - `GET /inspector/api/actors/{id}[?kv_prefix=P&kv_after=A&kv_limit=L]` → `{"actor": {..},
-//!   "state": <json>, "connections": [{"id", "ephemeral", "detached", "subscriptions"}],
+//!   "state": <json>, "connections": [{"id", "ephemeral", "detached", "subscriptions",
+//!   "params", "state"}],
 //!   "schedules": [{"id", "at", "action", "args", "failures", "job": null | {"name",
 //!   "rule"}}], "kv": {"entries": [{"key", "value", "decoded"?}], "next": A|null}}`. Keys and values are `{"text": ..}` when UTF-8, else
 //!   `{"base64": ..}`; `decoded` is the value read as CBOR (how `Kv::put` stores it) when it
 //!   reads as one document. `kv_prefix` is text; `kv_after` the previous page's `next` (the
 //!   last key, base64url); `kv_limit` defaults to 100 (at most 1000).
+//!   A connection's `params` are the JSON its client sent (`null` if none, and for
+//!   short-lived connections); its `state` is what the actor's
+//!   [`Actor::inspect_conn_state`](footlights_core::Actor::inspect_conn_state) shows, `null`
+//!   by default.
 //! - `PUT /inspector/api/actors/{id}/state` with `{"state": <json>}` → `{}` once the new
 //!   state is durable. A state that does not fit the actor's type is `actor.invalid_request`
 //!   and the old one stays.

@@ -354,3 +354,32 @@ async fn watchers_of_one_actor_are_capped() {
     let wrong_method = http().post(&url).bearer_auth(TOKEN);
     assert_eq!(status_and_code(wrong_method).await.0, 405);
 }
+
+#[tokio::test]
+async fn connections_show_the_params_their_clients_sent() {
+    use crate::support::{next_json, ws_connect};
+    let server = guarded().await;
+    let id = server.room("conns").await;
+    // `{"seat":"12A"}`, percent-encoded in the protocol list as the official client sends it.
+    let params = "rivet_conn_params.%7B%22seat%22%3A%2212A%22%7D";
+    let (mut ws, _) = ws_connect(
+        &server,
+        &format!("/gateway/{id}/connect"),
+        &["rivet", "rivet_encoding.json", params],
+    )
+    .await;
+    let init = next_json(&mut ws).await;
+    assert_eq!(init["body"]["tag"], "Init");
+    let conn_id = init["body"]["val"]["connectionId"].clone();
+
+    let detail = ok_json(http().get(server.url(&format!("/inspector/api/actors/{id}")))).await;
+    let conns = detail["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{detail}");
+    assert_eq!(conns[0]["id"], conn_id);
+    assert_eq!(conns[0]["params"], json!({ "seat": "12A" }));
+    assert_eq!(
+        conns[0]["state"],
+        json!(null),
+        "the room does not show its connection state"
+    );
+}

@@ -254,3 +254,90 @@ async fn next_record(log: &mut footlights::inspect::ActorLog) -> footlights::ins
         other => panic!("expected a record within 10 s, got {other:?}"),
     }
 }
+
+#[derive(Default, Serialize)]
+pub struct Ticket {
+    seat: String,
+    /// Not for operators' eyes: the hook leaves it out.
+    secret: String,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Booth {}
+
+#[footlights::actor(conn = Conns<Value, Ticket>)]
+impl Booth {
+    async fn create_conn_state(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        params: &Value,
+        _request: &footlights::ConnRequest,
+    ) -> Result<Ticket, ActionError> {
+        let seat = params.get("seat").and_then(Value::as_str).unwrap_or("none");
+        Ok(Ticket {
+            seat: seat.to_owned(),
+            secret: "hunter2".to_owned(),
+        })
+    }
+
+    fn inspect_conn_state(&self, state: &Ticket) -> Option<Value> {
+        footlights::to_value(&state.seat).ok()
+    }
+
+    #[action]
+    fn ping(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn connections_show_their_params_and_the_state_the_actor_shows() {
+    let registry = Registry::builder()
+        .actor::<Booth>()
+        .actor::<Gauge>()
+        .start()
+        .await
+        .unwrap();
+    let booth = registry
+        .client()
+        .get_or_create::<Booth>(["b"])
+        .with_params(&serde_json::json!({ "seat": "12A" }));
+    let conn = booth.connect().await.unwrap();
+    assert_eq!(
+        conn.action("ping", vec![]).await.unwrap(),
+        Value::Bool(true)
+    );
+    let id = booth.resolve().await.unwrap();
+    let view = registry
+        .inspect(&id, InspectOptions::default())
+        .await
+        .unwrap();
+    let open: Vec<_> = view.connections.iter().filter(|c| !c.ephemeral).collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        open[0].params,
+        Some(Value::Object(vec![("seat".into(), Value::from("12A"))]))
+    );
+    assert_eq!(
+        open[0].state,
+        Some(Value::from("12A")),
+        "what the hook shows"
+    );
+
+    // Without the hook the state is not shown; params still are.
+    let gauge = registry
+        .client()
+        .get_or_create::<Gauge>(["g"])
+        .with_params(&7);
+    let _gauge_conn = gauge.connect().await.unwrap();
+    gauge.level().await.unwrap();
+    let id = gauge.resolve().await.unwrap();
+    let view = registry
+        .inspect(&id, InspectOptions::default())
+        .await
+        .unwrap();
+    let open: Vec<_> = view.connections.iter().filter(|c| !c.ephemeral).collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].params, Some(Value::Int(7)));
+    assert_eq!(open[0].state, None);
+}

@@ -263,10 +263,12 @@ async function loadDetail(freshKv) {
         el("code", c.id),
         c.ephemeral ? "short-lived" : c.detached ? "waiting for resume" : "connected",
         c.subscriptions.join(", ") || "—",
+        el("code", c.params === null ? "—" : JSON.stringify(c.params)),
+        el("code", c.state === null ? "not shown" : JSON.stringify(c.state)),
       ]),
     ),
   );
-  if (d.connections.length === 0) $("conns").append(row(["none", "", ""]));
+  if (d.connections.length === 0) $("conns").append(row(["none", "", "", "", ""]));
   $("schedules").replaceChildren(
     ...d.schedules.map((s) =>
       row([
