@@ -31,15 +31,29 @@ pub struct InspectOptions {
     /// The page of the actor's key-value store to list (keys as the actor writes them,
     /// without the runtime's internal prefix). Default: the first 100 entries.
     pub kv: KvRange,
+    /// List the messages of this queue only (the others are left out of
+    /// [`ActorView::queues`]); `None` lists every queue. Default: `None`.
+    pub queue: Option<String>,
+    /// List the queue messages after this one ([`QueuedView::id`], the previous page's last).
+    /// Default: from the oldest.
+    pub queue_after: Option<u64>,
+    /// How many messages each listed queue shows. Default: [`DEFAULT_QUEUE_PAGE`].
+    pub queue_limit: usize,
 }
 
 impl Default for InspectOptions {
     fn default() -> Self {
         InspectOptions {
             kv: KvRange::all().limit(DEFAULT_KV_PAGE),
+            queue: None,
+            queue_after: None,
+            queue_limit: DEFAULT_QUEUE_PAGE,
         }
     }
 }
+
+/// How many messages of each queue an inspection lists when not told.
+pub const DEFAULT_QUEUE_PAGE: usize = 10;
 
 /// How many key-value entries an inspection lists when not told.
 pub const DEFAULT_KV_PAGE: usize = 100;
@@ -57,6 +71,51 @@ pub struct ActorView {
     pub schedules: Vec<ScheduleView>,
     /// The page of key-value entries asked for.
     pub kv: KvPage,
+    /// The actor's queues (those its type declares, and any other holding messages), by
+    /// name, each with a page of its oldest messages.
+    pub queues: Vec<QueueView>,
+}
+
+/// One queue of an inspected actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueView {
+    /// The queue's name.
+    pub name: String,
+    /// Its messages, those taken by a consumer and not yet completed included.
+    pub depth: usize,
+    /// Of those, the messages taken and not yet completed.
+    pub in_flight: usize,
+    /// A page of its messages, oldest first.
+    pub messages: Vec<QueuedView>,
+    /// More messages follow the page.
+    pub more: bool,
+}
+
+/// One message in a queue of an inspected actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueuedView {
+    /// Its position among the actor's queue messages: increasing with each send, so a
+    /// page's last id is where the next page starts.
+    pub id: u64,
+    /// A consumer took it and has not completed it yet.
+    pub in_flight: bool,
+    /// The size of its body as JSON, in bytes.
+    pub size: usize,
+    /// The start of its body as JSON, at most [`PREVIEW_CHARS`] characters.
+    pub preview: String,
+}
+
+/// A value's size as JSON and the start of that JSON, at most [`PREVIEW_CHARS`] characters
+/// with `…` when cut.
+pub(crate) fn preview(value: &Value) -> (usize, String) {
+    let json = footlights_protocol::codec::value_to_json(value);
+    let preview = match json.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => format!("{}…", &json[..cut]),
+        None => json.clone(),
+    };
+    (json.len(), preview)
 }
 
 /// One live connection of an inspected actor.
@@ -103,7 +162,7 @@ pub struct ScheduleView {
 pub(crate) enum InspectMsg {
     /// Read the state, connections, schedules and a key-value page.
     View {
-        kv: KvRange,
+        options: InspectOptions,
         reply: oneshot::Sender<Result<ActorView, ActionError>>,
     },
     /// Replace the state with this value, deserialized into the actor's type.
@@ -191,16 +250,12 @@ pub struct EventRecord {
 impl EventRecord {
     /// The record of event `name` with these arguments, sent to `recipients` connections.
     pub(crate) fn of(name: &str, args: &[Value], recipients: usize) -> Self {
-        let json = footlights_protocol::codec::value_to_json(&Value::Array(args.to_vec()));
-        let preview = match json.char_indices().nth(PREVIEW_CHARS) {
-            Some((cut, _)) => format!("{}…", &json[..cut]),
-            None => json.clone(),
-        };
+        let (size, preview) = preview(&Value::Array(args.to_vec()));
         EventRecord {
             at_ms: crate::alarm::now_ms(),
             name: name.to_owned(),
             recipients,
-            size: json.len(),
+            size,
             preview,
         }
     }

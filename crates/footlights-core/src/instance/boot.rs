@@ -146,6 +146,11 @@ impl<A: Actor> Instance<A> {
         let queued = queued.map_err(storage)?;
         if !queued.is_empty() {
             shared.queues.load(queued);
+            for (name, n) in shared.queues.depths() {
+                shared
+                    .metrics
+                    .queued(&name, i64::try_from(n).unwrap_or(i64::MAX));
+            }
         }
         tracing::Span::current().record("key", tracing::field::display(&meta.key));
         let ctx = Ctx { shared, conn: None };

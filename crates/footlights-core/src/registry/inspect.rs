@@ -4,8 +4,8 @@ use super::*;
 use crate::inspect::{ActorLog, ActorView, InspectMsg, InspectOptions};
 
 impl Registry {
-    /// Reads a live actor's state, connections, scheduled calls and a page of its key-value
-    /// store, between two of its messages. Wakes the actor if it sleeps.
+    /// Reads a live actor's state, connections, scheduled calls, queues and a page of its
+    /// key-value store, between two of its messages. Wakes the actor if it sleeps.
     ///
     /// ```
     /// # use footlights_core::{Registry, ActorId};
@@ -25,10 +25,7 @@ impl Registry {
     ) -> Result<ActorView, ActionError> {
         let name = self.type_of(id).await?;
         let (reply, rx) = oneshot::channel();
-        let msg = InspectMsg::View {
-            kv: options.kv,
-            reply,
-        };
+        let msg = InspectMsg::View { options, reply };
         self.inner.send(&name, id, Some(Msg::Inspect(msg)))?;
         rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))
     }

@@ -24,6 +24,8 @@ const ACTOR_PAGE: usize = 50;
 const ACTOR_PAGE_MAX: usize = 1000;
 /// The most key-value entries one page lists.
 const KV_PAGE_MAX: usize = 1000;
+/// The most messages of one queue a page lists.
+const QUEUE_PAGE_MAX: usize = 100;
 
 /// Serves `path`, the part after `/inspector/api`.
 pub(super) async fn handle(shared: &Shared, req: Request, path: &str) -> Response {
@@ -267,6 +269,7 @@ async fn detail(
 ) -> Result<serde_json::Value, ActionError> {
     let (mut prefix, mut after) = (Vec::new(), None);
     let mut limit = DEFAULT_KV_PAGE;
+    let mut options = InspectOptions::default();
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
             "kv_prefix" => prefix = v.as_bytes().to_vec(),
@@ -277,6 +280,16 @@ async fn detail(
                 after = Some(key);
             }
             "kv_limit" => limit = page_limit(&v, "kv_limit", KV_PAGE_MAX)?,
+            "queue" if !v.is_empty() => options.queue = Some(v.into_owned()),
+            "queue_after" if !v.is_empty() => {
+                let after = v.parse().map_err(|_| {
+                    ActionError::invalid_request("`queue_after` is a message id (a number)")
+                })?;
+                options.queue_after = Some(after);
+            }
+            "queue_limit" => {
+                options.queue_limit = page_limit(&v, "queue_limit", QUEUE_PAGE_MAX)?;
+            }
             _ => {}
         }
     }
@@ -285,7 +298,6 @@ async fn detail(
     if let Some(after) = &after {
         range = range.after(after);
     }
-    let mut options = InspectOptions::default();
     options.kv = range;
     let view: ActorView = shared.registry.inspect(id, options).await?;
     let connections: Vec<_> = view
@@ -323,12 +335,38 @@ async fn detail(
         .filter(|_| view.kv.more)
         .map(|e| URL_SAFE_NO_PAD.encode(&e.key));
     let entries: Vec<_> = view.kv.entries.iter().map(kv_json).collect();
+    let queues: Vec<_> = view
+        .queues
+        .iter()
+        .map(|q| {
+            let messages: Vec<_> = q
+                .messages
+                .iter()
+                .map(|m| {
+                    json!({
+                        "id": m.id,
+                        "inFlight": m.in_flight,
+                        "size": m.size,
+                        "preview": m.preview,
+                    })
+                })
+                .collect();
+            json!({
+                "name": q.name,
+                "depth": q.depth,
+                "inFlight": q.in_flight,
+                "messages": messages,
+                "more": q.more,
+            })
+        })
+        .collect();
     Ok(json!({
         "actor": actor_json(shared, &meta),
         "state": to_json(&view.state),
         "connections": connections,
         "schedules": schedules,
         "kv": { "entries": entries, "next": next },
+        "queues": queues,
     }))
 }
 

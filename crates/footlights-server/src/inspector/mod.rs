@@ -46,10 +46,18 @@
 //!   "state": <json>, "connections": [{"id", "ephemeral", "detached", "subscriptions",
 //!   "params", "state"}],
 //!   "schedules": [{"id", "at", "action", "args", "failures", "job": null | {"name",
-//!   "rule"}}], "kv": {"entries": [{"key", "value", "decoded"?}], "next": A|null}}`. Keys and values are `{"text": ..}` when UTF-8, else
+//!   "rule"}}], "kv": {"entries": [{"key", "value", "decoded"?}], "next": A|null}, "queues":
+//!   [..]}`. Keys and values are `{"text": ..}` when UTF-8, else
 //!   `{"base64": ..}`; `decoded` is the value read as CBOR (how `Kv::put` stores it) when it
 //!   reads as one document. `kv_prefix` is text; `kv_after` the previous page's `next` (the
 //!   last key, base64url); `kv_limit` defaults to 100 (at most 1000).
+//!   `queues` lists the actor's queues (declared ones, and any other holding messages) by
+//!   name: `[{"name", "depth", "inFlight", "messages": [{"id", "inFlight", "size",
+//!   "preview"}], "more"}]`, `depth` counting the messages taken by a consumer and not yet
+//!   completed (`inFlight`) too, and `messages` the oldest ones with a preview of their body
+//!   as JSON (cut at 200 characters). `queue=Q` lists queue `Q` only, `queue_after=ID` the
+//!   messages after message `ID` (the previous page's last), `queue_limit` how many per queue
+//!   (default 10, at most 100).
 //!   A connection's `params` are the JSON its client sent (`null` if none, and for
 //!   short-lived connections); its `state` is what the actor's
 //!   [`Actor::inspect_conn_state`](footlights_core::Actor::inspect_conn_state) shows, `null`

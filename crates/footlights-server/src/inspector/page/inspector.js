@@ -281,6 +281,17 @@ async function loadDetail(freshKv) {
     ),
   );
   if (d.schedules.length === 0) $("schedules").append(row(["none", "", "", "", ""]));
+  $("queues").replaceChildren(
+    ...d.queues.map((q) => {
+      const list = el("div");
+      for (const m of q.messages) {
+        list.append(el("div", `#${m.id}${m.inFlight ? " (in flight)" : ""} · ${m.size} B · ${m.preview}`));
+      }
+      if (q.more) list.append(el("div", `… ${q.depth - q.messages.length} more`, { class: "muted" }));
+      return row([q.name, String(q.depth), String(q.inFlight), q.messages.length ? list : "—"]);
+    }),
+  );
+  if (d.queues.length === 0) $("queues").append(row(["none", "", "", ""]));
   const entries = d.kv.entries.map((e) =>
     row([
       el("code", bytes(e.key)),
