@@ -135,6 +135,10 @@ struct Inner<A: Actor> {
     mailbox: Mailbox,
     /// The actor's live log, which reports the events sent.
     tap: Arc<Tap>,
+    /// The span of the request that opened the connection, the parent of the spans of the
+    /// actions it calls (for tracing; disabled when tracing is off, and for ephemeral
+    /// connections).
+    span: tracing::Span,
 }
 
 impl<A: Actor> Clone for Conn<A> {
@@ -169,6 +173,7 @@ pub(crate) struct Parked<A: Actor> {
     state: ConnStateOf<A>,
     subscriptions: HashSet<String>,
     sink: Arc<ConnSink>,
+    span: tracing::Span,
 }
 
 impl<A: Actor> Parked<A> {
@@ -193,6 +198,7 @@ impl<A: Actor> Parked<A> {
                 gate,
                 mailbox,
                 tap,
+                span: self.span,
             }),
         }
     }
@@ -215,6 +221,7 @@ impl<A: Actor> Conn<A> {
             auth,
             state,
             subscriptions,
+            span,
             ..
         } = inner;
         Ok(Parked {
@@ -228,6 +235,7 @@ impl<A: Actor> Conn<A> {
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
             sink,
+            span,
         })
     }
 
@@ -241,6 +249,7 @@ impl<A: Actor> Conn<A> {
         gate: Arc<Gate>,
         mailbox: Mailbox,
         tap: Arc<Tap>,
+        span: tracing::Span,
     ) -> Self {
         Conn {
             inner: Arc::new(Inner {
@@ -255,8 +264,14 @@ impl<A: Actor> Conn<A> {
                 gate,
                 mailbox,
                 tap,
+                span,
             }),
         }
+    }
+
+    /// The span of the request that opened the connection (see [`crate::trace`]).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.inner.span
     }
 
     /// The connection's id.

@@ -178,6 +178,10 @@ impl<A: Actor> Instance<A> {
     ) -> Result<Conn<A>, ActionError> {
         // Kept for the inspector, for realtime connections only: a stateless call pays no copy.
         let sent_params = if sink.is_some() { params.clone() } else { None };
+        let span = match &sink {
+            Some(_) => request.span().clone(),
+            None => tracing::Span::none(),
+        };
         let params = match params {
             Some(given) => from_value(given),
             // No params at all: `null` (for `Option` and `Value` params), or else an empty
@@ -212,6 +216,7 @@ impl<A: Actor> Instance<A> {
             shared.gate.clone(),
             shared.mailbox.clone(),
             shared.tap.clone(),
+            span,
         );
         shared.add_conn(conn.clone());
         if let Some(sink) = &sink {

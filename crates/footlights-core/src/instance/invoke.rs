@@ -218,8 +218,14 @@ impl<A: Actor> Instance<A> {
             next_id,
         };
         let args = run.data.args.clone();
-        match self.invoke(&run.action, args, None).await {
-            Invoked::Now(result) => self.alarm_done(run, result.map(drop)),
+        // A trace of its own: nothing outside the actor asked for it.
+        self.trace = self.traced("schedule", &tracing::Span::none(), Some(&run.action));
+        let span = self.trace.clone();
+        match self.invoke(&run.action, args, None).instrument(span).await {
+            Invoked::Now(result) => {
+                crate::trace::outcome(&self.trace, &result);
+                self.alarm_done(run, result.map(drop));
+            }
             Invoked::Later(fut) => {
                 self.deferred
                     .action(Waiter::Alarm(Box::new(run)), String::new(), fut);
