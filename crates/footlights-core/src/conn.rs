@@ -1,6 +1,5 @@
 //! Connections as the actor sees them.
 
-use crate::inspect::{EventRecord, LogRecord, Tap};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -10,6 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::actor::{Actor, AuthOf, ConnStateOf, ParamsOf};
 use crate::gate::{ConnSink, Gate, Output};
+use crate::inspect::{EventRecord, LogRecord, Tap};
 use crate::instance::{Mailbox, Msg};
 
 /// The request that opened a connection (or carried a stateless action): method, URL and
