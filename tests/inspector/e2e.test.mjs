@@ -1,7 +1,8 @@
 // End-to-end test of the inspector page: `footlights serve` (the demo actors, with a token) on a
 // free port, a counter made through the HTTP API, then Chromium on /inspector: the token typed
 // in, the actor found by its key prefix, its state read, an action called from the page's form,
-// the state edited with the confirmation, and the edit seen by a plain HTTP action call.
+// the state edited with the confirmation, and the edit seen by a plain HTTP action call; the
+// live log shows the calls as they happen.
 // Writes screenshots to target/inspector/*.png.
 //
 // Needs: the binary built (`cargo build -p footlights-cli`; set FOOTLIGHTS_BIN to use another
@@ -153,6 +154,8 @@ test("find an actor, read, call, edit with confirmation", { timeout: 90_000 }, a
   await showsCount(page, 5);
   assert.equal(await page.textContent("#title"), "counter stage");
   assert.equal(await page.textContent("#awake"), "awake");
+  // Opening an actor watches its live log.
+  await page.waitForFunction(() => document.querySelector("#log-status").textContent === "watching");
 
   // Call an action from the form; the output and the new state show.
   await page.fill("#action", "increment");
@@ -160,6 +163,11 @@ test("find an actor, read, call, edit with confirmation", { timeout: 90_000 }, a
   await page.click("#call button");
   await page.waitForFunction(() => document.querySelector("#output").textContent.trim() === "15");
   await showsCount(page, 15);
+  // The call shows in the live log, with its outcome.
+  await page.waitForSelector('#log tr:has-text("increment"):has-text("ok")');
+  // So does a call from elsewhere (a plain HTTP client), as it happens.
+  assert.deepEqual(await counterAction("stage", "getCount", []), { status: 200, body: { output: 15 } });
+  await page.waitForSelector('#log tr:has-text("getCount"):has-text("stateless")');
   await page.screenshot({ path: join(shots, "actor.png"), fullPage: true });
 
   // Edit the state: nothing changes until the confirmation.

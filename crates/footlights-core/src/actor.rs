@@ -271,6 +271,16 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
         Ok(output)
     }
 
+    /// The per-connection state as the inspector shows it; the default shows none, since
+    /// the state type need not be serializable. Return `footlights::to_value(state).ok()`
+    /// (or a redacted copy) to show it.
+    ///
+    /// Called between two messages of the actor, when an operator reads it.
+    fn inspect_conn_state(&self, state: &ConnStateOf<Self>) -> Option<Value> {
+        let _ = state;
+        None
+    }
+
     /// Decides whether connection `conn` may subscribe to `event`; the default allows every
     /// event. Unsubscribing is always allowed.
     ///

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::actor::{Actor, AuthOf, ConnStateOf, ParamsOf};
 use crate::gate::{ConnSink, Gate, Output};
+use crate::inspect::{EventRecord, LogRecord, Tap};
 use crate::instance::{Mailbox, Msg};
 
 /// The request that opened a connection (or carried a stateless action): method, URL and
@@ -118,6 +119,9 @@ struct Inner<A: Actor> {
     /// The secret a client presents to resume this connection after its link dropped.
     token: String,
     params: ParamsOf<A>,
+    /// The params as the client sent them, for the inspector; kept for realtime connections
+    /// only.
+    sent_params: Option<Value>,
     auth: AuthOf<A>,
     /// Owned by the connection; user code locks it briefly from hooks and actions.
     state: Mutex<ConnStateOf<A>>,
@@ -129,6 +133,12 @@ struct Inner<A: Actor> {
     gate: Arc<Gate>,
     /// The actor's own mailbox, to report a server-side disconnect.
     mailbox: Mailbox,
+    /// The actor's live log, which reports the events sent.
+    tap: Arc<Tap>,
+    /// The span of the request that opened the connection, the parent of the spans of the
+    /// actions it calls (for tracing; disabled when tracing is off, and for ephemeral
+    /// connections).
+    span: tracing::Span,
 }
 
 impl<A: Actor> Clone for Conn<A> {
@@ -158,10 +168,12 @@ pub(crate) struct Parked<A: Actor> {
     id: ConnId,
     token: String,
     params: ParamsOf<A>,
+    sent_params: Option<Value>,
     auth: AuthOf<A>,
     state: ConnStateOf<A>,
     subscriptions: HashSet<String>,
     sink: Arc<ConnSink>,
+    span: tracing::Span,
 }
 
 impl<A: Actor> Parked<A> {
@@ -172,18 +184,21 @@ impl<A: Actor> Parked<A> {
 
     /// The connection again, on the instance with this gate and mailbox: same id, token,
     /// params, auth data, state, subscriptions and sink.
-    pub(crate) fn unpark(self, gate: Arc<Gate>, mailbox: Mailbox) -> Conn<A> {
+    pub(crate) fn unpark(self, gate: Arc<Gate>, mailbox: Mailbox, tap: Arc<Tap>) -> Conn<A> {
         Conn {
             inner: Arc::new(Inner {
                 id: self.id,
                 token: self.token,
                 params: self.params,
+                sent_params: self.sent_params,
                 auth: self.auth,
                 state: Mutex::new(self.state),
                 subscriptions: Mutex::new(self.subscriptions),
                 sink: Some(self.sink),
                 gate,
                 mailbox,
+                tap,
+                span: self.span,
             }),
         }
     }
@@ -202,47 +217,61 @@ impl<A: Actor> Conn<A> {
             id,
             token,
             params,
+            sent_params,
             auth,
             state,
             subscriptions,
+            span,
             ..
         } = inner;
         Ok(Parked {
             id,
             token,
             params,
+            sent_params,
             auth,
             state: state.into_inner().unwrap_or_else(PoisonError::into_inner),
             subscriptions: subscriptions
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
             sink,
+            span,
         })
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: ConnId,
-        params: ParamsOf<A>,
+        (params, sent_params): (ParamsOf<A>, Option<Value>),
         auth: AuthOf<A>,
         state: ConnStateOf<A>,
         sink: Option<Arc<ConnSink>>,
         gate: Arc<Gate>,
         mailbox: Mailbox,
+        tap: Arc<Tap>,
+        span: tracing::Span,
     ) -> Self {
         Conn {
             inner: Arc::new(Inner {
                 id,
                 token: crate::instance::random_id(),
                 params,
+                sent_params,
                 auth,
                 state: Mutex::new(state),
                 subscriptions: Mutex::default(),
                 sink,
                 gate,
                 mailbox,
+                tap,
+                span,
             }),
         }
+    }
+
+    /// The span of the request that opened the connection (see [`crate::trace`]).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.inner.span
     }
 
     /// The connection's id.
@@ -257,6 +286,12 @@ impl<A: Actor> Conn<A> {
     /// The params the client connected with.
     pub fn params(&self) -> &ParamsOf<A> {
         &self.inner.params
+    }
+
+    /// The params as the client sent them (`None` when it sent none, and for ephemeral
+    /// connections), for the inspector.
+    pub(crate) fn sent_params(&self) -> Option<&Value> {
+        self.inner.sent_params.as_ref()
     }
 
     /// What the before-connect hook returned.
@@ -344,6 +379,9 @@ impl<A: Actor> Conn<A> {
 
     /// Sends an event by name with raw arguments to this connection only.
     pub fn send_raw(&self, name: &str, args: Vec<Value>) {
+        let recipients = usize::from(self.inner.sink.is_some());
+        let tap = &self.inner.tap;
+        tap.publish(|| LogRecord::Event(EventRecord::of(name, &args, recipients)));
         if let Some(sink) = &self.inner.sink {
             let msg = ToClient::Event {
                 name: name.to_owned(),

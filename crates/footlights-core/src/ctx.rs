@@ -13,6 +13,7 @@ use crate::clock::ClockHandle;
 use crate::conn::Conn;
 use crate::conn_index::ConnIndex;
 use crate::gate::{ConnSink, Gate, Output};
+use crate::inspect::{EventRecord, LogRecord};
 use crate::instance::Mailbox;
 use crate::kv::{Kv, KvStore};
 
@@ -50,6 +51,8 @@ pub(crate) struct Shared<A: Actor> {
     pub(crate) awake_holds: std::sync::atomic::AtomicUsize,
     /// Tasks of [`Ctx::wait_until`]; a sleep, stop or destroy waits for them (bounded).
     pub(crate) background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The live log's tap ([`crate::inspect`]).
+    pub(crate) tap: Arc<crate::inspect::Tap>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -218,16 +221,25 @@ impl<A: Actor> Ctx<A> {
     /// format. Only the event's subscribers are visited, through the actor's subscription
     /// index, however many other connections the actor has.
     pub fn broadcast_raw(&self, name: &str, args: Vec<Value>) {
+        let tap = &self.shared.tap;
         let outputs: Vec<Output> = {
             let conns = self.shared.conns();
             let mut sinks = conns.subscribers(name).peekable();
             if sinks.peek().is_none() {
+                tap.publish(|| LogRecord::Event(EventRecord::of(name, &args, 0)));
                 return;
             }
+            // Made before the arguments move into the shared event, only when watched.
+            let record = tap.is_watched().then(|| EventRecord::of(name, &args, 0));
             let event = SharedEvent::new(name, args);
-            sinks
+            let outputs: Vec<Output> = sinks
                 .map(|sink| Output::ToConn(sink.clone(), ToClient::Broadcast(event.clone())))
-                .collect()
+                .collect();
+            if let Some(mut record) = record {
+                record.recipients = outputs.len();
+                tap.publish(|| LogRecord::Event(record));
+            }
+            outputs
         };
         self.shared.metrics.events(outputs.len());
         self.shared.gate.push_all(outputs);

@@ -121,6 +121,9 @@ pub struct ActorTypeMetrics {
     wakes: AtomicU64,
     sleeps: AtomicU64,
     events_sent: AtomicU64,
+    /// Messages in the queues of awake actors, by queue name (the names a type declares:
+    /// a short list).
+    queued: Mutex<Vec<(String, i64)>>,
 }
 
 impl ActorTypeMetrics {
@@ -134,6 +137,7 @@ impl ActorTypeMetrics {
             wakes: AtomicU64::new(0),
             sleeps: AtomicU64::new(0),
             events_sent: AtomicU64::new(0),
+            queued: Mutex::new(Vec::new()),
         }
     }
 
@@ -184,6 +188,28 @@ impl ActorTypeMetrics {
     /// Events handed to connections (one per subscriber of a broadcast, one per direct send).
     pub fn events_sent(&self) -> u64 {
         self.events_sent.load(Ordering::Relaxed)
+    }
+
+    /// Messages waiting in the queues of this type's awake actors (taken ones not yet
+    /// completed included), by queue name, sorted. A sleeping actor's messages stay stored
+    /// and count again once it wakes.
+    pub fn queue_depths(&self) -> Vec<(String, i64)> {
+        let mut depths = self
+            .queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        depths.sort_unstable();
+        depths
+    }
+
+    /// Changes the depth of queue `name` by `delta`.
+    pub(crate) fn queued(&self, name: &str, delta: i64) {
+        let mut queued = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+        match queued.iter_mut().find(|(n, _)| n == name) {
+            Some((_, depth)) => *depth += delta,
+            None => queued.push((name.to_owned(), delta)),
+        }
     }
 
     /// Counts one finished action.

@@ -26,6 +26,7 @@ pub(crate) const HOOKS: &[(&str, bool)] = &[
     ("on_state_change", false),
     ("on_before_action_response", false),
     ("can_subscribe", false),
+    ("inspect_conn_state", false),
     ("on_before_connect", true),
     ("create_conn_state", true),
     ("on_connect", true),

@@ -133,13 +133,13 @@
 //!
 //! Methods named like the hooks of `Actor` move into the generated `impl Actor`:
 //! `create_state`, `options`, `on_create`, `create_vars`, `on_wake`, `on_sleep`, `on_destroy`,
-//! `on_state_change`, `on_before_action_response`, `can_subscribe`, `on_before_connect`,
-//! `create_conn_state`, `on_connect`, `on_disconnect`, `on_request`, `on_websocket`,
+//! `on_state_change`, `on_before_action_response`, `can_subscribe`, `inspect_conn_state`,
+//! `on_before_connect`, `create_conn_state`, `on_connect`, `on_disconnect`, `on_request`, `on_websocket`,
 //! `on_websocket_message`, `on_websocket_close`. Write them with the parameters and result the
 //! trait declares; where the trait returns `impl Future<Output = R> + Send`, write
 //! `async fn .. -> R`, or a plain `fn .. -> R` (the macro makes it `async`), or the trait's
 //! exact `-> impl Future<..>` signature. `options`, `on_state_change`,
-//! `on_before_action_response` and `can_subscribe` are synchronous. A visibility such as `pub`
+//! `on_before_action_response`, `can_subscribe` and `inspect_conn_state` are synchronous. A visibility such as `pub`
 //! is dropped. Mistakes show up as ordinary "method has an incompatible type for trait" errors
 //! pointing at the hook.
 //!

@@ -154,7 +154,10 @@ fn upstream_uri(scheme: &str, peer_addr: &str, uri: &Uri) -> Option<Uri> {
     format!("{scheme}://{peer_addr}{path}").parse().ok()
 }
 
-fn forwarded_headers(from: &HeaderMap, keep_upgrade: bool) -> HeaderMap {
+/// The headers a forwarded request carries: the client's, less the hop-by-hop ones, with the
+/// forwarding mark; and, when the request is traced, a `traceparent` naming its span, so
+/// the owner's spans join the trace.
+fn forwarded_headers(from: &HeaderMap, keep_upgrade: bool, span: &tracing::Span) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(from.len() + 1);
     for (name, value) in from {
         let hop = HOP_BY_HOP.contains(&name.as_str());
@@ -166,6 +169,10 @@ fn forwarded_headers(from: &HeaderMap, keep_upgrade: bool) -> HeaderMap {
         HeaderName::from_static(FORWARDED_HEADER),
         HeaderValue::from_static("1"),
     );
+    #[cfg(feature = "otel")]
+    crate::otel::inject(span, &mut headers);
+    #[cfg(not(feature = "otel"))]
+    let _ = span;
     headers
 }
 
@@ -192,7 +199,8 @@ async fn proxy_http(
     let mut upstream = Request::new(Body::from(body.clone()));
     *upstream.method_mut() = parts.method.clone();
     *upstream.uri_mut() = uri;
-    *upstream.headers_mut() = forwarded_headers(&parts.headers, false);
+    let span = crate::trace::of(&parts.extensions);
+    *upstream.headers_mut() = forwarded_headers(&parts.headers, false, &span);
     let mut gone = gone;
     let answer = tokio::select! {
         answer = proxy_client().request(upstream) => answer,
@@ -235,7 +243,8 @@ async fn relay_websocket(req: Request, peer_addr: &str, ray: &RayId, gone: Gone)
     };
     let mut request = tungstenite::handshake::client::Request::new(());
     *request.uri_mut() = uri;
-    *request.headers_mut() = forwarded_headers(&parts.headers, true);
+    let span = crate::trace::of(&parts.extensions);
+    *request.headers_mut() = forwarded_headers(&parts.headers, true, &span);
     if let Ok(host) = HeaderValue::from_str(peer_addr) {
         request.headers_mut().insert(header::HOST, host);
     }
@@ -396,5 +405,52 @@ where
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(all(test, feature = "otel"))]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceContextExt as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    #[test]
+    fn a_forwarded_request_names_its_span_as_the_parent() {
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(InMemorySpanExporter::default())
+            .build();
+        let traces = crate::otel::Traces::with_provider(provider);
+        let subscriber = tracing_subscriber::registry().with(traces.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let mut from = HeaderMap::new();
+            // The client's own trace: the forwarded request names the span under it instead.
+            from.insert(
+                "traceparent",
+                HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            );
+            from.insert("x-rivet-encoding", HeaderValue::from_static("json"));
+            let span = tracing::trace_span!(target: footlights_core::trace::TARGET, "request");
+            crate::otel::adopt_parent(&span, &from);
+            let headers = forwarded_headers(&from, false, &span);
+            let context = span.context();
+            let ours = context.span().span_context().clone();
+            assert_eq!(
+                headers["traceparent"],
+                format!("00-{}-{}-01", ours.trace_id(), ours.span_id()).as_str()
+            );
+            assert_eq!(
+                ours.trace_id().to_string(),
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "the same trace"
+            );
+            assert_eq!(headers["x-rivet-encoding"], "json");
+            assert_eq!(headers[FORWARDED_HEADER], "1");
+
+            // Untraced: the client's header goes through as it was.
+            let off = forwarded_headers(&from, false, &tracing::Span::none());
+            assert_eq!(off["traceparent"], from["traceparent"]);
+        });
     }
 }

@@ -290,6 +290,22 @@ impl Collector for RuntimeCollector {
             }
         }
         {
+            // Per actor type and declared queue name, both few; not per actor, whose count
+            // is unbounded.
+            let mut family = encoder.encode_descriptor(
+                "queue_messages",
+                "Messages in the queues of awake actors (taken, not yet completed ones included), by actor type and queue name",
+                None,
+                MetricType::Gauge,
+            )?;
+            for t in types {
+                for (queue, n) in t.queue_depths() {
+                    let labels = [("actor", t.name()), ("queue", queue.as_str())];
+                    ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
             let mut family = encoder.encode_descriptor(
                 "action_duration_seconds",
                 "How long actions ran in their actor, by actor type",

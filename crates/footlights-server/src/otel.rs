@@ -32,8 +32,14 @@
 //!   many messages, so it is the child of the first traced message in its batch and links to
 //!   the others. It has the number of requests it took, and an error status when it failed.
 //!
-//! Actions on an open WebSocket and scheduled calls are not traced; a request forwarded to
-//! another node of a cluster starts a new trace there.
+//! - An action called on an open connection (WebSocket or SSE) has a `message` span too,
+//!   a child of the request span that opened the connection.
+//! - A scheduled call (or a repeating job's fire) has a `message` span of its own trace
+//!   (`actor.message` = `schedule`), with the commit under it.
+//!
+//! A request forwarded to the node of a cluster that holds its actor carries a
+//! `traceparent` naming the forwarding node's request span: the owner's spans continue the
+//! same trace.
 //!
 //! These spans have the target [`footlights_core::trace::TARGET`] at level `TRACE`: while
 //! nothing exports them they are not made, and a request costs what it did without the feature.
@@ -179,6 +185,17 @@ pub(crate) fn adopt_parent(span: &tracing::Span, headers: &HeaderMap) {
         TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
     // Refused only for a span that is off or already closed: then there is nothing to parent.
     let _ = span.set_parent(parent);
+}
+
+/// Puts the W3C `traceparent` (and `tracestate`) of `span` in `headers`, replacing any, so
+/// that the receiver continues the trace under it. Nothing when the span is off.
+pub(crate) fn inject(span: &tracing::Span, headers: &mut HeaderMap) {
+    if span.is_disabled() {
+        return;
+    }
+    let context = span.context();
+    TraceContextPropagator::new()
+        .inject_context(&context, &mut opentelemetry_http::HeaderInjector(headers));
 }
 
 /// The exporter's HTTP client: hyper's, its requests run as tasks on the server's runtime

@@ -186,3 +186,131 @@ async fn a_websocket_connect_joins_the_callers_trace() {
     assert_eq!(connect.parent_span_id, request.span_context.span_id());
     assert_eq!(text(connect, "actor.key"), "t2");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn actions_on_an_open_websocket_are_children_of_its_request() {
+    let (exporter, _guard) = collect();
+    let server = TestServer::start().await;
+    let url = format!(
+        "ws://{}{}",
+        server.addr,
+        TestServer::query_path("/connect", "t3")
+    );
+    let mut request = url.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert(
+        "sec-websocket-protocol",
+        "rivet, rivet_encoding.json".parse().unwrap(),
+    );
+    headers.insert(
+        "traceparent",
+        format!("00-{TRACE_ID}-{CALLER_SPAN}-01").parse().unwrap(),
+    );
+    let (mut ws, _) = bounded(tokio_tungstenite::connect_async(request))
+        .await
+        .unwrap();
+    support::until_tag(&mut ws, "Init").await;
+    support::send_text(
+        &mut ws,
+        &support::action_json(1, "increment", serde_json::json!([3])),
+    )
+    .await;
+    support::until_tag(&mut ws, "ActionResponse").await;
+    support::send_text(
+        &mut ws,
+        &support::action_json(2, "fail", serde_json::json!([])),
+    )
+    .await;
+    support::until_tag(&mut ws, "Error").await;
+    support::close_ws(&mut ws).await;
+    server.shutdown().await;
+    let spans = exporter.get_finished_spans().unwrap();
+    let trace_id = TraceId::from_hex(TRACE_ID).unwrap();
+    let ours: Vec<SpanData> = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == trace_id)
+        .cloned()
+        .collect();
+    let request = named(&ours, "GET");
+    let action = named(&ours, "room increment");
+    assert_eq!(action.parent_span_id, request.span_context.span_id());
+    assert_eq!(text(action, "actor.message"), "action");
+    assert_eq!(text(action, "actor.key"), "t3");
+    let commit = named(&ours, "commit");
+    assert_eq!(commit.parent_span_id, action.span_context.span_id());
+    let failed = named(&ours, "room fail");
+    assert_eq!(failed.parent_span_id, request.span_context.span_id());
+    assert_eq!(text(failed, "error.type"), "user.boom");
+}
+
+#[allow(unreachable_pub)]
+mod ticker {
+    use std::time::Duration;
+
+    use footlights::prelude::*;
+
+    /// Schedules `tick` at once when asked; `tick` counts.
+    #[derive(Default, Serialize, Deserialize)]
+    pub struct Ticker {
+        pub ticks: i64,
+    }
+
+    #[footlights::actor]
+    impl Ticker {
+        #[action]
+        fn start(&mut self, ctx: &Ctx<Self>) -> Result<(), ActionError> {
+            ctx.schedule()
+                .after(Duration::ZERO, ticker_actions::Tick { by: 1 })?;
+            Ok(())
+        }
+
+        #[action]
+        fn tick(&mut self, by: i64) -> i64 {
+            self.ticks += by;
+            self.ticks
+        }
+
+        #[action]
+        fn ticks(&self) -> i64 {
+            self.ticks
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_scheduled_call_has_a_trace_of_its_own() {
+    let (exporter, _guard) = collect();
+    let registry = footlights::Registry::builder()
+        .actor::<support::Room>()
+        .actor::<ticker::Ticker>()
+        .start()
+        .await
+        .unwrap();
+    let server = TestServer::with_registry(registry, |b| b).await;
+    let ticker = server
+        .registry
+        .client()
+        .get_or_create::<ticker::Ticker>(["s"]);
+    ticker.action("start", vec![]).await.unwrap();
+    bounded(async {
+        while ticker.action("ticks", vec![]).await.unwrap() != footlights::Value::Int(1) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    server.shutdown().await;
+    let spans = exporter.get_finished_spans().unwrap();
+    let tick = named(&spans, "ticker tick");
+    assert_eq!(text(tick, "actor.message"), "schedule");
+    assert_eq!(text(tick, "actor.key"), "s");
+    assert_eq!(tick.parent_span_id, SpanId::INVALID, "a root span");
+    let commits: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "commit" && s.parent_span_id == tick.span_context.span_id())
+        .collect();
+    assert_eq!(commits.len(), 1, "the tick's commit: {spans:#?}");
+    assert_eq!(
+        commits[0].span_context.trace_id(),
+        tick.span_context.trace_id()
+    );
+}

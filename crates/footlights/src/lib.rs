@@ -70,7 +70,9 @@ pub use footlights_core::{
 #[cfg(feature = "macros")]
 pub use footlights_macros::{Event, action, actor};
 pub use footlights_protocol::codec::Encoding;
-pub use footlights_protocol::{Action, ActionError, ActorId, ActorKey, ActorSpec, Event, Value};
+pub use footlights_protocol::{
+    Action, ActionError, ActorId, ActorKey, ActorSpec, Event, Value, to_value,
+};
 
 pub mod guide;
 #[cfg(feature = "server")]

@@ -53,7 +53,11 @@ impl<A: Actor> Instance<A> {
         let shared = &ctx.shared;
         for p in *parked {
             tracing::trace!(actor = A::NAME, conn = %p.id(), "connection back from hibernation");
-            shared.add_conn(p.unpark(shared.gate.clone(), shared.mailbox.clone()));
+            shared.add_conn(p.unpark(
+                shared.gate.clone(),
+                shared.mailbox.clone(),
+                shared.tap.clone(),
+            ));
         }
     }
 
@@ -137,10 +141,16 @@ impl<A: Actor> Instance<A> {
             queue_specs,
             awake_holds: Default::default(),
             background: Default::default(),
+            tap: Default::default(),
         });
         let queued = queued.map_err(storage)?;
         if !queued.is_empty() {
             shared.queues.load(queued);
+            for (name, n) in shared.queues.depths() {
+                shared
+                    .metrics
+                    .queued(&name, i64::try_from(n).unwrap_or(i64::MAX));
+            }
         }
         tracing::Span::current().record("key", tracing::field::display(&meta.key));
         let ctx = Ctx { shared, conn: None };

@@ -176,6 +176,12 @@ impl<A: Actor> Instance<A> {
         request: &ConnRequest,
         sink: Option<Arc<ConnSink>>,
     ) -> Result<Conn<A>, ActionError> {
+        // Kept for the inspector, for realtime connections only: a stateless call pays no copy.
+        let sent_params = if sink.is_some() { params.clone() } else { None };
+        let span = match &sink {
+            Some(_) => request.span().clone(),
+            None => tracing::Span::none(),
+        };
         let params = match params {
             Some(given) => from_value(given),
             // No params at all: `null` (for `Option` and `Value` params), or else an empty
@@ -203,12 +209,14 @@ impl<A: Actor> Instance<A> {
         let shared = &self.ctx.shared;
         let conn = Conn::new(
             conn_id,
-            params,
+            (params, sent_params),
             auth,
             state,
             sink.clone(),
             shared.gate.clone(),
             shared.mailbox.clone(),
+            shared.tap.clone(),
+            span,
         );
         shared.add_conn(conn.clone());
         if let Some(sink) = &sink {

@@ -3,15 +3,17 @@
 
 use super::*;
 use crate::alarm::{AlarmData, Rule};
-use crate::inspect::{ActorView, ConnView, InspectMsg, ScheduleView};
+use crate::inspect::{ActorView, ConnView, InspectMsg, InspectOptions, QueueView, ScheduleView};
 use crate::kv::Kv;
-use footlights_storage::KvRange;
 
 impl<A: Actor> Instance<A> {
     pub(super) async fn inspect(&mut self, msg: InspectMsg) {
         match msg {
-            InspectMsg::View { kv, reply } => {
-                let _ = reply.send(self.view(kv).await);
+            InspectMsg::View { options, reply } => {
+                let _ = reply.send(self.view(options).await);
+            }
+            InspectMsg::Watch { reply } => {
+                let _ = reply.send(self.ctx.shared.tap.watch());
             }
             InspectMsg::ReplaceState { state, reply } => {
                 let result = self.replace_state(state).await;
@@ -22,7 +24,7 @@ impl<A: Actor> Instance<A> {
         }
     }
 
-    async fn view(&mut self, kv: KvRange) -> Result<ActorView, ActionError> {
+    async fn view(&mut self, options: InspectOptions) -> Result<ActorView, ActionError> {
         let state = footlights_protocol::to_value(&self.actor)
             .map_err(|e| ActionError::internal(format!("state did not serialize: {e}")))?;
         let connections = self
@@ -37,6 +39,8 @@ impl<A: Actor> Instance<A> {
                     ephemeral: conn.is_ephemeral(),
                     detached: conn.sink().is_some_and(|s| s.is_detached()),
                     subscriptions,
+                    params: conn.sent_params().cloned(),
+                    state: self.actor.inspect_conn_state(&conn.state()),
                 }
             })
             .collect();
@@ -68,12 +72,37 @@ impl<A: Actor> Instance<A> {
             })
             .collect();
         schedules.sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then_with(|| a.id.cmp(&b.id)));
-        let kv = Kv::new(&self.ctx.shared.kv).list(kv).await?;
+        let shared = &self.ctx.shared;
+        let mut names: Vec<String> = shared.queue_specs.keys().cloned().collect();
+        if let Some(queues) = shared.queues.peek() {
+            for (name, _) in queues.depths() {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names.sort_unstable();
+        names.retain(|n| options.queue.as_ref().is_none_or(|only| only == n));
+        let queues = names
+            .into_iter()
+            .map(|name| match shared.queues.peek() {
+                Some(q) => q.view(name, options.queue_after, options.queue_limit),
+                None => QueueView {
+                    name,
+                    depth: 0,
+                    in_flight: 0,
+                    messages: Vec::new(),
+                    more: false,
+                },
+            })
+            .collect();
+        let kv = Kv::new(&self.ctx.shared.kv).list(options.kv).await?;
         Ok(ActorView {
             state,
             connections,
             schedules,
             kv,
+            queues,
         })
     }
 

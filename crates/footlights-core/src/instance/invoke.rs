@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::alarm::{AlarmData, Fired, MAX_RETRIES, backoff, now_ms, worth_retrying};
-use crate::metrics::ActorTypeMetrics;
+use crate::ctx::Shared;
+use crate::inspect::{ActionRecord, Caller, LogRecord};
 use footlights_storage::Alarm;
 
 /// What running an action gave: its answer, or the deferred part still to poll.
@@ -48,13 +49,28 @@ impl<A: Actor> Instance<A> {
         conn: Option<Conn<A>>,
     ) -> Invoked {
         let started = std::time::Instant::now();
-        let done = move |metrics: &ActorTypeMetrics, result: &Result<Value, ActionError>| {
+        let caller = match &conn {
+            Some(c) if c.is_ephemeral() => Caller::Stateless,
+            Some(_) => Caller::Connection,
+            None => Caller::Schedule,
+        };
+        let done = move |shared: &Shared<A>, name: &str, result: &Result<Value, ActionError>| {
             let error = result.as_ref().err().map(|e| (e.group(), e.code()));
-            metrics.action_done(started.elapsed(), error);
+            let duration = started.elapsed();
+            shared.metrics.action_done(duration, error);
+            shared.tap.publish(|| {
+                LogRecord::Action(ActionRecord {
+                    at_ms: now_ms(),
+                    name: name.to_owned(),
+                    caller,
+                    duration,
+                    error: error.map(|(group, code)| format!("{group}.{code}")),
+                })
+            });
         };
         let Some(entry) = self.table.get(name) else {
             let result = Err(ActionError::action_not_found(name));
-            done(&self.ctx.shared.metrics, &result);
+            done(&self.ctx.shared, name, &result);
             return Invoked::Now(result);
         };
         let limit = self
@@ -89,15 +105,16 @@ impl<A: Actor> Instance<A> {
         match outcome {
             Ok(Outcome::Now(v)) => {
                 let result = self.before_response(&ctx, name, v);
-                done(&self.ctx.shared.metrics, &result);
+                done(&self.ctx.shared, name, &result);
                 Invoked::Now(result)
             }
             Ok(Outcome::Later(fut)) => {
-                let metrics = self.ctx.shared.metrics.clone();
+                let shared = self.ctx.shared.clone();
+                let name = name.to_owned();
                 Invoked::Later(Box::pin(async move {
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     let result = guarded(remaining, ActionError::action_timed_out, fut).await;
-                    done(&metrics, &result);
+                    done(&shared, &name, &result);
                     result
                 }))
             }
@@ -106,7 +123,7 @@ impl<A: Actor> Instance<A> {
                     tracing::error!(actor = A::NAME, action = name, "action panicked");
                 }
                 let result = Err(e);
-                done(&self.ctx.shared.metrics, &result);
+                done(&self.ctx.shared, name, &result);
                 Invoked::Now(result)
             }
         }
@@ -201,8 +218,14 @@ impl<A: Actor> Instance<A> {
             next_id,
         };
         let args = run.data.args.clone();
-        match self.invoke(&run.action, args, None).await {
-            Invoked::Now(result) => self.alarm_done(run, result.map(drop)),
+        // A trace of its own: nothing outside the actor asked for it.
+        self.trace = self.traced("schedule", &tracing::Span::none(), Some(&run.action));
+        let span = self.trace.clone();
+        match self.invoke(&run.action, args, None).instrument(span).await {
+            Invoked::Now(result) => {
+                crate::trace::outcome(&self.trace, &result);
+                self.alarm_done(run, result.map(drop));
+            }
             Invoked::Later(fut) => {
                 self.deferred
                     .action(Waiter::Alarm(Box::new(run)), String::new(), fut);

@@ -442,7 +442,7 @@ impl<A: Actor> Instance<A> {
                 request,
                 reply,
             } => {
-                self.trace = self.traced("action", &request, Some(&name));
+                self.trace = self.traced("action", request.span(), Some(&name));
                 let span = self.trace.clone();
                 self.stateless_action(name, args, params, request, reply)
                     .instrument(span)
@@ -456,7 +456,7 @@ impl<A: Actor> Instance<A> {
                 sink,
                 backlog,
             } => {
-                self.trace = self.traced("connect", &request, None);
+                self.trace = self.traced("connect", request.span(), None);
                 let span = self.trace.clone();
                 self.connect(conn_id, link, params, &request, (sink, backlog))
                     .instrument(span)
@@ -469,8 +469,15 @@ impl<A: Actor> Instance<A> {
                         let Some(sink) = conn.sink().cloned() else {
                             return self.end().await;
                         };
-                        match self.invoke(&name, args, Some(conn)).await {
-                            Invoked::Now(result) => self.reply_conn(&sink, id, result),
+                        // Its span is a child of the span of the request that opened the
+                        // connection.
+                        self.trace = self.traced("action", conn.span(), Some(&name));
+                        let span = self.trace.clone();
+                        match self.invoke(&name, args, Some(conn)).instrument(span).await {
+                            Invoked::Now(result) => {
+                                crate::trace::outcome(&self.trace, &result);
+                                self.reply_conn(&sink, id, result);
+                            }
                             Invoked::Later(fut) => {
                                 self.deferred.action(Waiter::Conn(sink, id), name, fut)
                             }
@@ -599,17 +606,18 @@ impl<A: Actor> Instance<A> {
         self.trace = tracing::Span::none();
     }
 
-    /// The span, for tracing, of a message that came with `request`: a child of the request's
-    /// span, naming the actor, its key and the action. Disabled when tracing is off.
-    fn traced(
+    /// The span, for tracing, of a message: a child of `parent` (the span of the request it
+    /// came with, or of the request that opened its connection; a root span when `parent` is
+    /// disabled), naming the actor, its key and the action. Disabled when tracing is off.
+    pub(super) fn traced(
         &self,
         kind: &'static str,
-        request: &ConnRequest,
+        parent: &tracing::Span,
         action: Option<&str>,
     ) -> tracing::Span {
         tracing::trace_span!(
             target: crate::trace::TARGET,
-            parent: request.span(),
+            parent: parent,
             "message",
             otel.name = format_args!("{} {}", A::NAME, action.unwrap_or(kind)),
             actor.name = A::NAME,

@@ -82,6 +82,7 @@ impl<A: Actor> Instance<A> {
             return Err(crate::queue::full(name, spec.options.max_len));
         }
         let write = shared.queues.push(&shared.id, name, body, bytes, done);
+        shared.metrics.queued(name, 1);
         shared
             .pending_writes
             .lock()
@@ -119,7 +120,7 @@ impl<A: Actor> Instance<A> {
         let shared = &self.ctx.shared;
         let mut writes = Vec::with_capacity(seqs.len());
         for seq in seqs {
-            if let Some((write, waiter)) = shared.queues.remove(&shared.id, *seq) {
+            if let Some((write, waiter)) = shared.queues.remove(&shared.id, *seq, &shared.metrics) {
                 writes.push(write);
                 if let Some(waiter) = waiter {
                     shared.gate.push(Output::Reply(waiter, Ok(out.clone())));

@@ -150,6 +150,14 @@ impl<A: Actor> Instance<A> {
         self.abandon_run();
         self.wait_background().await;
         self.ctx.shared.queues.close();
+        // The messages stay stored; the gauge counts those of awake actors.
+        if let Some(queues) = self.ctx.shared.queues.peek() {
+            for (name, n) in queues.depths() {
+                let n = i64::try_from(n).unwrap_or(i64::MAX);
+                self.ctx.shared.metrics.queued(&name, -n);
+            }
+        }
+        self.ctx.shared.tap.close();
         let gate = &self.ctx.shared.gate;
         let saved = gate.wait_durable(gate.issued()).await;
         if let Err(e) = &saved {

@@ -74,7 +74,7 @@ fn in_message<A: Actor>(shared: &Shared<A>) -> bool {
 fn finish_in_place<A: Actor>(shared: &Shared<A>, seqs: &[u64], response: Value) {
     let mut writes = Vec::with_capacity(seqs.len());
     for seq in seqs {
-        if let Some((write, waiter)) = shared.queues.remove(&shared.id, *seq) {
+        if let Some((write, waiter)) = shared.queues.remove(&shared.id, *seq, &shared.metrics) {
             writes.push(write);
             if let Some(waiter) = waiter {
                 shared

@@ -277,9 +277,16 @@ impl QueueState {
     }
 
     /// Removes a taken message; returns its write and the sender waiting for it, if any.
-    pub(crate) fn remove(&self, actor: &ActorId, seq: u64) -> Option<(Write, Option<ReplyTx>)> {
+    /// The type's queue-depth gauge goes down with it.
+    pub(crate) fn remove(
+        &self,
+        actor: &ActorId,
+        seq: u64,
+        metrics: &crate::metrics::ActorTypeMetrics,
+    ) -> Option<(Write, Option<ReplyTx>)> {
         let mut inner = self.lock();
         let stored = inner.taken.remove(&seq)?;
+        metrics.queued(&stored.queue, -1);
         if let Some(n) = inner.counts.get_mut(&stored.queue) {
             *n = n.saturating_sub(1);
         }
@@ -291,6 +298,63 @@ impl QueueState {
             },
             waiter,
         ))
+    }
+
+    /// Every queue holding messages, with how many (taken ones included).
+    pub(crate) fn depths(&self) -> Vec<(String, usize)> {
+        let inner = self.lock();
+        inner
+            .counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| (name.clone(), *n))
+            .collect()
+    }
+
+    /// Queue `name` for the inspector: its depth and up to `limit` of its messages after
+    /// `after`, oldest first, taken ones included.
+    pub(crate) fn view(
+        &self,
+        name: String,
+        after: Option<u64>,
+        limit: usize,
+    ) -> crate::inspect::QueueView {
+        let inner = self.lock();
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        let mut listed: Vec<(&Stored, bool)> = inner
+            .taken
+            .values()
+            .filter(|s| s.queue == name && s.seq >= from)
+            .map(|s| (s, true))
+            .collect();
+        let in_flight = inner.taken.values().filter(|s| s.queue == name).count();
+        if let Some(ready) = inner.ready.get(&name) {
+            // Oldest first: no more than `limit + 1` of them are needed.
+            let start = ready.partition_point(|s| s.seq < from);
+            listed.extend(ready.range(start..).take(limit + 1).map(|s| (s, false)));
+        }
+        listed.sort_unstable_by_key(|(s, _)| s.seq);
+        let more = listed.len() > limit;
+        let messages = listed
+            .into_iter()
+            .take(limit)
+            .map(|(s, in_flight)| {
+                let (size, preview) = crate::inspect::preview(&s.body);
+                crate::inspect::QueuedView {
+                    id: s.seq,
+                    in_flight,
+                    size,
+                    preview,
+                }
+            })
+            .collect();
+        crate::inspect::QueueView {
+            depth: inner.counts.get(&name).copied().unwrap_or(0),
+            name,
+            in_flight,
+            messages,
+            more,
+        }
     }
 
     /// Counts a consumer as waiting until the guard drops.
@@ -359,11 +423,50 @@ mod tests {
         let both = q.take("q", 5, false);
         assert_eq!(both.len(), 2);
         assert_eq!(both[0].stored.seq, first.stored.seq);
-        let (write, waiter) = q.remove(&id(), first.stored.seq).unwrap();
+        let (write, waiter) = q
+            .remove(
+                &id(),
+                first.stored.seq,
+                &crate::metrics::ActorTypeMetrics::new("t"),
+            )
+            .unwrap();
         assert!(matches!(write, Write::KvDelete { .. }));
         waiter.unwrap().send(Ok(Value::Int(9))).unwrap();
         assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Int(9));
         assert_eq!(q.len("q"), 1);
-        assert!(q.remove(&id(), first.stored.seq).is_none());
+        assert!(
+            q.remove(
+                &id(),
+                first.stored.seq,
+                &crate::metrics::ActorTypeMetrics::new("t")
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn the_inspector_view_lists_taken_and_ready_messages_in_order_and_pages() {
+        let q = QueueState::default();
+        for n in 0..4 {
+            q.push(&id(), "q", Value::Int(n), Vec::new(), None);
+        }
+        q.push(&id(), "other", Value::Int(9), Vec::new(), None);
+        let taken = q.take("q", 1, true).pop().unwrap();
+        let page = q.view("q".into(), None, 2);
+        assert_eq!((page.depth, page.in_flight, page.more), (4, 1, true));
+        let listed: Vec<_> = page
+            .messages
+            .iter()
+            .map(|m| (m.preview.as_str(), m.in_flight))
+            .collect();
+        assert_eq!(listed, [("0", true), ("1", false)]);
+        assert_eq!(page.messages[0].id, taken.stored.seq);
+        let next = q.view("q".into(), Some(page.messages[1].id), 2);
+        let listed: Vec<_> = next.messages.iter().map(|m| m.preview.as_str()).collect();
+        assert_eq!(listed, ["2", "3"]);
+        assert!(!next.more);
+        let mut depths = q.depths();
+        depths.sort();
+        assert_eq!(depths, [("other".to_owned(), 1), ("q".to_owned(), 4)]);
     }
 }

@@ -1,11 +1,11 @@
 //! The registry's side of [`crate::inspect`]: operators' messages sent to an actor's mailbox.
 
 use super::*;
-use crate::inspect::{ActorView, InspectMsg, InspectOptions};
+use crate::inspect::{ActorLog, ActorView, InspectMsg, InspectOptions};
 
 impl Registry {
-    /// Reads a live actor's state, connections, scheduled calls and a page of its key-value
-    /// store, between two of its messages. Wakes the actor if it sleeps.
+    /// Reads a live actor's state, connections, scheduled calls, queues and a page of its
+    /// key-value store, between two of its messages. Wakes the actor if it sleeps.
     ///
     /// ```
     /// # use footlights_core::{Registry, ActorId};
@@ -25,10 +25,7 @@ impl Registry {
     ) -> Result<ActorView, ActionError> {
         let name = self.type_of(id).await?;
         let (reply, rx) = oneshot::channel();
-        let msg = InspectMsg::View {
-            kv: options.kv,
-            reply,
-        };
+        let msg = InspectMsg::View { options, reply };
         self.inner.send(&name, id, Some(Msg::Inspect(msg)))?;
         rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))
     }
@@ -50,6 +47,23 @@ impl Registry {
         rx.await
             .unwrap_or_else(|_| Err(ActionError::stopping()))
             .map(drop)
+    }
+
+    /// Watches a live actor's log: each action it handles and each event it sends from now
+    /// on, until the returned [`ActorLog`] is dropped or the actor stops (sleeps, is
+    /// destroyed). Wakes the actor if it sleeps. While nobody watches, the actor makes no
+    /// records. A watcher that falls more than [`LOG_BUFFER`](crate::inspect::LOG_BUFFER)
+    /// records behind loses the oldest and is told how many.
+    ///
+    /// # Errors
+    /// `inspector.too_many_watchers` past [`MAX_WATCHERS`](crate::inspect::MAX_WATCHERS);
+    /// `actor.not_found` for an unknown actor; the actor's start errors.
+    pub async fn watch(&self, id: &ActorId) -> Result<ActorLog, ActionError> {
+        let name = self.type_of(id).await?;
+        let (reply, rx) = oneshot::channel();
+        let msg = InspectMsg::Watch { reply };
+        self.inner.send(&name, id, Some(Msg::Inspect(msg)))?;
+        rx.await.unwrap_or_else(|_| Err(ActionError::stopping()))
     }
 
     /// The type name of actor `id`, from its stored metadata.

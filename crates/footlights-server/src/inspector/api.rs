@@ -1,7 +1,7 @@
 //! The inspector's JSON API under `/inspector/api` (shapes in the [module docs](super)).
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -24,9 +24,23 @@ const ACTOR_PAGE: usize = 50;
 const ACTOR_PAGE_MAX: usize = 1000;
 /// The most key-value entries one page lists.
 const KV_PAGE_MAX: usize = 1000;
+/// The most messages of one queue a page lists.
+const QUEUE_PAGE_MAX: usize = 100;
 
 /// Serves `path`, the part after `/inspector/api`.
 pub(super) async fn handle(shared: &Shared, req: Request, path: &str) -> Response {
+    if let Some(id) = log_path(path) {
+        if req.method() != Method::GET {
+            return HttpError::json(method_not_allowed()).into_response();
+        }
+        return match super::log::stream(shared, &actor_id(id)).await {
+            Ok(response) => response,
+            Err(e) if e.code() == "too_many_watchers" => HttpError::json(e)
+                .with_status(StatusCode::TOO_MANY_REQUESTS)
+                .into_response(),
+            Err(e) => HttpError::json(e).into_response(),
+        };
+    }
     match route(shared, req, path).await {
         Ok(body) => json_response(&body),
         // No route of the API matches: the server's usual answer to an unknown path.
@@ -111,6 +125,12 @@ async fn route(
     }
 }
 
+/// The actor id of `/actors/{id}/log`.
+fn log_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/actors/")?.strip_suffix("/log")?;
+    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+}
+
 fn json_response(body: &serde_json::Value) -> Response {
     let mut response = body.to_string().into_response();
     response.headers_mut().insert(
@@ -124,7 +144,7 @@ fn decode(segment: &str) -> std::borrow::Cow<'_, str> {
     percent_encoding::percent_decode_str(segment).decode_utf8_lossy()
 }
 
-fn actor_id(segment: &str) -> ActorId {
+pub(super) fn actor_id(segment: &str) -> ActorId {
     ActorId::new(decode(segment).as_ref())
 }
 
@@ -134,7 +154,7 @@ fn not_found(id: &ActorId) -> ActionError {
 
 /// The actor's metadata, if this node serves it: a clustered node refuses actors another
 /// node holds (ask that node's inspector).
-async fn local(shared: &Shared, id: &ActorId) -> Result<ActorMeta, ActionError> {
+pub(super) async fn local(shared: &Shared, id: &ActorId) -> Result<ActorMeta, ActionError> {
     let meta = shared
         .registry
         .actor_meta(id)
@@ -167,7 +187,7 @@ async fn json_body(shared: &Shared, req: Request) -> Result<serde_json::Value, A
 
 /// A value as JSON, with the protocol's `$`-tags for what JSON cannot hold (big integers,
 /// bytes, dates, maps, sets).
-fn to_json(value: &Value) -> serde_json::Value {
+pub(super) fn to_json(value: &Value) -> serde_json::Value {
     serde_json::from_str(&value_to_json(value)).unwrap_or(serde_json::Value::Null)
 }
 
@@ -249,6 +269,7 @@ async fn detail(
 ) -> Result<serde_json::Value, ActionError> {
     let (mut prefix, mut after) = (Vec::new(), None);
     let mut limit = DEFAULT_KV_PAGE;
+    let mut options = InspectOptions::default();
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
             "kv_prefix" => prefix = v.as_bytes().to_vec(),
@@ -259,6 +280,16 @@ async fn detail(
                 after = Some(key);
             }
             "kv_limit" => limit = page_limit(&v, "kv_limit", KV_PAGE_MAX)?,
+            "queue" if !v.is_empty() => options.queue = Some(v.into_owned()),
+            "queue_after" if !v.is_empty() => {
+                let after = v.parse().map_err(|_| {
+                    ActionError::invalid_request("`queue_after` is a message id (a number)")
+                })?;
+                options.queue_after = Some(after);
+            }
+            "queue_limit" => {
+                options.queue_limit = page_limit(&v, "queue_limit", QUEUE_PAGE_MAX)?;
+            }
             _ => {}
         }
     }
@@ -267,7 +298,6 @@ async fn detail(
     if let Some(after) = &after {
         range = range.after(after);
     }
-    let mut options = InspectOptions::default();
     options.kv = range;
     let view: ActorView = shared.registry.inspect(id, options).await?;
     let connections: Vec<_> = view
@@ -279,6 +309,8 @@ async fn detail(
                 "ephemeral": c.ephemeral,
                 "detached": c.detached,
                 "subscriptions": c.subscriptions,
+                "params": c.params.as_ref().map(to_json),
+                "state": c.state.as_ref().map(to_json),
             })
         })
         .collect();
@@ -303,12 +335,38 @@ async fn detail(
         .filter(|_| view.kv.more)
         .map(|e| URL_SAFE_NO_PAD.encode(&e.key));
     let entries: Vec<_> = view.kv.entries.iter().map(kv_json).collect();
+    let queues: Vec<_> = view
+        .queues
+        .iter()
+        .map(|q| {
+            let messages: Vec<_> = q
+                .messages
+                .iter()
+                .map(|m| {
+                    json!({
+                        "id": m.id,
+                        "inFlight": m.in_flight,
+                        "size": m.size,
+                        "preview": m.preview,
+                    })
+                })
+                .collect();
+            json!({
+                "name": q.name,
+                "depth": q.depth,
+                "inFlight": q.in_flight,
+                "messages": messages,
+                "more": q.more,
+            })
+        })
+        .collect();
     Ok(json!({
         "actor": actor_json(shared, &meta),
         "state": to_json(&view.state),
         "connections": connections,
         "schedules": schedules,
         "kv": { "entries": entries, "next": next },
+        "queues": queues,
     }))
 }
 

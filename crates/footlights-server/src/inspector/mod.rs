@@ -8,7 +8,8 @@
 //! HTML and a small dependency-free script, no build step, no frontend toolchain. The page is
 //! a thin view over the API below (types and actors with key-prefix search and paging,
 //! awake or asleep, the state as JSON with an edit that asks for confirmation, connections,
-//! scheduled calls, the key-value store, a form to call an action); a bundled framework would
+//! scheduled calls, the key-value store, a form to call an action, the live log of actions
+//! and events); a bundled framework would
 //! add a lock file, a build and their updates to the server's release for no gain at this
 //! size.
 //!
@@ -42,12 +43,25 @@
 //!   "startedAt", "sleptAt"}` (times in milliseconds since the Unix epoch, as
 //!   `GET /actors` reports them).
 //! - `GET /inspector/api/actors/{id}[?kv_prefix=P&kv_after=A&kv_limit=L]` → `{"actor": {..},
-//!   "state": <json>, "connections": [{"id", "ephemeral", "detached", "subscriptions"}],
+//!   "state": <json>, "connections": [{"id", "ephemeral", "detached", "subscriptions",
+//!   "params", "state"}],
 //!   "schedules": [{"id", "at", "action", "args", "failures", "job": null | {"name",
-//!   "rule"}}], "kv": {"entries": [{"key", "value", "decoded"?}], "next": A|null}}`. Keys and values are `{"text": ..}` when UTF-8, else
+//!   "rule"}}], "kv": {"entries": [{"key", "value", "decoded"?}], "next": A|null}, "queues":
+//!   [..]}`. Keys and values are `{"text": ..}` when UTF-8, else
 //!   `{"base64": ..}`; `decoded` is the value read as CBOR (how `Kv::put` stores it) when it
 //!   reads as one document. `kv_prefix` is text; `kv_after` the previous page's `next` (the
 //!   last key, base64url); `kv_limit` defaults to 100 (at most 1000).
+//!   `queues` lists the actor's queues (declared ones, and any other holding messages) by
+//!   name: `[{"name", "depth", "inFlight", "messages": [{"id", "inFlight", "size",
+//!   "preview"}], "more"}]`, `depth` counting the messages taken by a consumer and not yet
+//!   completed (`inFlight`) too, and `messages` the oldest ones with a preview of their body
+//!   as JSON (cut at 200 characters). `queue=Q` lists queue `Q` only, `queue_after=ID` the
+//!   messages after message `ID` (the previous page's last), `queue_limit` how many per queue
+//!   (default 10, at most 100).
+//!   A connection's `params` are the JSON its client sent (`null` if none, and for
+//!   short-lived connections); its `state` is what the actor's
+//!   [`Actor::inspect_conn_state`](footlights_core::Actor::inspect_conn_state) shows, `null`
+//!   by default.
 //! - `PUT /inspector/api/actors/{id}/state` with `{"state": <json>}` → `{}` once the new
 //!   state is durable. A state that does not fit the actor's type is `actor.invalid_request`
 //!   and the old one stays.
@@ -56,6 +70,18 @@
 //!   through the gateway makes one (the connect hooks see `params` and this request).
 //! - `DELETE /inspector/api/actors/{id}` → `{}`: destroys the actor, as
 //!   `DELETE /actors/{id}` does.
+//! - `GET /inspector/api/actors/{id}/log` → `text/event-stream`: the actor's live log
+//!   ([`Registry::watch`](footlights_core::Registry::watch)), from the moment the response's
+//!   head is sent. Each action the actor handles is an `action` event with data
+//!   `{"at", "name", "caller": "stateless"|"connection"|"schedule", "durationMs",
+//!   "error": null|"group.code"}`; each event it sends is an `event` event with
+//!   `{"at", "name", "recipients", "size", "preview"}` (`size` and `preview` are of the
+//!   arguments as JSON, the preview cut at 200 characters). A watcher that reads too slowly
+//!   loses the oldest records and gets `lagged` with `{"lost": n}` in their place. The
+//!   stream ends with `end` and `{"reason": "stopped"}` when the actor stops (it sleeps or
+//!   is destroyed; watch again to follow its next instance) or `{"reason": "shutdown"}`;
+//!   comment lines keep an idle stream open. At most 8 watchers per actor: one more is
+//!   `inspector.too_many_watchers` (429). While nobody watches, the actor makes no records.
 //!
 //! Reading and replacing the state go through the actor (see
 //! [`footlights_core::inspect`]): the state shown is the live one, and a replaced state is
@@ -66,6 +92,7 @@
 //! message names that node's peer address: ask that node.
 
 mod api;
+mod log;
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};

@@ -221,3 +221,165 @@ async fn the_page_is_served_without_data_and_redirects_to_its_directory() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// Reads server-sent events from a response body, one `(event, data)` at a time, skipping
+/// comments.
+struct EventReader {
+    body: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
+    buffer: String,
+}
+
+impl EventReader {
+    fn new(response: reqwest::Response) -> Self {
+        use futures::StreamExt as _;
+        EventReader {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, within the test's bound; `None` when the stream ends.
+    async fn next(&mut self) -> Option<(String, serde_json::Value)> {
+        use futures::StreamExt as _;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut name, mut data) = (String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if name.is_empty() {
+                    continue;
+                }
+                return Some((name, serde_json::from_str(&data).unwrap()));
+            }
+            let chunk = bounded(self.body.next()).await?.unwrap();
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_live_log_streams_actions_and_events_as_they_happen() {
+    let server = guarded().await;
+    let id = server.room("log").await;
+    let url = |rest: &str| server.url(&format!("/inspector/api/actors/{id}{rest}"));
+    let unauthorized = http().get(url("/log"));
+    assert_eq!(
+        status_and_code(unauthorized).await,
+        (401, "unauthorized".into())
+    );
+
+    let response = bounded(http().get(url("/log")).bearer_auth(TOKEN).send())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut log = EventReader::new(response);
+
+    // The watch is in place once the head arrived.
+    assert_eq!(
+        server.call("log", "getCount").await,
+        footlights::Value::Int(0)
+    );
+    let (name, data) = log.next().await.unwrap();
+    assert_eq!(name, "action");
+    assert_eq!(data["name"], json!("getCount"));
+    assert_eq!(data["caller"], json!("stateless"));
+    assert_eq!(data["error"], json!(null));
+    assert!(data["durationMs"].as_f64().unwrap() >= 0.0);
+    assert!(data["at"].is_i64());
+
+    // An action through the inspector's own form that broadcasts, then one that fails.
+    let called = ok_json(
+        http()
+            .post(url("/actions/increment"))
+            .json(&json!({ "args": [4] })),
+    )
+    .await;
+    assert_eq!(called, json!({ "output": 4 }));
+    let (name, data) = log.next().await.unwrap();
+    assert_eq!(name, "event");
+    assert_eq!(data["name"], json!("newCount"));
+    assert_eq!(data["preview"], json!("[4]"));
+    assert_eq!(data["size"], json!(3));
+    assert_eq!(data["recipients"], json!(0));
+    let (name, data) = log.next().await.unwrap();
+    assert_eq!(
+        (name.as_str(), &data["name"]),
+        ("action", &json!("increment"))
+    );
+
+    let failed = http()
+        .post(url("/actions/fail"))
+        .bearer_auth(TOKEN)
+        .json(&json!({}));
+    assert_eq!(status_and_code(failed).await.1, "boom");
+    let (_, data) = log.next().await.unwrap();
+    assert_eq!(data["name"], json!("fail"));
+    assert_eq!(data["error"], json!("user.boom"));
+
+    // Destroyed: the stream says so and ends.
+    ok_json(http().delete(url(""))).await;
+    let (name, data) = log.next().await.unwrap();
+    assert_eq!(
+        (name.as_str(), data),
+        ("end", json!({ "reason": "stopped" }))
+    );
+    assert!(log.next().await.is_none());
+}
+
+#[tokio::test]
+async fn watchers_of_one_actor_are_capped() {
+    let server = guarded().await;
+    let id = server.room("many").await;
+    let url = server.url(&format!("/inspector/api/actors/{id}/log"));
+    let mut open = Vec::new();
+    for _ in 0..footlights::inspect::MAX_WATCHERS {
+        let response = bounded(http().get(&url).bearer_auth(TOKEN).send())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        open.push(response);
+    }
+    let refused = http().get(&url).bearer_auth(TOKEN);
+    assert_eq!(
+        status_and_code(refused).await,
+        (429, "too_many_watchers".into())
+    );
+    let wrong_method = http().post(&url).bearer_auth(TOKEN);
+    assert_eq!(status_and_code(wrong_method).await.0, 405);
+}
+
+#[tokio::test]
+async fn connections_show_the_params_their_clients_sent() {
+    use crate::support::{next_json, ws_connect};
+    let server = guarded().await;
+    let id = server.room("conns").await;
+    // `{"seat":"12A"}`, percent-encoded in the protocol list as the official client sends it.
+    let params = "rivet_conn_params.%7B%22seat%22%3A%2212A%22%7D";
+    let (mut ws, _) = ws_connect(
+        &server,
+        &format!("/gateway/{id}/connect"),
+        &["rivet", "rivet_encoding.json", params],
+    )
+    .await;
+    let init = next_json(&mut ws).await;
+    assert_eq!(init["body"]["tag"], "Init");
+    let conn_id = init["body"]["val"]["connectionId"].clone();
+
+    let detail = ok_json(http().get(server.url(&format!("/inspector/api/actors/{id}")))).await;
+    let conns = detail["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{detail}");
+    assert_eq!(conns[0]["id"], conn_id);
+    assert_eq!(conns[0]["params"], json!({ "seat": "12A" }));
+    assert_eq!(
+        conns[0]["state"],
+        json!(null),
+        "the room does not show its connection state"
+    );
+}

@@ -61,7 +61,7 @@ fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
-async fn scrape(server: &TestServer, token: &str) -> BTreeMap<String, f64> {
+pub(crate) async fn scrape(server: &TestServer, token: &str) -> BTreeMap<String, f64> {
     let response = bounded(http().get(server.url("/metrics")).bearer_auth(token).send())
         .await
         .unwrap();
@@ -75,7 +75,7 @@ async fn scrape(server: &TestServer, token: &str) -> BTreeMap<String, f64> {
     parse_exposition(&bounded(response.text()).await.unwrap())
 }
 
-fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
     *samples
         .get(series)
         .unwrap_or_else(|| panic!("no series {series} in {samples:#?}"))

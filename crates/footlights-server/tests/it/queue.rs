@@ -398,3 +398,109 @@ async fn the_rust_client_sends_and_waits_over_the_network() {
     assert_eq!(e.code(), "forbidden");
     assert_eq!(bounded(handle.processed()).await.unwrap(), 1);
 }
+
+/// `mailroom`: queue `letters`, taken only by `sort`; awake for a minute after each message.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Mailroom {}
+
+#[footlights::actor]
+impl Mailroom {
+    fn queues(queues: &mut Queues<Self>) {
+        queues.add::<String>("letters", QueueOptions::default());
+        queues.add::<String>("parcels", QueueOptions::default());
+    }
+
+    #[action]
+    async fn sort(&mut self, ctx: &Ctx<Self>, max: usize) -> Result<Vec<String>, ActionError> {
+        let taken = ctx.queue().try_next_batch::<String>("letters", max).await?;
+        Ok(taken.into_iter().map(|m| m.body.clone()).collect())
+    }
+
+    fn options() -> ActorOptions {
+        let mut o = ActorOptions::default();
+        o.sleep_timeout = Duration::from_secs(60);
+        o
+    }
+}
+
+#[tokio::test]
+async fn queues_show_in_the_inspector_and_their_depth_in_the_metrics() {
+    use crate::observability::{sample, scrape};
+    let registry = footlights::Registry::builder()
+        .actor::<Room>()
+        .actor::<Mailroom>()
+        .start()
+        .await
+        .unwrap();
+    let server = TestServer::with_registry(registry, |b| b).await;
+    let path = |route: &str| {
+        format!(
+            "/gateway/mailroom{route}?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=m&rvt-crash-policy=sleep"
+        )
+    };
+    for n in 1..=3 {
+        let letter = format!("letter {n}");
+        let response = post_json(
+            &server,
+            &path("/queue/letters"),
+            json!({ "body": letter, "name": "letters", "wait": false }),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+    }
+    let depth = r#"footlights_queue_messages{actor="mailroom",queue="letters"}"#;
+    assert_eq!(sample(&scrape(&server, "").await, depth), 3.0);
+
+    let id = server
+        .registry
+        .resolve(&footlights_client::Target::GetOrCreate {
+            name: "mailroom".into(),
+            key: "m".into(),
+            input: None,
+        })
+        .await
+        .unwrap();
+    let detail = |query: &str| {
+        let url = server.url(&format!("/inspector/api/actors/{id}{query}"));
+        async move { json_body(bounded(http().get(url).send()).await.unwrap()).await }
+    };
+    let view = detail("?queue_limit=2").await;
+    let queues = view["queues"].as_array().unwrap();
+    assert_eq!(queues.len(), 2, "both declared queues: {view}");
+    assert_eq!(queues[1]["name"], json!("parcels"));
+    assert_eq!(queues[1]["depth"], json!(0));
+    let letters = &queues[0];
+    assert_eq!(letters["name"], json!("letters"));
+    assert_eq!(letters["depth"], json!(3));
+    assert_eq!(letters["inFlight"], json!(0));
+    assert_eq!(letters["more"], json!(true));
+    let previews: Vec<&str> = letters["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["preview"].as_str().unwrap())
+        .collect();
+    assert_eq!(previews, [r#""letter 1""#, r#""letter 2""#]);
+    assert_eq!(letters["messages"][0]["size"], json!(10));
+
+    // The next page, of that queue only.
+    let last = letters["messages"][1]["id"].as_u64().unwrap();
+    let next = detail(&format!("?queue=letters&queue_limit=2&queue_after={last}")).await;
+    let queues = next["queues"].as_array().unwrap();
+    assert_eq!(queues.len(), 1);
+    assert_eq!(queues[0]["messages"][0]["preview"], json!(r#""letter 3""#));
+    assert_eq!(queues[0]["more"], json!(false));
+
+    // Two taken (and removed at once): the gauge and the inspector follow.
+    let sorted = post_json(&server, &path("/action/sort"), json!({ "args": [2] })).await;
+    assert_eq!(
+        json_body(sorted).await["output"],
+        json!(["letter 1", "letter 2"])
+    );
+    assert_eq!(sample(&scrape(&server, "").await, depth), 1.0);
+    assert_eq!(detail("").await["queues"][0]["depth"], json!(1));
+
+    // A sleeping actor's messages are not counted; they are again once it wakes.
+    server.registry.shutdown().await;
+    assert_eq!(sample(&scrape(&server, "").await, depth), 0.0);
+}

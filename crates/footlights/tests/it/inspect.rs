@@ -191,3 +191,153 @@ async fn a_replaced_state_is_saved() {
     let gauge = again.client().get::<Gauge>(["g"]);
     assert_eq!(gauge.level().await.unwrap(), 7);
 }
+
+#[tokio::test]
+async fn a_watched_actor_reports_its_actions_and_events() {
+    use footlights::inspect::{Caller, LogRecord};
+    let registry = Registry::builder().actor::<Gauge>().start().await.unwrap();
+    let gauge = registry.client().get_or_create::<Gauge>(["g"]);
+    let id = gauge.resolve().await.unwrap();
+    // Made before the watch: not reported.
+    gauge.raise(1).await.unwrap();
+
+    let mut log = registry.watch(&id).await.unwrap();
+    assert_eq!(gauge.raise(2).await.unwrap(), 3);
+    match next_record(&mut log).await {
+        LogRecord::Event(e) => {
+            assert_eq!(e.name, "changed");
+            assert_eq!(e.recipients, 0, "nobody subscribed");
+            assert_eq!(e.preview, "[3]");
+            assert_eq!(e.size, 3);
+        }
+        other => panic!("expected the event, got {other:?}"),
+    }
+    match next_record(&mut log).await {
+        LogRecord::Action(a) => {
+            assert_eq!(a.name, "raise");
+            assert_eq!(a.caller, Caller::Stateless);
+            assert_eq!(a.error, None);
+        }
+        other => panic!("expected the action, got {other:?}"),
+    }
+
+    let conn = gauge.connect().await.unwrap();
+    let e = conn.action("noSuchAction", vec![]).await.unwrap_err();
+    assert_eq!(e.code(), "action_not_found");
+    match next_record(&mut log).await {
+        LogRecord::Action(a) => {
+            assert_eq!(a.name, "noSuchAction");
+            assert_eq!(a.caller, Caller::Connection);
+            assert_eq!(a.error.as_deref(), Some("actor.action_not_found"));
+        }
+        other => panic!("expected the failed action, got {other:?}"),
+    }
+    drop(conn);
+
+    // The actor stops: the watch ends.
+    registry.destroy(&id).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if log.next().await.is_none() {
+                break;
+            }
+        }
+    });
+    end.await.expect("the watch ends with the actor");
+}
+
+/// The next record of `log`, within 10 s.
+async fn next_record(log: &mut footlights::inspect::ActorLog) -> footlights::inspect::LogRecord {
+    use footlights::inspect::LogItem;
+    match tokio::time::timeout(Duration::from_secs(10), log.next()).await {
+        Ok(Some(LogItem::Record(record))) => record,
+        other => panic!("expected a record within 10 s, got {other:?}"),
+    }
+}
+
+#[derive(Default, Serialize)]
+pub struct Ticket {
+    seat: String,
+    /// Not for operators' eyes: the hook leaves it out.
+    secret: String,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Booth {}
+
+#[footlights::actor(conn = Conns<Value, Ticket>)]
+impl Booth {
+    async fn create_conn_state(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        params: &Value,
+        _request: &footlights::ConnRequest,
+    ) -> Result<Ticket, ActionError> {
+        let seat = params.get("seat").and_then(Value::as_str).unwrap_or("none");
+        Ok(Ticket {
+            seat: seat.to_owned(),
+            secret: "hunter2".to_owned(),
+        })
+    }
+
+    fn inspect_conn_state(&self, state: &Ticket) -> Option<Value> {
+        footlights::to_value(&state.seat).ok()
+    }
+
+    #[action]
+    fn ping(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn connections_show_their_params_and_the_state_the_actor_shows() {
+    let registry = Registry::builder()
+        .actor::<Booth>()
+        .actor::<Gauge>()
+        .start()
+        .await
+        .unwrap();
+    let booth = registry
+        .client()
+        .get_or_create::<Booth>(["b"])
+        .with_params(&serde_json::json!({ "seat": "12A" }));
+    let conn = booth.connect().await.unwrap();
+    assert_eq!(
+        conn.action("ping", vec![]).await.unwrap(),
+        Value::Bool(true)
+    );
+    let id = booth.resolve().await.unwrap();
+    let view = registry
+        .inspect(&id, InspectOptions::default())
+        .await
+        .unwrap();
+    let open: Vec<_> = view.connections.iter().filter(|c| !c.ephemeral).collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        open[0].params,
+        Some(Value::Object(vec![("seat".into(), Value::from("12A"))]))
+    );
+    assert_eq!(
+        open[0].state,
+        Some(Value::from("12A")),
+        "what the hook shows"
+    );
+
+    // Without the hook the state is not shown; params still are.
+    let gauge = registry
+        .client()
+        .get_or_create::<Gauge>(["g"])
+        .with_params(&7);
+    let _gauge_conn = gauge.connect().await.unwrap();
+    gauge.level().await.unwrap();
+    let id = gauge.resolve().await.unwrap();
+    let view = registry
+        .inspect(&id, InspectOptions::default())
+        .await
+        .unwrap();
+    let open: Vec<_> = view.connections.iter().filter(|c| !c.ephemeral).collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].params, Some(Value::Int(7)));
+    assert_eq!(open[0].state, None);
+}

@@ -129,8 +129,105 @@ async function loadActors(fresh) {
   $("no-actors").hidden = $("actors").children.length > 0;
 }
 
+// The live log: a fetch of api/actors/{id}/log read as a stream of server-sent events (an
+// EventSource cannot send the token header). One watch at a time; opening another actor
+// ends it.
+const LOG_LINES = 200;
+const log = { abort: null };
+
+function logStatus(text, on) {
+  const status = $("log-status");
+  status.textContent = text;
+  status.className = on ? "badge awake" : "badge";
+  $("log-toggle").textContent = on ? "Stop" : "Watch";
+}
+
+function logLine(at, what, name, detail, kind) {
+  const tr = row([at ? new Date(at).toISOString().slice(11, 23) : "", what, name, detail]);
+  if (kind) tr.className = kind;
+  const body = $("log");
+  body.prepend(tr);
+  while (body.children.length > LOG_LINES) body.lastChild.remove();
+}
+
+function showRecord(name, data) {
+  if (name === "action") {
+    const took = data.durationMs < 1 ? "<1 ms" : Math.round(data.durationMs) + " ms";
+    const outcome = data.error ? "error " + data.error : "ok";
+    logLine(data.at, "action", data.name, `${outcome} · ${took} · ${data.caller}`, data.error ? "failed" : "");
+  } else if (name === "event") {
+    logLine(data.at, "event", data.name, `to ${data.recipients} · ${data.size} B · ${data.preview}`);
+  } else if (name === "lagged") {
+    logLine(Date.now(), "lagged", "", `${data.lost} records lost (this page fell behind)`, "note");
+  } else if (name === "end") {
+    const why = data.reason === "shutdown" ? "the server is stopping" : "the actor stopped";
+    logLine(Date.now(), "end", "", why + "; watch again to follow it", "note");
+  }
+}
+
+function stopWatching() {
+  if (log.abort) log.abort.abort();
+  log.abort = null;
+  logStatus("off", false);
+}
+
+async function watch(id) {
+  stopWatching();
+  const abort = new AbortController();
+  log.abort = abort;
+  const headers = { Accept: "text/event-stream" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = "Bearer " + token;
+  const response = await fetch("api/actors/" + encodeURIComponent(id) + "/log", {
+    headers,
+    signal: abort.signal,
+  });
+  if (!response.ok) {
+    log.abort = null;
+    let message = "HTTP " + response.status;
+    try {
+      const answer = await response.json();
+      message = answer.group + "." + answer.code + ": " + answer.message;
+    } catch (_) {}
+    throw new Error("live log: " + message);
+  }
+  logStatus("watching", true);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let name = "";
+        let data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event: ")) name = line.slice(7);
+          else if (line.startsWith("data: ")) data += line.slice(6);
+        }
+        if (name && data) showRecord(name, JSON.parse(data));
+      }
+    }
+  } catch (e) {
+    if (abort.signal.aborted) return;
+    throw e;
+  } finally {
+    if (log.abort === abort) {
+      log.abort = null;
+      logStatus("off", false);
+    }
+  }
+}
+
 async function openActor(id) {
   view.actor = id;
+  $("log").replaceChildren();
+  // Not awaited: the watch lasts while the page shows this actor.
+  guarded(() => watch(id));
   view.kvPrefix = "";
   $("kv-prefix").value = "";
   $("output").hidden = true;
@@ -166,10 +263,12 @@ async function loadDetail(freshKv) {
         el("code", c.id),
         c.ephemeral ? "short-lived" : c.detached ? "waiting for resume" : "connected",
         c.subscriptions.join(", ") || "—",
+        el("code", c.params === null ? "—" : JSON.stringify(c.params)),
+        el("code", c.state === null ? "not shown" : JSON.stringify(c.state)),
       ]),
     ),
   );
-  if (d.connections.length === 0) $("conns").append(row(["none", "", ""]));
+  if (d.connections.length === 0) $("conns").append(row(["none", "", "", "", ""]));
   $("schedules").replaceChildren(
     ...d.schedules.map((s) =>
       row([
@@ -182,6 +281,17 @@ async function loadDetail(freshKv) {
     ),
   );
   if (d.schedules.length === 0) $("schedules").append(row(["none", "", "", "", ""]));
+  $("queues").replaceChildren(
+    ...d.queues.map((q) => {
+      const list = el("div");
+      for (const m of q.messages) {
+        list.append(el("div", `#${m.id}${m.inFlight ? " (in flight)" : ""} · ${m.size} B · ${m.preview}`));
+      }
+      if (q.more) list.append(el("div", `… ${q.depth - q.messages.length} more`, { class: "muted" }));
+      return row([q.name, String(q.depth), String(q.inFlight), q.messages.length ? list : "—"]);
+    }),
+  );
+  if (d.queues.length === 0) $("queues").append(row(["none", "", "", ""]));
   const entries = d.kv.entries.map((e) =>
     row([
       el("code", bytes(e.key)),
@@ -238,6 +348,13 @@ $("edit").addEventListener("click", () => {
 });
 
 $("cancel").addEventListener("click", closeEditor);
+
+$("log-toggle").addEventListener("click", () => {
+  if (log.abort) stopWatching();
+  else if (view.actor) guarded(() => watch(view.actor));
+});
+
+$("log-clear").addEventListener("click", () => $("log").replaceChildren());
 
 $("save").addEventListener("click", () => {
   try {
