@@ -100,6 +100,12 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The registry over its shared state (for the in-process transport, which holds only a
+    /// weak reference to it).
+    pub(crate) fn from_inner(inner: Arc<RegistryInner>) -> Registry {
+        Registry { inner }
+    }
+
     /// A builder with no actor types.
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder::new()
