@@ -315,7 +315,9 @@ impl Registry {
     }
 
     /// Saves and stops every live actor (running their sleep hooks) and waits for the last
-    /// writes. Connections are closed with "going away". A clustered node then releases its
+    /// writes, and for the tasks of [`Ctx::wait_until`](crate::Ctx::wait_until) (each actor's
+    /// at most its run grace), of actors already going to sleep too. Connections are closed
+    /// with "going away". A clustered node then releases its
     /// actors (each as it stops, so other nodes can take them at once) and leaves the
     /// cluster.
     pub async fn shutdown(&self) {
