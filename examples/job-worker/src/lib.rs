@@ -26,12 +26,12 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use footlights::{Registry, SendOutcome};
-//! use job_worker::{Job, JobWorker, JobWorkerActions};
+//! use job_worker::{JOBS, Job, JobWorker, JobWorkerActions};
 //!
 //! let registry = Registry::builder().actor::<JobWorker>().start().await?; // in memory
 //! let worker = registry.client().get_or_create::<JobWorker>(["reports"]);
 //! let job = Job::new("j1", "to be or not to be");
-//! let outcome = worker.enqueue_and_wait("jobs", &job, Duration::from_secs(10)).await?;
+//! let outcome = worker.enqueue_and_wait(JOBS.as_str(), &job, Duration::from_secs(10)).await?;
 //! let SendOutcome::Completed(Some(result)) = outcome else { panic!("{outcome:?}") };
 //! assert_eq!(result.get("words").and_then(|w| w.as_i64()), Some(6));
 //! assert_eq!(worker.processed().await?, 1);
@@ -43,7 +43,11 @@ use std::time::Duration;
 
 use footlights::RunSignal;
 use footlights::prelude::*;
-use footlights::queue::{NextOptions, QueueOptions, Queues};
+use footlights::queue::{NextOptions, QueueName, QueueOptions, Queues};
+
+/// Queue `jobs`, of [`Job`]s: the actor declares it and takes from it with this constant, so
+/// the message type is checked where jobs are taken.
+pub const JOBS: QueueName<Job> = QueueName::new("jobs");
 
 /// How many results [`JobWorker`] keeps.
 pub const RECENT: usize = 20;
@@ -168,12 +172,12 @@ impl JobWorker {
     fn queues(queues: &mut Queues<Self>) {
         // Completable: a job leaves the queue only with its completion, so one cut short is
         // delivered again rather than lost.
-        queues.add::<Job>("jobs", QueueOptions::default().completable(true));
+        queues.add(JOBS, QueueOptions::default().completable(true));
     }
 
     async fn run(ctx: Ctx<Self>, signal: RunSignal) -> Result<(), ActionError> {
         let options = NextOptions::default().signal(signal.clone());
-        while let Some(job) = ctx.queue().next::<Job>("jobs", options.clone()).await? {
+        while let Some(job) = ctx.queue().next(JOBS, options.clone()).await? {
             let result = match work(&ctx, &job.body, &signal).await {
                 Worked::Done(result) => result,
                 // Dropping the message puts it back: the next start takes it again.

@@ -11,7 +11,7 @@ use footlights::storage::SqliteDriver;
 use footlights::{Client, Registry, SendOutcome};
 use footlights_server::Server;
 use futures::StreamExt;
-use job_worker::{Finished, Job, JobResult, JobWorker, JobWorkerActions, Progress};
+use job_worker::{Finished, JOBS, Job, JobResult, JobWorker, JobWorkerActions, Progress};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -72,7 +72,7 @@ async fn a_job_reports_progress_in_order_and_answers_the_sender_that_waits() {
     assert_eq!(bounded(conn.processed()).await.unwrap(), 0);
 
     let job = Job::new("j1", TEXT);
-    let outcome = bounded(worker.enqueue_and_wait("jobs", &job, Duration::from_secs(15)))
+    let outcome = bounded(worker.enqueue_and_wait(JOBS.as_str(), &job, Duration::from_secs(15)))
         .await
         .unwrap();
     let SendOutcome::Completed(Some(response)) = outcome else {
@@ -105,7 +105,7 @@ async fn a_job_reports_progress_in_order_and_answers_the_sender_that_waits() {
         bounded(worker.result("j1".into())).await.unwrap(),
         Some(expected.clone())
     );
-    bounded(worker.enqueue("jobs", &Job::new("j2", "")))
+    bounded(worker.enqueue(JOBS.as_str(), &Job::new("j2", "")))
         .await
         .unwrap();
     let Finished(second) = bounded(finished.next()).await.unwrap();
@@ -134,7 +134,7 @@ async fn a_job_cut_short_by_a_restart_is_done_once_by_the_next_server() {
 
     // Ten chunks, 300 ms each: stopped after the first, well before the last.
     let job = Job::new("long", TEXT).with_step(Duration::from_millis(300));
-    bounded(worker.enqueue("jobs", &job)).await.unwrap();
+    bounded(worker.enqueue(JOBS.as_str(), &job)).await.unwrap();
     let first = bounded(progress.next()).await.unwrap();
     assert_eq!((first.job.as_str(), first.percent), ("long", 10));
     conn.dispose().await;
