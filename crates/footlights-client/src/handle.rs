@@ -139,7 +139,9 @@ impl ActorSpec for Untyped {
     type Input = Value;
 }
 
-/// A handle to one actor: call its actions (stateless) or [`connect`](Self::connect) to it.
+/// A handle to one actor: call its actions (stateless) or [`connect`](Self::connect) to it,
+/// send to its queues, or reach its raw handlers ([`fetch`](Self::fetch),
+/// [`websocket`](Self::websocket)).
 ///
 /// Cheap to clone and lazy: creating one sends nothing.
 pub struct ActorHandle<A> {
@@ -254,6 +256,98 @@ impl<A: ActorSpec> ActorHandle<A> {
         self.client
             .transport
             .queue_send(&self.target, name, body, wait, params)
+            .await
+    }
+
+    /// Sends a raw HTTP request to the actor's request handler (`on_request`), with this
+    /// handle's params, and returns the response whatever its status (`handle.fetch(path,
+    /// init)` in the JavaScript client). The request's path and query are what the handler
+    /// sees; a scheme and authority in its URI are ignored.
+    ///
+    /// Errors the server answers are responses too: an actor without a request handler (or
+    /// a path it does not serve) answers 404 `handler.request_not_defined`, a `get` handle
+    /// without an actor 404 `actor.not_found`; [`response_error`](crate::response_error)
+    /// reads the coded error out of such a response. The same holds in the same process (the
+    /// registry's client, actor-to-actor handles), where the request goes straight to the
+    /// actor's mailbox.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: footlights_client::Client)
+    /// #     -> Result<(), Box<dyn std::error::Error>> {
+    /// use footlights_client::{Target, response_error};
+    ///
+    /// let handle = client.handle_for(Target::GetOrCreate {
+    ///     name: "files".into(),
+    ///     key: "docs".into(),
+    ///     input: None,
+    /// });
+    /// let request = http::Request::builder()
+    ///     .method("POST")
+    ///     .uri("/upload?name=a.txt")
+    ///     .header("content-type", "text/plain")
+    ///     .body("hello".into())?;
+    /// let response = handle.fetch(request).await?;
+    /// if let Some(e) = response_error(&response) {
+    ///     eprintln!("refused: {e}");
+    /// } else {
+    ///     println!("{}: {:?}", response.status(), response.body());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Failures before any answer: the network (`client.request_failed`,
+    /// `client.timed_out`), params that do not fit in a header (`client.invalid_request`), a
+    /// key that had to be resolved first and was not found.
+    pub async fn fetch(
+        &self,
+        mut request: crate::RawRequest,
+    ) -> Result<crate::RawResponse, ActionError> {
+        self.check()?;
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        *request.uri_mut() = crate::raw::raw_path(path)?.into();
+        let params = self.params.as_deref();
+        self.client
+            .transport
+            .fetch(&self.target, request, params)
+            .await
+    }
+
+    /// Opens a raw WebSocket to the actor's WebSocket handler (`on_websocket`) on `path` (a
+    /// path with an optional query; a missing leading `/` is added), with this handle's
+    /// params (`handle.webSocket(path)` in the JavaScript client). Messages pass through
+    /// untouched: text stays text, binary stays binary.
+    ///
+    /// An actor that refuses the socket, or has none, closes it at once: the socket's stream
+    /// ends and [`RawWebSocket::close_reason`](crate::RawWebSocket::close_reason) holds code
+    /// 1011 with the coded reason (`handler.websocket_not_defined`, `auth.forbidden`, …).
+    /// Works the same in the same process.
+    ///
+    /// ```no_run
+    /// # async fn demo(handle: footlights_client::ActorHandle<footlights_client::Untyped>)
+    /// #     -> Result<(), footlights_protocol::ActionError> {
+    /// use futures::StreamExt;
+    ///
+    /// let mut socket = handle.websocket("/chat?room=1").await?;
+    /// socket.send("hi")?;
+    /// socket.send(vec![1u8, 2, 3])?;
+    /// while let Some(msg) = socket.next().await {
+    ///     println!("{msg:?}");
+    /// }
+    /// println!("closed: {:?}", socket.close_reason());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `client.invalid_request` for a path that is not a URL path; failures to open the
+    /// socket (`client.connection_open_failed`, `client.timed_out`).
+    pub async fn websocket(&self, path: &str) -> Result<crate::RawWebSocket, ActionError> {
+        self.check()?;
+        let path = crate::raw::raw_path(path)?;
+        let params = self.params.as_deref();
+        self.client
+            .transport
+            .websocket(&self.target, path.as_str(), params)
             .await
     }
 

@@ -53,6 +53,9 @@
 //! - [`Connection`]s: actions over one link, typed event streams ([`Connection::events`],
 //!   [`Connection::once`]), a status watch, an error stream, [`dispose`](Connection::dispose),
 //!   and reconnection with exponential backoff, queued actions, re-subscription and resume;
+//! - raw traffic to the actor's own handlers: HTTP requests ([`ActorHandle::fetch`], with
+//!   [`RawRequest`] and [`RawResponse`], which are [`http`] types) and WebSockets
+//!   ([`ActorHandle::websocket`], a [`RawWebSocket`] of text and binary [`RawMessage`]s);
 //! - the [`Transport`] trait they run on: in-process (`footlights-core`, for the registry's
 //!   own client and actor-to-actor calls) or the network (feature `net`, on by default:
 //!   [`Client::new`]; HTTP, WebSocket and SSE, in JSON, CBOR or BARE).
@@ -76,12 +79,18 @@
 //! sent once; actions already sent fail with `client.connection_lost` (see the
 //! [`Connection`] docs for why they are not replayed).
 
+/// The byte buffer of raw bodies and binary messages.
+pub use bytes::Bytes;
+/// The `http` crate, whose request and response types [`RawRequest`] and [`RawResponse`] are.
+pub use http;
+
 mod backoff;
 mod connection;
 mod error;
 mod handle;
 #[cfg(feature = "net")]
 mod net;
+mod raw;
 mod transport;
 
 pub use backoff::Backoff;
@@ -90,6 +99,10 @@ pub use error::{Error, Result, is_transient};
 pub use handle::{ActionCaller, ActorHandle, Client, Untyped};
 #[cfg(feature = "net")]
 pub use net::{ClientBuilder, ClientOptions, TransportKind};
+pub use raw::{
+    RawMessage, RawRequest, RawResponse, RawSocketEvent, RawSocketSender, RawWebSocket,
+    response_error,
+};
 pub use transport::{
     Backlog, CloseReason, Link, LinkEvent, LinkSender, ResumeToken, SendOutcome, Target, Transport,
 };

@@ -364,6 +364,34 @@ pub trait Transport: Send + Sync + Debug + 'static {
         })
     }
 
+    /// Sends a raw HTTP request to the actor's request handler, with a short-lived
+    /// connection with `params`, and returns its response whatever the status (errors the
+    /// server answers, such as a missing handler, are responses too; see
+    /// [`response_error`](crate::response_error)). The default, for transports without raw
+    /// requests, refuses with `client.raw_unsupported`.
+    fn fetch<'a>(
+        &'a self,
+        target: &'a Target,
+        request: crate::RawRequest,
+        params: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<crate::RawResponse, ActionError>> {
+        let _ = (target, request, params);
+        Box::pin(async { Err(raw_unsupported()) })
+    }
+
+    /// Opens a raw WebSocket to the actor's WebSocket handler on `path` (path and query, with
+    /// a leading `/`), with `params`. A socket the actor refuses opens and then closes at once
+    /// with a coded reason. The default refuses with `client.raw_unsupported`.
+    fn websocket<'a>(
+        &'a self,
+        target: &'a Target,
+        path: &'a str,
+        params: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<crate::RawWebSocket, ActionError>> {
+        let _ = (target, path, params);
+        Box::pin(async { Err(raw_unsupported()) })
+    }
+
     /// Opens a link that takes over the connection `resume` names, if the server still keeps
     /// it; otherwise the server opens a new connection (under the same id). The default, for
     /// transports without resume, opens a new connection with [`connect`](Self::connect).
@@ -376,6 +404,15 @@ pub trait Transport: Send + Sync + Debug + 'static {
         let _ = resume;
         self.connect(target, params)
     }
+}
+
+/// `client.raw_unsupported`: the transport carries no raw HTTP or WebSocket traffic.
+fn raw_unsupported() -> ActionError {
+    ActionError::new(
+        "client",
+        "raw_unsupported",
+        "this transport cannot carry raw HTTP requests or WebSockets",
+    )
 }
 
 #[cfg(test)]

@@ -299,8 +299,9 @@ impl<A: Actor> Ctx<A> {
     }
 
     /// Runs `fut` as a task of its own, without keeping the actor awake; when the actor goes
-    /// to sleep, stops or is destroyed, it first waits for the task, at most
-    /// [`run_grace`](crate::ActorOptions::run_grace), then drops it.
+    /// to sleep, stops or is destroyed, and when the registry shuts down (a server stopping),
+    /// it first waits for the task, at most [`run_grace`](crate::ActorOptions::run_grace), then
+    /// drops it (before the stop or the shutdown returns).
     pub fn wait_until<F: Future<Output = ()> + Send + 'static>(&self, fut: F) {
         let task = tokio::spawn(fut);
         let mut tasks = lock(&self.shared.background);

@@ -106,6 +106,67 @@ impl footlights_client::Transport for LocalTransport {
         })
     }
 
+    /// Raw requests go to the actor's mailbox; an error is answered as the server answers it
+    /// (its HTTP status and a JSON error body), so the in-process and the network client see
+    /// the same responses.
+    fn fetch<'a>(
+        &'a self,
+        target: &'a Target,
+        request: footlights_client::RawRequest,
+        params: Option<&'a Value>,
+    ) -> futures::future::BoxFuture<'a, Result<footlights_client::RawResponse, ActionError>> {
+        Box::pin(async move {
+            let answered = async {
+                let reg = self.reg()?;
+                let id = reg.resolve(target).await?;
+                if let Some(peer) = reg.peer_for(target.name(), &id).await? {
+                    let target = Target::Id {
+                        name: target.name().to_owned(),
+                        id,
+                    };
+                    return peer.transport().fetch(&target, request, params).await;
+                }
+                let target = Target::Id {
+                    name: target.name().to_owned(),
+                    id,
+                };
+                crate::Registry::from_inner(reg)
+                    .request(&target, params.cloned(), request)
+                    .await
+            };
+            Ok(answered.await.unwrap_or_else(|e| error_response(&e)))
+        })
+    }
+
+    /// Raw WebSockets open on the actor's mailbox; a task moves messages between the
+    /// [`RawWebSocket`](footlights_client::RawWebSocket) and the actor.
+    fn websocket<'a>(
+        &'a self,
+        target: &'a Target,
+        path: &'a str,
+        params: Option<&'a Value>,
+    ) -> futures::future::BoxFuture<'a, Result<footlights_client::RawWebSocket, ActionError>> {
+        Box::pin(async move {
+            let reg = self.reg()?;
+            let id = reg.resolve(target).await?;
+            let target = Target::Id {
+                name: target.name().to_owned(),
+                id: id.clone(),
+            };
+            if let Some(peer) = reg.peer_for(target.name(), &id).await? {
+                return peer.transport().websocket(&target, path, params).await;
+            }
+            let uri = path
+                .parse::<http::Uri>()
+                .map_err(|_| ActionError::invalid_request(format!("`{path}` is not a URL path")))?;
+            let request = ConnRequest::new(http::Method::GET, uri, http::HeaderMap::new());
+            let link = crate::Registry::from_inner(reg)
+                .websocket(&target, params.cloned(), request)
+                .await?;
+            Ok(raw::bridge(link))
+        })
+    }
+
     fn connect<'a>(
         &'a self,
         target: &'a Target,
@@ -123,6 +184,109 @@ impl footlights_client::Transport for LocalTransport {
             }
             reg.connect(target.name(), &id, params.cloned(), ConnRequest::local())
         })
+    }
+}
+
+/// The response the server gives for `error`: its HTTP status and a JSON error body.
+fn error_response(error: &ActionError) -> footlights_client::RawResponse {
+    use footlights_protocol::codec::{Dialect, Encoding, HttpResponseError, LATEST_VERSION};
+    let body = HttpResponseError::new(error.clone()).encode(
+        Encoding::Json,
+        LATEST_VERSION,
+        Dialect::Compat,
+    );
+    let mut response = footlights_client::RawResponse::new(body.into());
+    *response.status_mut() = http::StatusCode::from_u16(error.http_status())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// In-process raw WebSockets: the client's socket on one side, the actor's [`RawLink`] on the
+/// other.
+///
+/// [`RawLink`]: crate::RawLink
+mod raw {
+    use footlights_client::{
+        CloseReason, RawMessage, RawSocketEvent, RawSocketSender, RawWebSocket,
+    };
+    use footlights_protocol::ActionError;
+    use tokio::sync::mpsc;
+
+    use crate::raw::{RawEvent, RawLink, WsMessage};
+
+    /// What the client's socket asks of the bridge.
+    enum Out {
+        Message(RawMessage),
+        Close(u16, String),
+    }
+
+    #[derive(Debug)]
+    struct Sender(mpsc::UnboundedSender<Out>);
+
+    impl RawSocketSender for Sender {
+        fn send(&self, msg: RawMessage) -> Result<(), ActionError> {
+            self.0.send(Out::Message(msg)).map_err(|_| {
+                ActionError::new("client", "connection_closed", "the socket is closed")
+            })
+        }
+
+        fn close(&self, code: u16, reason: &str) {
+            let _ = self.0.send(Out::Close(code, reason.to_owned()));
+        }
+    }
+
+    /// A socket whose messages a task moves to and from the actor until either side closes.
+    pub(super) fn bridge(link: RawLink) -> RawWebSocket {
+        let (out_tx, mut out) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let RawLink {
+            sender,
+            events: mut from_actor,
+        } = link;
+        tokio::spawn(async move {
+            let report = |event| {
+                let _ = events_tx.send(event);
+            };
+            loop {
+                tokio::select! {
+                    event = from_actor.recv() => match event {
+                        Some(RawEvent::Open) => {}
+                        Some(RawEvent::Message(WsMessage::Text(text))) => {
+                            report(RawSocketEvent::Message(RawMessage::Text(text)));
+                        }
+                        Some(RawEvent::Message(WsMessage::Binary(bytes))) => {
+                            report(RawSocketEvent::Message(RawMessage::Binary(bytes)));
+                        }
+                        Some(RawEvent::Closed { code, reason }) => {
+                            return report(RawSocketEvent::Closed(CloseReason { code, reason }));
+                        }
+                        None => return report(RawSocketEvent::Closed(CloseReason::going_away())),
+                    },
+                    cmd = out.recv() => match cmd {
+                        Some(Out::Message(RawMessage::Text(text))) => {
+                            if sender.send(WsMessage::Text(text)).is_err() {
+                                return report(RawSocketEvent::Closed(CloseReason::going_away()));
+                            }
+                        }
+                        Some(Out::Message(RawMessage::Binary(bytes))) => {
+                            if sender.send(WsMessage::Binary(bytes)).is_err() {
+                                return report(RawSocketEvent::Closed(CloseReason::going_away()));
+                            }
+                        }
+                        Some(Out::Close(code, reason)) => {
+                            sender.close(code, reason.clone());
+                            return report(RawSocketEvent::Closed(CloseReason { code, reason }));
+                        }
+                        None => return sender.close(1000, ""),
+                    },
+                }
+            }
+        });
+        RawWebSocket::new(Box::new(Sender(out_tx)), events)
     }
 }
 

@@ -471,12 +471,14 @@ const CLIENT_METHODS: &[&str] = &[
     "enqueue_and_wait",
     "errors",
     "events",
+    "fetch",
     "id",
     "on_raw",
     "once",
     "resolve",
     "status",
     "target",
+    "websocket",
     "with_params",
 ];
 

@@ -58,7 +58,8 @@
 
 pub use footlights_client::{
     ActionCaller, ActorHandle, Client, ClientBuilder, ClientOptions, ConnErrors, ConnStatus,
-    Connection, ConnectionOptions, Events, TransportKind,
+    Connection, ConnectionOptions, Events, RawMessage, RawWebSocket, SendOutcome, TransportKind,
+    response_error,
 };
 pub use footlights_core::inspect;
 pub use footlights_core::{

@@ -17,6 +17,7 @@ mod event_stream;
 mod http;
 mod link;
 mod options;
+mod raw;
 mod sse;
 mod url;
 mod ws;
@@ -269,5 +270,23 @@ impl Transport for NetTransport {
         resume: &'a ResumeToken,
     ) -> BoxFuture<'a, Result<Link, ActionError>> {
         Box::pin(self.inner.open(target, params, Some(resume)))
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        target: &'a Target,
+        request: crate::RawRequest,
+        params: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<crate::RawResponse, ActionError>> {
+        Box::pin(self.inner.fetch(target, request, params))
+    }
+
+    fn websocket<'a>(
+        &'a self,
+        target: &'a Target,
+        path: &'a str,
+        params: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<crate::RawWebSocket, ActionError>> {
+        Box::pin(self.inner.raw_websocket(target, path, params))
     }
 }

@@ -28,7 +28,7 @@ use crate::error::{connection_open_failed, invalid_response, timed_out};
 use crate::transport::{CloseReason, Link, LinkEvent, ResumeToken, Target};
 
 /// How long a closing socket waits for the server's close frame.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The subprotocols to offer: RivetKit's, then the Footlights ones (tokens always, resume when
 /// asked).
@@ -98,7 +98,7 @@ pub(super) async fn open(
 
 /// What a failed handshake means: a refusal with a coded body keeps its code; anything else
 /// is `client.connection_open_failed` (the server may be down, or a proxy refuses upgrades).
-fn open_error(e: tungstenite::Error) -> ActionError {
+pub(super) fn open_error(e: tungstenite::Error) -> ActionError {
     match e {
         tungstenite::Error::Http(response) => {
             let content_type = response

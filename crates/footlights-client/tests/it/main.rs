@@ -15,4 +15,5 @@ mod connections;
 mod errors;
 mod handles;
 mod negotiation;
+mod raw;
 mod reconnect;

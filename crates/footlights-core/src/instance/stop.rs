@@ -192,8 +192,8 @@ impl<A: Actor> Instance<A> {
             return;
         }
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
-        let all = futures::future::join_all(tasks);
-        if tokio::time::timeout(self.options.run_grace, all)
+        let mut all = futures::future::join_all(tasks);
+        if tokio::time::timeout(self.options.run_grace, &mut all)
             .await
             .is_err()
         {
@@ -204,6 +204,8 @@ impl<A: Actor> Instance<A> {
             for a in aborts {
                 a.abort();
             }
+            // Aborted tasks end at their next poll: once they have, their futures are dropped.
+            all.await;
         }
     }
 

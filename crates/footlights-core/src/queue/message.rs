@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::state::{Op, Taken};
-use super::{NextOptions, aborted};
+use super::{NextOptions, QueueRef, aborted};
 use crate::actor::Actor;
 use crate::ctx::{Ctx, Shared};
 use crate::instance::Msg;
@@ -147,10 +147,13 @@ impl<A: Actor> Queue<A> {
     /// message is not an `M` (it stays queued); storage failures.
     pub async fn next<M: DeserializeOwned>(
         &self,
-        name: &str,
+        name: impl QueueRef<M>,
         options: NextOptions,
     ) -> Result<Option<QueueMessage<A, M>>, ActionError> {
-        Ok(self.next_batch(name, 1, options).await?.pop())
+        Ok(self
+            .next_batch::<M>(name.queue_name(), 1, options)
+            .await?
+            .pop())
     }
 
     /// Up to `max` messages of queue `name`, waiting for the first. Empty when the timeout
@@ -160,10 +163,11 @@ impl<A: Actor> Queue<A> {
     /// As [`next`](Self::next).
     pub async fn next_batch<M: DeserializeOwned>(
         &self,
-        name: &str,
+        name: impl QueueRef<M>,
         max: usize,
         options: NextOptions,
     ) -> Result<Vec<QueueMessage<A, M>>, ActionError> {
+        let name = name.queue_name();
         if in_message(&self.ctx.shared) {
             // The actor cannot receive a message while one of its own waits for it.
             return self.try_next_batch(name, max).await;
@@ -208,9 +212,9 @@ impl<A: Actor> Queue<A> {
     /// As [`next`](Self::next).
     pub async fn try_next<M: DeserializeOwned>(
         &self,
-        name: &str,
+        name: impl QueueRef<M>,
     ) -> Result<Option<QueueMessage<A, M>>, ActionError> {
-        Ok(self.try_next_batch(name, 1).await?.pop())
+        Ok(self.try_next_batch::<M>(name.queue_name(), 1).await?.pop())
     }
 
     /// Up to `max` ready messages of queue `name`, without waiting.
@@ -219,9 +223,10 @@ impl<A: Actor> Queue<A> {
     /// As [`next`](Self::next).
     pub async fn try_next_batch<M: DeserializeOwned>(
         &self,
-        name: &str,
+        name: impl QueueRef<M>,
         max: usize,
     ) -> Result<Vec<QueueMessage<A, M>>, ActionError> {
+        let name = name.queue_name();
         let shared = &self.ctx.shared;
         let completable = shared
             .queue_specs
@@ -306,11 +311,11 @@ impl<A: Actor> Queue<A> {
     /// ```
     pub fn stream<M: DeserializeOwned + Send + 'static>(
         &self,
-        name: &str,
+        name: impl QueueRef<M>,
         options: NextOptions,
     ) -> impl Stream<Item = Result<QueueMessage<A, M>, ActionError>> + Send + 'static {
         let queue = self.clone();
-        let name = name.to_owned();
+        let name = name.queue_name().to_owned();
         futures::stream::unfold(Some(()), move |more| {
             let queue = queue.clone();
             let name = name.clone();

@@ -9,13 +9,16 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use footlights_core::queue::{NextOptions, QueueOptions, Queues};
+//! use footlights_core::queue::{NextOptions, QueueName, QueueOptions, Queues};
 //! use footlights_core::{Actor, ActionError, ActionTable, Conns, Ctx, RunSignal};
 //! # use serde::{Deserialize, Serialize};
 //! #[derive(Default, Serialize, Deserialize)]
 //! struct Worker { done: u64 }
 //! #[derive(Deserialize)]
 //! struct Job { n: i64 }
+//! /// Queue `jobs` and its message type, checked where messages are taken
+//! /// ([`QueueName`]; a plain `"jobs"` with `next::<Job>` works too).
+//! const JOBS: QueueName<Job> = QueueName::new("jobs");
 //! # impl footlights_protocol::ActorSpec for Worker { const NAME: &'static str = "worker"; type Input = (); }
 //!
 //! impl Actor for Worker {
@@ -24,12 +27,12 @@
 //!     fn actions(_: &mut ActionTable<Self>) {}
 //!
 //!     fn queues(queues: &mut Queues<Self>) {
-//!         queues.add::<Job>("jobs", QueueOptions::default());
+//!         queues.add(JOBS, QueueOptions::default());
 //!     }
 //!
 //!     async fn run(ctx: Ctx<Self>, signal: RunSignal) -> Result<(), ActionError> {
 //!         let options = NextOptions::default().signal(signal);
-//!         while let Some(job) = ctx.queue().next::<Job>("jobs", options.clone()).await? {
+//!         while let Some(job) = ctx.queue().next(JOBS, options.clone()).await? {
 //!             let n = job.body.n;
 //!             // The state change, the removal of the message and the sender's answer are
 //!             // one durable step.
@@ -72,6 +75,124 @@ use crate::run::RunSignal;
 
 pub use footlights_client::SendOutcome;
 pub use message::{Queue, QueueMessage};
+
+/// A queue's name with the type of its messages: declare a queue and take from it with the
+/// same constant, and taking messages of another type does not compile.
+///
+/// ```
+/// use footlights_core::queue::QueueName;
+/// # #[derive(serde::Deserialize)]
+/// # pub struct Job { n: i64 }
+/// /// Queue `jobs`, of `Job`s.
+/// pub const JOBS: QueueName<Job> = QueueName::new("jobs");
+/// assert_eq!(JOBS.as_str(), "jobs");
+/// // queues.add(JOBS, QueueOptions::default());                  in `Actor::queues`
+/// // while let Some(job) = ctx.queue().next(JOBS, options).await? in the run loop: a
+/// //                                                              `QueueMessage<_, Job>`
+/// ```
+///
+/// Taking another type from it is a compile error:
+///
+/// ```compile_fail
+/// # use footlights_core::queue::{NextOptions, QueueName};
+/// # async fn f<A: footlights_core::Actor>(ctx: footlights_core::Ctx<A>) {
+/// const JOBS: QueueName<u64> = QueueName::new("jobs");
+/// let _ = ctx.queue().next::<String>(JOBS, NextOptions::default()).await;
+/// # }
+/// ```
+///
+/// Plain strings keep working wherever a queue name is taken, with the message type given
+/// there (`next::<Job>("jobs", …)`).
+pub struct QueueName<M> {
+    name: &'static str,
+    _message: PhantomData<fn() -> M>,
+}
+
+impl<M> QueueName<M> {
+    /// The queue named `name`, whose messages are `M`s.
+    pub const fn new(name: &'static str) -> Self {
+        QueueName {
+            name,
+            _message: PhantomData,
+        }
+    }
+
+    /// The queue's name.
+    pub const fn as_str(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<M> Clone for QueueName<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for QueueName<M> {}
+
+impl<M> std::fmt::Debug for QueueName<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("QueueName").field(&self.name).finish()
+    }
+}
+
+impl<M> PartialEq for QueueName<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl<M> Eq for QueueName<M> {}
+
+impl<M> AsRef<str> for QueueName<M> {
+    fn as_ref(&self) -> &str {
+        self.name
+    }
+}
+
+impl<M> std::fmt::Display for QueueName<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// A queue name that messages of type `M` may be taken from (or declared with): a
+/// [`QueueName<M>`], which fixes `M`, or a plain string, which takes any.
+pub trait QueueRef<M> {
+    /// The queue's name.
+    fn queue_name(&self) -> &str;
+}
+
+impl<M> QueueRef<M> for QueueName<M> {
+    fn queue_name(&self) -> &str {
+        self.name
+    }
+}
+
+impl<M> QueueRef<M> for &QueueName<M> {
+    fn queue_name(&self) -> &str {
+        self.name
+    }
+}
+
+impl<M> QueueRef<M> for &str {
+    fn queue_name(&self) -> &str {
+        self
+    }
+}
+
+impl<M> QueueRef<M> for String {
+    fn queue_name(&self) -> &str {
+        self
+    }
+}
+
+impl<M> QueueRef<M> for &String {
+    fn queue_name(&self) -> &str {
+        self
+    }
+}
 
 /// Limits and behaviour of one queue.
 #[derive(Debug, Clone)]
@@ -157,14 +278,15 @@ impl<A: Actor> Queues<A> {
     }
 
     /// Accepts queue `name`, whose messages are `M`s: a send whose body is not an `M` is
-    /// refused with `queue.invalid_message`.
+    /// refused with `queue.invalid_message`. `name` is a [`QueueName<M>`] (which fixes `M`)
+    /// or a string (`add::<Job>("jobs", …)`).
     pub fn add<M: DeserializeOwned + 'static>(
         &mut self,
-        name: impl Into<String>,
+        name: impl QueueRef<M>,
         options: QueueOptions,
     ) -> &mut Self {
         self.specs.insert(
-            name.into(),
+            name.queue_name().to_owned(),
             QueueSpec {
                 options,
                 check: check::<M>,

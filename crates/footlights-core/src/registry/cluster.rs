@@ -45,14 +45,14 @@ impl RegistryInner {
     /// Stops every live actor (their last writes are fenced: if another node claimed one
     /// meanwhile, its writes are refused) and waits for them.
     pub(crate) async fn stop_all(&self) {
-        let senders: Vec<_> = self
-            .slots()
-            .values()
-            .filter_map(|s| match &s.state {
-                SlotState::Running(tx) => Some(tx.clone()),
-                SlotState::Stopping(_) => None,
-            })
-            .collect();
+        let mut senders = Vec::new();
+        let mut stopping = Vec::new();
+        for slot in self.slots().values() {
+            match &slot.state {
+                SlotState::Running(tx) => senders.push(tx.clone()),
+                SlotState::Stopping(done) => stopping.push(done.clone()),
+            }
+        }
         let mut waits = Vec::new();
         for tx in senders {
             let (done, rx) = oneshot::channel();
@@ -62,6 +62,11 @@ impl RegistryInner {
         }
         for rx in waits {
             let _ = rx.await;
+        }
+        // Instances already going to sleep or being destroyed: their last writes and their
+        // `wait_until` tasks (bounded by the run grace) finish before the shutdown returns.
+        for mut done in stopping {
+            let _ = done.wait_for(|stopped| *stopped).await;
         }
     }
 

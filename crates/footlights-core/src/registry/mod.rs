@@ -100,6 +100,12 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The registry over its shared state (for the in-process transport, which holds only a
+    /// weak reference to it).
+    pub(crate) fn from_inner(inner: Arc<RegistryInner>) -> Registry {
+        Registry { inner }
+    }
+
     /// A builder with no actor types.
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder::new()
@@ -309,7 +315,9 @@ impl Registry {
     }
 
     /// Saves and stops every live actor (running their sleep hooks) and waits for the last
-    /// writes. Connections are closed with "going away". A clustered node then releases its
+    /// writes, and for the tasks of [`Ctx::wait_until`](crate::Ctx::wait_until) (each actor's
+    /// at most its run grace), of actors already going to sleep too. Connections are closed
+    /// with "going away". A clustered node then releases its
     /// actors (each as it stops, so other nodes can take them at once) and leaves the
     /// cluster.
     pub async fn shutdown(&self) {

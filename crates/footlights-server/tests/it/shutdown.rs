@@ -1,6 +1,6 @@
 //! Graceful shutdown: sockets and streams close with 1001, in-flight HTTP actions finish,
 //! then `serve` returns; past the shutdown timeout the connections left are cut and the actors
-//! are saved all the same.
+//! are saved all the same. The actors' `wait_until` tasks finish before `serve` returns.
 
 use std::time::Duration;
 
@@ -181,4 +181,67 @@ async fn a_connection_queued_when_the_stop_begins_is_served_not_reset() {
         "nothing was sent to a connection that asked nothing"
     );
     server.shutdown_within(Duration::from_secs(5)).await;
+}
+
+/// Set by [`Lingerer`] tasks once their work is done, one per key (`"0"`, `"1"`).
+static WROTE: [std::sync::atomic::AtomicBool; 2] =
+    [const { std::sync::atomic::AtomicBool::new(false) }; 2];
+/// Notified by the sleep hook, one per key.
+static SLEEPING: std::sync::LazyLock<[tokio::sync::Notify; 2]> =
+    std::sync::LazyLock::new(Default::default);
+
+/// An actor whose action leaves a `wait_until` task behind.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct Lingerer {}
+
+fn slot(ctx: &footlights::Ctx<Lingerer>) -> usize {
+    ctx.key().to_string().parse().unwrap()
+}
+
+#[footlights::actor]
+impl Lingerer {
+    async fn on_sleep(&mut self, ctx: &footlights::Ctx<Self>) {
+        SLEEPING[slot(ctx)].notify_one();
+    }
+
+    /// A task that records its work after 200 ms; with `sleep`, the actor goes to sleep at
+    /// once (and its sleep waits for the task).
+    #[action]
+    fn linger(&self, ctx: &footlights::Ctx<Self>, sleep: bool) {
+        let slot = slot(ctx);
+        ctx.wait_until(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            WROTE[slot].store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        if sleep {
+            ctx.sleep();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stopping_server_waits_for_wait_until_tasks() {
+    for (slot, sleep) in [(0, false), (1, true)] {
+        let registry = Registry::builder()
+            .actor::<Room>()
+            .actor::<Lingerer>()
+            .start()
+            .await
+            .unwrap();
+        let server = TestServer::with_registry(registry.clone(), |b| b).await;
+        let actor = registry
+            .client()
+            .get_or_create::<Lingerer>(slot.to_string().as_str());
+        bounded(actor.linger(sleep)).await.unwrap();
+        if sleep {
+            // Already on its way to sleep, waiting for the task, when the server stops.
+            bounded(SLEEPING[slot].notified()).await;
+        }
+        assert!(!WROTE[slot].load(std::sync::atomic::Ordering::SeqCst));
+        server.shutdown().await;
+        assert!(
+            WROTE[slot].load(std::sync::atomic::Ordering::SeqCst),
+            "the task (sleep: {sleep}) finished before the server stopped"
+        );
+    }
 }

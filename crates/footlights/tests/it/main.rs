@@ -20,4 +20,5 @@ mod queue;
 mod raw;
 mod resume;
 mod schedule;
+mod shutdown;
 mod support;

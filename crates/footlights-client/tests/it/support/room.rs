@@ -33,6 +33,8 @@ pub struct Room {
     locked: bool,
     /// Disconnect hooks of real (not stateless) connections so far.
     disconnects: u32,
+    /// The closes raw WebSockets reported: code and reason.
+    ws_closes: Vec<(u16, String)>,
     #[serde(skip)]
     waiters: Vec<oneshot::Sender<i64>>,
 }
@@ -84,6 +86,84 @@ impl Room {
         })
     }
 
+    /// Raw HTTP: `/echo…` answers 200 with a JSON account of the request (method, path,
+    /// query, params, body as text) and its `x-test` header back as `x-echo`; `/teapot`
+    /// answers 418 with a plain body; anything else is not served (404).
+    async fn on_request(
+        &mut self,
+        ctx: &Ctx<Self>,
+        request: footlights::RawRequest,
+    ) -> Result<footlights::RawReply, ActionError> {
+        let path = request.uri().path().to_owned();
+        if path == "/teapot" {
+            let mut response = footlights::RawResponse::new("short and stout".into());
+            *response.status_mut() = http::StatusCode::IM_A_TEAPOT;
+            return Ok(response.into());
+        }
+        if !path.starts_with("/echo") {
+            return Ok(footlights::RawReply::NotDefined);
+        }
+        let params = ctx.conn().map(|c| c.params().clone()).unwrap_or_default();
+        let account = json!({
+            "method": request.method().as_str(),
+            "path": path,
+            "query": request.uri().query(),
+            "params": serde_json::from_str::<serde_json::Value>(&footlights_protocol::codec::value_to_json(&params)).unwrap_or_default(),
+            "body": String::from_utf8_lossy(request.body()),
+        });
+        let mut response = footlights::RawResponse::new(account.to_string().into());
+        let headers = response.headers_mut();
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Some(test) = request.headers().get("x-test") {
+            headers.insert("x-echo", test.clone());
+        }
+        Ok(response.into())
+    }
+
+    /// Raw WebSockets on `/echo` only; the first message says the query it was opened with.
+    async fn on_websocket(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        socket: &footlights::RawSocket,
+        request: &ConnRequest,
+    ) -> Result<bool, ActionError> {
+        if request.uri().path() != "/echo" {
+            return Ok(false);
+        }
+        socket.send_text(format!(
+            "open {}",
+            request.uri().query().unwrap_or_default()
+        ));
+        Ok(true)
+    }
+
+    /// Echoes every message; the text `close` makes the actor close with 4000.
+    async fn on_websocket_message(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        socket: &footlights::RawSocket,
+        msg: footlights::WsMessage,
+    ) {
+        if msg == footlights::WsMessage::Text("close".into()) {
+            socket.close(4000, "asked to");
+        } else {
+            socket.send(msg);
+        }
+    }
+
+    async fn on_websocket_close(
+        &mut self,
+        _ctx: &Ctx<Self>,
+        _socket: &footlights::RawSocket,
+        code: u16,
+        reason: &str,
+    ) {
+        self.ws_closes.push((code, reason.to_owned()));
+    }
+
     async fn on_disconnect(&mut self, _ctx: &Ctx<Self>, conn: &Conn<Self>) {
         if !conn.is_ephemeral() {
             self.disconnects += 1;
@@ -95,6 +175,12 @@ impl Room {
         self.count += amount;
         ctx.broadcast(NewCount(self.count));
         self.count
+    }
+
+    /// The closes raw WebSockets reported so far.
+    #[action]
+    fn ws_closes(&self) -> Vec<(u16, String)> {
+        self.ws_closes.clone()
     }
 
     #[action]
