@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     // The comments below are the commands' help text: plain words, no markup.
     /// Serves the built-in demo actors (counter, chatRoom, secureRoom, protectedActor,
-    /// jobQueue, jobWorker) until Ctrl-C or SIGTERM; prints "listening on http://HOST:PORT" once ready.
+    /// jobQueue) until Ctrl-C or SIGTERM; prints "listening on http://HOST:PORT" once ready.
     /// To serve actors of your own, write a crate (footlights new) and call footlights::serve
     /// from its main.
     Serve(Box<ServeOptions>),

@@ -19,6 +19,22 @@ const STOP_LIMIT_MS = 15_000;
 
 export const BIN = resolve(REPO, process.env.FOOTLIGHTS_BIN ?? "target/debug/footlights");
 
+/** The job worker example's server (`examples/job-worker`), from JOB_WORKER_BIN. */
+export const JOB_WORKER_BIN = resolve(REPO, process.env.JOB_WORKER_BIN ?? "target/debug/job-worker");
+
+/** The demo server's command line: `footlights serve` with the test actors. */
+function serveArgs({ port, dataDir, args }) {
+	return ["serve", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir, "--with-test-actors", ...args];
+}
+
+/** The job worker example's command line: its own binary, a SQLite file in the data directory. */
+export function jobWorkerCommand() {
+	return {
+		bin: JOB_WORKER_BIN,
+		argsFor: ({ port, dataDir }) => ["--addr", `127.0.0.1:${port}`, "--db", join(dataDir, "job-worker.db")],
+	};
+}
+
 /**
  * Running servers. If this process ends before a test cleaned up (a failure, a timeout, Ctrl-C),
  * they are killed rather than left running.
@@ -53,10 +69,12 @@ export class Footlights {
 	#stderr = "";
 	#exited = null;
 
-	constructor({ dataDir, port, args = [] }) {
+	constructor({ dataDir, port, args = [], bin = BIN, argsFor = serveArgs }) {
 		this.dataDir = dataDir;
 		this.port = port;
 		this.args = args;
+		this.bin = bin;
+		this.argsFor = argsFor;
 		this.url = null;
 		/** Resolves once the server serves (for a successor: once it has taken over). */
 		this.ready = null;
@@ -64,10 +82,12 @@ export class Footlights {
 
 	/**
 	 * Starts a server on a fresh data directory. `port: 0` (the default) lets the system pick;
-	 * the real port is then kept, so `restart()` comes back on the same one.
+	 * the real port is then kept, so `restart()` comes back on the same one. Another server
+	 * binary that prints the same ready line: `bin` and `argsFor({ port, dataDir, args })`
+	 * (see `jobWorkerCommand`).
 	 */
-	static async start({ dataDir = freshDataDir(), port = 0, args = [] } = {}) {
-		const server = new Footlights({ dataDir, port, args });
+	static async start({ dataDir = freshDataDir(), port = 0, args = [], bin, argsFor } = {}) {
+		const server = new Footlights({ dataDir, port, args, bin, argsFor });
 		await server.#spawn();
 		return server;
 	}
@@ -78,7 +98,7 @@ export class Footlights {
 	 * `ready` resolves once it serves, which is after `server` has stopped.
 	 */
 	static async takeOver(server) {
-		const successor = new Footlights({ dataDir: server.dataDir, port: server.port, args: server.args });
+		const successor = new Footlights({ dataDir: server.dataDir, port: server.port, args: server.args, bin: server.bin, argsFor: server.argsFor });
 		await successor.#spawn({ handover: true });
 		return successor;
 	}
@@ -89,8 +109,8 @@ export class Footlights {
 		// Backtrace capture slows every error path of a Rust server; users do not set it.
 		delete env.RUST_BACKTRACE;
 		delete env.RUST_LIB_BACKTRACE;
-		const args = ["serve", "--host", "127.0.0.1", "--port", String(this.port), "--data-dir", this.dataDir, "--with-test-actors", ...this.args];
-		const child = spawn(BIN, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+		const args = this.argsFor({ port: this.port, dataDir: this.dataDir, args: this.args });
+		const child = spawn(this.bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
 		this.#child = child;
 		this.#stderr = "";
 		child.stderr.setEncoding("utf8");
@@ -136,11 +156,11 @@ export class Footlights {
 		listening.catch(() => {});
 		try {
 			if (handover) {
-				await withTimeout(step(0, "it listened"), START_LIMIT_MS, `starting a successor ${BIN}`);
+				await withTimeout(step(0, "it listened"), START_LIMIT_MS, `starting a successor ${this.bin}`);
 				this.ready = withTimeout(listening, START_LIMIT_MS, "the successor taking over");
 				this.ready.catch(() => child.kill("SIGKILL"));
 			} else {
-				await withTimeout(listening, START_LIMIT_MS, `starting ${BIN}`);
+				await withTimeout(listening, START_LIMIT_MS, `starting ${this.bin}`);
 				this.ready = Promise.resolve();
 			}
 		} catch (error) {

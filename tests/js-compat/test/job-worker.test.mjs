@@ -1,4 +1,4 @@
-// The job worker example (`examples/job-worker`, served by the demo as `jobWorker`) through the
+// The job worker example (`examples/job-worker`, its own server binary) through the
 // official client, as an application would use it: a connection subscribed to `progress` and
 // `finished`, a queue send that waits for the job's result, and the kept results. Only 2.3.19
 // has queues; every encoding is run.
@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { MATRIX } from "../lib/clients.mjs";
 import { keyFor, nextEvent, rejectsWith, within, withClient } from "../lib/helpers.mjs";
-import { Footlights } from "../lib/server.mjs";
+import { Footlights, jobWorkerCommand } from "../lib/server.mjs";
 
 let server;
 before(async () => {
-	server = await Footlights.start();
+	server = await Footlights.start(jobWorkerCommand());
 });
 after(async () => {
 	await server?.cleanup();

@@ -7,7 +7,6 @@
 //! | [`secureRoom`](SecureRoom) | `whoami() → {user, role, calls}`, `adminOnly() → n` | none | `{authToken}`, see [`USERS`] |
 //! | [`protectedActor`](ProtectedActor) | `whoami() → {user, hits}` | none | `{token: "secret", user?}` |
 //! | [`jobQueue`](JobQueue) | `processed() → n`; queue `jobs` takes `{n}` and completes it with `{doubled: 2n}` | none | none |
-//! | [`jobWorker`](JobWorker) | `recent() → [{id, words, characters, longest}]`, `result(id) → {…} \| null`, `processed() → n`; queue `jobs` takes `{id, text, stepMs?}` and completes it with its result (the `job-worker` example) | `progress({job, percent})`, `finished({id, words, characters, longest})` | none |
 //!
 //! With `--with-test-actors` the server also has [`testActor`](TestActor) and
 //! [`testRaw`](TestRaw), which the JavaScript compatibility tests (`tests/js-compat`) use for
@@ -43,7 +42,6 @@ pub use chat_room::{
 };
 pub use counter::{Counter, CounterActions, NewCount};
 pub use job_queue::{Doubled, Job, JobQueue, JobQueueActions};
-pub use job_worker::{JobWorker, JobWorkerActions};
 pub use protected::{ProtectedActor, ProtectedActorActions, TOKEN, TokenParams, Visit, Visitor};
 pub use secure_room::{
     AuthParams, Identity, Role, SecureRoom, SecureRoomActions, Session, USERS, WhoAmI,
@@ -54,7 +52,7 @@ pub use test_actor::{
 pub use test_raw::{TOGETHER, TestRaw, TestRawActions};
 
 /// A registry builder with the demo actors: `counter`, `chatRoom`, `secureRoom`,
-/// `protectedActor`, `jobQueue` and `jobWorker`. Add a storage driver and start it.
+/// `protectedActor` and `jobQueue`. Add a storage driver and start it.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -73,7 +71,6 @@ pub fn registry() -> RegistryBuilder {
         .actor::<SecureRoom>()
         .actor::<ProtectedActor>()
         .actor::<JobQueue>()
-        .actor::<JobWorker>()
 }
 
 /// Adds the actors only the compatibility tests need ([`TestActor`], [`TestRaw`]).

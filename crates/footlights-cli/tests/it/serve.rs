@@ -132,7 +132,6 @@ async fn serves_metadata_and_actions_then_stops_cleanly_on_sigterm() {
             "chatRoom",
             "counter",
             "jobQueue",
-            "jobWorker",
             "protectedActor",
             "secureRoom"
         ]
