@@ -58,25 +58,21 @@ impl<A: Actor> Instance<A> {
         if !sink.attach(tx.clone(), link, init, backlog.clone()) {
             return false;
         }
-        self.detached.retain(|(id, _)| id != conn_id);
+        self.detached.remove(conn_id);
         tracing::debug!(actor = A::NAME, %conn_id, "connection resumed");
         true
     }
 
     /// When the earliest grace period ends, if a connection is detached.
     pub(super) fn next_expiry(&self) -> Option<Instant> {
-        self.detached.iter().map(|(_, t)| *t).min()
+        self.detached.next_expiry()
     }
 
     /// Ends the connections whose grace period is over and were not resumed.
     pub(super) async fn expire_detached(&mut self) {
         self.begin();
         let now = Instant::now();
-        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.detached)
-            .into_iter()
-            .partition(|(_, t)| *t <= now);
-        self.detached = kept;
-        for (conn_id, _) in expired {
+        for conn_id in self.detached.take_expired(now) {
             let still_detached = self
                 .ctx
                 .conn_by_id(&conn_id)

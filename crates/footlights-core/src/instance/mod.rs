@@ -35,6 +35,7 @@ pub(crate) use mailbox::{Mailbox, MailboxRx};
 
 mod boot;
 mod conns;
+mod detached;
 mod inspect;
 mod invoke;
 pub(crate) mod mailbox;
@@ -252,9 +253,9 @@ struct Instance<A: Actor> {
     /// instance begins to stop, the only time anyone waits for it.
     done: Option<watch::Sender<bool>>,
     /// Connections whose link dropped, with the time their grace period ends.
-    detached: Vec<(ConnId, Instant)>,
-    /// Accepted raw WebSockets, each with the connection it runs under.
-    raw_sockets: Vec<(RawSocket, Conn<A>)>,
+    detached: detached::Detached,
+    /// Accepted raw WebSockets by id, each with the connection it runs under.
+    raw_sockets: std::collections::BTreeMap<u64, (RawSocket, Conn<A>)>,
     /// Who waits for an operator's destroy ([`Msg::Destroy`]) to finish.
     destroyed: Option<oneshot::Sender<()>>,
     /// The background run loop.
@@ -536,8 +537,7 @@ impl<A: Actor> Instance<A> {
                 if let Some(sink) = sink.filter(|s| s.is_link(link)) {
                     sink.detach();
                     let until = Instant::now() + self.options.conn_grace;
-                    self.detached.retain(|(id, _)| *id != conn_id);
-                    self.detached.push((conn_id, until));
+                    self.detached.insert(conn_id, until);
                 }
             }
             Msg::Resume {

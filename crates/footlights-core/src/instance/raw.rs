@@ -92,7 +92,9 @@ impl<A: Actor> Instance<A> {
         )
         .await;
         match accepted {
-            Ok(true) => self.raw_sockets.push((socket, conn)),
+            Ok(true) => {
+                self.raw_sockets.insert(socket.id(), (socket, conn));
+            }
             Ok(false) => {
                 let e = ActionError::new(
                     "handler",
@@ -111,8 +113,7 @@ impl<A: Actor> Instance<A> {
     }
 
     pub(super) async fn ws_message(&mut self, id: u64, msg: WsMessage) {
-        let Some((socket, conn)) = self.raw_sockets.iter().find(|(s, _)| s.id() == id).cloned()
-        else {
+        let Some((socket, conn)) = self.raw_sockets.get(&id).cloned() else {
             return;
         };
         let ctx = self.ctx.with_conn(Some(conn));
@@ -130,10 +131,9 @@ impl<A: Actor> Instance<A> {
     }
 
     pub(super) async fn ws_closed(&mut self, id: u64, code: u16, reason: &str) {
-        let Some(at) = self.raw_sockets.iter().position(|(s, _)| s.id() == id) else {
+        let Some((socket, conn)) = self.raw_sockets.remove(&id) else {
             return;
         };
-        let (socket, conn) = self.raw_sockets.remove(at);
         socket.mark_closed();
         let ctx = self.ctx.with_conn(Some(conn.clone()));
         self.dirty = true;

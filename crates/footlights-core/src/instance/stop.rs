@@ -122,7 +122,7 @@ impl<A: Actor> Instance<A> {
 
     /// Closes every connection; with `hooks`, runs their disconnect hooks.
     pub(super) async fn close_all(&mut self, reason: CloseReason, hooks: bool) {
-        for (socket, _) in std::mem::take(&mut self.raw_sockets) {
+        for (socket, _) in std::mem::take(&mut self.raw_sockets).into_values() {
             socket.mark_closed();
             socket.emit(RawEvent::Closed {
                 code: reason.code,
