@@ -287,7 +287,11 @@ impl<A: Actor> Ctx<A> {
     /// ```
     #[cfg(feature = "db")]
     pub fn db(&self) -> crate::db::Db<'_> {
-        crate::db::Db::new(&self.shared.db)
+        let shared = &self.shared;
+        let parts = shared
+            .db
+            .parts(shared.kv.driver(), &shared.id, &shared.gate);
+        crate::db::Db::new(parts, shared.db.limits)
     }
 
     /// Runs `fut` and keeps the actor awake until it settles: the idle timeout does not put

@@ -79,12 +79,13 @@ use rusqlite::types::{FromSql, ValueRef};
 use rusqlite::{Connection, ErrorCode, Params, Transaction};
 use serde::de::DeserializeOwned;
 
-pub(crate) use state::{DbLimits, DbState};
+pub(crate) use state::{DbLimits, DbState, Parts};
 
 /// An actor's database, from [`Ctx::db`](crate::Ctx::db). See the [module docs](self).
 #[derive(Debug, Clone, Copy)]
 pub struct Db<'a> {
-    state: &'a DbState,
+    parts: &'a Parts,
+    limits: DbLimits,
 }
 
 /// One versioned step of an actor type's schema, in
@@ -241,8 +242,15 @@ fn read_rows<P: Params>(
 }
 
 impl<'a> Db<'a> {
-    pub(crate) fn new(state: &'a DbState) -> Self {
-        Db { state }
+    pub(crate) fn new(parts: &'a Parts, limits: DbLimits) -> Self {
+        Db { parts, limits }
+    }
+
+    async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, ActionError> + Send + 'static,
+    ) -> Result<R, ActionError> {
+        self.parts.run(self.limits, f).await
     }
 
     /// Runs one statement with bound parameters (a tuple such as `(name, 3)`, an array, or
@@ -256,13 +264,12 @@ impl<'a> Db<'a> {
         params: P,
     ) -> Result<usize, ActionError> {
         let sql = sql.to_owned();
-        self.state
-            .run(move |conn| {
-                conn.prepare_cached(&sql)
-                    .and_then(|mut s| s.execute(params))
-                    .map_err(sql_error)
-            })
-            .await
+        self.run(move |conn| {
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| s.execute(params))
+                .map_err(sql_error)
+        })
+        .await
     }
 
     /// Runs statements separated by `;`, without parameters (a schema, say).
@@ -271,8 +278,7 @@ impl<'a> Db<'a> {
     /// As [`execute`](Self::execute).
     pub async fn execute_batch(&self, sql: &str) -> Result<(), ActionError> {
         let sql = sql.to_owned();
-        self.state
-            .run(move |conn| conn.execute_batch(&sql).map_err(sql_error))
+        self.run(move |conn| conn.execute_batch(&sql).map_err(sql_error))
             .await
     }
 
@@ -304,7 +310,6 @@ impl<'a> Db<'a> {
     ) -> Result<Option<T>, ActionError> {
         let sql = sql.to_owned();
         let row = self
-            .state
             .run(move |conn| {
                 let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
                 let columns: Arc<[String]> =
@@ -334,9 +339,8 @@ impl<'a> Db<'a> {
         params: P,
     ) -> Result<Vec<DbRow>, ActionError> {
         let sql = sql.to_owned();
-        let max_rows = self.state.limits.max_rows;
-        self.state
-            .run(move |conn| read_rows(conn, &sql, params, max_rows))
+        let max_rows = self.limits.max_rows;
+        self.run(move |conn| read_rows(conn, &sql, params, max_rows))
             .await
     }
 
@@ -362,14 +366,13 @@ impl<'a> Db<'a> {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<R, ActionError> + Send + 'static,
     ) -> Result<R, ActionError> {
-        self.state
-            .run(move |conn| {
-                let tx = conn.transaction().map_err(sql_error)?;
-                let out = f(&tx)?;
-                tx.commit().map_err(sql_error)?;
-                Ok(out)
-            })
-            .await
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(sql_error)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(out)
+        })
+        .await
     }
 
     /// Runs `f` with the plain [`rusqlite::Connection`], for anything the methods above do
@@ -381,46 +384,45 @@ impl<'a> Db<'a> {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<R, ActionError> + Send + 'static,
     ) -> Result<R, ActionError> {
-        self.state.run(f).await
+        self.run(f).await
     }
 }
 
 /// Runs the migrations not applied yet, in version order, each in a transaction with its
 /// record.
-pub(crate) async fn migrate(state: &DbState, migrations: &[Migration]) -> Result<(), ActionError> {
+pub(crate) async fn migrate(db: Db<'_>, migrations: &[Migration]) -> Result<(), ActionError> {
     let mut migrations = migrations.to_vec();
     migrations.sort_by_key(|m| m.version);
-    state
-        .run(move |conn| {
-            conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS footlights_migrations \
+    db.run(move |conn| {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS footlights_migrations \
                  (version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL)",
+        )
+        .map_err(sql_error)?;
+        let applied: i64 = conn
+            .query_row(
+                "SELECT coalesce(max(version), -1) FROM footlights_migrations",
+                [],
+                |r| r.get(0),
             )
             .map_err(sql_error)?;
-            let applied: i64 = conn
-                .query_row(
-                    "SELECT coalesce(max(version), -1) FROM footlights_migrations",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(sql_error)?;
-            for m in migrations.iter().filter(|m| i64::from(m.version) > applied) {
-                let tx = conn.transaction().map_err(sql_error)?;
-                tx.execute_batch(&m.sql).map_err(|e| {
-                    ActionError::internal(format!("migration {} failed: {e}", m.version))
-                })?;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-                tx.execute(
-                    "INSERT INTO footlights_migrations (version, applied_at_ms) VALUES (?1, ?2)",
-                    (m.version, now),
-                )
-                .map_err(sql_error)?;
-                tx.commit().map_err(sql_error)?;
-                tracing::debug!(version = m.version, "database migration applied");
-            }
-            Ok(())
-        })
-        .await
+        for m in migrations.iter().filter(|m| i64::from(m.version) > applied) {
+            let tx = conn.transaction().map_err(sql_error)?;
+            tx.execute_batch(&m.sql).map_err(|e| {
+                ActionError::internal(format!("migration {} failed: {e}", m.version))
+            })?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            tx.execute(
+                "INSERT INTO footlights_migrations (version, applied_at_ms) VALUES (?1, ?2)",
+                (m.version, now),
+            )
+            .map_err(sql_error)?;
+            tx.commit().map_err(sql_error)?;
+            tracing::debug!(version = m.version, "database migration applied");
+        }
+        Ok(())
+    })
+    .await
 }

@@ -2,7 +2,7 @@
 //! pages a message changed join the message's writes.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use footlights_protocol::{ActionError, ActorId};
@@ -56,7 +56,8 @@ struct KvPages {
     driver: Arc<dyn Driver>,
     id: ActorId,
     gate: Arc<Gate>,
-    runtime: tokio::runtime::Handle,
+    /// The runtime the actor runs on, taken at the first statement.
+    runtime: OnceLock<tokio::runtime::Handle>,
     unsettled: Mutex<Unsettled>,
 }
 
@@ -72,7 +73,11 @@ impl KvPages {
     }
 
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.runtime
+        let runtime = self
+            .runtime
+            .get()
+            .ok_or_else(|| StoreError("no runtime to read pages on".into()))?;
+        runtime
             .block_on(self.driver.kv_get(&self.id, key))
             .map_err(|e| StoreError(e.to_string()))
     }
@@ -101,17 +106,30 @@ impl PageStore for KvPages {
 pub(crate) type Slot = Arc<Mutex<Option<Connection>>>;
 
 /// An actor's database. Lives in the actor's shared data; the public handle is
-/// [`Db`](super::Db).
+/// [`Db`](super::Db). Its parts are made at the first statement: most actors never use it.
 pub(crate) struct DbState {
+    parts: OnceLock<Parts>,
+    pub(crate) limits: DbLimits,
+}
+
+/// What a database in use holds.
+pub(crate) struct Parts {
     pages: Arc<KvPages>,
     file: Arc<DbFile>,
     slot: Slot,
-    pub(crate) limits: DbLimits,
 }
 
 impl std::fmt::Debug for DbState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DbState")
+            .field("in_use", &self.parts.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts")
             .field("id", &self.pages.id)
             .finish_non_exhaustive()
     }
@@ -122,40 +140,67 @@ fn lock(slot: &Slot) -> MutexGuard<'_, Option<Connection>> {
 }
 
 impl DbState {
-    /// Made at the actor's start, inside the runtime. Nothing is read until the first
-    /// statement.
-    pub(crate) fn new(
-        driver: Arc<dyn Driver>,
-        id: ActorId,
-        gate: Arc<Gate>,
-        limits: DbLimits,
-    ) -> Self {
-        let pages = Arc::new(KvPages {
-            driver,
-            id,
-            gate,
-            runtime: tokio::runtime::Handle::current(),
-            unsettled: Mutex::default(),
-        });
-        let file = DbFile::new(pages.clone());
+    pub(crate) fn new(limits: DbLimits) -> Self {
         DbState {
-            pages,
-            file,
-            slot: Arc::default(),
+            parts: OnceLock::new(),
             limits,
         }
     }
 
+    /// The database's parts, made on first use. Nothing is read until the first statement.
+    pub(crate) fn parts(&self, driver: &Arc<dyn Driver>, id: &ActorId, gate: &Arc<Gate>) -> &Parts {
+        self.parts.get_or_init(|| {
+            let pages = Arc::new(KvPages {
+                driver: driver.clone(),
+                id: id.clone(),
+                gate: gate.clone(),
+                runtime: OnceLock::new(),
+                unsettled: Mutex::default(),
+            });
+            let file = DbFile::new(pages.clone());
+            Parts {
+                pages,
+                file,
+                slot: Arc::default(),
+            }
+        })
+    }
+
+    /// Whether the running message changed pages.
+    pub(crate) fn has_staged(&self) -> bool {
+        self.parts.get().is_some_and(|p| p.file.has_changes())
+    }
+
+    /// The running message ended: the pages it changed become its writes, as sequence `seq`.
+    pub(crate) fn take_staged(&self, seq: u64) -> Vec<Write> {
+        self.parts
+            .get()
+            .map_or_else(Vec::new, |p| p.take_staged(seq))
+    }
+
+    /// The running message panicked: the pages it changed are dropped, and so is the
+    /// connection, whose page cache holds them; the next call opens it again.
+    pub(crate) fn discard_staged(&self) {
+        if let Some(p) = self.parts.get() {
+            p.discard_staged();
+        }
+    }
+}
+
+impl Parts {
     /// Runs `f` on the connection on a blocking thread (the statement may wait for pages
     /// from storage), opening it first if needed, within the statement time limit. A
     /// transaction `f` leaves open is rolled back and the call fails.
     pub(crate) async fn run<R: Send + 'static>(
         &self,
+        limits: DbLimits,
         f: impl FnOnce(&mut Connection) -> Result<R, ActionError> + Send + 'static,
     ) -> Result<R, ActionError> {
+        self.pages
+            .runtime
+            .get_or_init(tokio::runtime::Handle::current);
         let slot = self.slot.clone();
         let file = self.file.clone();
-        let limits = self.limits;
         let task = tokio::task::spawn_blocking(move || {
             let mut guard = lock(&slot);
             if guard.is_none() {
@@ -192,13 +237,7 @@ impl DbState {
         }
     }
 
-    /// Whether the running message changed pages.
-    pub(crate) fn has_staged(&self) -> bool {
-        self.file.has_changes()
-    }
-
-    /// The running message ended: the pages it changed become its writes, as sequence `seq`.
-    pub(crate) fn take_staged(&self, seq: u64) -> Vec<Write> {
+    fn take_staged(&self, seq: u64) -> Vec<Write> {
         if !self.file.has_changes() {
             return Vec::new();
         }
@@ -236,9 +275,7 @@ impl DbState {
         writes
     }
 
-    /// The running message panicked: the pages it changed are dropped, and so is the
-    /// connection, whose page cache holds them; the next call opens it again.
-    pub(crate) fn discard_staged(&self) {
+    fn discard_staged(&self) {
         let mut conn = lock(&self.slot);
         if conn.is_some() || self.file.has_changes() {
             *conn = None;

@@ -119,17 +119,12 @@ impl<A: Actor> Instance<A> {
             },
         );
         #[cfg(feature = "db")]
-        let db = crate::db::DbState::new(
-            driver.clone(),
-            id.clone(),
-            gate.clone(),
-            crate::db::DbLimits {
-                max_bytes: options.db_max_bytes,
-                cache_bytes: options.db_cache_bytes,
-                statement_timeout: options.db_statement_timeout,
-                max_rows: options.db_max_rows,
-            },
-        );
+        let db = crate::db::DbState::new(crate::db::DbLimits {
+            max_bytes: options.db_max_bytes,
+            cache_bytes: options.db_cache_bytes,
+            statement_timeout: options.db_statement_timeout,
+            max_rows: options.db_max_rows,
+        });
         let shared = Arc::new(Shared {
             id: id.clone(),
             key: meta.key.clone(),
@@ -174,7 +169,7 @@ impl<A: Actor> Instance<A> {
         // The schema is in place before any hook runs.
         #[cfg(feature = "db")]
         if !options.db_migrations.is_empty() {
-            crate::db::migrate(&ctx.shared.db, &options.db_migrations).await?;
+            crate::db::migrate(ctx.db(), &options.db_migrations).await?;
         }
         let mut writes = Vec::new();
         let (mut actor, loaded) = match stored.map_err(storage)? {
