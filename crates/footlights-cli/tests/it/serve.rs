@@ -132,6 +132,7 @@ async fn serves_metadata_and_actions_then_stops_cleanly_on_sigterm() {
             "chatRoom",
             "counter",
             "jobQueue",
+            "notes",
             "protectedActor",
             "secureRoom"
         ]
@@ -141,6 +142,18 @@ async fn serves_metadata_and_actions_then_stops_cleanly_on_sigterm() {
         server.action("counter", "c", "increment", json!([5])).await,
         (200, json!({ "output": 5 }))
     );
+    // The notes actor's database, over HTTP.
+    assert_eq!(
+        server
+            .action("notes", "n", "addNote", json!(["hello over the network"]))
+            .await,
+        (200, json!({ "output": 1 }))
+    );
+    let (status, found) = server
+        .action("notes", "n", "search", json!(["network"]))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(found["output"][0]["text"], "hello over the network");
     assert!(dir.path().join("data/footlights.db").exists());
 
     let status = server.terminate().await;
