@@ -100,6 +100,18 @@ impl Book {
     }
 
     #[action]
+    async fn add_then_panic_in_read(
+        &self,
+        ctx: &Ctx<Self>,
+        text: String,
+    ) -> Result<(), ActionError> {
+        ctx.db()
+            .execute("INSERT INTO notes (text) VALUES (?1)", (text,))
+            .await?;
+        panic!("after the insert, in an action that only reads the state");
+    }
+
+    #[action]
     async fn add_then_fail(&mut self, ctx: &Ctx<Self>, text: String) -> Result<(), ActionError> {
         self.changes += 1;
         ctx.db()
@@ -132,6 +144,14 @@ impl Book {
                     .map(drop)
                     .map_err(|e| ActionError::internal(e.to_string()))
             })
+            .await
+    }
+
+    /// An insert from an action that only reads the state: gated all the same.
+    #[action]
+    async fn add_from_read(&self, ctx: &Ctx<Self>, text: String) -> Result<usize, ActionError> {
+        ctx.db()
+            .execute("INSERT INTO notes (text) VALUES (?1)", (text,))
             .await
     }
 
@@ -295,12 +315,18 @@ async fn a_panic_drops_the_messages_pages_and_an_error_keeps_them() {
     );
     // The connection works after the panic, and the text is free again.
     book.add("lost".into()).await.unwrap();
+    book.add_then_panic_in_read("lost too".into())
+        .await
+        .unwrap_err();
+    assert!(book.find("lost too".into()).await.unwrap().is_empty());
+    assert_eq!(book.count().await.unwrap(), 2);
 
     // An action returning an error keeps its changes, as it keeps its state changes.
     let err = book.add_then_fail("failed".into()).await.unwrap_err();
     assert_eq!(err.code(), "refused");
     assert_eq!(book.find("failed".into()).await.unwrap().len(), 1);
     assert_eq!(book.changes().await.unwrap(), 3);
+    assert_eq!(book.count().await.unwrap(), 3);
 
     // A transaction returning an error is rolled back.
     let err = book
@@ -462,5 +488,21 @@ async fn replies_wait_for_database_writes_and_reads_see_them_before() {
         1,
         "the next message saw the row"
     );
-    assert_ne!(stored().await.unwrap(), before, "the pages are stored");
+    let after = stored().await.unwrap();
+    assert_ne!(after, before, "the pages are stored");
+
+    // The same from an action that only reads the state.
+    held.hold.store(true, Ordering::SeqCst);
+    let writer = book.clone();
+    let write = tokio::spawn(async move { writer.add_from_read("quiet".into()).await });
+    arrivals.recv().await.unwrap();
+    assert_eq!(stored().await.unwrap(), after);
+    held.hold.store(false, Ordering::SeqCst);
+    assert!(
+        !write.is_finished(),
+        "the reply of a read action left before its pages were durable"
+    );
+    held.release.notify_one();
+    assert_eq!(write.await.unwrap().unwrap(), 1);
+    assert_eq!(book.count().await.unwrap(), 2);
 }
