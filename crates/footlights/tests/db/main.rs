@@ -300,6 +300,34 @@ async fn the_database_survives_sleep_and_restart_on_sqlite() {
     );
 }
 
+/// The database follows the actor to PostgreSQL with no extra step: its pages are entries of
+/// the actor's storage there too, read back after a sleep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_lives_on_postgres_too() {
+    use footlights_storage_postgres::PostgresDriver;
+    use footlights_storage_postgres::test_support::{TestPostgres, TestSchema};
+    let server = TestPostgres::shared_async().await;
+    let schema = TestSchema::new(server);
+    let driver = PostgresDriver::builder(server.url())
+        .schema(schema.name())
+        .connect()
+        .await
+        .unwrap();
+    let (registry, book) = book_on(driver).await;
+    book.add("on postgres".into()).await.unwrap();
+    book.add_many(1000, "bulk".into()).await.unwrap();
+    book.nap().await.unwrap();
+    until_awake(&registry, 0).await;
+    assert_eq!(
+        book.count().await.unwrap(),
+        1001,
+        "read back from PostgreSQL"
+    );
+    assert_eq!(book.find("on postgres".into()).await.unwrap()[0].id, 1);
+    assert_eq!(book.check().await.unwrap(), ("ok".to_owned(), 2));
+    registry.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_panic_drops_the_messages_pages_and_an_error_keeps_them() {
     let (_registry, book) = book_on(MemoryDriver::new()).await;
