@@ -155,6 +155,19 @@ impl Book {
             .await
     }
 
+    /// Counts rows with `text` and tells the test at once, before the reply (which waits in
+    /// the output gate) is released.
+    #[action]
+    async fn count_and_tell(&self, ctx: &Ctx<Self>, text: String) -> Result<i64, ActionError> {
+        let n: i64 = ctx
+            .db()
+            .query_first("SELECT count(*) FROM notes WHERE text = ?1", (text,))
+            .await?
+            .unwrap_or(0);
+        SEEN.store(n, Ordering::SeqCst);
+        Ok(n)
+    }
+
     #[action]
     async fn count(&self, ctx: &Ctx<Self>) -> Result<i64, ActionError> {
         Ok(ctx
@@ -201,6 +214,9 @@ impl Book {
         ctx.destroy();
     }
 }
+
+/// What [`Book::count_and_tell`] counted last (-1: nothing yet).
+static SEEN: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(-1);
 
 /// A database with tight limits.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -502,8 +518,28 @@ async fn replies_wait_for_database_writes_and_reads_see_them_before() {
     arrivals.recv().await.unwrap();
     // The commit carrying the pages is held in the driver: nothing of it is stored yet.
     assert_eq!(stored().await.unwrap(), before);
+    // A panic in the next message drops the connection and its page cache: the read after it
+    // finds the held pages in the actor's own not-yet-durable writes, not in the driver.
+    let panicker = book.clone();
+    let panicked = tokio::spawn(async move { panicker.add_then_panic("gone".into()).await });
     let reader = book.clone();
     let read = tokio::spawn(async move { reader.find("held".into()).await });
+    let teller = book.clone();
+    let told = tokio::spawn(async move { teller.count_and_tell("held".into()).await });
+    let wait = async {
+        while SEEN.load(Ordering::SeqCst) < 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("the count never ran");
+    assert_eq!(
+        SEEN.load(Ordering::SeqCst),
+        1,
+        "after the panic, the row is read from the actor's own unsettled pages"
+    );
+    assert!(!told.is_finished(), "its reply waits for the held commit");
     held.hold.store(false, Ordering::SeqCst);
     assert!(
         !write.is_finished(),
@@ -515,6 +551,10 @@ async fn replies_wait_for_database_writes_and_reads_see_them_before() {
         read.await.unwrap().unwrap().len(),
         1,
         "the next message saw the row"
+    );
+    assert_eq!(
+        panicked.await.unwrap().unwrap_err().code(),
+        "internal_error"
     );
     let after = stored().await.unwrap();
     assert_ne!(after, before, "the pages are stored");
