@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use footlights_protocol::{ActionError, ActorId};
 use footlights_sqlvfs::{CHUNK, DbFile, PageStore, StoreError};
 use footlights_storage::{Driver, Write, prefix_end};
-use rusqlite::Connection;
+use rusqlite::{Connection, InterruptHandle};
 
 use crate::gate::Gate;
 
@@ -117,6 +117,29 @@ pub(crate) struct Parts {
     pages: Arc<KvPages>,
     file: Arc<DbFile>,
     slot: Slot,
+    /// Interrupts the open connection's running statement.
+    interrupt: Arc<Mutex<Option<InterruptHandle>>>,
+}
+
+/// Interrupts the statement of a call whose caller stopped waiting (an action that timed out,
+/// say), so it does not run on, holding the connection, until the statement time limit.
+struct InterruptOnDrop<'a> {
+    interrupt: &'a Mutex<Option<InterruptHandle>>,
+    armed: bool,
+}
+
+impl Drop for InterruptOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Some(handle) = self
+                .interrupt
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+        {
+            handle.interrupt();
+        }
+    }
 }
 
 impl std::fmt::Debug for DbState {
@@ -162,6 +185,7 @@ impl DbState {
                 pages,
                 file,
                 slot: Arc::default(),
+                interrupt: Arc::default(),
             }
         })
     }
@@ -201,10 +225,14 @@ impl Parts {
             .get_or_init(tokio::runtime::Handle::current);
         let slot = self.slot.clone();
         let file = self.file.clone();
+        let interrupt = self.interrupt.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut guard = lock(&slot);
             if guard.is_none() {
-                *guard = Some(open(&file, &limits)?);
+                let conn = open(&file, &limits)?;
+                *interrupt.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(conn.get_interrupt_handle());
+                *guard = Some(conn);
             }
             let Some(conn) = guard.as_mut() else {
                 return Err(ActionError::internal("database connection missing"));
@@ -230,7 +258,13 @@ impl Parts {
             }
             result
         });
-        match task.await {
+        let mut on_drop = InterruptOnDrop {
+            interrupt: &self.interrupt,
+            armed: true,
+        };
+        let joined = task.await;
+        on_drop.armed = false;
+        match joined {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(ActionError::internal(format!("database call failed: {e}"))),

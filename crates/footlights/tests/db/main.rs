@@ -274,6 +274,37 @@ impl Tight {
     }
 }
 
+/// A database whose statements may run long, in actions that may not.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Patient;
+
+#[footlights::actor]
+impl Patient {
+    fn options() -> ActorOptions {
+        let mut o = ActorOptions::default();
+        o.db_statement_timeout = Duration::from_secs(600);
+        o
+    }
+
+    #[action(timeout_ms = 100)]
+    async fn spin(&self, ctx: &Ctx<Self>) -> Result<i64, ActionError> {
+        Ok(ctx
+            .db()
+            .query_first(
+                "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c) \
+                 SELECT count(*) FROM (SELECT i FROM c LIMIT 4000000000)",
+                (),
+            )
+            .await?
+            .unwrap_or(0))
+    }
+
+    #[action]
+    async fn one(&self, ctx: &Ctx<Self>) -> Result<i64, ActionError> {
+        Ok(ctx.db().query_first("SELECT 1", ()).await?.unwrap_or(0))
+    }
+}
+
 async fn book_on(driver: impl Driver) -> (Registry, footlights::ActorHandle<Book>) {
     let registry = Registry::builder()
         .actor::<Book>()
@@ -408,6 +439,25 @@ async fn limits_are_coded_errors() {
     let err = tight.spin().await.unwrap_err();
     assert_eq!((err.group(), err.code()), ("db", "statement_timeout"));
     assert_eq!(tight.rows(3).await.unwrap(), 3, "usable after a timeout");
+}
+
+/// An action that times out interrupts its statement: the connection is free at once, not
+/// after the statement's own (long) limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_timeout_interrupts_its_statement() {
+    let registry = Registry::builder()
+        .actor::<Patient>()
+        .start()
+        .await
+        .unwrap();
+    let patient = registry.client().get_or_create::<Patient>(["p"]);
+    assert_eq!(patient.one().await.unwrap(), 1);
+    let err = patient.spin().await.unwrap_err();
+    assert_eq!(err.code(), "action_timed_out");
+    let next = tokio::time::timeout(Duration::from_secs(20), patient.one())
+        .await
+        .expect("the statement kept the connection");
+    assert_eq!(next.unwrap(), 1);
 }
 
 #[tokio::test]
