@@ -11,7 +11,10 @@
 //!   database call, warm) and of the whole action round trip;
 //! - the p50 of one insert into a table of 1k rows and into the big table;
 //! - cold wake: the actor with the big table put to sleep, then the time to the first answer
-//!   of a point query (the database opened from storage).
+//!   of a point query (the database opened from storage);
+//! - resident memory of a fresh process with an awake actor holding a small database, and
+//!   with the big-table actor awake after 2,000 random point queries and 200 inserts
+//!   (measured in a child process, so the memory the filling used does not count).
 //!
 //! Nothing here asserts a target: the report is read and compared by people.
 
@@ -196,8 +199,63 @@ async fn insert_p50(table: &footlights::ActorHandle<Table>) -> Duration {
     .1
 }
 
+/// Resident memory of this process, from `/proc/self/statm`.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// The child process of the memory measure: prints `rss <small awake> <big awake and used>`.
+async fn memory_child(path: &str, rows: i64) {
+    // The parent's store closes on its own threads: give it a bounded while to let go.
+    let mut driver = None;
+    for _ in 0..200 {
+        match SqliteDriver::open(path).await {
+            Ok(d) => {
+                driver = Some(d);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let reg = Registry::builder()
+        .actor::<Table>()
+        .driver(driver.expect("the parent never released the store"))
+        .start()
+        .await
+        .expect("start");
+    let client = reg.client();
+    let small = client.get::<Table>(["small"]);
+    small.point(1).await.expect("small");
+    let before = rss_bytes();
+    let big = client.get::<Table>(["big"]);
+    let mut rng = rand::rng();
+    for _ in 0..2000 {
+        big.point(rng.random_range(1..=rows)).await.expect("point");
+    }
+    for _ in 0..200 {
+        big.insert(rng.random_range(0..i64::MAX), body())
+            .await
+            .expect("insert");
+    }
+    let after = rss_bytes();
+    println!("rss {before} {after}");
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(path) = std::env::var("FOOTLIGHTS_DB_BENCH_CHILD") {
+        let rows = std::env::var("DB_BENCH_ROWS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
+        return memory_child(&path, rows).await;
+    }
     let big_rows: i64 = std::env::var("DB_BENCH_ROWS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -356,6 +414,39 @@ async fn main() {
         ),
     ));
     reg.shutdown().await;
+    // Every handle on the store goes, so that the memory child can open it.
+    drop((big, small, client, reg));
+
+    // Memory, in a fresh process on the same file.
+    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .env("FOOTLIGHTS_DB_BENCH_CHILD", &path)
+        .env("DB_BENCH_ROWS", have.to_string())
+        .output()
+        .expect("memory child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let figures: Vec<u64> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rss "))
+        .map(|l| l.split(' ').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
+    if let [before, after] = figures[..] {
+        rows.push((
+            format!(
+                "RSS, fresh process: small-database actor awake / + {have}-row actor awake (2000 point queries, 200 inserts; 8 MiB page cache)"
+            ),
+            format!(
+                "{:.1} MB / {:.1} MB ({:+.1} MB)",
+                before as f64 / 1e6,
+                after as f64 / 1e6,
+                (after as f64 - before as f64) / 1e6
+            ),
+        ));
+    } else {
+        rows.push((
+            "RSS".into(),
+            format!("child failed: {}", String::from_utf8_lossy(&out.stderr)),
+        ));
+    }
 
     println!("\n| measure | value |\n|---|---|");
     for (k, v) in &rows {
