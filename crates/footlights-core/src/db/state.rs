@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use footlights_protocol::{ActionError, ActorId};
 use footlights_sqlvfs::{CHUNK, DbFile, PageStore, StoreError};
 use footlights_storage::{Driver, Write, prefix_end};
-use rusqlite::{Connection, InterruptHandle};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rusqlite::Connection;
 
 use crate::gate::Gate;
 
@@ -117,29 +119,26 @@ pub(crate) struct Parts {
     pages: Arc<KvPages>,
     file: Arc<DbFile>,
     slot: Slot,
-    /// Interrupts the open connection's running statement.
-    interrupt: Arc<Mutex<Option<InterruptHandle>>>,
 }
 
-/// Interrupts the statement of a call whose caller stopped waiting (an action that timed out,
-/// say), so it does not run on, holding the connection, until the statement time limit.
-struct InterruptOnDrop<'a> {
-    interrupt: &'a Mutex<Option<InterruptHandle>>,
+/// Cancels the call of a caller that stopped waiting (an action that timed out, say): the
+/// call does not start, or its statement is interrupted at the next progress check, so it
+/// does not run on, holding the connection, until the statement time limit.
+struct CancelOnDrop {
+    cancelled: Arc<AtomicBool>,
     armed: bool,
 }
 
-impl Drop for InterruptOnDrop<'_> {
+impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if self.armed
-            && let Some(handle) = self
-                .interrupt
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-        {
-            handle.interrupt();
+        if self.armed {
+            self.cancelled.store(true, Ordering::Release);
         }
     }
+}
+
+fn cancelled_error() -> ActionError {
+    ActionError::internal("database call cancelled: its caller stopped waiting")
 }
 
 impl std::fmt::Debug for DbState {
@@ -185,7 +184,6 @@ impl DbState {
                 pages,
                 file,
                 slot: Arc::default(),
-                interrupt: Arc::default(),
             }
         })
     }
@@ -225,20 +223,27 @@ impl Parts {
             .get_or_init(tokio::runtime::Handle::current);
         let slot = self.slot.clone();
         let file = self.file.clone();
-        let interrupt = self.interrupt.clone();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let mut on_drop = CancelOnDrop {
+            cancelled: cancelled.clone(),
+            armed: true,
+        };
         let task = tokio::task::spawn_blocking(move || {
             let mut guard = lock(&slot);
+            if cancelled.load(Ordering::Acquire) {
+                return Err(cancelled_error());
+            }
             if guard.is_none() {
-                let conn = open(&file, &limits)?;
-                *interrupt.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(conn.get_interrupt_handle());
-                *guard = Some(conn);
+                *guard = Some(open(&file, &limits)?);
             }
             let Some(conn) = guard.as_mut() else {
                 return Err(ActionError::internal("database connection missing"));
             };
             let deadline = Instant::now() + limits.statement_timeout;
-            conn.progress_handler(1000, Some(move || Instant::now() >= deadline));
+            conn.progress_handler(
+                1000,
+                Some(move || cancelled.load(Ordering::Acquire) || Instant::now() >= deadline),
+            );
             let result = f(conn);
             conn.progress_handler(0, None::<fn() -> bool>);
             if !conn.is_autocommit() {
@@ -258,10 +263,6 @@ impl Parts {
             }
             result
         });
-        let mut on_drop = InterruptOnDrop {
-            interrupt: &self.interrupt,
-            armed: true,
-        };
         let joined = task.await;
         on_drop.armed = false;
         match joined {
