@@ -5,7 +5,7 @@
 # writes bench/RESULTS.md (+ bench/out/results.jsonl, the raw runs).
 #
 # Env: SECS (measured window, 3), WARMUP (1), RUNS (3), PEERS_DIR (bench/out/peers/rivetkit),
-#      CARGO_TARGET_DIR (the workspace's target/), SKIP_PEERS=1, SKIP_2319=1, SKIP_FOOTLIGHTS_PROCESS=1, SKIP_KV=1 (also the snapshot bench), SKIP_JOBS=1, SKIP_CLUSTER=1; to resume an interrupted
+#      CARGO_TARGET_DIR (the workspace's target/), SKIP_PEERS=1, SKIP_2319=1, SKIP_FOOTLIGHTS_PROCESS=1, SKIP_KV=1 (also the snapshot bench), SKIP_DB=1, SKIP_JOBS=1, SKIP_CLUSTER=1; to resume an interrupted
 #      run: KEEP_RESULTS=1 with SKIP_FOOTLIGHTS=1, SKIP_ECHO=1, SKIP_2033_SUITE=1 / SKIP_2033=1,
 #      P2319_SCENARIOS (default a,a_bare,c,c_bare).
 set -euo pipefail
@@ -28,6 +28,7 @@ write_report() {
 { cat "$OUT/RESULTS.generated.md"; echo; [ -f "$HERE/ANALYSIS.md" ] && { cat "$HERE/ANALYSIS.md"; echo; }; echo "## Durability (write 5, write 7, SIGKILL on the acknowledgement, restart, read)"; echo; echo '```'; cat "$OUT/durability.txt"; echo '```'
   if [ -s "$OUT/kv.txt" ]; then echo; echo "## Key-value store (\`cargo bench -p footlights-test --bench kv\`, in process, SQLite with an fsync per commit)"; cat "$OUT/kv.txt"; fi
   if [ -s "$OUT/snapshot.txt" ]; then echo; cat "$OUT/snapshot.txt"; fi
+  if [ -s "$OUT/db.txt" ]; then echo; echo "## SQL per actor (\`cargo bench -p footlights-test --bench db\`, in process, SQLite with an fsync per commit)"; echo; cat "$OUT/db.txt"; fi
   if [ -s "$OUT/jobs.txt" ]; then echo; cat "$OUT/jobs.txt"; fi
   if [ -s "$OUT/cluster.txt" ]; then echo; echo "(\`cargo bench -p footlights-cli --bench cluster\`)"; echo; cat "$OUT/cluster.txt"; fi
 } > "$HERE/RESULTS.md"
@@ -182,6 +183,12 @@ if [ "${SKIP_KV:-0}" != 1 ]; then
   (cd "$ROOT" && cargo bench -p footlights-test --bench kv 2>/dev/null) | sed -n '/^| measure/,$p' > "$OUT/kv.txt"
   loadline "snapshot bench"
   (cd "$ROOT" && cargo bench -p footlights-test --bench snapshot 2>/dev/null) | sed -n '/^## Saving a large state/,$p' > "$OUT/snapshot.txt"
+fi
+
+# The SQL database per actor (in process, no network): SKIP_DB=1 leaves it out.
+if [ "${SKIP_DB:-0}" != 1 ]; then
+  loadline "db bench"
+  (cd "$ROOT" && cargo bench -p footlights-test --bench db 2>/dev/null) | sed -n '/^| measure/,$p' > "$OUT/db.txt"
 fi
 
 # Repeating jobs at scale and durable queues (in process): SKIP_JOBS=1 leaves them out.

@@ -119,6 +119,25 @@ pub struct ActorOptions {
     /// How long the [`run`](Actor::run) loop has to return once its signal fires, before
     /// the actor sleeps, stops or is destroyed without it (5 s by default).
     pub run_grace: Duration,
+    /// The most an actor's database ([`Ctx::db`](crate::Ctx::db)) may hold, in bytes of
+    /// pages (10 GiB by default); past it, writes fail with `db.too_large`.
+    #[cfg(feature = "db")]
+    pub db_max_bytes: u64,
+    /// How many bytes of database pages an awake actor keeps cached in memory (2 MiB by
+    /// default).
+    #[cfg(feature = "db")]
+    pub db_cache_bytes: usize,
+    /// How long one database call may run (10 s by default); past it, the call is
+    /// interrupted with `db.statement_timeout`.
+    #[cfg(feature = "db")]
+    pub db_statement_timeout: Duration,
+    /// The most rows one query may return (100 000 by default); past it, the query fails
+    /// with `db.too_many_rows`.
+    #[cfg(feature = "db")]
+    pub db_max_rows: usize,
+    /// The database's schema steps, run at start before any hook, each once.
+    #[cfg(feature = "db")]
+    pub db_migrations: Vec<crate::db::Migration>,
 }
 
 impl Default for ActorOptions {
@@ -136,6 +155,16 @@ impl Default for ActorOptions {
             max_subscriptions: 256,
             max_event_name_bytes: 256,
             run_grace: Duration::from_secs(5),
+            #[cfg(feature = "db")]
+            db_max_bytes: 10 << 30,
+            #[cfg(feature = "db")]
+            db_cache_bytes: 2 << 20,
+            #[cfg(feature = "db")]
+            db_statement_timeout: Duration::from_secs(10),
+            #[cfg(feature = "db")]
+            db_max_rows: 100_000,
+            #[cfg(feature = "db")]
+            db_migrations: Vec::new(),
         }
     }
 }

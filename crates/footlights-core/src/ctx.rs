@@ -26,6 +26,9 @@ pub(crate) struct Shared<A: Actor> {
     pub(crate) gate: Arc<Gate>,
     /// The actor's key-value store.
     pub(crate) kv: KvStore,
+    /// The actor's database.
+    #[cfg(feature = "db")]
+    pub(crate) db: crate::db::DbState,
     /// Live connections by id, in the order they joined, with the sinks of each event's
     /// subscribers. Changed only by the actor task; read by contexts on any thread.
     pub(crate) conns: Mutex<ConnIndex<Conn<A>, Arc<ConnSink>>>,
@@ -60,6 +63,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<A: Actor> Shared<A> {
+    /// Whether the running message changed database pages (never without the `db` feature).
+    pub(crate) fn db_has_staged(&self) -> bool {
+        #[cfg(feature = "db")]
+        return self.db.has_staged();
+        #[cfg(not(feature = "db"))]
+        false
+    }
+
     pub(crate) fn conns(&self) -> MutexGuard<'_, ConnIndex<Conn<A>, Arc<ConnSink>>> {
         lock(&self.conns)
     }
@@ -275,6 +286,24 @@ impl<A: Actor> Ctx<A> {
     /// ```
     pub fn kv(&self) -> Kv<'_> {
         Kv::new(&self.shared.kv)
+    }
+
+    /// The actor's SQL database: SQLite, private to this actor, stored in the actor's storage
+    /// and committed with its state. See [`db`](crate::db).
+    ///
+    /// ```no_run
+    /// # async fn f<A: footlights_core::Actor>(ctx: &footlights_core::Ctx<A>) -> Result<(), footlights_core::ActionError> {
+    /// ctx.db().execute("INSERT INTO notes (text) VALUES (?1)", ("hello",)).await?;
+    /// let n: Option<i64> = ctx.db().query_first("SELECT count(*) FROM notes", ()).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "db")]
+    pub fn db(&self) -> crate::db::Db<'_> {
+        let shared = &self.shared;
+        let parts = shared
+            .db
+            .parts(shared.kv.driver(), &shared.id, &shared.gate);
+        crate::db::Db::new(parts, shared.db.limits)
     }
 
     /// Runs `fut` and keeps the actor awake until it settles: the idle timeout does not put

@@ -29,6 +29,8 @@ mod cluster;
 mod conn;
 mod conn_index;
 mod ctx;
+#[cfg(feature = "db")]
+pub mod db;
 mod deferred;
 mod gate;
 pub mod inspect;
@@ -52,6 +54,8 @@ pub use actor::{
 pub use cluster::{ClusterConfig, DEFAULT_LEASE, FORWARDED_HEADER, Placement};
 pub use conn::{Conn, ConnRequest, disconnect_reason};
 pub use ctx::Ctx;
+#[cfg(feature = "db")]
+pub use db::{Db, DbRow, Migration};
 pub use deferred::Deferred;
 pub use footlights_protocol::{ActionError, ActorId, ActorKey, Value};
 pub use footlights_storage::KvRange;
@@ -63,4 +67,6 @@ pub use registry::{
     ActorTimes, DEFAULT_MAX_KEY_BYTES, DEFAULT_REMEMBERED_ACTORS, Registry, RegistryBuilder,
 };
 pub use run::RunSignal;
+#[cfg(feature = "db")]
+pub use rusqlite;
 pub use schedule::{CronFire, CronJob, CronJobs, CronRule, Schedule, ScheduledCall};

@@ -12,6 +12,11 @@
 //! - `put N`: stores entry `N` in the [`Ledger`] actor's key-value store; prints `stored N`
 //!   once that is acknowledged (puts run concurrently);
 //! - `entries`: prints `entries N1 N2 ...`, every entry in the ledger's store, in order.
+//! - `sql-put N`: inserts row `N` into the [`Table`] actor's database (with a counter row
+//!   updated in the same transaction); prints `sql-stored N` once that is acknowledged (inserts
+//!   run concurrently);
+//! - `sql-rows`: prints `sql-rows CHECK N1 N2 ...`: the database's `PRAGMA integrity_check`
+//!   answer (`ok`, or `mismatch` when the counter disagrees with the rows), then every row.
 //! - `tick-every MS`: sets the [`Ticker`] actor's repeating job to tick every `MS` ms; prints
 //!   `ticking` once that is acknowledged;
 //! - `tick-status`: prints `ticks N H` (the ticks so far and the job's history length, `-`
@@ -60,6 +65,62 @@ impl Ledger {
                 None => return Ok(all),
             }
         }
+    }
+}
+
+/// An actor that keeps numbered rows in its SQL database, for the crash test of the database:
+/// each insert also bumps a counter row in the same transaction, and pads its row so that
+/// pages split often.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Table {}
+
+#[footlights::actor]
+impl Table {
+    fn options() -> footlights::ActorOptions {
+        let mut o = footlights::ActorOptions::default();
+        o.db_migrations = vec![footlights::Migration::new(
+            1,
+            "CREATE TABLE rows (n INTEGER PRIMARY KEY, pad BLOB NOT NULL); \
+             CREATE INDEX rows_by_pad ON rows (pad); \
+             CREATE TABLE total (one INTEGER PRIMARY KEY CHECK (one = 1), count INTEGER NOT NULL); \
+             INSERT INTO total VALUES (1, 0);",
+        )];
+        o
+    }
+
+    /// Inserts row `n` and bumps the counter, in one transaction; returns `n` once durable.
+    #[action]
+    pub async fn insert(&self, ctx: &Ctx<Self>, n: u64) -> Result<u64, ActionError> {
+        let n = i64::try_from(n).map_err(|_| ActionError::user("too_big", "n past i64"))?;
+        ctx.db()
+            .transaction(move |tx| {
+                let sql = |e: footlights::rusqlite::Error| ActionError::internal(e.to_string());
+                tx.execute(
+                    "INSERT INTO rows (n, pad) VALUES (?1, randomblob(200 + ?1 % 300))",
+                    (n,),
+                )
+                .map_err(sql)?;
+                tx.execute("UPDATE total SET count = count + 1", ())
+                    .map_err(sql)?;
+                Ok(())
+            })
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// The integrity check's answer (`mismatch` if the counter disagrees with the rows) and
+    /// every row's number, in order.
+    #[action]
+    pub async fn rows(&self, ctx: &Ctx<Self>) -> Result<(String, Vec<u64>), ActionError> {
+        let check: Option<String> = ctx.db().query_first("PRAGMA integrity_check", ()).await?;
+        let rows: Vec<u64> = ctx.db().query("SELECT n FROM rows ORDER BY n", ()).await?;
+        let count: Option<u64> = ctx.db().query_first("SELECT count FROM total", ()).await?;
+        let check = match check {
+            Some(c) if c == "ok" && count != Some(rows.len() as u64) => "mismatch".to_owned(),
+            Some(c) => c,
+            None => "none".to_owned(),
+        };
+        Ok((check, rows))
     }
 }
 

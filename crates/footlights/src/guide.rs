@@ -17,6 +17,11 @@ pub mod storing_more {
     #![doc = include_str!("../docs/storing-more.md")]
 }
 
+#[cfg(feature = "db")]
+pub mod sql_per_actor {
+    #![doc = include_str!("../docs/sql.md")]
+}
+
 pub mod queues {
     #![doc = include_str!("../docs/queues.md")]
 }

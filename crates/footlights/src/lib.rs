@@ -68,6 +68,8 @@ pub use footlights_core::{
     KvRange, RawEvent, RawReply, RawRequest, RawResponse, RawSocket, ReadHandler, Registry,
     RegistryBuilder, RunSignal, Schedule, ScheduledCall, WsMessage,
 };
+#[cfg(feature = "db")]
+pub use footlights_core::{Db, DbRow, Migration, db, rusqlite};
 #[cfg(feature = "macros")]
 pub use footlights_macros::{Event, action, actor};
 pub use footlights_protocol::codec::Encoding;

@@ -6,6 +6,7 @@
 //! | [`chatRoom`](ChatRoom) | `sendMessage(text, sentAt?) → {seq, from, text, sentAt?}` (the message stored; `seq` counts the room's messages from 1), `history() → [{seq, from, text, sentAt?}]` (the latest 100, oldest first), `historyBefore(seq?, limit?) → [{seq, from, text, sentAt?}]` (up to `limit` messages with a smaller `seq`, newest first; `limit` clamped to 1..=100, default 100), `members() → [name]`, `ping(x) → x`, `connCount() → n`, `kick(name, reason?) → n` (closes `name`'s connections and bans the name: its reconnects are refused with `auth.forbidden`) | `newMessage({seq, from, text, sentAt?})`, `joined({name, members})`, `left({name, members})` | `{name?}`, `"anon"` without |
 //! | [`secureRoom`](SecureRoom) | `whoami() → {user, role, calls}`, `adminOnly() → n` | none | `{authToken}`, see [`USERS`] |
 //! | [`protectedActor`](ProtectedActor) | `whoami() → {user, hits}` | none | `{token: "secret", user?}` |
+//! | [`notes`](Notes) | `addNote(text) → id`, `search(word) → [{id, text, createdAt}]` (notes with every word given, newest first, at most 100), `count() → n`, `deleteNote(id) → bool` | none | none |
 //! | [`jobQueue`](JobQueue) | `processed() → n`; queue `jobs` takes `{n}` and completes it with `{doubled: 2n}` | none | none |
 //!
 //! With `--with-test-actors` the server also has [`testActor`](TestActor) and
@@ -29,6 +30,7 @@
 mod chat_room;
 mod counter;
 mod job_queue;
+mod notes;
 mod protected;
 mod secure_room;
 mod test_actor;
@@ -42,6 +44,7 @@ pub use chat_room::{
 };
 pub use counter::{Counter, CounterActions, NewCount};
 pub use job_queue::{Doubled, Job, JobQueue, JobQueueActions};
+pub use notes::{MAX_NOTE_LENGTH, Note, Notes, NotesActions, SEARCH_LIMIT};
 pub use protected::{ProtectedActor, ProtectedActorActions, TOKEN, TokenParams, Visit, Visitor};
 pub use secure_room::{
     AuthParams, Identity, Role, SecureRoom, SecureRoomActions, Session, USERS, WhoAmI,
@@ -52,7 +55,7 @@ pub use test_actor::{
 pub use test_raw::{TOGETHER, TestRaw, TestRawActions};
 
 /// A registry builder with the demo actors: `counter`, `chatRoom`, `secureRoom`,
-/// `protectedActor` and `jobQueue`. Add a storage driver and start it.
+/// `protectedActor`, `jobQueue` and `notes`. Add a storage driver and start it.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -71,6 +74,7 @@ pub fn registry() -> RegistryBuilder {
         .actor::<SecureRoom>()
         .actor::<ProtectedActor>()
         .actor::<JobQueue>()
+        .actor::<Notes>()
 }
 
 /// Adds the actors only the compatibility tests need ([`TestActor`], [`TestRaw`]).

@@ -318,3 +318,67 @@ async fn ping_answers_its_argument() {
         value
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_are_added_searched_counted_and_deleted_in_the_actors_database() {
+    use demo::{Notes, NotesActions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    let open = || async {
+        demo::registry()
+            .driver(
+                footlights::storage::SqliteDriver::open(&path)
+                    .await
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap()
+    };
+    let registry = open().await;
+    let notes = registry.client().get_or_create::<Notes>(["mine"]);
+    let milk = notes.add_note("Buy milk and eggs".into()).await.unwrap();
+    let call = notes
+        .add_note("Call Ann about the milk".into())
+        .await
+        .unwrap();
+    let plan = notes.add_note("Plan the trip".into()).await.unwrap();
+    assert_eq!((milk, call, plan), (1, 2, 3));
+    assert_eq!(notes.count().await.unwrap(), 3);
+    let found = notes.search("MILK".into()).await.unwrap();
+    assert_eq!(
+        found.iter().map(|n| n.id).collect::<Vec<_>>(),
+        [call, milk],
+        "newest first, any case"
+    );
+    assert_eq!(found[1].text, "Buy milk and eggs");
+    assert!(found[0].created_at > 0);
+    assert_eq!(notes.search("milk ann".into()).await.unwrap().len(), 1);
+    // Query syntax from a client is only text.
+    assert!(
+        notes
+            .search("\"milk\" OR (".into())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(notes.search("   ".into()).await.unwrap().is_empty());
+    let err = notes.add_note(" ".into()).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_note");
+
+    assert!(notes.delete_note(milk).await.unwrap());
+    assert!(!notes.delete_note(milk).await.unwrap(), "already gone");
+    assert_eq!(
+        notes.search("milk".into()).await.unwrap().len(),
+        1,
+        "the index followed"
+    );
+    registry.shutdown().await;
+
+    // A restart on the same file: the notes are there, ids are not reused.
+    let registry = open().await;
+    let notes = registry.client().get::<Notes>(["mine"]);
+    assert_eq!(notes.count().await.unwrap(), 2);
+    assert_eq!(notes.search("trip".into()).await.unwrap()[0].id, plan);
+    assert_eq!(notes.add_note("New".into()).await.unwrap(), 4);
+}

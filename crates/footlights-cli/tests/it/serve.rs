@@ -132,6 +132,7 @@ async fn serves_metadata_and_actions_then_stops_cleanly_on_sigterm() {
             "chatRoom",
             "counter",
             "jobQueue",
+            "notes",
             "protectedActor",
             "secureRoom"
         ]
@@ -141,6 +142,28 @@ async fn serves_metadata_and_actions_then_stops_cleanly_on_sigterm() {
         server.action("counter", "c", "increment", json!([5])).await,
         (200, json!({ "output": 5 }))
     );
+    // The notes actor's database, over HTTP.
+    assert_eq!(
+        server
+            .action("notes", "n", "addNote", json!(["hello over the network"]))
+            .await,
+        (200, json!({ "output": 1 }))
+    );
+    let (status, found) = server
+        .action("notes", "n", "search", json!(["network"]))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(found["output"][0]["text"], "hello over the network");
+    // And through the network client, typed.
+    {
+        use footlights_cli::demo::{Notes, NotesActions};
+        let client = footlights::Client::builder(&server.url).build().unwrap();
+        let notes = client.get_or_create::<Notes>(["n"]);
+        assert_eq!(notes.add_note("second note".into()).await.unwrap(), 2);
+        assert_eq!(notes.count().await.unwrap(), 2);
+        assert!(notes.delete_note(1).await.unwrap());
+        assert_eq!(notes.search("note".into()).await.unwrap()[0].id, 2);
+    }
     assert!(dir.path().join("data/footlights.db").exists());
 
     let status = server.terminate().await;

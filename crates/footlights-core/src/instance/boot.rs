@@ -122,12 +122,21 @@ impl<A: Actor> Instance<A> {
                 cache_bytes: options.kv_cache_bytes,
             },
         );
+        #[cfg(feature = "db")]
+        let db = crate::db::DbState::new(crate::db::DbLimits {
+            max_bytes: options.db_max_bytes,
+            cache_bytes: options.db_cache_bytes,
+            statement_timeout: options.db_statement_timeout,
+            max_rows: options.db_max_rows,
+        });
         let shared = Arc::new(Shared {
             id: id.clone(),
             key: meta.key.clone(),
             generation,
             gate,
             kv,
+            #[cfg(feature = "db")]
+            db,
             conns: Default::default(),
             mailbox: tx.clone(),
             client: reg.client(),
@@ -166,6 +175,11 @@ impl<A: Actor> Instance<A> {
                 seq: 1,
                 span: tracing::Span::none(),
             });
+        }
+        // The schema is in place before any hook runs.
+        #[cfg(feature = "db")]
+        if !options.db_migrations.is_empty() {
+            crate::db::migrate(ctx.db(), &options.db_migrations).await?;
         }
         let mut writes = Vec::new();
         let (mut actor, loaded) = match stored.map_err(storage)? {
@@ -211,10 +225,12 @@ impl<A: Actor> Instance<A> {
             });
         }
         writes.extend(ctx.shared.take_pending_writes());
-        if !writes.is_empty() || ctx.shared.kv.has_staged() {
+        if !writes.is_empty() || ctx.shared.kv.has_staged() || ctx.shared.db_has_staged() {
             let gate = ctx.shared.gate.clone();
             let seq = gate.issue();
             writes.extend(ctx.shared.kv.take_staged(seq));
+            #[cfg(feature = "db")]
+            writes.extend(ctx.shared.db.take_staged(seq));
             let fence = Some(footlights_storage::Fence {
                 actor: id.clone(),
                 generation,

@@ -81,12 +81,18 @@ impl<A: Actor> Instance<A> {
         let ctx = self.ctx.with_conn(conn);
         let outcome = match entry {
             Entry::Read(f) => {
-                guarded(
+                let r = guarded(
                     limit,
                     ActionError::action_timed_out,
                     f(&self.actor, &ctx, args),
                 )
-                .await
+                .await;
+                // A panic leaves no state to restore, but the database changes it made go.
+                #[cfg(feature = "db")]
+                if r.as_ref().err().is_some_and(is_panic) {
+                    self.ctx.shared.db.discard_staged();
+                }
+                r
             }
             Entry::Write(f) => {
                 self.dirty = true;

@@ -20,6 +20,8 @@ impl<A: Actor> Instance<A> {
         let mut writes = self.ctx.shared.take_pending_writes();
         if self.panicked {
             self.ctx.shared.kv.discard_staged();
+            #[cfg(feature = "db")]
+            self.ctx.shared.db.discard_staged();
             self.restore().await;
         } else if self.dirty {
             match snapshot::encode(&self.actor) {
@@ -56,12 +58,14 @@ impl<A: Actor> Instance<A> {
     /// with this instance's generation.
     pub(super) fn submit(&self, mut writes: Vec<Write>) {
         let shared = &self.ctx.shared;
-        if writes.is_empty() && !shared.kv.has_staged() {
+        if writes.is_empty() && !shared.kv.has_staged() && !shared.db_has_staged() {
             return;
         }
         let gate = shared.gate.clone();
         let seq = gate.issue();
         writes.extend(shared.kv.take_staged(seq));
+        #[cfg(feature = "db")]
+        writes.extend(shared.db.take_staged(seq));
         let fence = Some(Fence {
             actor: shared.id.clone(),
             generation: shared.generation,

@@ -124,6 +124,12 @@ impl KvStore {
         }
     }
 
+    /// The driver the store reads from.
+    #[cfg(feature = "db")]
+    pub(crate) fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<Box<Inner>>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use counter_no_macros::{Counter, CounterActions};
 use footlights::Registry;
 use footlights::storage::{Durability, SqliteDriver};
-use footlights_test::{Ledger, LedgerActions, Ticker, TickerActions};
+use footlights_test::{Ledger, LedgerActions, Table, TableActions, Ticker, TickerActions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
@@ -27,6 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .actor::<Counter>()
         .actor::<Ledger>()
         .actor::<Ticker>()
+        .actor::<Table>()
         .driver(driver)
         .start()
         .await?;
@@ -89,6 +90,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                                 Err(e) => say(&out, format!("error {e}")).await,
                             }
                         });
+                    }
+                    Err(e) => say(&out, format!("error {e}")).await,
+                }
+            }
+            cmd if cmd.starts_with("sql-put ") => {
+                let table = registry.client().get_or_create::<Table>(["table"]);
+                match cmd
+                    .strip_prefix("sql-put ")
+                    .unwrap_or_default()
+                    .parse::<u64>()
+                {
+                    Ok(n) => {
+                        tokio::spawn(async move {
+                            match table.insert(n).await {
+                                Ok(n) => say(&out, format!("sql-stored {n}")).await,
+                                Err(e) => say(&out, format!("error {e}")).await,
+                            }
+                        });
+                    }
+                    Err(e) => say(&out, format!("error {e}")).await,
+                }
+            }
+            "sql-rows" => {
+                let table = registry.client().get_or_create::<Table>(["table"]);
+                match table.rows().await {
+                    Ok((check, all)) => {
+                        let all: Vec<String> = all.iter().map(u64::to_string).collect();
+                        say(
+                            &out,
+                            format!("sql-rows {check} {}", all.join(" "))
+                                .trim_end()
+                                .to_owned(),
+                        )
+                        .await;
                     }
                     Err(e) => say(&out, format!("error {e}")).await,
                 }
