@@ -64,6 +64,11 @@ async function request(method, path, body, headers = {}) {
 
 /** Calls a counter action statelessly through the query gateway, as any client would. */
 function counterAction(key, action, args) {
+  return actorAction("counter", key, action, args);
+}
+
+/** Calls an action of actor type `name` statelessly through the query gateway. */
+function actorAction(name, key, action, args) {
   const query = new URLSearchParams({
     "rvt-namespace": "default",
     "rvt-method": "getOrCreate",
@@ -71,7 +76,7 @@ function counterAction(key, action, args) {
     "rvt-key": key,
     "rvt-crash-policy": "sleep",
   });
-  return request("POST", `/gateway/counter/action/${action}?${query}`, { args }, {
+  return request("POST", `/gateway/${name}/action/${action}?${query}`, { args }, {
     "x-rivet-encoding": "json",
   });
 }
@@ -193,6 +198,44 @@ test("find an actor, read, call, edit with confirmation", { timeout: 90_000 }, a
   await showsCount(page, 101);
   // The other counter is untouched.
   assert.deepEqual(await counterAction("lobby", "getCount", []), { status: 200, body: { output: 1 } });
+
+  assert.deepEqual(problems, [], "no script errors on the page");
+  await context.close();
+});
+
+test("browse an actor's SQL database", { timeout: 60_000 }, async () => {
+  // The demo's notes actor keeps its notes in its own SQL database (ctx.db()).
+  assert.equal((await actorAction("notes", "journal", "addNote", ["first light"])).status, 200);
+  assert.equal((await actorAction("notes", "journal", "addNote", ["second act"])).status, 200);
+  assert.deepEqual(await actorAction("notes", "journal", "count", []), { status: 200, body: { output: 2 } });
+
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP);
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(String(e)));
+  await page.goto(`${endpoint}/inspector/?token=${encodeURIComponent(TOKEN)}`);
+  await page.selectOption("#type", "notes");
+  await page.click('#actors button:has-text("journal")');
+  await page.waitForFunction(() => document.querySelector("#title").textContent === "notes journal");
+
+  // Its tables with their row counts; the notes table opens a page of rows.
+  await page.waitForSelector('#db-tables tr:has(button[data-table="notes"]):has-text("2")');
+  assert.equal(await page.isHidden("#db-none"), true);
+  await page.click('#db-tables button[data-table="notes"]');
+  await page.waitForSelector('#db-rows tr:has-text("second act")');
+  const columns = await page.$$eval("#db-head th", (ths) => ths.map((th) => th.textContent));
+  assert.deepEqual(columns, ["id", "text", "created_at"]);
+  const texts = await page.$$eval("#db-rows tr td:nth-child(2)", (tds) => tds.map((td) => td.textContent));
+  assert.deepEqual(texts, ["first light", "second act"]);
+  await page.screenshot({ path: join(shots, "database.png"), fullPage: true });
+
+  // An actor without a database says so.
+  assert.equal((await counterAction("plain", "increment", [1])).status, 200);
+  await page.selectOption("#type", "counter");
+  await page.click('#actors button:has-text("plain")');
+  await page.waitForFunction(() => document.querySelector("#title").textContent === "counter plain");
+  await page.waitForSelector("#db-none:not([hidden])");
 
   assert.deepEqual(problems, [], "no script errors on the page");
   await context.close();

@@ -39,6 +39,13 @@ pub struct InspectOptions {
     pub queue_after: Option<u64>,
     /// How many messages each listed queue shows. Default: [`DEFAULT_QUEUE_PAGE`].
     pub queue_limit: usize,
+    /// Show a page of this table of the actor's SQL database (feature `db`); `None` lists the
+    /// tables only. Default: `None`.
+    pub db_table: Option<String>,
+    /// The first row of that page. Default: 0.
+    pub db_offset: u64,
+    /// How many rows the page shows (at most 200). Default: [`DEFAULT_DB_PAGE`].
+    pub db_limit: usize,
 }
 
 impl Default for InspectOptions {
@@ -48,9 +55,15 @@ impl Default for InspectOptions {
             queue: None,
             queue_after: None,
             queue_limit: DEFAULT_QUEUE_PAGE,
+            db_table: None,
+            db_offset: 0,
+            db_limit: DEFAULT_DB_PAGE,
         }
     }
 }
+
+/// How many rows of a database table an inspection shows when not told.
+pub const DEFAULT_DB_PAGE: usize = 50;
 
 /// How many messages of each queue an inspection lists when not told.
 pub const DEFAULT_QUEUE_PAGE: usize = 10;
@@ -74,6 +87,47 @@ pub struct ActorView {
     /// The actor's queues (those its type declares, and any other holding messages), by
     /// name, each with a page of its oldest messages.
     pub queues: Vec<QueueView>,
+    /// The actor's SQL database (`ctx.db()`, feature `db`): `None` when it has none, or
+    /// when the build has no databases.
+    pub db: Option<DbView>,
+}
+
+/// An inspected actor's SQL database.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DbView {
+    /// Its tables and views, by name (SQLite's own left out).
+    pub tables: Vec<DbTableView>,
+    /// The page of rows asked for ([`InspectOptions::db_table`]).
+    pub rows: Option<DbRowsView>,
+}
+
+/// One table (or view) of an inspected actor's database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DbTableView {
+    /// Its name.
+    pub name: String,
+    /// `table` or `view`.
+    pub kind: String,
+    /// How many rows it has.
+    pub rows: u64,
+}
+
+/// A page of one table's rows.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DbRowsView {
+    /// The table.
+    pub table: String,
+    /// Its column names, in order.
+    pub columns: Vec<String>,
+    /// The rows, each a value per column (integers, floats, text, bytes or null).
+    pub rows: Vec<Vec<Value>>,
+    /// The position of the first row shown.
+    pub offset: u64,
+    /// More rows follow the page.
+    pub more: bool,
 }
 
 /// One queue of an inspected actor.

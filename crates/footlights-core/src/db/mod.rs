@@ -69,6 +69,7 @@
 //! ([`kv_max_bytes`](crate::ActorOptions::kv_max_bytes)), since both live in the actor's
 //! key-value storage.
 
+pub(crate) mod inspect;
 mod state;
 
 use std::borrow::Cow;
@@ -79,7 +80,7 @@ use rusqlite::types::{FromSql, ValueRef};
 use rusqlite::{Connection, ErrorCode, Params, Transaction};
 use serde::de::DeserializeOwned;
 
-pub(crate) use state::{DbLimits, DbState, Parts};
+pub(crate) use state::{DbLimits, DbState, LEN_KEY, Parts};
 
 /// An actor's database, from [`Ctx::db`](crate::Ctx::db). See the [module docs](self).
 #[derive(Debug, Clone, Copy)]

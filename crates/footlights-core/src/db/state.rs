@@ -188,6 +188,11 @@ impl DbState {
         })
     }
 
+    /// Whether the database was opened during this wake.
+    pub(crate) fn is_open(&self) -> bool {
+        self.parts.get().is_some()
+    }
+
     /// Whether the running message changed pages.
     pub(crate) fn has_staged(&self) -> bool {
         self.parts.get().is_some_and(|p| p.file.has_changes())

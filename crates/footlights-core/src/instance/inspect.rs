@@ -96,6 +96,7 @@ impl<A: Actor> Instance<A> {
                 },
             })
             .collect();
+        let db = self.db_view(&options).await?;
         let kv = Kv::new(&self.ctx.shared.kv).list(options.kv).await?;
         Ok(ActorView {
             state,
@@ -103,7 +104,45 @@ impl<A: Actor> Instance<A> {
             schedules,
             kv,
             queues,
+            db,
         })
+    }
+
+    /// The actor's database, if it has one: opened this time, or with pages stored (an
+    /// actor that never used one is not given one by being looked at).
+    #[cfg(feature = "db")]
+    async fn db_view(
+        &mut self,
+        options: &InspectOptions,
+    ) -> Result<Option<crate::inspect::DbView>, ActionError> {
+        let shared = &self.ctx.shared;
+        if !shared.db.is_open() {
+            let stored = shared
+                .kv
+                .driver()
+                .kv_get(&shared.id, crate::db::LEN_KEY)
+                .await
+                .map_err(|e| crate::writer::storage_error(&e))?;
+            if stored.is_none() {
+                return Ok(None);
+            }
+        }
+        crate::db::inspect::view(
+            self.ctx.db(),
+            options.db_table.clone(),
+            options.db_offset,
+            options.db_limit,
+        )
+        .await
+        .map(Some)
+    }
+
+    #[cfg(not(feature = "db"))]
+    async fn db_view(
+        &mut self,
+        _options: &InspectOptions,
+    ) -> Result<Option<crate::inspect::DbView>, ActionError> {
+        Ok(None)
     }
 
     /// Deserializes `state` into the actor's type and puts it in place; the ephemeral fields

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use footlights_client::Target;
-use footlights_core::inspect::{ActorView, DEFAULT_KV_PAGE, InspectOptions};
+use footlights_core::inspect::{ActorView, DEFAULT_KV_PAGE, DbView, InspectOptions};
 use footlights_core::{ConnRequest, KvEntry, KvRange, Placement};
 use footlights_protocol::codec::{Dialect, value_from_cbor, value_from_json, value_to_json};
 use footlights_protocol::{ActionError, ActorId, ActorKey, Value};
@@ -261,7 +261,7 @@ async fn list(shared: &Shared, query: &str) -> Result<serde_json::Value, ActionE
     Ok(json!({ "names": names, "actors": actors, "cursor": next }))
 }
 
-/// `GET /inspector/api/actors/{id}?kv_prefix=&kv_after=&kv_limit=`.
+/// `GET /inspector/api/actors/{id}?kv_prefix=&kv_after=&kv_limit=&queue=&queue_after=&queue_limit=&db_table=&db_offset=&db_limit=`.
 async fn detail(
     shared: &Shared,
     id: &ActorId,
@@ -290,6 +290,13 @@ async fn detail(
             "queue_limit" => {
                 options.queue_limit = page_limit(&v, "queue_limit", QUEUE_PAGE_MAX)?;
             }
+            "db_table" if !v.is_empty() => options.db_table = Some(v.into_owned()),
+            "db_offset" if !v.is_empty() => {
+                options.db_offset = v.parse().map_err(|_| {
+                    ActionError::invalid_request("`db_offset` is a row position (a number)")
+                })?;
+            }
+            "db_limit" => options.db_limit = page_limit(&v, "db_limit", DB_PAGE_MAX)?,
             _ => {}
         }
     }
@@ -367,7 +374,35 @@ async fn detail(
         "schedules": schedules,
         "kv": { "entries": entries, "next": next },
         "queues": queues,
+        "db": view.db.as_ref().map(db_json),
     }))
+}
+
+/// The most rows of a database table one page shows.
+const DB_PAGE_MAX: usize = 200;
+
+/// An actor's SQL database: its tables with their row counts, and the page of rows asked for.
+fn db_json(db: &DbView) -> serde_json::Value {
+    let tables: Vec<_> = db
+        .tables
+        .iter()
+        .map(|t| json!({ "name": t.name, "kind": t.kind, "rows": t.rows }))
+        .collect();
+    let rows = db.rows.as_ref().map(|page| {
+        let rows: Vec<Vec<serde_json::Value>> = page
+            .rows
+            .iter()
+            .map(|row| row.iter().map(to_json).collect())
+            .collect();
+        json!({
+            "table": page.table,
+            "columns": page.columns,
+            "rows": rows,
+            "offset": page.offset,
+            "more": page.more,
+        })
+    });
+    json!({ "tables": tables, "rows": rows })
 }
 
 /// Bytes as `{"text": …}` when they are UTF-8, else `{"base64": …}`.

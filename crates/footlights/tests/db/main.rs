@@ -624,3 +624,47 @@ async fn replies_wait_for_database_writes_and_reads_see_them_before() {
     assert_eq!(write.await.unwrap().unwrap(), 1);
     assert_eq!(book.count().await.unwrap(), 2);
 }
+
+/// The inspector's view: the tables with their row counts, a page of one table's rows, and a
+/// coded error for a table the database does not have (a name is never put into SQL unless
+/// the schema lists it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspector_lists_tables_and_pages_rows() {
+    use footlights::inspect::InspectOptions;
+
+    let (registry, book) = book_on(MemoryDriver::new()).await;
+    book.add_many(5, "n".into()).await.unwrap();
+    let id = book.resolve().await.unwrap();
+
+    let view = registry
+        .inspect(&id, InspectOptions::default())
+        .await
+        .unwrap();
+    let db = view.db.expect("the book has a database");
+    let notes = db.tables.iter().find(|t| t.name == "notes").unwrap();
+    assert_eq!((notes.kind.as_str(), notes.rows), ("table", 5));
+    assert!(db.rows.is_none(), "no table asked for");
+
+    let mut options = InspectOptions::default();
+    options.db_table = Some("notes".into());
+    options.db_offset = 3;
+    options.db_limit = 10;
+    let page = registry
+        .inspect(&id, options)
+        .await
+        .unwrap()
+        .db
+        .unwrap()
+        .rows
+        .unwrap();
+    assert_eq!(page.columns, ["id", "text"]);
+    assert_eq!(page.rows.len(), 2, "rows 4 and 5");
+    assert_eq!(page.rows[0][0], footlights::Value::Int(4));
+    assert!(!page.more);
+
+    let mut options = InspectOptions::default();
+    options.db_table = Some("notes\"; DROP TABLE notes; --".into());
+    let err = registry.inspect(&id, options).await.unwrap_err();
+    assert_eq!(err.code(), "no_such_table", "{err}");
+    assert_eq!(book.count().await.unwrap(), 5, "the table is still there");
+}

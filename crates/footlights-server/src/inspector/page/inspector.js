@@ -23,6 +23,8 @@ const view = {
   actor: null,
   kvPrefix: "",
   kvNext: null,
+  dbTable: null,
+  dbOffset: 0,
 };
 
 function showError(message) {
@@ -230,6 +232,8 @@ async function openActor(id) {
   guarded(() => watch(id));
   view.kvPrefix = "";
   $("kv-prefix").value = "";
+  view.dbTable = null;
+  view.dbOffset = 0;
   $("output").hidden = true;
   closeEditor();
   for (const b of document.querySelectorAll("#actors button")) {
@@ -242,6 +246,11 @@ async function loadDetail(freshKv) {
   const query = new URLSearchParams({ kv_limit: "50" });
   if (view.kvPrefix) query.set("kv_prefix", view.kvPrefix);
   if (!freshKv && view.kvNext) query.set("kv_after", view.kvNext);
+  if (view.dbTable) {
+    query.set("db_table", view.dbTable);
+    query.set("db_offset", String(view.dbOffset));
+    query.set("db_limit", String(DB_PAGE));
+  }
   const d = await api("GET", "actors/" + encodeURIComponent(view.actor) + "?" + query);
   $("pick").hidden = true;
   $("detail").hidden = false;
@@ -303,7 +312,50 @@ async function loadDetail(freshKv) {
   if ($("kv").children.length === 0) $("kv").append(row(["none", ""]));
   view.kvNext = d.kv.next;
   $("more-kv").hidden = !d.kv.next;
+  showDb(d.db);
 }
+
+/** Rows of a database table per page. */
+const DB_PAGE = 50;
+
+/** The actor's SQL database: its tables (each opens a page of its rows) and that page. */
+function showDb(db) {
+  $("db-none").hidden = db !== null;
+  $("db-tables-table").hidden = db === null;
+  const page = db && db.rows;
+  for (const id of ["db-rows-title", "db-rows-table"]) $(id).hidden = !page;
+  $("db-prev").hidden = !page || page.offset === 0;
+  $("db-next").hidden = !page || !page.more;
+  if (db === null) return;
+  $("db-tables").replaceChildren(
+    ...db.tables.map((t) => {
+      const open = el("button", t.name, { class: "plain", "data-table": t.name });
+      open.addEventListener("click", () => {
+        view.dbTable = t.name;
+        view.dbOffset = 0;
+        guarded(() => loadDetail(true));
+      });
+      return row([open, t.kind, String(t.rows)]);
+    }),
+  );
+  if (db.tables.length === 0) $("db-tables").append(row(["none", "", ""]));
+  if (!page) return;
+  const last = page.offset + page.rows.length;
+  $("db-rows-title").textContent = `${page.table}: rows ${page.rows.length ? page.offset + 1 : 0}–${last}`;
+  $("db-head").replaceChildren(...page.columns.map((c) => el("th", c)));
+  $("db-rows").replaceChildren(
+    ...page.rows.map((r) => row(r.map((v) => el("code", typeof v === "string" ? v : JSON.stringify(v))))),
+  );
+}
+
+$("db-prev").addEventListener("click", () => {
+  view.dbOffset = Math.max(0, view.dbOffset - DB_PAGE);
+  guarded(() => loadDetail(true));
+});
+$("db-next").addEventListener("click", () => {
+  view.dbOffset += DB_PAGE;
+  guarded(() => loadDetail(true));
+});
 
 function closeEditor() {
   $("editor").hidden = true;
