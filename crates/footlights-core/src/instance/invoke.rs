@@ -87,9 +87,11 @@ impl<A: Actor> Instance<A> {
                     f(&self.actor, &ctx, args),
                 )
                 .await;
-                // A panic leaves no state to restore, but the database changes it made go.
-                #[cfg(feature = "db")]
+                // A panic leaves no state to restore, but the store and database writes it
+                // made go, as after a panic in a `&mut self` action.
                 if r.as_ref().err().is_some_and(is_panic) {
+                    self.ctx.shared.kv.discard_staged();
+                    #[cfg(feature = "db")]
                     self.ctx.shared.db.discard_staged();
                 }
                 r

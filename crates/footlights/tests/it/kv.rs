@@ -94,6 +94,15 @@ impl Notes {
         panic!("after a put");
     }
 
+    /// The same from an action that takes the state read-only.
+    #[action]
+    async fn read_put_then_panic(&self, ctx: &Ctx<Self>, key: String) -> Result<(), ActionError> {
+        ctx.kv()
+            .put(&key, "from a panicking read-only action")
+            .await?;
+        panic!("after a put");
+    }
+
     #[action]
     async fn delete_prefix(&self, ctx: &Ctx<Self>, prefix: String) -> Result<(), ActionError> {
         ctx.kv()
@@ -269,6 +278,15 @@ async fn a_panicking_action_leaves_no_store_write() {
         1,
         "the state rolled back too"
     );
+    // An action that only reads the state drops its store writes when it panics, too.
+    let err = notes.read_put_then_panic("k".into()).await.unwrap_err();
+    assert_eq!(err.code(), "internal_error");
+    notes.read_put_then_panic("other".into()).await.unwrap_err();
+    assert_eq!(
+        notes.get("k".into()).await.unwrap().as_deref(),
+        Some("before")
+    );
+    assert_eq!(notes.get("other".into()).await.unwrap(), None);
 }
 
 #[tokio::test]
