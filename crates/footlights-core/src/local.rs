@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use footlights_client::{Link, LinkSender, Target};
+use footlights_client::{Client, Link, LinkSender, Target};
 use footlights_protocol::{ActionError, ActorId, ActorKey, ConnId, ToServer, Value};
 
 use crate::conn::ConnRequest;
@@ -22,6 +22,24 @@ impl LocalTransport {
 
     fn reg(&self) -> Result<Arc<RegistryInner>, ActionError> {
         self.reg.upgrade().ok_or_else(ActionError::stopping)
+    }
+
+    /// Where a call to `target` goes: the registry, the actor's id and, when another node of
+    /// the cluster runs the actor, that node's client with the actor addressed by id.
+    async fn route(
+        &self,
+        target: &Target,
+    ) -> Result<(Arc<RegistryInner>, ActorId, Option<(Client, Target)>), ActionError> {
+        let reg = self.reg()?;
+        let id = reg.resolve(target).await?;
+        let peer = reg.peer_for(target.name(), &id).await?.map(|peer| {
+            let by_id = Target::Id {
+                name: target.name().to_owned(),
+                id: id.clone(),
+            };
+            (peer, by_id)
+        });
+        Ok((reg, id, peer))
     }
 }
 
@@ -51,13 +69,8 @@ impl footlights_client::Transport for LocalTransport {
         params: Option<&'a Value>,
     ) -> futures::future::BoxFuture<'a, Result<footlights_client::SendOutcome, ActionError>> {
         Box::pin(async move {
-            let reg = self.reg()?;
-            let id = reg.resolve(target).await?;
-            if let Some(peer) = reg.peer_for(target.name(), &id).await? {
-                let target = Target::Id {
-                    name: target.name().to_owned(),
-                    id,
-                };
+            let (reg, id, peer) = self.route(target).await?;
+            if let Some((peer, target)) = peer {
                 return peer
                     .transport()
                     .queue_send(&target, name, body, wait, params)
@@ -85,13 +98,8 @@ impl footlights_client::Transport for LocalTransport {
         params: Option<&'a Value>,
     ) -> futures::future::BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
-            let reg = self.reg()?;
-            let id = reg.resolve(target).await?;
-            if let Some(peer) = reg.peer_for(target.name(), &id).await? {
-                let target = Target::Id {
-                    name: target.name().to_owned(),
-                    id,
-                };
+            let (reg, id, peer) = self.route(target).await?;
+            if let Some((peer, target)) = peer {
                 return peer.transport().action(&target, name, args, params).await;
             }
             reg.call(
@@ -117,13 +125,8 @@ impl footlights_client::Transport for LocalTransport {
     ) -> futures::future::BoxFuture<'a, Result<footlights_client::RawResponse, ActionError>> {
         Box::pin(async move {
             let answered = async {
-                let reg = self.reg()?;
-                let id = reg.resolve(target).await?;
-                if let Some(peer) = reg.peer_for(target.name(), &id).await? {
-                    let target = Target::Id {
-                        name: target.name().to_owned(),
-                        id,
-                    };
+                let (reg, id, peer) = self.route(target).await?;
+                if let Some((peer, target)) = peer {
                     return peer.transport().fetch(&target, request, params).await;
                 }
                 let target = Target::Id {
@@ -147,15 +150,14 @@ impl footlights_client::Transport for LocalTransport {
         params: Option<&'a Value>,
     ) -> futures::future::BoxFuture<'a, Result<footlights_client::RawWebSocket, ActionError>> {
         Box::pin(async move {
-            let reg = self.reg()?;
-            let id = reg.resolve(target).await?;
-            let target = Target::Id {
-                name: target.name().to_owned(),
-                id: id.clone(),
-            };
-            if let Some(peer) = reg.peer_for(target.name(), &id).await? {
+            let (reg, id, peer) = self.route(target).await?;
+            if let Some((peer, target)) = peer {
                 return peer.transport().websocket(&target, path, params).await;
             }
+            let target = Target::Id {
+                name: target.name().to_owned(),
+                id,
+            };
             let uri = path
                 .parse::<http::Uri>()
                 .map_err(|_| ActionError::invalid_request(format!("`{path}` is not a URL path")))?;
@@ -173,13 +175,8 @@ impl footlights_client::Transport for LocalTransport {
         params: Option<&'a Value>,
     ) -> futures::future::BoxFuture<'a, Result<Link, ActionError>> {
         Box::pin(async move {
-            let reg = self.reg()?;
-            let id = reg.resolve(target).await?;
-            if let Some(peer) = reg.peer_for(target.name(), &id).await? {
-                let target = Target::Id {
-                    name: target.name().to_owned(),
-                    id,
-                };
+            let (reg, id, peer) = self.route(target).await?;
+            if let Some((peer, target)) = peer {
                 return peer.transport().connect(&target, params).await;
             }
             reg.connect(target.name(), &id, params.cloned(), ConnRequest::local())

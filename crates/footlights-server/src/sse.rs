@@ -232,7 +232,16 @@ async fn open(
             .await
             .map(|chunk| (Ok::<_, Infallible>(chunk), body))
     });
-    let mut response = Body::from_stream(stream).into_response();
+    Ok(event_stream_response(stream))
+}
+
+/// A `text/event-stream` response streaming `chunks`, not cached, and not held back by
+/// buffering proxies (`x-accel-buffering: no`).
+pub(crate) fn event_stream_response<S>(chunks: S) -> Response
+where
+    S: futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+{
+    let mut response = Body::from_stream(chunks).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -240,7 +249,7 @@ async fn open(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }
 
 /// `connection.not_found`, answered with 404.

@@ -3,9 +3,8 @@
 
 use std::convert::Infallible;
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::body::Bytes;
+use axum::response::Response;
 use footlights_core::inspect::{ActorLog, LogItem, LogRecord};
 use footlights_protocol::{ActionError, ActorId};
 use serde_json::json;
@@ -35,15 +34,7 @@ pub(super) async fn stream(shared: &Shared, id: &ActorId) -> Result<Response, Ac
         let chunk = watch.next().await?;
         Some((Ok::<_, Infallible>(chunk), watch))
     });
-    let mut response = Body::from_stream(body).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(crate::sse::event_stream_response(body))
 }
 
 /// One watcher's stream.
