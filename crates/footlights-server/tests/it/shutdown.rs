@@ -186,6 +186,9 @@ async fn a_connection_queued_when_the_stop_begins_is_served_not_reset() {
 /// Set by [`Lingerer`] tasks once their work is done, one per key (`"0"`, `"1"`).
 static WROTE: [std::sync::atomic::AtomicBool; 2] =
     [const { std::sync::atomic::AtomicBool::new(false) }; 2];
+/// Lets the `wait_until` task finish, one per key.
+static RELEASE: std::sync::LazyLock<[tokio::sync::Notify; 2]> =
+    std::sync::LazyLock::new(Default::default);
 /// Notified by the sleep hook, one per key.
 static SLEEPING: std::sync::LazyLock<[tokio::sync::Notify; 2]> =
     std::sync::LazyLock::new(Default::default);
@@ -204,13 +207,13 @@ impl Lingerer {
         SLEEPING[slot(ctx)].notify_one();
     }
 
-    /// A task that records its work after 200 ms; with `sleep`, the actor goes to sleep at
-    /// once (and its sleep waits for the task).
+    /// A task that records its work once the test releases it; with `sleep`, the actor goes
+    /// to sleep at once (and its sleep waits for the task).
     #[action]
     fn linger(&self, ctx: &footlights::Ctx<Self>, sleep: bool) {
         let slot = slot(ctx);
         ctx.wait_until(async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            RELEASE[slot].notified().await;
             WROTE[slot].store(true, std::sync::atomic::Ordering::SeqCst);
         });
         if sleep {
@@ -238,7 +241,11 @@ async fn a_stopping_server_waits_for_wait_until_tasks() {
             bounded(SLEEPING[slot].notified()).await;
         }
         assert!(!WROTE[slot].load(std::sync::atomic::Ordering::SeqCst));
-        server.shutdown().await;
+        // Released as the server begins to stop: a stop that did not wait for the task would
+        // return before the task is run again.
+        let stopping = tokio::spawn(server.shutdown());
+        RELEASE[slot].notify_one();
+        bounded(stopping).await.unwrap();
         assert!(
             WROTE[slot].load(std::sync::atomic::Ordering::SeqCst),
             "the task (sleep: {sleep}) finished before the server stopped"
