@@ -12,7 +12,7 @@ use footlights_protocol::ActionError;
 use footlights_protocol::codec::{HttpActionRequest, HttpActionResponse};
 use tracing::Instrument;
 
-use crate::error::{ErrorFormat, HttpError, method_not_allowed};
+use crate::error::{HttpError, method_not_allowed};
 use crate::gateway::{self, Addressed, Resolved};
 use crate::limits::{parse_params, read_body};
 use crate::peer::Peer;
@@ -34,11 +34,7 @@ pub(crate) async fn handle(
     async move {
         let mut peer = Peer::http(req.headers(), addressed.via);
         let result = call(shared, req, addressed, &name, &mut peer).await;
-        let format = ErrorFormat::Encoded {
-            encoding: peer.encoding,
-            version: peer.version,
-            dialect: peer.dialect,
-        };
+        let format = peer.error_format();
         match result {
             Ok(response) => response,
             Err((e, actor)) => {

@@ -47,6 +47,15 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
+    /// How errors are written to this peer: in its encoding, version and dialect.
+    pub(crate) fn error_format(&self) -> crate::error::ErrorFormat {
+        crate::error::ErrorFormat::Encoded {
+            encoding: self.encoding,
+            version: self.version,
+            dialect: self.dialect,
+        }
+    }
+
     /// An HTTP actor request: encoding from `x-rivet-encoding` (JSON when absent or unknown).
     /// The version follows the request body once it is decoded ([`Peer::saw_version`]).
     pub(crate) fn http(headers: &HeaderMap, via: Via) -> Peer {

@@ -17,7 +17,7 @@ use footlights_protocol::codec::{HttpQueueSendRequest, HttpQueueSendResponse, Qu
 use tracing::Instrument;
 
 use crate::action::CONN_PARAMS_HEADER;
-use crate::error::{ErrorFormat, HttpError, method_not_allowed};
+use crate::error::{HttpError, method_not_allowed};
 use crate::gateway::{self, Addressed};
 use crate::limits::{parse_params, read_body};
 use crate::peer::Peer;
@@ -39,11 +39,7 @@ pub(crate) async fn handle(
     async move {
         let mut peer = Peer::http(req.headers(), addressed.via);
         let result = send(shared, req, addressed, &name, &mut peer).await;
-        let format = ErrorFormat::Encoded {
-            encoding: peer.encoding,
-            version: peer.version,
-            dialect: peer.dialect,
-        };
+        let format = peer.error_format();
         result.unwrap_or_else(|e| {
             tracing::debug!(code = e.code(), "queue send failed");
             HttpError::new(e, format).into_response()
