@@ -7,6 +7,7 @@
 
 mod ceiling;
 mod crowd;
+mod fanout;
 mod procfs;
 mod proto;
 mod report;
@@ -78,6 +79,26 @@ enum Command {
         #[arg(long)]
         key: String,
     },
+    /// One subscriber process of the multi-process fan-out (`d_proc`, `d10k`): opens
+    /// `--conns` subscribed connections and reports each broadcast on standard output; ends
+    /// when standard input closes.
+    FanoutSubscriber {
+        /// `host:port`.
+        #[arg(long)]
+        addr: String,
+        /// Addressing mode.
+        #[arg(long, value_enum, default_value = "query")]
+        mode: Mode,
+        /// `json` or `bare`.
+        #[arg(long, default_value = "json")]
+        encoding: String,
+        /// Actor key of the counter.
+        #[arg(long)]
+        key: String,
+        /// Connections to open.
+        #[arg(long)]
+        conns: usize,
+    },
     /// Writes the markdown report from the JSON lines.
     Report {
         /// JSON lines input.
@@ -118,8 +139,14 @@ struct SuiteArgs {
     /// b_open: opening 19,000 connections to one actor (both need a server allowing more than
     /// 10,000 connections, `footlights serve --max-connections 20000`, and an open-file limit
     /// of 20,000 for this process and the server).
+    /// d_proc: d with the subscribers in `--fanout-procs` child processes; d10k: 10,000
+    /// subscribers, in this process and then in child processes (server CPU per delivered
+    /// event in the note).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Subscriber processes of the multi-process fan-out scenarios (`d_proc`, `d10k`).
+    #[arg(long, default_value_t = 2)]
+    fanout_procs: usize,
     /// Warm-up seconds.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
@@ -163,6 +190,20 @@ fn main() -> anyhow::Result<()> {
                 append(&out, &r)?;
             }
             Ok(())
+        }
+        Command::FanoutSubscriber {
+            addr,
+            mode,
+            encoding,
+            key,
+            conns,
+        } => {
+            let encoding = match encoding.as_str() {
+                "json" => Encoding::Json,
+                "bare" => Encoding::Bare,
+                other => anyhow::bail!("unknown encoding {other}"),
+            };
+            rt.block_on(fanout::subscriber(&addr, mode, encoding, &key, conns))
         }
         Command::Durability { phase, server, key } => {
             rt.block_on(durability(&phase, &server, &key))
@@ -262,6 +303,11 @@ async fn suite(a: SuiteArgs) -> anyhow::Result<()> {
                     scenarios::http_actions(&ctx, "c_http_c64_1000actors", 64, 1000).await,
                 ],
                 "d" => vec![scenarios::fanout(&ctx, 1000, 20).await],
+                "d_proc" => vec![fanout::fanout_procs(&ctx, 1000, 20, a.fanout_procs).await],
+                "d10k" => vec![
+                    scenarios::fanout(&ctx, 10_000, 20).await,
+                    fanout::fanout_procs(&ctx, 10_000, 20, a.fanout_procs).await,
+                ],
                 "e" => vec![scenarios::creation(&ctx, run).await],
                 "f" => scenarios::memory(&ctx).await,
                 "f_ws" => vec![scenarios::memory_ws(&ctx).await],

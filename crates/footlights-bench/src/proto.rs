@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// How long one request, action or connect may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -192,7 +193,11 @@ impl Target {
         let proto = format!("rivet, rivet_encoding.{}", self.encoding.as_str());
         req.headers_mut()
             .insert("sec-websocket-protocol", proto.parse()?);
-        let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+        // tungstenite's default read buffer (128 KiB) is zeroed on every read: with thousands
+        // of sockets that memset, not the server, would bound the figures.
+        let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+        let (stream, _) =
+            tokio_tungstenite::connect_async_with_config(req, Some(config), false).await?;
         let mut conn = WsConn {
             stream,
             target: self.clone(),
@@ -204,6 +209,9 @@ impl Target {
         }
     }
 }
+
+/// Read buffer of the load generator's WebSockets, bytes (frames here are small).
+const CLIENT_READ_BUFFER: usize = 4096;
 
 /// The serialized form of a single-part key (§4.3).
 fn serialize_key(key: &str) -> String {

@@ -37,9 +37,9 @@ struct Rec {
 
 /// The measured window: operations that start and end inside it count.
 #[derive(Debug, Clone, Copy)]
-struct Window {
-    start: Instant,
-    end: Instant,
+pub(crate) struct Window {
+    pub start: Instant,
+    pub end: Instant,
 }
 
 impl Window {
@@ -75,7 +75,14 @@ async fn measure(ctx: &Ctx, w: Window, set: JoinSet<Rec>) -> (RunResult, Vec<Rec
     (finish(ctx, w, s0, s1, c0, c1), recs)
 }
 
-fn finish(ctx: &Ctx, w: Window, s0: Sample, s1: Sample, c0: Sample, c1: Sample) -> RunResult {
+pub(crate) fn finish(
+    ctx: &Ctx,
+    w: Window,
+    s0: Sample,
+    s1: Sample,
+    c0: Sample,
+    c1: Sample,
+) -> RunResult {
     RunResult {
         target: ctx.name.clone(),
         secs: (w.end - w.start).as_secs_f64(),
