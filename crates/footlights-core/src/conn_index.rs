@@ -97,6 +97,13 @@ impl<C, S: Clone> ConnIndex<C, S> {
         for event in &slot.events {
             self.drop_subscriber(event, slot.seq);
         }
+        if self.by_id.is_empty() {
+            // The last one left (a stateless call, typically): give the tables' memory back,
+            // so an idle actor holds none. Sequence numbers keep counting.
+            let next_seq = self.next_seq;
+            *self = Self::default();
+            self.next_seq = next_seq;
+        }
         Some(slot.conn)
     }
 
@@ -209,6 +216,24 @@ mod tests {
         index.insert(id(9), 9, None);
         assert_eq!(index.iter().copied().collect::<Vec<_>>(), [0, 2, 3, 4, 9]);
         assert_eq!(index.len(), 5);
+        index.check();
+    }
+
+    #[test]
+    fn the_last_connection_leaving_frees_the_tables() {
+        let mut index = Index::default();
+        index.insert(id(1), 1, Some(10));
+        index.insert(id(2), 2, Some(20));
+        assert!(index.subscribe(&id(2), "e"));
+        index.remove(&id(1));
+        assert!(index.by_id.capacity() > 0, "one connection is left");
+        index.remove(&id(2));
+        assert_eq!(index.by_id.capacity(), 0);
+        assert_eq!(index.subscribers.capacity(), 0);
+        assert!(index.order.is_empty());
+        // Sequence numbers keep counting: a newcomer joins after any earlier connection.
+        index.insert(id(3), 3, Some(30));
+        assert_eq!(index.by_id[&id(3)].seq, 2);
         index.check();
     }
 

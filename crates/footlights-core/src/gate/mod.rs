@@ -214,6 +214,10 @@ impl Gate {
                 out.deliver();
             }
         }
+        if st.queue.is_empty() && st.queue.capacity() > 0 {
+            // Nothing waits: an idle actor keeps no buffer (one allocation per busy spell).
+            st.queue = VecDeque::new();
+        }
         let durable = st.durable;
         drop(st);
         self.durable_tx.send_if_modified(|d| match d {
@@ -318,6 +322,11 @@ mod tests {
         );
         gate.mark_durable(seq);
         assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Int(1));
+        assert_eq!(
+            gate.lock().queue.capacity(),
+            0,
+            "a drained queue keeps no buffer"
+        );
     }
 
     #[test]
