@@ -214,7 +214,8 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
         async { Err(crate::run::not_defined()) }
     }
 
-    /// Settings for this actor type.
+    /// Settings for this actor type. Read once, when the type is registered; every instance
+    /// shares that value.
     fn options() -> ActorOptions {
         ActorOptions::default()
     }
@@ -493,6 +494,8 @@ pub struct ActionTable<A: Actor> {
     timeouts: std::collections::HashMap<&'static str, Duration>,
     /// The declared queues, shared with every instance.
     pub(crate) queues: Arc<std::collections::HashMap<String, QueueSpec>>,
+    /// The type's settings ([`Actor::options`]), read once and shared with every instance.
+    pub(crate) options: Arc<ActorOptions>,
     /// Whether the log has warned that a snapshot of this type grew large (once per type).
     pub(crate) warned_large_snapshot: std::sync::atomic::AtomicBool,
     /// Whether an instance found that the type has no run loop (the default `run` answered),
@@ -517,6 +520,7 @@ impl<A: Actor> ActionTable<A> {
             entries: Default::default(),
             timeouts: Default::default(),
             queues: Default::default(),
+            options: Arc::new(A::options()),
             warned_large_snapshot: Default::default(),
             run_absent: Default::default(),
         }

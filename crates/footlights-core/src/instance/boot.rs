@@ -19,8 +19,8 @@ impl<A: Actor> Instance<A> {
                     ctx
                 },
                 actor,
+                options: table.options.clone(),
                 table,
-                options: A::options(),
                 rx,
                 reg,
                 token,

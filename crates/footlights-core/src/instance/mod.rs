@@ -237,7 +237,8 @@ struct Instance<A: Actor> {
     /// The context without a calling connection; per-call contexts are clones of it.
     ctx: Ctx<A>,
     table: Arc<ActionTable<A>>,
-    options: ActorOptions,
+    /// The type's settings, shared by all its instances.
+    options: Arc<ActorOptions>,
     rx: MailboxRx,
     reg: Arc<RegistryInner>,
     token: u64,
