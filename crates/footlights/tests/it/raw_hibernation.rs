@@ -28,6 +28,9 @@ pub struct Booth {
     wakes: u32,
     /// `(socket id, close code)` of each close hook run.
     closes: Vec<(u64, u16)>,
+    /// Connections of `/hold` sockets, kept in memory: those sockets cannot hibernate.
+    #[serde(skip)]
+    held: Vec<Conn<Self>>,
 }
 
 /// A connection's auth data says whether it carries a raw socket.
@@ -46,7 +49,7 @@ impl Booth {
         _params: &Option<String>,
         request: &ConnRequest,
     ) -> Result<bool, ActionError> {
-        Ok(request.uri().path() == "/talk")
+        Ok(matches!(request.uri().path(), "/talk" | "/hold"))
     }
 
     async fn on_connect(&mut self, _ctx: &Ctx<Self>, conn: &Conn<Self>) -> Result<(), ActionError> {
@@ -65,12 +68,14 @@ impl Booth {
 
     async fn on_websocket(
         &mut self,
-        _ctx: &Ctx<Self>,
+        ctx: &Ctx<Self>,
         socket: &RawSocket,
         request: &ConnRequest,
     ) -> Result<bool, ActionError> {
-        if request.uri().path() != "/talk" {
-            return Ok(false);
+        match request.uri().path() {
+            "/talk" => {}
+            "/hold" => self.held.extend(ctx.conn().cloned()),
+            _ => return Ok(false),
         }
         self.opens += 1;
         self.sockets.push(socket.id());
@@ -350,6 +355,40 @@ async fn ctx_sleep_hibernates_the_raw_sockets_too() {
         next_text(&mut link).await,
         format!("back from {id} wakes=2")
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_raw_socket_whose_connection_the_actor_holds_is_closed_at_sleep_not_hibernated() {
+    let registry = registry().await;
+    let (mut talk, talk_id) = open(&registry).await;
+    let hold = ConnRequest::new(
+        http::Method::GET,
+        "/hold".parse().unwrap(),
+        http::HeaderMap::new(),
+    );
+    let mut held = registry.websocket(&booth(), None, hold).await.unwrap();
+    assert_eq!(held.events.recv().await, Some(RawEvent::Open));
+    assert!(matches!(
+        held.events.recv().await,
+        Some(RawEvent::Message(WsMessage::Text(_)))
+    ));
+
+    sleep_through(&registry).await;
+    let Some(RawEvent::Closed { code, .. }) = held.events.recv().await else {
+        panic!("the held socket was not closed");
+    };
+    assert_eq!(code, 1001, "going away");
+    still_open(&mut talk);
+    // The other one hibernated: it wakes the actor, which lists only it.
+    talk.sender.send(WsMessage::Text("still".into())).unwrap();
+    assert_eq!(
+        next_text(&mut talk).await,
+        format!("still from {talk_id} wakes=2")
+    );
+    let client = registry.client().get_or_create::<Booth>("b");
+    assert_eq!(client.listed().await.unwrap(), (vec![talk_id], 2));
+    // The held socket's connection ended at the sleep (its disconnect hook ran).
+    assert_eq!(client.stats().await.unwrap().2, 1);
 }
 
 #[tokio::test(start_paused = true)]
