@@ -183,3 +183,20 @@ async fn a_raw_websocket_closed_while_its_actor_sleeps_wakes_it_for_the_close_ho
         "the close hook ran once the close woke the actor"
     );
 }
+
+#[tokio::test]
+async fn a_server_shutdown_closes_a_hibernated_raw_websocket_going_away() {
+    let server = server().await;
+    let (mut ws, _) = ws_connect(&server, &den_path("c"), &["rivet"]).await;
+    next_text(&mut ws).await;
+    until_asleep(&server).await;
+
+    let registry = server.registry.clone();
+    let stopping = tokio::spawn(server.shutdown());
+    assert_eq!(
+        next_close(&mut ws).await,
+        (1001, "ws.going_away".to_owned())
+    );
+    bounded(stopping).await.unwrap();
+    assert_eq!(registry.awake_count(), 0, "nothing left running");
+}
