@@ -446,7 +446,9 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
         async { Ok(false) }
     }
 
-    /// A message arrived on an accepted raw WebSocket.
+    /// A message arrived on an accepted raw WebSocket. On a socket that hibernated
+    /// ([`ActorOptions::hibernate_raw_websockets`]) the message woke the actor first, and
+    /// `socket` is a new handle for the same socket.
     fn on_websocket_message(
         &mut self,
         ctx: &Ctx<Self>,
@@ -457,7 +459,9 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
         async {}
     }
 
-    /// A raw WebSocket closed (by the client, or by [`RawSocket::close`]).
+    /// A raw WebSocket closed (by the client, or by [`RawSocket::close`]). A client that closes
+    /// a socket hibernating with its actor ([`ActorOptions::hibernate_raw_websockets`]) wakes
+    /// the actor, and this runs then, after [`on_wake`](Self::on_wake).
     fn on_websocket_close(
         &mut self,
         ctx: &Ctx<Self>,
