@@ -80,8 +80,9 @@ pub type AuthOf<A> = <<A as Actor>::Conn as ConnTypes>::Auth;
 #[non_exhaustive]
 pub struct ActorOptions {
     /// How long an actor with nothing to do (no message, request or pending work; open
-    /// connections count only without [`hibernate_connections`](Self::hibernate_connections))
-    /// stays awake.
+    /// connections count only without [`hibernate_connections`](Self::hibernate_connections),
+    /// open raw WebSockets only without
+    /// [`hibernate_raw_websockets`](Self::hibernate_raw_websockets)) stays awake.
     pub sleep_timeout: Duration,
     /// How long an action may run before its caller gets `actor.action_timed_out`.
     pub action_timeout: Duration,
@@ -98,8 +99,44 @@ pub struct ActorOptions {
     /// its clients' sockets open; the next message on any of them (or any other call) wakes
     /// it with every connection back as it was — same ids, state and subscriptions, no
     /// connect hooks — and a socket closed meanwhile wakes it to run its disconnect hook.
-    /// `false` keeps an actor with connections awake, as raw WebSockets always do.
+    /// `false` keeps an actor with connections awake.
     pub hibernate_connections: bool,
+    /// Whether open raw WebSockets ([`Actor::on_websocket`]) let the actor sleep (`false` by
+    /// default: an open raw socket keeps its actor awake). RivetKit calls this
+    /// `canHibernateWebSocket`, also off by default.
+    ///
+    /// With it on, after `sleep_timeout` with nothing to do the actor saves and sleeps while
+    /// the server keeps the raw sockets open, each with its connection (id, params, auth data
+    /// and state) set aside in memory. What wakes the actor:
+    ///
+    /// - a message on one of the sockets: it reaches
+    ///   [`on_websocket_message`](Actor::on_websocket_message) with a working [`RawSocket`]
+    ///   for the same socket (same [`id`](RawSocket::id)), after
+    ///   [`on_wake`](Actor::on_wake); [`on_websocket`](Actor::on_websocket) and the connect
+    ///   hooks do not run again;
+    /// - the client closing one of them: the actor wakes and runs
+    ///   [`on_websocket_close`](Actor::on_websocket_close) (and `on_disconnect`) for it then;
+    /// - any other call, as always.
+    ///
+    /// Once awake the actor finds every hibernated socket through
+    /// [`Ctx::raw_sockets`](crate::Ctx::raw_sockets) and [`Ctx::raw_socket`](crate::Ctx::raw_socket)
+    /// (by the id it kept in its state, say), and sends to or closes them as before. A
+    /// [`RawSocket`] handle kept in memory from before the sleep (in a `#[serde(skip)]`
+    /// field, a task) no longer sends: the woken actor gets a new handle for the same socket.
+    ///
+    /// A socket whose connection some other handle still holds when the actor goes to sleep
+    /// (a [`Conn`] clone kept in memory) cannot be set aside: it is closed with "going away",
+    /// as every raw socket is without this option. Hibernated sockets live in the process that
+    /// holds them; a server restart closes them.
+    ///
+    /// ```
+    /// use footlights_core::ActorOptions;
+    ///
+    /// let mut options = ActorOptions::default();
+    /// assert!(!options.hibernate_raw_websockets);
+    /// options.hibernate_raw_websockets = true;
+    /// ```
+    pub hibernate_raw_websockets: bool,
     /// The most an actor's key-value store ([`Ctx::kv`](crate::Ctx::kv)) may hold, in bytes
     /// of keys and values (10 GiB by default); past it, writes fail with `kv.actor_too_large`.
     pub kv_max_bytes: u64,
@@ -149,6 +186,7 @@ impl Default for ActorOptions {
             conn_grace: Duration::from_secs(15),
             no_sleep: false,
             hibernate_connections: true,
+            hibernate_raw_websockets: false,
             kv_max_bytes: 10 << 30,
             kv_max_message_bytes: 16 << 20,
             kv_cache_bytes: 256 << 10,
@@ -396,7 +434,8 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
 
     /// A raw WebSocket opens (`/websocket/...`). Return `true` to accept it and keep `socket`
     /// to send on it; the default refuses it (no handler). The socket keeps the actor awake
-    /// while it is open. Raw sockets get no events; each runs under a connection without a
+    /// while it is open, unless the actor type opts in to
+    /// [`hibernate_raw_websockets`](ActorOptions::hibernate_raw_websockets). Raw sockets get no events; each runs under a connection without a
     /// realtime link ([`Conn::is_ephemeral`]), listed in [`Ctx::conns`] while the socket is open.
     fn on_websocket(
         &mut self,
@@ -408,7 +447,9 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
         async { Ok(false) }
     }
 
-    /// A message arrived on an accepted raw WebSocket.
+    /// A message arrived on an accepted raw WebSocket. On a socket that hibernated
+    /// ([`ActorOptions::hibernate_raw_websockets`]) the message woke the actor first, and
+    /// `socket` is a new handle for the same socket.
     fn on_websocket_message(
         &mut self,
         ctx: &Ctx<Self>,
@@ -419,7 +460,9 @@ pub trait Actor: ActorSpec + Serialize + DeserializeOwned + Send + Sync + Sized 
         async {}
     }
 
-    /// A raw WebSocket closed (by the client, or by [`RawSocket::close`]).
+    /// A raw WebSocket closed (by the client, or by [`RawSocket::close`]). A client that closes
+    /// a socket hibernating with its actor ([`ActorOptions::hibernate_raw_websockets`]) wakes
+    /// the actor, and this runs then, after [`on_wake`](Self::on_wake).
     fn on_websocket_close(
         &mut self,
         ctx: &Ctx<Self>,

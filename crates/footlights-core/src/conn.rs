@@ -163,7 +163,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A connection set aside while its actor sleeps (hibernation): everything but the sleeping
 /// instance's gate and mailbox, which the next instance replaces. The client's socket stays
-/// open meanwhile, its sink still leading to it.
+/// open meanwhile, its sink still leading to it (a raw WebSocket's connection has no sink: its
+/// socket is set aside beside it, see [`crate::raw::ParkedSocket`]).
 pub(crate) struct Parked<A: Actor> {
     id: ConnId,
     token: String,
@@ -172,7 +173,7 @@ pub(crate) struct Parked<A: Actor> {
     auth: AuthOf<A>,
     state: ConnStateOf<A>,
     subscriptions: HashSet<String>,
-    sink: Arc<ConnSink>,
+    sink: Option<Arc<ConnSink>>,
     span: tracing::Span,
 }
 
@@ -194,7 +195,7 @@ impl<A: Actor> Parked<A> {
                 auth: self.auth,
                 state: Mutex::new(self.state),
                 subscriptions: Mutex::new(self.subscriptions),
-                sink: Some(self.sink),
+                sink: self.sink,
                 gate,
                 mailbox,
                 tap,
@@ -209,9 +210,22 @@ impl<A: Actor> Conn<A> {
     /// and no other handle to it is left (one kept in the actor's memory, say, would see a
     /// connection that no longer changes). Otherwise it comes back unchanged.
     pub(crate) fn park(self) -> Result<Parked<A>, Conn<A>> {
-        let Some(sink) = self.inner.sink.clone() else {
+        if self.inner.sink.is_none() {
             return Err(self);
-        };
+        }
+        self.park_any()
+    }
+
+    /// Sets aside the connection of a raw WebSocket (one without a client link) for its
+    /// actor's sleep, if no other handle to it is left; otherwise it comes back unchanged.
+    pub(crate) fn park_raw(self) -> Result<Parked<A>, Conn<A>> {
+        if self.inner.sink.is_some() {
+            return Err(self);
+        }
+        self.park_any()
+    }
+
+    fn park_any(self) -> Result<Parked<A>, Conn<A>> {
         let inner = Arc::try_unwrap(self.inner).map_err(|inner| Conn { inner })?;
         let Inner {
             id,
@@ -221,6 +235,7 @@ impl<A: Actor> Conn<A> {
             auth,
             state,
             subscriptions,
+            sink,
             span,
             ..
         } = inner;

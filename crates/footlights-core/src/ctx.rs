@@ -1,6 +1,6 @@
 //! `Ctx`: what actions and hooks use to reach the world around the actor.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -16,6 +16,7 @@ use crate::gate::{ConnSink, Gate, Output};
 use crate::inspect::{EventRecord, LogRecord};
 use crate::instance::Mailbox;
 use crate::kv::{Kv, KvStore};
+use crate::raw::RawSocket;
 
 /// Per-actor data shared by the actor task, its contexts and its connections.
 pub(crate) struct Shared<A: Actor> {
@@ -32,6 +33,9 @@ pub(crate) struct Shared<A: Actor> {
     /// Live connections by id, in the order they joined, with the sinks of each event's
     /// subscribers. Changed only by the actor task; read by contexts on any thread.
     pub(crate) conns: Mutex<ConnIndex<Conn<A>, Arc<ConnSink>>>,
+    /// Accepted raw WebSockets by id, each with the connection it runs under. Changed only by
+    /// the actor task; read by contexts.
+    pub(crate) raw_sockets: Mutex<BTreeMap<u64, (RawSocket, Conn<A>)>>,
     /// The actor's own mailbox.
     pub(crate) mailbox: Mailbox,
     /// The in-process client, for actor-to-actor calls.
@@ -73,6 +77,10 @@ impl<A: Actor> Shared<A> {
 
     pub(crate) fn conns(&self) -> MutexGuard<'_, ConnIndex<Conn<A>, Arc<ConnSink>>> {
         lock(&self.conns)
+    }
+
+    pub(crate) fn raw_sockets(&self) -> MutexGuard<'_, BTreeMap<u64, (RawSocket, Conn<A>)>> {
+        lock(&self.raw_sockets)
     }
 
     /// Adds a connection as the last to join, indexed under the events it already subscribed
@@ -216,6 +224,40 @@ impl<A: Actor> Ctx<A> {
     /// The live connection with this id.
     pub fn conn_by_id(&self, id: &ConnId) -> Option<Conn<A>> {
         self.shared.conns().get(id).cloned()
+    }
+
+    /// The open raw WebSocket with this [`id`](RawSocket::id), if the actor accepted it and
+    /// it has not closed.
+    ///
+    /// This is how an actor whose raw sockets hibernate
+    /// ([`ActorOptions::hibernate_raw_websockets`](crate::ActorOptions::hibernate_raw_websockets))
+    /// reaches them after a wake from an action, an alarm or its run loop: handles kept in
+    /// memory do not survive the sleep, but ids kept in the state do, and each gives back a
+    /// working handle for the same socket. The socket's connection is in [`conns`](Self::conns)
+    /// as before.
+    ///
+    /// ```
+    /// # use footlights_core::{Ctx, Actor, WsMessage};
+    /// # fn tell<A: Actor>(ctx: &Ctx<A>, kept_ids: &[u64]) {
+    /// for id in kept_ids {
+    ///     if let Some(socket) = ctx.raw_socket(*id) {
+    ///         socket.send(WsMessage::Text("news".into()));
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn raw_socket(&self, id: u64) -> Option<RawSocket> {
+        self.shared.raw_sockets().get(&id).map(|(s, _)| s.clone())
+    }
+
+    /// Every open raw WebSocket the actor accepted, hibernated ones back from the sleep
+    /// included, ordered by id (see [`raw_socket`](Self::raw_socket)).
+    pub fn raw_sockets(&self) -> Vec<RawSocket> {
+        self.shared
+            .raw_sockets()
+            .values()
+            .map(|(s, _)| s.clone())
+            .collect()
     }
 
     /// Sends an event to every connection subscribed to it.

@@ -316,7 +316,7 @@ impl Address {
 
     /// Delivers `msg` to the actor's current instance, waking it if it sleeps. Fails when
     /// the registry is gone or cannot start the actor.
-    fn send(&self, msg: Msg) -> Result<(), ActionError> {
+    pub(crate) fn send(&self, msg: Msg) -> Result<(), ActionError> {
         let mut mailbox = self.mailbox.lock().unwrap_or_else(PoisonError::into_inner);
         let Err(tokio::sync::mpsc::error::SendError(msg)) = mailbox.send(msg) else {
             return Ok(());

@@ -1,11 +1,11 @@
 //! Raw HTTP and raw WebSocket handlers: traffic the actor handles itself, outside the action
 //! protocol.
 //!
-//! A raw HTTP request reaches [`Actor::on_request`](crate::Actor::on_request), which answers
+//! A raw HTTP request reaches [`Actor::on_request`], which answers
 //! with a [`RawReply`]: a response, which goes back unchanged, or a response still being made,
 //! which the actor finishes beside its mailbox. A raw WebSocket opens with
-//! [`Actor::on_websocket`](crate::Actor::on_websocket); its messages arrive at
-//! [`Actor::on_websocket_message`](crate::Actor::on_websocket_message) and the actor answers
+//! [`Actor::on_websocket`]; its messages arrive at
+//! [`Actor::on_websocket_message`] and the actor answers
 //! through the [`RawSocket`] handle. Both run with a connection (params, connect hooks), like
 //! stateless actions.
 
@@ -16,9 +16,12 @@ use bytes::Bytes;
 use footlights_protocol::ActionError;
 use tokio::sync::mpsc;
 
+use crate::actor::Actor;
+use crate::conn::Parked;
 use crate::deferred::Deferred;
 use crate::gate::{Gate, Output};
 use crate::instance::{Mailbox, Msg};
+use crate::local::Address;
 
 /// A raw HTTP request as the actor sees it: the path after `/request`, the query, the headers
 /// and the whole body.
@@ -27,7 +30,7 @@ pub type RawRequest = http::Request<Bytes>;
 /// A raw HTTP response, returned to the client unchanged.
 pub type RawResponse = http::Response<Bytes>;
 
-/// What a request handler ([`Actor::on_request`](crate::Actor::on_request)) answers.
+/// What a request handler ([`Actor::on_request`]) answers.
 ///
 /// ```
 /// use footlights_core::{ActionError, Deferred, RawReply, RawResponse};
@@ -56,7 +59,7 @@ pub enum RawReply {
     /// error `handler.invalid_request_handler_response`.
     NoResponse,
     /// The actor has no request handler: what the default
-    /// [`Actor::on_request`](crate::Actor::on_request) answers. The client gets HTTP 404 with
+    /// [`Actor::on_request`] answers. The client gets HTTP 404 with
     /// the error `handler.request_not_defined`; a handler may answer it too, for paths it does
     /// not serve.
     NotDefined,
@@ -135,7 +138,13 @@ pub enum RawEvent {
 }
 
 /// The actor's handle to one raw WebSocket. Cheap to clone; keep it (for example in a
-/// `#[serde(skip)]` field) to send later.
+/// `#[serde(skip)]` field) to send later, or keep its [`id`](Self::id) and get it back from
+/// [`Ctx::raw_socket`](crate::Ctx::raw_socket).
+///
+/// A handle belongs to one awake spell of its actor: when the socket hibernates with the
+/// actor ([`ActorOptions::hibernate_raw_websockets`](crate::ActorOptions::hibernate_raw_websockets)),
+/// the handles from before the sleep stop sending, and the woken actor gets a new handle for
+/// the same socket (same id) in its hooks and from its context.
 #[derive(Clone)]
 pub struct RawSocket {
     inner: Arc<SocketInner>,
@@ -181,7 +190,9 @@ impl RawSocket {
         }
     }
 
-    /// Identifies the socket within its actor.
+    /// Identifies the socket within its actor, for as long as it is open (across the actor's
+    /// sleeps when it hibernates). Ids are random, so one kept in the state from before a
+    /// restart of the server names no socket open now.
     pub fn id(&self) -> u64 {
         self.inner.id
     }
@@ -228,6 +239,25 @@ impl RawSocket {
     pub(crate) fn mark_closed(&self) {
         self.inner.closed.store(true, Ordering::Release);
     }
+
+    /// Sets the socket aside with its connection for its actor's sleep: the handles from
+    /// before the sleep stop sending, and only what leads to the client is kept.
+    pub(crate) fn park<A: Actor>(&self, conn: Parked<A>) -> ParkedSocket<A> {
+        self.mark_closed();
+        ParkedSocket {
+            id: self.inner.id,
+            tx: self.inner.tx.clone(),
+            conn,
+        }
+    }
+}
+
+/// A raw WebSocket set aside while its actor sleeps (hibernation): its id, the way to its
+/// client and its connection; the next instance makes a new [`RawSocket`] of them.
+pub(crate) struct ParkedSocket<A: Actor> {
+    pub(crate) id: u64,
+    pub(crate) tx: mpsc::UnboundedSender<RawEvent>,
+    pub(crate) conn: Parked<A>,
 }
 
 /// The server's side of a raw WebSocket: send the client's messages in with
@@ -244,17 +274,37 @@ pub struct RawLink {
 /// Forwards a raw WebSocket client's traffic to its actor.
 #[derive(Debug)]
 pub struct RawLinkSender {
-    pub(crate) mailbox: Mailbox,
+    pub(crate) to: RawRoute,
     pub(crate) socket: u64,
 }
 
+/// Where a raw WebSocket's traffic goes.
+#[derive(Debug)]
+pub(crate) enum RawRoute {
+    /// The mailbox of the instance that opened it: the socket closes when that instance
+    /// stops.
+    Instance(Mailbox),
+    /// The actor's current instance, waking it when it sleeps: the socket may hibernate
+    /// ([`ActorOptions::hibernate_raw_websockets`](crate::ActorOptions::hibernate_raw_websockets)).
+    Actor(Address),
+}
+
+impl RawRoute {
+    fn send(&self, msg: Msg) -> Result<(), ActionError> {
+        match self {
+            RawRoute::Instance(mailbox) => mailbox.send(msg).map_err(|_| ActionError::stopping()),
+            RawRoute::Actor(address) => address.send(msg),
+        }
+    }
+}
+
 impl RawLinkSender {
-    /// A message from the client.
+    /// A message from the client. It wakes the actor when the socket hibernates with it.
     ///
     /// # Errors
     /// When the actor is gone.
     pub fn send(&self, msg: WsMessage) -> Result<(), ActionError> {
-        self.mailbox
+        self.to
             .send(Msg::WsMessage {
                 socket: self.socket,
                 msg,
@@ -262,9 +312,10 @@ impl RawLinkSender {
             .map_err(|_| ActionError::new("client", "connection_closed", "the socket is closed"))
     }
 
-    /// The client closed the socket (or it dropped).
+    /// The client closed the socket (or it dropped). It wakes the actor when the socket
+    /// hibernates with it, to run the close hook.
     pub fn close(&self, code: u16, reason: impl Into<String>) {
-        let _ = self.mailbox.send(Msg::WsClosed {
+        let _ = self.to.send(Msg::WsClosed {
             socket: self.socket,
             code,
             reason: reason.into(),

@@ -65,8 +65,8 @@ pub use footlights_core::inspect;
 pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, CronFire, CronJob,
     CronJobs, CronRule, Ctx, Deferred, DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage,
-    KvRange, RawEvent, RawReply, RawRequest, RawResponse, RawSocket, ReadHandler, Registry,
-    RegistryBuilder, RunSignal, Schedule, ScheduledCall, WsMessage,
+    KvRange, RawEvent, RawLink, RawLinkSender, RawReply, RawRequest, RawResponse, RawSocket,
+    ReadHandler, Registry, RegistryBuilder, RunSignal, Schedule, ScheduledCall, WsMessage,
 };
 #[cfg(feature = "db")]
 pub use footlights_core::{Db, DbRow, Migration, db, rusqlite};

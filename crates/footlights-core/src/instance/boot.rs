@@ -30,7 +30,6 @@ impl<A: Actor> Instance<A> {
                 panicked: false,
                 done: None,
                 detached: Default::default(),
-                raw_sockets: Default::default(),
                 destroyed: None,
                 runner: Default::default(),
                 trace: tracing::Span::none(),
@@ -39,25 +38,41 @@ impl<A: Actor> Instance<A> {
         }
     }
 
-    /// Hibernation: takes back the connections the previous instance parked as it went to
-    /// sleep, on this instance's gate and mailbox. No hook runs; from the first message on,
-    /// they are in `ctx.conns()` as they were.
+    /// Hibernation: takes back the connections and raw WebSockets the previous instance
+    /// parked as it went to sleep, on this instance's gate and mailbox. No hook runs; from
+    /// the first message on, they are in `ctx.conns()` and `ctx.raw_sockets()` as they were.
     fn unpark_conns(reg: &RegistryInner, ctx: &Ctx<A>) {
         let Some(parked) = reg.unpark(&ctx.shared.id) else {
             return;
         };
-        let Ok(parked) = parked.downcast::<Vec<crate::conn::Parked<A>>>() else {
+        let Ok(parked) = parked.downcast::<super::stop::Hibernated<A>>() else {
             tracing::error!(actor = A::NAME, id = %ctx.shared.id, "parked connections of another actor type");
             return;
         };
         let shared = &ctx.shared;
-        for p in *parked {
+        let super::stop::Hibernated { conns, sockets } = *parked;
+        for p in conns {
             tracing::trace!(actor = A::NAME, conn = %p.id(), "connection back from hibernation");
             shared.add_conn(p.unpark(
                 shared.gate.clone(),
                 shared.mailbox.clone(),
                 shared.tap.clone(),
             ));
+        }
+        for p in sockets {
+            tracing::trace!(
+                actor = A::NAME,
+                socket = p.id,
+                "raw WebSocket back from hibernation"
+            );
+            let conn = p.conn.unpark(
+                shared.gate.clone(),
+                shared.mailbox.clone(),
+                shared.tap.clone(),
+            );
+            shared.add_conn(conn.clone());
+            let socket = RawSocket::new(p.id, p.tx, shared.gate.clone(), shared.mailbox.clone());
+            shared.raw_sockets().insert(p.id, (socket, conn));
         }
     }
 
@@ -138,6 +153,7 @@ impl<A: Actor> Instance<A> {
             #[cfg(feature = "db")]
             db,
             conns: Default::default(),
+            raw_sockets: Default::default(),
             mailbox: tx.clone(),
             client: reg.client(),
             clock: reg.clock(),

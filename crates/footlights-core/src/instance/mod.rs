@@ -255,8 +255,6 @@ struct Instance<A: Actor> {
     done: Option<watch::Sender<bool>>,
     /// Connections whose link dropped, with the time their grace period ends.
     detached: detached::Detached,
-    /// Accepted raw WebSockets by id, each with the connection it runs under.
-    raw_sockets: std::collections::BTreeMap<u64, (RawSocket, Conn<A>)>,
     /// Who waits for an operator's destroy ([`Msg::Destroy`]) to finish.
     destroyed: Option<oneshot::Sender<()>>,
     /// The background run loop.
@@ -269,17 +267,24 @@ struct Instance<A: Actor> {
 type BootError = (ActionError, MailboxRx);
 
 impl<A: Actor> Instance<A> {
-    /// Whether nothing keeps the actor awake: no pending answer, no raw WebSocket, and no
-    /// connection, or only connections it may park while it sleeps (hibernation: attached ones;
-    /// a connection whose link dropped waits out its grace period awake). Cheap: it runs
-    /// after every message.
+    /// Whether nothing keeps the actor awake: no pending answer, no raw WebSocket (or only
+    /// ones it may park, with `hibernate_raw_websockets`), and no other connection, or only
+    /// connections it may park while it sleeps (hibernation: attached ones; a connection whose
+    /// link dropped waits out its grace period awake). Cheap: it runs after every message.
     fn idle(&self) -> bool {
-        self.deferred.is_empty()
-            && self.raw_sockets.is_empty()
-            && !self.run_holds_awake()
-            && self.ctx.shared.awake_holds.load(Ordering::Acquire) == 0
-            && (self.ctx.shared.conns().is_empty()
-                || (self.options.hibernate_connections && self.detached.is_empty()))
+        if !self.deferred.is_empty()
+            || self.run_holds_awake()
+            || self.ctx.shared.awake_holds.load(Ordering::Acquire) != 0
+        {
+            return false;
+        }
+        let raw = self.ctx.shared.raw_sockets().len();
+        if raw != 0 && !self.options.hibernate_raw_websockets {
+            return false;
+        }
+        // Each raw socket's connection is in the index too; those were counted above.
+        let others = self.ctx.shared.conns().len().saturating_sub(raw);
+        others == 0 || (self.options.hibernate_connections && self.detached.is_empty())
     }
 
     /// The actor's loop. What it waits for is small (messages arrive boxed) and everything

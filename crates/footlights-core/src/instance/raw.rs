@@ -93,7 +93,10 @@ impl<A: Actor> Instance<A> {
         .await;
         match accepted {
             Ok(true) => {
-                self.raw_sockets.insert(socket.id(), (socket, conn));
+                self.ctx
+                    .shared
+                    .raw_sockets()
+                    .insert(socket.id(), (socket, conn));
             }
             Ok(false) => {
                 let e = ActionError::new(
@@ -113,7 +116,8 @@ impl<A: Actor> Instance<A> {
     }
 
     pub(super) async fn ws_message(&mut self, id: u64, msg: WsMessage) {
-        let Some((socket, conn)) = self.raw_sockets.get(&id).cloned() else {
+        let found = self.ctx.shared.raw_sockets().get(&id).cloned();
+        let Some((socket, conn)) = found else {
             return;
         };
         let ctx = self.ctx.with_conn(Some(conn));
@@ -131,7 +135,8 @@ impl<A: Actor> Instance<A> {
     }
 
     pub(super) async fn ws_closed(&mut self, id: u64, code: u16, reason: &str) {
-        let Some((socket, conn)) = self.raw_sockets.remove(&id) else {
+        let found = self.ctx.shared.raw_sockets().remove(&id);
+        let Some((socket, conn)) = found else {
             return;
         };
         socket.mark_closed();

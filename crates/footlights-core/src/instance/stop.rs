@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// What a sleeping actor leaves in the registry for its next instance (hibernation).
+pub(super) struct Hibernated<A: Actor> {
+    /// Connections whose clients' sockets stay open.
+    pub(super) conns: Vec<crate::conn::Parked<A>>,
+    /// Raw WebSockets that stay open, each with its connection.
+    pub(super) sockets: Vec<crate::raw::ParkedSocket<A>>,
+}
+
 impl<A: Actor> Instance<A> {
     /// Sleeps if no message is waiting. Returns whether the actor stopped.
     pub(super) async fn try_sleep(&mut self) -> bool {
@@ -15,8 +23,20 @@ impl<A: Actor> Instance<A> {
         tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, "actor going to sleep");
         self.begin();
         self.sleep_hook().await;
-        if self.options.hibernate_connections {
-            self.park_conns();
+        let sockets = if self.options.hibernate_raw_websockets {
+            self.park_raw_sockets()
+        } else {
+            Vec::new()
+        };
+        let conns = if self.options.hibernate_connections {
+            self.park_conns()
+        } else {
+            Vec::new()
+        };
+        if !conns.is_empty() || !sockets.is_empty() {
+            tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, conns = conns.len(), raw_sockets = sockets.len(), "connections kept open while the actor sleeps");
+            let hibernated = Hibernated { conns, sockets };
+            self.reg.park(&self.ctx.shared.id, Box::new(hibernated));
         }
         self.close_all(CloseReason::going_away(), true).await;
         self.end().await;
@@ -26,10 +46,9 @@ impl<A: Actor> Instance<A> {
         true
     }
 
-    /// Hibernation: hands the connections that can wait for the next instance to the
-    /// registry, leaving the others (ephemeral ones, ones some handle still holds) to be
-    /// closed.
-    fn park_conns(&mut self) {
+    /// Hibernation: takes the connections that can wait for the next instance, leaving the
+    /// others (ephemeral ones, ones some handle still holds) to be closed.
+    fn park_conns(&mut self) -> Vec<crate::conn::Parked<A>> {
         let conns = self.ctx.shared.conns().take_all();
         let mut parked = Vec::new();
         for conn in conns {
@@ -38,10 +57,29 @@ impl<A: Actor> Instance<A> {
                 Err(conn) => self.ctx.shared.add_conn(conn),
             }
         }
-        if !parked.is_empty() {
-            tracing::debug!(actor = A::NAME, id = %self.ctx.shared.id, conns = parked.len(), "connections kept open while the actor sleeps");
-            self.reg.park(&self.ctx.shared.id, Box::new(parked));
+        parked
+    }
+
+    /// Hibernation of raw WebSockets: takes each socket with its connection, leaving those
+    /// whose connection some other handle still holds to be closed. The handles from before
+    /// the sleep stop sending.
+    fn park_raw_sockets(&mut self) -> Vec<crate::raw::ParkedSocket<A>> {
+        let shared = &self.ctx.shared;
+        let sockets = std::mem::take(&mut *shared.raw_sockets());
+        let mut parked = Vec::new();
+        for (id, (socket, conn)) in sockets {
+            let conn_id = conn.id().clone();
+            // The index's copy goes first, so that only this one holds the connection.
+            shared.conns().remove(&conn_id);
+            match conn.park_raw() {
+                Ok(p) => parked.push(socket.park(p)),
+                Err(conn) => {
+                    shared.add_conn(conn.clone());
+                    shared.raw_sockets().insert(id, (socket, conn));
+                }
+            }
         }
+        parked
     }
 
     /// Runs the sleep hook inside the current message; its state changes are saved by `end`.
@@ -122,7 +160,8 @@ impl<A: Actor> Instance<A> {
 
     /// Closes every connection; with `hooks`, runs their disconnect hooks.
     pub(super) async fn close_all(&mut self, reason: CloseReason, hooks: bool) {
-        for (socket, _) in std::mem::take(&mut self.raw_sockets).into_values() {
+        let sockets = std::mem::take(&mut *self.ctx.shared.raw_sockets());
+        for (socket, _) in sockets.into_values() {
             socket.mark_closed();
             socket.emit(RawEvent::Closed {
                 code: reason.code,

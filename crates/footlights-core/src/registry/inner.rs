@@ -23,7 +23,8 @@ pub(crate) struct RegistryInner {
     /// Connections whose link dropped and that are kept for a resume, across every actor.
     pub(super) kept: Arc<std::sync::atomic::AtomicUsize>,
     /// The connections of sleeping actors whose sockets stay open (hibernation), by actor:
-    /// each entry a `Vec<Parked<A>>` of the actor's type, taken back by its next instance.
+    /// each entry the connections and raw WebSockets (a `Hibernated<A>`) of the actor's type,
+    /// taken back by its next instance.
     pub(super) parked: Mutex<HashMap<ActorId, Box<dyn std::any::Any + Send>>>,
     /// This node's cluster membership; `None` for a registry that runs alone.
     pub(super) cluster: Option<Arc<crate::cluster::Membership>>,
@@ -286,7 +287,8 @@ impl RegistryInner {
         }
     }
 
-    /// Keeps a sleeping actor's connections (a `Vec<Parked<A>>`) for its next instance.
+    /// Keeps a sleeping actor's connections and raw WebSockets (a `Hibernated<A>`) for its next
+    /// instance.
     pub(crate) fn park(&self, id: &ActorId, conns: Box<dyn std::any::Any + Send>) {
         lock(&self.parked).insert(id.clone(), conns);
     }

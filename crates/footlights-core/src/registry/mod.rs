@@ -18,7 +18,7 @@ use crate::conn::ConnRequest;
 use crate::instance::{self, INPUT_KEY, Mailbox, MailboxRx, Msg, Start};
 use crate::local::{LocalLink, LocalTransport};
 use crate::metrics::{ActorTypeMetrics, RuntimeMetrics, StorageMetrics};
-use crate::raw::{RawLink, RawLinkSender, RawRequest, RawResponse};
+use crate::raw::{RawLink, RawLinkSender, RawRequest, RawResponse, RawRoute};
 use crate::snapshot;
 use crate::writer::Writer;
 
@@ -34,6 +34,9 @@ pub(crate) use inner::RegistryInner;
 /// Starts instances of one actor type.
 trait ActorType: Send + Sync {
     fn spawn(&self, start: Start);
+    /// Whether the type's raw WebSockets may hibernate with their actor
+    /// ([`ActorOptions::hibernate_raw_websockets`](crate::ActorOptions::hibernate_raw_websockets)).
+    fn hibernates_raw_websockets(&self) -> bool;
 }
 
 struct TypeOf<A: Actor>(Arc<ActionTable<A>>);
@@ -41,6 +44,10 @@ struct TypeOf<A: Actor>(Arc<ActionTable<A>>);
 impl<A: Actor> ActorType for TypeOf<A> {
     fn spawn(&self, start: Start) {
         tokio::spawn(instance::run::<A>(start, self.0.clone()));
+    }
+
+    fn hibernates_raw_websockets(&self) -> bool {
+        A::options().hibernate_raw_websockets
     }
 }
 
@@ -281,7 +288,9 @@ impl Registry {
         request: ConnRequest,
     ) -> Result<RawLink, ActionError> {
         let id = self.inner.resolve(target).await?;
-        let socket = self.inner.next_link.fetch_add(1, Ordering::Relaxed);
+        // Random rather than counted: an id the actor keeps in its state outlives a restart
+        // of the process, and must not name a socket opened after it.
+        let socket = rand::random::<u64>();
         let (tx, events) = mpsc::unbounded_channel();
         let msg = Msg::WsOpen {
             socket,
@@ -289,9 +298,25 @@ impl Registry {
             request,
             tx,
         };
-        let mailbox = self.inner.send(target.name(), &id, Some(msg))?;
+        let name = target.name();
+        let mailbox = self.inner.send(name, &id, Some(msg))?;
+        let hibernates = self
+            .inner
+            .types
+            .get(name)
+            .is_some_and(|ty| ty.hibernates_raw_websockets());
+        let to = if hibernates {
+            RawRoute::Actor(crate::local::Address::new(
+                Arc::downgrade(&self.inner),
+                name,
+                id,
+                mailbox,
+            ))
+        } else {
+            RawRoute::Instance(mailbox)
+        };
         Ok(RawLink {
-            sender: RawLinkSender { mailbox, socket },
+            sender: RawLinkSender { to, socket },
             events,
         })
     }

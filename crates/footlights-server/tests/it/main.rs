@@ -17,6 +17,7 @@ mod observability;
 mod queue;
 mod rate;
 mod raw;
+mod raw_hibernation;
 mod resume;
 mod robustness;
 mod shutdown;

@@ -18,6 +18,7 @@ mod kv;
 mod lifecycle;
 mod queue;
 mod raw;
+mod raw_hibernation;
 mod resume;
 mod schedule;
 mod shutdown;
