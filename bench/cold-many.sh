@@ -5,7 +5,7 @@
 # are the figures.
 #
 # Usage: bench/cold-many.sh NAME=DIR [NAME=DIR ...]   (DIR holds `footlights` and
-#        `footlights-bench`; the bench of the last DIR drives every server)
+#        `footlights-bench`; the bench of the first DIR, or $BENCH, drives every server)
 # Env: SECS (3), WARMUP (1), RUNS (3), ONLY (the scenarios), PORT (6431).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -15,8 +15,8 @@ ONLY="${ONLY:-c64_written,c64,a,cold,c_many100k,c_many100k_shuffled}"
 PORT="${PORT:-6431}"
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 mkdir -p "$OUT"
-BENCH=""
-for spec in "$@"; do BENCH="${spec#*=}/footlights-bench"; done
+first="${1#*=}"
+BENCH="${BENCH:-$first/footlights-bench}"
 for spec in "$@"; do
   name="${spec%%=*}" dir="${spec#*=}"
   data="$OUT/cold-many-$name"
