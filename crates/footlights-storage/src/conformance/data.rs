@@ -52,14 +52,22 @@ pub async fn load_actor_reads_meta_state_and_alarms(h: &dyn Harness) {
         ],
     )
     .await;
-    let loaded = d.load_actor(&a.id).await.unwrap().expect("a exists");
+    let loaded = d
+        .load_actor(&a.id)
+        .await
+        .expect("load_actor")
+        .expect("a exists");
     assert_eq!(loaded.meta, a);
     assert_eq!(loaded.state, Some(b"state of a".to_vec()));
     assert_eq!(loaded.alarms, vec![sooner, later], "ordered by time");
-    let fresh = d.load_actor(&b.id).await.unwrap().expect("b exists");
+    let fresh = d
+        .load_actor(&b.id)
+        .await
+        .expect("load_actor")
+        .expect("b exists");
     assert_eq!((fresh.meta, fresh.state, fresh.alarms), (b, None, vec![]));
     assert_eq!(
-        d.load_actor(&id(CHECK, 99)).await.unwrap(),
+        d.load_actor(&id(CHECK, 99)).await.expect("load_actor"),
         None,
         "unknown actor"
     );
