@@ -6,6 +6,7 @@
 //! `bench/run.sh` drives it; see `bench/RESULTS.md` for the figures.
 
 mod ceiling;
+mod cold;
 mod crowd;
 mod fanout;
 mod procfs;
@@ -135,6 +136,11 @@ struct SuiteArgs {
     server: ServerArgs,
     /// Scenarios, comma-separated: a,a_bare,b,c,c64,c_bare,c_many,d,e,f (f wants a fresh
     /// server; c64 is c at 64 concurrent requests only).
+    /// cold: 4,000 actors put to sleep, then one call to each (waking it), then the same calls
+    /// again, then the same with 4,000 actors whose keys the server no longer remembers (70,000
+    /// actors created since), with the server's CPU time per call; c_many100k: c at 64 concurrent requests over
+    /// 100,000 actors (c_many100k_shuffled: called in an order unrelated to their creation),
+    /// and c64_written the same on one actor, all with the server's bytes written per action.
     /// b_idle: the b load on one actor beside 0, 1,000 and 10,000 idle connections to it;
     /// b_open: opening 19,000 connections to one actor (both need a server allowing more than
     /// 10,000 connections, `footlights serve --max-connections 20000`, and an open-file limit
@@ -302,6 +308,17 @@ async fn suite(a: SuiteArgs) -> anyhow::Result<()> {
                     scenarios::http_actions(&ctx, "c_http_c1_1000actors", 1, 1000).await,
                     scenarios::http_actions(&ctx, "c_http_c64_1000actors", 64, 1000).await,
                 ],
+                "c_many100k" => vec![
+                    cold::many_actors(&ctx, "c_http_c64_100000actors", 64, 100_000, false).await,
+                ],
+                "c_many100k_shuffled" => vec![
+                    cold::many_actors(&ctx, "c_http_c64_100000actors_shuffled", 64, 100_000, true)
+                        .await,
+                ],
+                "c64_written" => {
+                    vec![cold::many_actors(&ctx, "c_http_c64_1actor_written", 64, 1, false).await]
+                }
+                "cold" => cold::cold_calls(&ctx, 4000, 70_000).await,
                 "d" => vec![scenarios::fanout(&ctx, 1000, 20).await],
                 "d_proc" => vec![fanout::fanout_procs(&ctx, 1000, 20, a.fanout_procs).await],
                 "d10k" => vec![

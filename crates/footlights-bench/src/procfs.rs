@@ -36,6 +36,27 @@ pub(crate) fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Bytes a process has written: `wchar` (handed to `write` and its kin) and `write_bytes`
+/// (sent to the block layer), from the text of `/proc/<pid>/io`.
+pub(crate) fn parse_io_written(io: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| -> Option<u64> {
+        let line = io.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("wchar:")?, field("write_bytes:")?))
+}
+
+/// Summed `(wchar, write_bytes)` of `pids` so far (a process that cannot be read counts 0).
+pub(crate) fn written(pids: &[u32]) -> (u64, u64) {
+    pids.iter().fold((0, 0), |(w, b), &p| {
+        let (pw, pb) = std::fs::read_to_string(format!("/proc/{p}/io"))
+            .ok()
+            .and_then(|s| parse_io_written(&s))
+            .unwrap_or((0, 0));
+        (w + pw, b + pb)
+    })
+}
+
 /// A snapshot of a set of processes: summed CPU seconds and RSS.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Sample {
@@ -75,6 +96,13 @@ mod tests {
         let status = "Name:\tfootlights\nVmPeak:\t  100 kB\nVmRSS:\t   12345 kB\nThreads: 3\n";
         assert_eq!(parse_status_rss_kb(status), Some(12345));
         assert_eq!(parse_status_rss_kb("Name: x\n"), None);
+    }
+
+    #[test]
+    fn io_written() {
+        let io = "rchar: 10\nwchar: 2048\nsyscr: 1\nsyscw: 2\nread_bytes: 0\nwrite_bytes: 4096\ncancelled_write_bytes: 0\n";
+        assert_eq!(parse_io_written(io), Some((2048, 4096)));
+        assert_eq!(parse_io_written("rchar: 1\n"), None);
     }
 
     #[test]

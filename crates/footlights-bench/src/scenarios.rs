@@ -209,10 +209,29 @@ pub(crate) async fn ws_load(
 
 /// (c) HTTP actions at concurrency `conc` over `actors` actors (round robin).
 pub(crate) async fn http_actions(ctx: &Ctx, id: &str, conc: usize, actors: usize) -> RunResult {
-    let keys: Vec<String> = (0..actors)
+    http_actions_written(ctx, id, conc, actors, false, || (0, 0))
+        .await
+        .0
+}
+
+/// [`http_actions`], also returning how much `written` grew over the measured window. With
+/// `shuffled`, the actors are called in an order unrelated to the order they were created in
+/// (a fixed permutation), so that the actors called together are not neighbours in storage.
+pub(crate) async fn http_actions_written(
+    ctx: &Ctx,
+    id: &str,
+    conc: usize,
+    actors: usize,
+    shuffled: bool,
+    written: impl Fn() -> (u64, u64),
+) -> (RunResult, (u64, u64)) {
+    let mut keys: Vec<String> = (0..actors)
         .map(|i| format!("h-{}-{i}", ctx.nonce))
         .collect();
     let _ = prewarm(ctx, keys.clone()).await;
+    if shuffled {
+        shuffle(&mut keys);
+    }
     let keys = Arc::new(keys);
     let w = Window::new(ctx);
     let mut set = JoinSet::new();
@@ -238,8 +257,24 @@ pub(crate) async fn http_actions(ctx: &Ctx, id: &str, conc: usize, actors: usize
             rec
         });
     }
+    tokio::time::sleep_until(w.start.into()).await;
+    let w0 = written();
     let (r, recs) = measure(ctx, w, set).await;
-    merge(r, recs, id)
+    // After the workers' last calls (at most one per worker past the window's end).
+    let w1 = written();
+    let grown = (w1.0.saturating_sub(w0.0), w1.1.saturating_sub(w0.1));
+    (merge(r, recs, id), grown)
+}
+
+/// Fisher-Yates with a fixed xorshift generator: the same permutation every run.
+fn shuffle<T>(items: &mut [T]) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..items.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        items.swap(i, (x % (i as u64 + 1)) as usize);
+    }
 }
 
 /// (d) Fan-out: 1000 subscribed connections on one actor, 20 broadcasts. Reports the median

@@ -94,7 +94,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use footlights_storage::{
-    ActorId, ActorKey, ActorMeta, Alarm, Driver, KvRange, Result, Unit, UnitOutcome,
+    ActorId, ActorKey, ActorMeta, Alarm, Driver, KvRange, LoadedActor, Result, Unit, UnitOutcome,
 };
 use futures::future::BoxFuture;
 
@@ -147,6 +147,16 @@ pub const DEFAULT_QUICK_CHECK_LIMIT: u64 = 1 << 30;
 /// byte saved; with this one 1.07 times (`cargo bench -p footlights-test --bench snapshot`).
 /// The log file is cut back to this size after a checkpoint that found it longer.
 pub const DEFAULT_CHECKPOINT_PAGES: u32 = 4096;
+
+/// The page cache of each of the store's two connections (the writer's and the reader's), unless
+/// [`SqliteDriverBuilder::cache_bytes`] says otherwise: 64 MiB.
+///
+/// SQLite allocates cache pages as it reads them, so a store smaller than this costs its own
+/// size at most. A store larger than its cache reads the pages it lacks from the operating
+/// system at each access: with 100,000 actors (a 36 MB file) and SQLite's default of 2 MiB,
+/// copying pages in with `pread` was the largest cost of a durable action spread over all of
+/// them (`bench/RESULTS.md`, "Cold calls and many actors").
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// A [`Driver`] storing everything in one SQLite database file.
 ///
@@ -230,6 +240,7 @@ impl SqliteDriver {
             durability: Durability::default(),
             quick_check_limit: DEFAULT_QUICK_CHECK_LIMIT,
             checkpoint_pages: DEFAULT_CHECKPOINT_PAGES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             lock_wait: Duration::ZERO,
             recover: false,
         }
@@ -298,6 +309,7 @@ pub struct SqliteDriverBuilder {
     durability: Durability,
     quick_check_limit: u64,
     checkpoint_pages: u32,
+    cache_bytes: u64,
     lock_wait: Duration,
     recover: bool,
 }
@@ -364,6 +376,26 @@ impl SqliteDriverBuilder {
         self
     }
 
+    /// The page cache of each of the store's two connections, in bytes
+    /// ([`DEFAULT_CACHE_BYTES`] by default; at least one page). Pages are allocated as they are
+    /// read, so memory grows with the part of the store in use, up to twice this.
+    ///
+    /// ```no_run
+    /// # async fn example() -> footlights_storage::Result<()> {
+    /// use footlights_storage_sqlite::SqliteDriver;
+    ///
+    /// // A store of millions of actors: keep 256 MiB of its pages in memory per connection.
+    /// let driver = SqliteDriver::builder("footlights.db")
+    ///     .cache_bytes(256 << 20)
+    ///     .open()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
     /// Opens a store that fails the checks at open instead of refusing it, keeping what can be
     /// read (off by default). Each check that fails is logged at ERROR with what is given up:
     ///
@@ -408,6 +440,7 @@ impl SqliteDriverBuilder {
             quick_check_limit: self.quick_check_limit,
             checkpoint_pages: self.checkpoint_pages,
             recover: self.recover,
+            cache_bytes: self.cache_bytes,
         };
         // Before the database: another process serving it must not get as far as reading it.
         let lock = Arc::new(acquire_lock(&self.path, self.lock_wait).await?);
@@ -429,10 +462,11 @@ impl SqliteDriverBuilder {
             .await?;
         let reader = if wal {
             let file = self.path;
-            let busy_timeout = settings.busy_timeout;
+            let (busy_timeout, cache_bytes) = (settings.busy_timeout, settings.cache_bytes);
             let (reader, ()) =
                 Worker::start("footlights-sqlite-read", Arc::clone(&lock), move || {
-                    Ok((schema::open_reader(&file, busy_timeout)?, (), None))
+                    let connection = schema::open_reader(&file, busy_timeout, cache_bytes)?;
+                    Ok((connection, (), None))
                 })
                 .await?;
             reader
@@ -523,6 +557,11 @@ impl Driver for SqliteDriver {
         Box::pin(self.reader.run(move |conn| {
             ops::list_actors_page(conn, &name, &key_prefix, after.as_ref(), limit)
         }))
+    }
+
+    fn load_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<LoadedActor>>> {
+        let id = id.clone();
+        Box::pin(self.reader.run(move |conn| ops::load_actor(conn, &id)))
     }
 
     fn load_state<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::ops::Bound;
 
 use footlights_storage::{
-    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, KvRange, Result, StorageError, Unit,
-    UnitOutcome, Write,
+    ActorId, ActorKey, ActorMeta, Alarm, CreateOutcome, KvRange, LoadedActor, Result, StorageError,
+    Unit, UnitOutcome, Write,
 };
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -182,6 +182,21 @@ pub(crate) fn load_state(conn: &Connection, id: &ActorId) -> Result<Option<Vec<u
         .query_row([id.as_str()], |row| row.get(0))
         .optional()
         .map_err(db)
+}
+
+/// The three reads of a start in one read transaction: one point in time, one job.
+pub(crate) fn load_actor(conn: &mut Connection, id: &ActorId) -> Result<Option<LoadedActor>> {
+    let tx = conn.transaction().map_err(db)?;
+    let Some(meta) = actor(&tx, id)? else {
+        return Ok(None);
+    };
+    let loaded = LoadedActor {
+        meta,
+        state: load_state(&tx, id)?,
+        alarms: load_alarms(&tx, id)?,
+    };
+    tx.commit().map_err(db)?;
+    Ok(Some(loaded))
 }
 
 fn alarm_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Alarm> {
@@ -523,6 +538,7 @@ mod tests {
             quick_check_limit: 0,
             checkpoint_pages: crate::DEFAULT_CHECKPOINT_PAGES,
             recover: false,
+            cache_bytes: crate::DEFAULT_CACHE_BYTES,
         };
         let mut opened = schema::open(&path, settings, true).unwrap();
         let files = Files::record(&path, &lock, false).unwrap();

@@ -101,6 +101,17 @@ pub(crate) struct Settings {
     pub(crate) checkpoint_pages: u32,
     /// Opens a store that fails the checks, logging what is given up, instead of refusing it.
     pub(crate) recover: bool,
+    /// The page cache of each connection, in bytes.
+    pub(crate) cache_bytes: u64,
+}
+
+/// Sets the connection's page cache to `bytes` (SQLite takes a negative `cache_size` as KiB).
+/// Pages are allocated as they are read, so a small store never fills it.
+fn set_cache(connection: &Connection, bytes: u64) -> Result<()> {
+    let kib = i64::try_from(bytes / 1024).unwrap_or(i64::MAX).max(1);
+    connection
+        .pragma_update(None, "cache_size", -kib)
+        .map_err(StorageError::backend)
 }
 
 /// Opens (or creates) the database at `path` and makes sure it holds a store this build can
@@ -136,6 +147,7 @@ pub(crate) fn open(path: &Path, settings: Settings, only: bool) -> Result<Opened
     connection
         .pragma_update(None, "foreign_keys", "ON")
         .map_err(StorageError::backend)?;
+    set_cache(&connection, settings.cache_bytes)?;
     // Longer than SQLite's default, so that a page changed by many commits between two
     // checkpoints is copied into the database file once; the file is cut back to that length
     // when a checkpoint finds it longer (one large transaction can make it grow past it).
@@ -220,8 +232,13 @@ fn check_integrity(connection: &Connection, path: &Path, limit: u64, recover: bo
 /// Opens another connection to a store that [`open`] has set up, for reads only. Reads take no
 /// write lock, and in WAL mode they run beside a commit on the other connection; a read
 /// started after a commit returned sees it.
-pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+pub(crate) fn open_reader(
+    path: &Path,
+    busy_timeout: Duration,
+    cache_bytes: u64,
+) -> Result<Connection> {
     let connection = Connection::open(path).map_err(StorageError::backend)?;
+    set_cache(&connection, cache_bytes)?;
     connection
         .busy_timeout(busy_timeout)
         .map_err(StorageError::backend)?;
@@ -336,6 +353,7 @@ mod tests {
             quick_check_limit: u64::MAX,
             checkpoint_pages: crate::DEFAULT_CHECKPOINT_PAGES,
             recover: false,
+            cache_bytes: crate::DEFAULT_CACHE_BYTES,
         }
     }
 
@@ -354,6 +372,7 @@ mod tests {
         assert_eq!(pragma(conn, "foreign_keys"), "1");
         assert_eq!(pragma(conn, "busy_timeout"), "1500");
         assert_eq!(pragma(conn, "wal_autocheckpoint"), "4096");
+        assert_eq!(pragma(conn, "cache_size"), "-65536", "64 MiB, in KiB");
         assert_eq!(
             pragma(conn, "journal_size_limit"),
             (4096 * 4096).to_string()

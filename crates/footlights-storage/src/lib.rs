@@ -10,11 +10,13 @@
 //!
 //! # Fencing
 //!
-//! Every start of an actor bumps its generation ([`Write::BumpGeneration`]). A running
-//! instance tags its writes with the generation it started as ([`Fence`]); the driver applies
-//! them only while that is still the actor's generation, so a stale instance (one that kept
-//! running after a newer one started, on this node or another) can never overwrite what the
-//! newer one wrote. Its unit is refused whole ([`UnitOutcome::Fenced`]) while the other units of
+//! Every start of an actor that can overlap an earlier instance (a claim in a cluster) bumps
+//! its generation ([`Write::BumpGeneration`]). A running instance tags its writes with the
+//! generation it started as ([`Fence`]); the driver applies them only while that is still the
+//! actor's generation, so a stale instance (one that kept running after a newer one started,
+//! on another node or in another process) can never overwrite what the newer one wrote. (A
+//! single process serving its store alone starts an actor's instances one after the other,
+//! each once the previous one's writes are durable, and bumps nothing.) Its unit is refused whole ([`UnitOutcome::Fenced`]) while the other units of
 //! the batch are applied.
 //!
 //! ```
@@ -314,6 +316,18 @@ pub enum UnitOutcome {
     },
 }
 
+/// What starting an actor reads ([`Driver::load_actor`]): its metadata, its latest state
+/// snapshot and its alarms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedActor {
+    /// The actor's metadata.
+    pub meta: ActorMeta,
+    /// The latest state snapshot, if any was saved.
+    pub state: Option<Vec<u8>>,
+    /// The actor's alarms, ordered by time.
+    pub alarms: Vec<Alarm>,
+}
+
 /// A storage backend. Implementations must be safe to share between tasks.
 ///
 /// Every method is atomic on its own; [`commit_units`](Driver::commit_units) applies each unit
@@ -377,6 +391,25 @@ pub trait Driver: Send + Sync + Debug + 'static {
                 .filter(|m| after.is_none_or(|a| m.key > *a))
                 .take(limit)
                 .collect())
+        })
+    }
+
+    /// What starting an actor reads, or `None` for an unknown actor: its metadata, latest
+    /// state and alarms. The default asks [`actor`](Driver::actor),
+    /// [`load_state`](Driver::load_state) and [`load_alarms`](Driver::load_alarms) at once; a
+    /// driver that can serve the three in one read (one round trip, one point in time) should.
+    fn load_actor<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<LoadedActor>>> {
+        Box::pin(async move {
+            let (meta, state, alarms) =
+                futures::join!(self.actor(id), self.load_state(id), self.load_alarms(id));
+            let Some(meta) = meta? else {
+                return Ok(None);
+            };
+            Ok(Some(LoadedActor {
+                meta,
+                state: state?,
+                alarms: alarms?,
+            }))
         })
     }
 

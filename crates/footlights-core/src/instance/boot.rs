@@ -85,33 +85,37 @@ impl<A: Actor> Instance<A> {
     ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
         let storage = |e: footlights_storage::StorageError| crate::writer::storage_error(&e);
         let driver = reg.driver();
-        // One round trip: the driver serves the three reads back to back.
-        let (meta, alarms, stored, queued) = tokio::join!(
-            driver.actor(id),
-            driver.load_alarms(id),
-            driver.load_state(id),
-            async {
-                // An actor type without queues has no queue entries: spare the read.
-                if queue_specs.is_empty() {
-                    Ok(Vec::new())
-                } else {
-                    crate::queue::state::load(&**driver, id).await
-                }
+        // One job for the driver: metadata, state and alarms in one read.
+        let (loaded, queued) = tokio::join!(driver.load_actor(id), async {
+            // An actor type without queues has no queue entries: spare the read.
+            if queue_specs.is_empty() {
+                Ok(Vec::new())
+            } else {
+                crate::queue::state::load(&**driver, id).await
             }
-        );
-        let meta = match meta.map_err(storage)? {
-            Some(m) if m.name == A::NAME => m,
+        });
+        let footlights_storage::LoadedActor {
+            meta,
+            state: stored,
+            alarms,
+        } = match loaded.map_err(storage)? {
+            Some(l) if l.meta.name == A::NAME => l,
             _ => {
                 return Err(ActionError::actor_not_found(format!(
                     "actor {id} not found"
                 )));
             }
         };
-        let alarms = alarms.map_err(storage)?;
         let options = A::options();
         let gate = Gate::new();
-        // Alone, this start bumps the stored generation (below); in a cluster the claim
-        // bumped it. The instance's writes are fenced with the bumped one.
+        // In a cluster the claim bumps the stored generation, and the instance's writes are
+        // fenced with the bumped one: an instance on another node that has not yet noticed it
+        // lost the actor cannot overwrite this one's writes. Alone, the registry is the only
+        // writer of its store (serving one store from several processes takes a cluster) and starts one
+        // instance of an actor at a time, each after the previous one has ended with its
+        // writes durable; every write is submitted by the instance's own task, so no write of
+        // an ended instance can follow the next one's. The stored generation is the fence as
+        // it is, and a start writes nothing.
         let generation = match reg.membership() {
             Some(membership) => {
                 let generation = membership.claim_for_start(id).await?;
@@ -125,7 +129,7 @@ impl<A: Actor> Instance<A> {
                 }
                 generation
             }
-            None => meta.generation + 1,
+            None => meta.generation,
         };
         let kv = KvStore::new(
             driver.clone(),
@@ -180,25 +184,13 @@ impl<A: Actor> Instance<A> {
         tracing::Span::current().record("key", tracing::field::display(&meta.key));
         let ctx = Ctx { shared, conn: None };
         let limit = options.action_timeout;
-        // The generation bump is bookkeeping no reply depends on: commit it without holding
-        // this actor's outputs behind its fsync.
-        if reg.membership().is_none() {
-            let bump = vec![Write::BumpGeneration { actor: id.clone() }];
-            reg.writer().submit(WriteRequest {
-                writes: bump,
-                fence: None,
-                gate: Gate::new(),
-                seq: 1,
-                span: tracing::Span::none(),
-            });
-        }
         // The schema is in place before any hook runs.
         #[cfg(feature = "db")]
         if !options.db_migrations.is_empty() {
             crate::db::migrate(ctx.db(), &options.db_migrations).await?;
         }
         let mut writes = Vec::new();
-        let (mut actor, loaded) = match stored.map_err(storage)? {
+        let (mut actor, loaded) = match stored {
             Some(bytes) => (snapshot::decode::<A>(&bytes)?, bytes),
             None => {
                 let input = match driver.kv_get(id, INPUT_KEY).await.map_err(storage)? {

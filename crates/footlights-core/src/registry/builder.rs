@@ -49,7 +49,8 @@ impl RegistryBuilder {
     }
 
     /// Where state is kept. Without one, a [`MemoryDriver`] is used (nothing survives a
-    /// restart).
+    /// restart). The registry is then the only one serving the store: several processes
+    /// sharing a store are the nodes of a [`cluster`](Self::cluster).
     pub fn driver(mut self, driver: impl Driver) -> Self {
         self.driver = Some(Arc::new(driver));
         self

@@ -122,8 +122,15 @@ impl RegistryInner {
                 if let Some(id) = lock(&self.keys).get(&(name.clone(), key.clone())) {
                     return Ok(id.clone());
                 }
-                // No lookup first: the create reports the actor that holds the key, if any,
-                // from the same group commit.
+                // A read first: an actor that exists (asleep, or no longer remembered) is
+                // found on a read connection beside the commits, where a create would wait
+                // for a group commit (and its fsync) to learn the key is taken. A key read
+                // as free is created in the writer's transaction, which reports the actor
+                // that holds it if another caller created it meanwhile.
+                if let Some(meta) = self.driver.find_actor(name, key).await.map_err(storage)? {
+                    self.remember_key(name, key, &meta.id);
+                    return Ok(meta.id);
+                }
                 let (id, _) = self.insert(name, key, input.clone()).await?;
                 Ok(id)
             }

@@ -32,6 +32,47 @@ pub async fn save_and_load_state(h: &dyn Harness) {
     );
 }
 
+/// `load_actor` gives what `actor`, `load_state` and `load_alarms` give, and `None` for an
+/// unknown actor.
+pub async fn load_actor_reads_meta_state_and_alarms(h: &dyn Harness) {
+    const CHECK: &str = "load_actor_reads_meta_state_and_alarms";
+    let d = open(h).await;
+    let a = meta(CHECK, 1, "a");
+    let b = meta(CHECK, 2, "b");
+    create(&*d, &a).await;
+    create(&*d, &b).await;
+    let later = alarm("later", 20, b"2");
+    let sooner = alarm("sooner", 10, b"1");
+    commit(
+        &*d,
+        vec![
+            set_state(&a.id, b"state of a"),
+            put_alarm(&a.id, &later),
+            put_alarm(&a.id, &sooner),
+        ],
+    )
+    .await;
+    let loaded = d
+        .load_actor(&a.id)
+        .await
+        .expect("load_actor")
+        .expect("a exists");
+    assert_eq!(loaded.meta, a);
+    assert_eq!(loaded.state, Some(b"state of a".to_vec()));
+    assert_eq!(loaded.alarms, vec![sooner, later], "ordered by time");
+    let fresh = d
+        .load_actor(&b.id)
+        .await
+        .expect("load_actor")
+        .expect("b exists");
+    assert_eq!((fresh.meta, fresh.state, fresh.alarms), (b, None, vec![]));
+    assert_eq!(
+        d.load_actor(&id(CHECK, 99)).await.expect("load_actor"),
+        None,
+        "unknown actor"
+    );
+}
+
 /// A second save replaces the first, also when it is shorter, and stays replaced after reopening.
 pub async fn overwrite_keeps_newest(h: &dyn Harness) {
     let d = open(h).await;

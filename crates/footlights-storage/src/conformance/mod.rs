@@ -77,8 +77,8 @@ pub use creates::{
 };
 pub use data::{
     alarms_put_replace_delete, all_alarms_across_actors, batch_applies_writes_in_order,
-    batch_is_atomic_for_readers, kv_put_get_delete, overwrite_keeps_newest, save_and_load_state,
-    writes_for_unknown_actors_are_ignored,
+    batch_is_atomic_for_readers, kv_put_get_delete, load_actor_reads_meta_state_and_alarms,
+    overwrite_keeps_newest, save_and_load_state, writes_for_unknown_actors_are_ignored,
 };
 pub use durability::{format_version_recorded_and_checked, reopen_after_crash};
 pub use kv::{
@@ -163,6 +163,7 @@ macro_rules! __conformance_checks {
         $crate::$callback! {
             $args
             save_and_load_state
+            load_actor_reads_meta_state_and_alarms
             overwrite_keeps_newest
             create_duplicate_returns_existing
             same_key_other_name_is_another_actor

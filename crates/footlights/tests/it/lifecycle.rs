@@ -203,3 +203,28 @@ async fn destroy_removes_the_actor_and_frees_its_key() {
         ["state:second", "create:second"]
     );
 }
+
+/// A registry serving its store alone starts an actor's instances one after the other, so a
+/// wake writes no generation bump: the stored generation stays what the first start found.
+#[tokio::test]
+async fn wakes_leave_the_stored_generation_alone() {
+    let (registry, life) = start().await;
+    let key = footlights::ActorKey::from("one");
+    let generation = || async {
+        registry
+            .driver()
+            .find_actor(<Life as footlights::ActorSpec>::NAME, &key)
+            .await
+            .unwrap()
+            .expect("the actor is stored")
+            .generation
+    };
+    life.nap().await.unwrap();
+    until_asleep(&registry).await;
+    let first = generation().await;
+    for _ in 0..2 {
+        life.nap().await.unwrap();
+        until_asleep(&registry).await;
+    }
+    assert_eq!(generation().await, first, "two wakes later");
+}
