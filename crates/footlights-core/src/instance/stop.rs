@@ -31,7 +31,8 @@ impl<A: Actor> Instance<A> {
     /// closed.
     fn park_conns(&mut self) {
         let conns = self.ctx.shared.conns().take_all();
-        let mut parked = Vec::new();
+        // Sized once: a list grown by doubling would leave up to twice its size behind.
+        let mut parked = Vec::with_capacity(conns.len());
         for conn in conns {
             match conn.park() {
                 Ok(p) => parked.push(p),
