@@ -226,7 +226,15 @@ struct BacklogInner {
     /// Zero: no limit.
     limit: std::sync::atomic::AtomicUsize,
     crossed: tokio::sync::Notify,
+    /// The transport lets the link's channel go while the actor sleeps.
+    parking: std::sync::atomic::AtomicBool,
+    /// Set while the link is parked: where the next channel arrives once the actor has
+    /// something to send again.
+    parked: std::sync::Mutex<Option<NextEvents>>,
 }
+
+/// Where a parked link's next event channel arrives (see [`Backlog::park`]).
+pub type NextEvents = tokio::sync::oneshot::Receiver<mpsc::UnboundedReceiver<LinkEvent>>;
 
 impl Backlog {
     /// Counts a message handed to the link.
@@ -279,6 +287,138 @@ impl Backlog {
             }
             crossed.await;
         }
+    }
+
+    /// The transport says it can take a parked link: while the actor sleeps (hibernation) the
+    /// runtime may then close the link's event channel, after [`park`](Self::park)ing where
+    /// the next one will arrive, instead of keeping an empty channel per connection. A
+    /// transport that reads its events through a [`LinkInbox`] can.
+    pub fn accept_parking(&self) {
+        self.0
+            .parking
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the transport said it can take a parked link.
+    pub fn accepts_parking(&self) -> bool {
+        self.0.parking.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The runtime parks the link: `next` delivers the link's next event channel. Called
+    /// before the current channel's sender is dropped, so that a transport which sees the
+    /// channel end finds it. Returns `false`, and keeps nothing, while the transport has not
+    /// yet taken an earlier one: the runtime then keeps its channel.
+    pub fn park(&self, next: NextEvents) -> bool {
+        let mut parked = self.lock_parked();
+        if parked.is_some() {
+            return false;
+        }
+        *parked = Some(next);
+        true
+    }
+
+    /// Takes what [`park`](Self::park) left, if anything: a channel that ended with this
+    /// set was parked, not closed.
+    pub fn take_parked(&self) -> Option<NextEvents> {
+        self.lock_parked().take()
+    }
+
+    fn lock_parked(&self) -> std::sync::MutexGuard<'_, Option<NextEvents>> {
+        self.0
+            .parked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The receiving end of a link that may be parked: it reads the link's events, and while the
+/// runtime has parked the link (its actor asleep) it holds only where the next channel will
+/// arrive, so an idle connection keeps no channel. Reading is cancel-safe: a `recv` dropped
+/// before it resolves loses nothing.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use footlights_client::{Backlog, LinkEvent, LinkInbox};
+/// use footlights_protocol::{ToClient, Value};
+///
+/// let backlog = Backlog::default();
+/// backlog.accept_parking();
+/// let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+/// let mut inbox = LinkInbox::new(rx);
+/// // The runtime parks the link: the next channel will come through `next`.
+/// let (next_tx, next) = tokio::sync::oneshot::channel();
+/// assert!(backlog.park(next));
+/// drop(tx);
+/// // Later it sends again, on a fresh channel.
+/// let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+/// next_tx.send(rx).unwrap();
+/// let msg = ToClient::ActionResponse { id: 1, output: Value::from(1) };
+/// tx.send(LinkEvent::Message(msg.clone())).unwrap();
+/// assert_eq!(inbox.recv(&backlog).await, Some(LinkEvent::Message(msg)));
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct LinkInbox {
+    state: Inbox,
+}
+
+#[derive(Debug)]
+enum Inbox {
+    Live(mpsc::UnboundedReceiver<LinkEvent>),
+    Parked(NextEvents),
+    Ended,
+}
+
+impl LinkInbox {
+    /// Reads the events of a link.
+    pub fn new(events: mpsc::UnboundedReceiver<LinkEvent>) -> Self {
+        LinkInbox {
+            state: Inbox::Live(events),
+        }
+    }
+
+    /// The next event; `None` once the link ended without being parked (or its next channel
+    /// never came). `backlog` is the link's.
+    pub async fn recv(&mut self, backlog: &Backlog) -> Option<LinkEvent> {
+        loop {
+            match &mut self.state {
+                Inbox::Live(events) => {
+                    if let Some(event) = events.recv().await {
+                        return Some(event);
+                    }
+                    // The channel ended: parked, or closed for good. Dropping it frees it.
+                    self.state = match backlog.take_parked() {
+                        Some(next) => Inbox::Parked(next),
+                        None => Inbox::Ended,
+                    };
+                }
+                Inbox::Parked(next) => {
+                    self.state = match next.await {
+                        Ok(events) => Inbox::Live(events),
+                        Err(_) => Inbox::Ended,
+                    };
+                }
+                Inbox::Ended => return None,
+            }
+        }
+    }
+
+    /// How many events wait in the current channel.
+    pub fn len(&self) -> usize {
+        match &self.state {
+            Inbox::Live(events) => events.len(),
+            Inbox::Parked(_) | Inbox::Ended => 0,
+        }
+    }
+
+    /// Whether no event waits in the current channel.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the link is parked: no channel is held, only where the next one arrives.
+    pub fn is_parked(&self) -> bool {
+        matches!(self.state, Inbox::Parked(_))
     }
 }
 
@@ -418,6 +558,59 @@ fn raw_unsupported() -> ActionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn response(id: u64) -> LinkEvent {
+        LinkEvent::Message(ToClient::ActionResponse {
+            id,
+            output: Value::from(id.to_string()),
+        })
+    }
+
+    #[tokio::test]
+    async fn an_inbox_reads_a_parked_links_old_channel_to_its_end_then_the_next_in_order() {
+        let backlog = Backlog::default();
+        backlog.accept_parking();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut inbox = LinkInbox::new(rx);
+        tx.send(response(1)).unwrap();
+        let (next_tx, next) = tokio::sync::oneshot::channel();
+        assert!(backlog.park(next));
+        let (_, again) = tokio::sync::oneshot::channel();
+        assert!(!backlog.park(again), "one park at a time");
+        drop(tx);
+        assert_eq!(inbox.recv(&backlog).await, Some(response(1)));
+        // Nothing yet: a read that is given up loses nothing, and no channel is held.
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(20), inbox.recv(&backlog));
+        assert!(waited.await.is_err());
+        assert!(inbox.is_parked());
+        assert_eq!(inbox.len(), 0);
+        let (tx, rx) = mpsc::unbounded_channel();
+        next_tx.send(rx).unwrap();
+        tx.send(response(2)).unwrap();
+        tx.send(response(3)).unwrap();
+        assert_eq!(inbox.recv(&backlog).await, Some(response(2)));
+        assert!(!inbox.is_parked());
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox.recv(&backlog).await, Some(response(3)));
+        drop(tx);
+        assert_eq!(
+            inbox.recv(&backlog).await,
+            None,
+            "ended without a park: closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inbox_whose_next_channel_never_comes_ends() {
+        let backlog = Backlog::default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut inbox = LinkInbox::new(rx);
+        let (next_tx, next) = tokio::sync::oneshot::channel();
+        assert!(backlog.park(next));
+        drop((tx, next_tx));
+        assert_eq!(inbox.recv(&backlog).await, None);
+    }
 
     fn close(code: u16, reason: &str) -> CloseReason {
         CloseReason {

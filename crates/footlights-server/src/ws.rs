@@ -24,7 +24,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{FromRequestParts, Request};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use footlights_client::{Backlog, CloseReason, Link, LinkEvent, LinkSender};
+use footlights_client::{Backlog, CloseReason, Link, LinkEvent, LinkInbox, LinkSender};
 use footlights_core::ConnRequest;
 use footlights_protocol::codec::{Encoding, decode_to_server, encode_to_client};
 use footlights_protocol::{ActionError, ToClient, ToServer, Value};
@@ -46,6 +46,10 @@ pub(crate) const RIVET_PROTOCOL: &str = "rivet";
 
 /// Read buffer per WebSocket: frames larger than this still arrive, in several reads.
 pub(crate) const SOCKET_BUFFER: usize = 2048;
+/// Read buffer of an actor-connect WebSocket. Protocol messages are mostly small (an action
+/// call, a subscription) and an idle socket keeps its buffer for as long as it is open, asleep
+/// actor or not; larger frames take several reads.
+pub(crate) const CONNECT_BUFFER: usize = 512;
 /// How long a closing socket waits for the peer's close frame before it is dropped.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages beyond the in-flight limit that may wait for `Init` (subscriptions and the like).
@@ -146,7 +150,7 @@ pub(crate) async fn handle(
         .max_message_size(config.max_incoming)
         .max_frame_size(config.max_incoming)
         // The 128 KiB default read buffer would dominate an idle connection's memory.
-        .read_buffer_size(SOCKET_BUFFER)
+        .read_buffer_size(CONNECT_BUFFER)
         .write_buffer_size(0);
     let offered = offered_protocols(&parts.headers);
     let rivet = RivetProtocols::parse(&offered);
@@ -250,7 +254,10 @@ async fn run(opening: Pin<Box<impl Future<Output = Option<(WsConn, Link)>>>>) {
     };
     let sender = link.sender;
     link.backlog.set_limit(conn.shared.config.max_queued_bytes);
-    let end = conn.pump(&*sender, link.events, &link.backlog).await;
+    // While the actor sleeps, the link's channel is let go; the inbox waits for the next.
+    link.backlog.accept_parking();
+    let events = LinkInbox::new(link.events);
+    let end = conn.pump(&*sender, events, &link.backlog).await;
     Box::pin(conn.finish(&*sender, end)).await;
 }
 
@@ -337,7 +344,7 @@ impl WsConn {
     async fn pump(
         &mut self,
         sender: &dyn LinkSender,
-        mut events: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
+        mut events: LinkInbox,
         backlog: &Backlog,
     ) -> End {
         let every = self.shared.config.ws_ping_interval;
@@ -352,7 +359,7 @@ impl WsConn {
                 biased;
                 () = &mut stopped => Err(End::close(GOING_AWAY, "ws.going_away")),
                 done = resume::retired(&mut self.live) => Err(End::Superseded(done)),
-                event = events.recv() => match event {
+                event = events.recv(backlog) => match event {
                     Some(LinkEvent::Message(msg)) => {
                         backlog.taken(&msg);
                         if events.len() >= self.shared.config.max_queued_messages || backlog.is_over() {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use footlights_client::{Backlog, CloseReason, LinkEvent};
 use footlights_protocol::ToClient;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// How many messages a detached connection keeps for its client; past that it is closed.
 const DETACHED_BUFFER: usize = 1024;
@@ -28,6 +28,9 @@ pub(crate) struct ConnSink {
 #[derive(Debug)]
 struct SinkState {
     tx: Option<mpsc::UnboundedSender<LinkEvent>>,
+    /// Set while the link is parked (its actor asleep, its channel let go): where a fresh
+    /// channel goes once there is something to send.
+    next: Option<oneshot::Sender<mpsc::UnboundedReceiver<LinkEvent>>>,
     /// Which client link is attached; reports from older links are ignored.
     link: u64,
     closed: bool,
@@ -58,6 +61,22 @@ impl SinkState {
     }
 }
 
+impl SinkState {
+    /// A parked link gets a fresh channel, so that what follows reaches it.
+    fn unpark(&mut self) {
+        if self.tx.is_some() {
+            return;
+        }
+        if let Some(next) = self.next.take() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            // A transport that has gone leaves the sink without a link, as a failed send does.
+            if next.send(rx).is_ok() {
+                self.tx = Some(tx);
+            }
+        }
+    }
+}
+
 impl Drop for SinkState {
     fn drop(&mut self) {
         self.set_kept(false);
@@ -75,6 +94,7 @@ impl ConnSink {
         Arc::new(ConnSink {
             state: Mutex::new(SinkState {
                 tx: Some(tx),
+                next: None,
                 link,
                 closed: false,
                 buffer: VecDeque::new(),
@@ -100,6 +120,7 @@ impl ConnSink {
         if st.closed {
             return;
         }
+        st.unpark();
         let msg = match &st.tx {
             Some(tx) => {
                 // Counted before it can be taken, so the count never goes below zero.
@@ -137,6 +158,7 @@ impl ConnSink {
             st.buffer.clear();
             st.buffered_bytes = 0;
             st.set_kept(false);
+            st.unpark();
             if let Some(tx) = st.tx.take() {
                 let _ = tx.send(LinkEvent::Closed(reason));
             }
@@ -147,6 +169,7 @@ impl ConnSink {
     pub(crate) fn detach(&self) {
         let mut st = self.lock();
         st.tx = None;
+        st.next = None;
         if !st.closed {
             st.set_kept(true);
         }
@@ -154,7 +177,26 @@ impl ConnSink {
 
     pub(crate) fn is_detached(&self) -> bool {
         let st = self.lock();
-        st.tx.is_none() && !st.closed
+        st.tx.is_none() && st.next.is_none() && !st.closed
+    }
+
+    /// Hibernation: the actor goes to sleep with this connection kept. If the link's
+    /// transport can take it ([`Backlog::accepts_parking`]), the link's channel is let go (the
+    /// transport reads what it holds, then waits for the next one) and a fresh one is made
+    /// when the next message comes, so a sleeping connection keeps no channel.
+    pub(crate) fn park(&self) {
+        let mut st = self.lock();
+        if st.closed || st.tx.is_none() || !st.backlog.accepts_parking() {
+            return;
+        }
+        let (next_tx, next) = oneshot::channel();
+        // Before the sender goes: a transport that sees the channel end must find it. One
+        // that has not yet taken an earlier park keeps its channel.
+        if !st.backlog.park(next) {
+            return;
+        }
+        st.tx = None;
+        st.next = Some(next_tx);
     }
 
     /// A client resumed the connection on a new link: `init` first, then what was buffered.
@@ -170,6 +212,7 @@ impl ConnSink {
         if st.closed {
             return false;
         }
+        st.unpark();
         if let Some(old) = st.tx.take() {
             let _ = old.send(LinkEvent::Closed(CloseReason::normal(
                 "connection.superseded",
@@ -223,6 +266,103 @@ mod tests {
             "and no longer counted as kept"
         );
         assert!(sink.lock().buffer.is_empty(), "its buffer is freed");
+    }
+
+    fn parking(backlog: &Backlog) -> (Arc<ConnSink>, mpsc::UnboundedReceiver<LinkEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (ConnSink::new(tx, 1, None, backlog.clone()), rx)
+    }
+
+    fn message(event: Option<LinkEvent>) -> Option<ToClient> {
+        match event {
+            Some(LinkEvent::Message(msg)) => Some(msg),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_parked_link_lets_its_channel_go_and_a_fresh_one_delivers_in_order() {
+        let backlog = Backlog::default();
+        backlog.accept_parking();
+        let (sink, mut rx) = parking(&backlog);
+        sink.send(event(1));
+        sink.park();
+        assert!(sink.lock().tx.is_none(), "the sink holds no sender");
+        assert!(!sink.is_detached(), "a parked connection is still attached");
+        // The transport reads what the channel held, then finds it ended.
+        assert_eq!(message(rx.try_recv().ok()), Some(event(1)));
+        assert_eq!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected));
+        let mut next = backlog.take_parked().expect("parked");
+        assert!(
+            next.try_recv().is_err(),
+            "no channel until there is a message"
+        );
+        for n in 2..5 {
+            sink.send(event(n));
+        }
+        let mut rx = next
+            .try_recv()
+            .expect("a fresh channel once there is a message");
+        for n in 2..5 {
+            assert_eq!(message(rx.try_recv().ok()), Some(event(n)));
+        }
+        sink.close(CloseReason::normal("done"));
+        assert!(matches!(rx.try_recv(), Ok(LinkEvent::Closed(_))));
+    }
+
+    #[test]
+    fn a_second_park_before_the_transport_took_the_first_keeps_the_channel() {
+        let backlog = Backlog::default();
+        backlog.accept_parking();
+        let (sink, _rx) = parking(&backlog);
+        sink.park();
+        sink.send(event(1));
+        sink.park();
+        assert!(sink.lock().tx.is_some(), "the fresh channel is kept");
+        sink.send(event(2));
+        let mut next = backlog.take_parked().expect("the first park");
+        let mut rx = next.try_recv().expect("the fresh channel");
+        assert_eq!(message(rx.try_recv().ok()), Some(event(1)));
+        assert_eq!(message(rx.try_recv().ok()), Some(event(2)));
+    }
+
+    #[test]
+    fn a_close_reaches_a_parked_link() {
+        let backlog = Backlog::default();
+        backlog.accept_parking();
+        let (sink, _rx) = parking(&backlog);
+        sink.park();
+        let mut next = backlog.take_parked().expect("parked");
+        sink.close(CloseReason::going_away());
+        let mut rx = next.try_recv().expect("a channel for the close");
+        assert!(matches!(rx.try_recv(), Ok(LinkEvent::Closed(_))));
+    }
+
+    #[test]
+    fn a_link_whose_transport_cannot_park_keeps_its_channel() {
+        let backlog = Backlog::default();
+        let (sink, mut rx) = parking(&backlog);
+        sink.park();
+        assert!(backlog.take_parked().is_none());
+        assert_eq!(rx.try_recv(), Err(mpsc::error::TryRecvError::Empty));
+        sink.send(event(1));
+        assert_eq!(message(rx.try_recv().ok()), Some(event(1)));
+    }
+
+    #[test]
+    fn a_parked_link_whose_transport_went_away_keeps_messages_for_a_resume() {
+        let backlog = Backlog::default();
+        backlog.accept_parking();
+        let kept = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = ConnSink::new(tx, 1, Some(kept.clone()), backlog.clone());
+        sink.park();
+        drop((rx, backlog.take_parked()));
+        sink.send(event(1));
+        assert!(sink.is_detached());
+        assert_eq!(sink.lock().buffer.len(), 1);
+        sink.detach();
+        assert_eq!(kept.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -50,7 +50,8 @@ impl<A: Actor> Instance<A> {
     /// others (ephemeral ones, ones some handle still holds) to be closed.
     fn park_conns(&mut self) -> Vec<crate::conn::Parked<A>> {
         let conns = self.ctx.shared.conns().take_all();
-        let mut parked = Vec::new();
+        // Sized once: a list grown by doubling would leave up to twice its size behind.
+        let mut parked = Vec::with_capacity(conns.len());
         for conn in conns {
             match conn.park() {
                 Ok(p) => parked.push(p),

@@ -146,6 +146,12 @@ impl Room {
         self.count
     }
 
+    /// Sleeps once this action ends; open connections hibernate.
+    #[action]
+    fn nap(&self, ctx: &Ctx<Self>) {
+        ctx.sleep();
+    }
+
     #[action]
     fn echo(&self, value: Value) -> Value {
         value

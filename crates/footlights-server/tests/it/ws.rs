@@ -70,6 +70,53 @@ async fn events_reach_subscribers_only() {
     assert_eq!(reply["body"]["val"]["output"], 2);
 }
 
+/// Hibernation: both sockets stay open while their actor sleeps (twice); a call on one wakes
+/// it, its answer comes back, and the event it causes reaches the other, subscribed before.
+#[tokio::test]
+async fn sockets_kept_through_sleeps_wake_the_actor_and_get_answers_and_events() {
+    let registry = footlights::Registry::builder()
+        .actor::<crate::support::Room>()
+        .start()
+        .await
+        .unwrap();
+    let server = TestServer::with_registry(registry.clone(), |b| b).await;
+    let path = TestServer::query_path("/connect", "ws-hibernate");
+    let (mut listener, _) = ws_connect(&server, &path, JSON).await;
+    let (mut caller, _) = ws_connect(&server, &path, JSON).await;
+    until_tag(&mut listener, "Init").await;
+    until_tag(&mut caller, "Init").await;
+    send_text(&mut listener, &subscribe_json("newCount", true)).await;
+    send_text(&mut listener, &action_json(1, "getCount", json!([]))).await;
+    until_tag(&mut listener, "ActionResponse").await;
+    for round in 1..=2_u64 {
+        send_text(&mut caller, &action_json(10 + round, "nap", json!([]))).await;
+        until_tag(&mut caller, "ActionResponse").await;
+        bounded(async {
+            while registry.awake_count() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert_eq!(
+            registry.kept_connections(),
+            0,
+            "parked, not kept for a resume"
+        );
+        send_text(
+            &mut caller,
+            &action_json(20 + round, "increment", json!([1])),
+        )
+        .await;
+        let reply = until_tag(&mut caller, "ActionResponse").await;
+        assert_eq!(reply["id"], json!(["$BigInt", (20 + round).to_string()]));
+        assert_eq!(reply["output"], json!(round));
+        let event = until_tag(&mut listener, "Event").await;
+        assert_eq!(event, json!({"name": "newCount", "args": [round]}));
+    }
+    close_ws(&mut caller).await;
+    close_ws(&mut listener).await;
+}
+
 #[tokio::test]
 async fn an_action_error_carries_its_action_id() {
     let server = TestServer::start().await;
