@@ -227,8 +227,10 @@ impl<A: Actor> Conn<A> {
 
     fn park_any(self) -> Result<Parked<A>, Conn<A>> {
         let inner = Arc::try_unwrap(self.inner).map_err(|inner| Conn { inner })?;
-        // The socket stays open; the link's channel need not while nothing can come on it.
-        sink.park();
+        if let Some(sink) = &inner.sink {
+            // The socket stays open; the link's channel need not while nothing can come on it.
+            sink.park();
+        }
         let Inner {
             id,
             token,
