@@ -20,7 +20,7 @@ async fn open_idle(ctx: &Ctx, key: &str, n: usize) -> (Vec<WsConn>, u64, f64) {
         let (t, gate, key) = (ctx.target.clone(), gate.clone(), key.to_owned());
         set.spawn(async move {
             let _p = gate.acquire().await?;
-            let mut h = HttpConn::open(&t.addr).await?;
+            let mut h = HttpConn::lazy(&t.addr);
             t.connect(&mut h, "counter", &key).await
         });
     }

@@ -78,7 +78,7 @@ pub(crate) async fn subscriber(
         set.spawn(async move {
             let opened = async {
                 let _permit = gate.acquire().await?;
-                let mut h = HttpConn::open(&t.addr).await?;
+                let mut h = HttpConn::lazy(&t.addr);
                 let mut c = t.connect(&mut h, "counter", &key).await?;
                 c.subscribe("newCount").await?;
                 c.action("getCount", vec![]).await?;

@@ -196,8 +196,9 @@ impl Target {
         // tungstenite's default read buffer (128 KiB) is zeroed on every read: with thousands
         // of sockets that memset, not the server, would bound the figures.
         let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+        let tcp = connect_tcp(&self.addr).await?;
         let (stream, _) =
-            tokio_tungstenite::connect_async_with_config(req, Some(config), false).await?;
+            tokio_tungstenite::client_async_with_config(req, tcp, Some(config)).await?;
         let mut conn = WsConn {
             stream,
             target: self.clone(),
@@ -208,6 +209,29 @@ impl Target {
             other => bail!("expected Init, got {other:?}"),
         }
     }
+}
+
+/// Source addresses the load generator's WebSockets rotate through when the server is on
+/// 127.0.0.1 (the whole 127/8 is loopback).
+static NEXT_SOURCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+const SOURCES: u32 = 8;
+
+/// A TCP connection to `addr`. To a server on 127.0.0.1 each connection comes from one of
+/// 127.0.0.2–9 in turn: with one source address, tens of thousands of sockets fill most of its
+/// ~28,000 ephemeral ports, and past half of them the kernel's search for a free port, not the
+/// server, sets the pace of opening more.
+async fn connect_tcp(addr: &str) -> anyhow::Result<TcpStream> {
+    let target: std::net::SocketAddr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .with_context(|| format!("resolve {addr}"))?;
+    if target.ip() != std::net::IpAddr::from([127, 0, 0, 1]) {
+        return Ok(TcpStream::connect(target).await?);
+    }
+    let n = NEXT_SOURCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SOURCES;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 2 + n as u8], 0)))?;
+    Ok(socket.connect(target).await?)
 }
 
 /// Read buffer of the load generator's WebSockets, bytes (frames here are small).
@@ -223,7 +247,8 @@ fn serialize_key(key: &str) -> String {
 #[derive(Debug)]
 pub(crate) struct HttpConn {
     host: String,
-    sender: SendRequest<Full<Bytes>>,
+    /// `None` until the first request of a connection made with [`HttpConn::lazy`].
+    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl HttpConn {
@@ -237,8 +262,19 @@ impl HttpConn {
         tokio::spawn(conn);
         Ok(HttpConn {
             host: addr.to_owned(),
-            sender,
+            sender: Some(sender),
         })
+    }
+
+    /// A connection to `addr` opened by its first request. Opening `/connect` WebSockets in
+    /// query mode needs no HTTP request: a connection opened and closed for each of thousands
+    /// of sockets would leave as many client ports in TIME_WAIT, and past ~14,000 sockets the
+    /// kernel's search for a free port, not the server, would set the pace.
+    pub(crate) fn lazy(addr: &str) -> HttpConn {
+        HttpConn {
+            host: addr.to_owned(),
+            sender: None,
+        }
     }
 
     /// Sends one request; returns status and body. Reconnects once if the connection closed.
@@ -249,9 +285,10 @@ impl HttpConn {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> anyhow::Result<(u16, Bytes)> {
-        if self.sender.is_closed() {
+        if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
             *self = HttpConn::open(&self.host).await?;
         }
+        let sender = self.sender.as_mut().context("HTTP connection")?;
         let mut b = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -260,8 +297,8 @@ impl HttpConn {
             b = b.header(*k, *v);
         }
         let req = b.body(Full::new(body))?;
-        self.sender.ready().await?;
-        let resp = tokio::time::timeout(TIMEOUT, self.sender.send_request(req))
+        sender.ready().await?;
+        let resp = tokio::time::timeout(TIMEOUT, sender.send_request(req))
             .await
             .context("HTTP timeout")??;
         let status = resp.status().as_u16();
@@ -273,7 +310,7 @@ impl HttpConn {
 /// One `/connect` WebSocket after `Init`.
 #[derive(Debug)]
 pub(crate) struct WsConn {
-    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    stream: tokio_tungstenite::WebSocketStream<TcpStream>,
     target: Target,
     next_id: u64,
 }

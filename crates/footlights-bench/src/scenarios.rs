@@ -299,7 +299,7 @@ pub(crate) async fn fanout(ctx: &Ctx, conns: usize, rounds: usize) -> RunResult 
         set.spawn(async move {
             let c = async {
                 let _permit = gate.acquire().await?;
-                let mut h = HttpConn::open(&t.addr).await?;
+                let mut h = HttpConn::lazy(&t.addr);
                 let mut c = t.connect(&mut h, "counter", &key).await?;
                 c.subscribe("newCount").await?;
                 c.action("getCount", vec![]).await?;
@@ -475,7 +475,7 @@ pub(crate) async fn memory_ws(ctx: &Ctx) -> RunResult {
         let key = format!("mw-{}-{}", ctx.nonce, i % 20);
         set.spawn(async move {
             let _p = gate.acquire().await?;
-            let mut h = HttpConn::open(&t.addr).await?;
+            let mut h = HttpConn::lazy(&t.addr);
             t.connect(&mut h, "counter", &key).await
         });
     }
