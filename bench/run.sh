@@ -31,6 +31,8 @@ write_report() {
   if [ -s "$OUT/db.txt" ]; then echo; echo "## SQL per actor (\`cargo bench -p footlights-test --bench db\`, in process, SQLite with an fsync per commit)"; echo; cat "$OUT/db.txt"; fi
   if [ -s "$OUT/jobs.txt" ]; then echo; cat "$OUT/jobs.txt"; fi
   if [ -s "$OUT/cluster.txt" ]; then echo; echo "(\`cargo bench -p footlights-cli --bench cluster\`)"; echo; cat "$OUT/cluster.txt"; fi
+  # Written by hand from bench/scaling.sh and bench/cold-many.sh runs (see the file).
+  [ -f "$HERE/SCALING.md" ] && { echo; cat "$HERE/SCALING.md"; }
 } > "$HERE/RESULTS.md"
 echo "wrote $HERE/RESULTS.md"
 }
