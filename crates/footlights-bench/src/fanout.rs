@@ -62,53 +62,10 @@ pub(crate) async fn subscriber(
 ) -> anyhow::Result<()> {
     let target = Target::new(addr, mode, encoding);
     let (tx, mut rx) = mpsc::unbounded_channel::<(i64, u64)>();
-    let gate = Arc::new(tokio::sync::Semaphore::new(50));
-    let ready = Arc::new(tokio::sync::Semaphore::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let mut set = JoinSet::new();
-    for _ in 0..conns {
-        let (t, key, tx, gate, ready, failed) = (
-            target.clone(),
-            key.to_owned(),
-            tx.clone(),
-            gate.clone(),
-            ready.clone(),
-            failed.clone(),
-        );
-        set.spawn(async move {
-            let opened = async {
-                let _permit = gate.acquire().await?;
-                let mut h = HttpConn::lazy(&t.addr);
-                let mut c = t.connect(&mut h, "counter", &key).await?;
-                c.subscribe("newCount").await?;
-                c.action("getCount", vec![]).await?;
-                anyhow::Ok(c)
-            }
-            .await;
-            let mut c = match opened {
-                Ok(c) => c,
-                Err(_) => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    ready.add_permits(1);
-                    return;
-                }
-            };
-            ready.add_permits(1);
-            while let Ok(m) = c.recv().await {
-                if let Some(n) = event_count(&m)
-                    && tx.send((n, epoch_nanos())).is_err()
-                {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
-    tokio::time::timeout(OPEN_LIMIT, ready.acquire_many(conns as u32))
-        .await
-        .context("connections did not open in time")??
-        .forget();
-    let failed = failed.load(Ordering::Relaxed) as usize;
+    let (mut set, failed) = spawn_subscribers(&target, key, conns, tx, |m| {
+        event_count(m).map(|n| (n, epoch_nanos()))
+    })
+    .await?;
     let live = conns - failed;
     println!("ready {live} {failed}");
 
@@ -142,6 +99,64 @@ pub(crate) async fn subscriber(
     }
     set.abort_all();
     Ok(())
+}
+
+/// Opens `conns` connections to `counter/key` (50 handshakes at a time), each subscribed to
+/// `newCount` and sending what `pick` makes of each message it receives to `tx`. Returns once
+/// every one has opened or failed: the tasks and how many failed.
+pub(crate) async fn spawn_subscribers<T: Send + 'static>(
+    target: &Target,
+    key: &str,
+    conns: usize,
+    tx: mpsc::UnboundedSender<T>,
+    pick: fn(&ToClient) -> Option<T>,
+) -> anyhow::Result<(JoinSet<()>, usize)> {
+    let gate = Arc::new(tokio::sync::Semaphore::new(50));
+    let ready = Arc::new(tokio::sync::Semaphore::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut set = JoinSet::new();
+    for _ in 0..conns {
+        let (t, key, tx, gate, ready, failed) = (
+            target.clone(),
+            key.to_owned(),
+            tx.clone(),
+            gate.clone(),
+            ready.clone(),
+            failed.clone(),
+        );
+        set.spawn(async move {
+            let opened = async {
+                let _permit = gate.acquire().await?;
+                let mut h = HttpConn::lazy(&t.addr);
+                let mut c = t.connect(&mut h, "counter", &key).await?;
+                c.subscribe("newCount").await?;
+                c.action("getCount", vec![]).await?;
+                anyhow::Ok(c)
+            }
+            .await;
+            let mut c = match opened {
+                Ok(c) => c,
+                Err(_) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    ready.add_permits(1);
+                    return;
+                }
+            };
+            ready.add_permits(1);
+            while let Ok(m) = c.recv().await {
+                if let Some(v) = pick(&m)
+                    && tx.send(v).is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+    tokio::time::timeout(OPEN_LIMIT, ready.acquire_many(conns as u32))
+        .await
+        .context("connections did not open in time")??
+        .forget();
+    Ok((set, failed.load(Ordering::Relaxed) as usize))
 }
 
 /// A child process and the lines it prints.

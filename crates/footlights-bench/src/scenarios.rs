@@ -8,7 +8,7 @@ use footlights_protocol::{ToClient, Value};
 use tokio::task::JoinSet;
 
 use crate::procfs::{self, Sample};
-use crate::proto::{HttpConn, Target, WsConn};
+use crate::proto::{HttpConn, Target};
 use crate::stats::RunResult;
 
 /// What every scenario needs.
@@ -283,49 +283,25 @@ pub(crate) async fn fanout(ctx: &Ctx, conns: usize, rounds: usize) -> RunResult 
     let key = format!("fan-{}", ctx.nonce);
     let t_open = Instant::now();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
-    let mut set = JoinSet::new();
-    let ready = Arc::new(tokio::sync::Semaphore::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let gate = Arc::new(tokio::sync::Semaphore::new(50));
-    for _ in 0..conns {
-        let (t, key, tx, ready, failed, gate) = (
-            ctx.target.clone(),
-            key.clone(),
-            tx.clone(),
-            ready.clone(),
-            failed.clone(),
-            gate.clone(),
-        );
-        set.spawn(async move {
-            let c = async {
-                let _permit = gate.acquire().await?;
-                let mut h = HttpConn::lazy(&t.addr);
-                let mut c = t.connect(&mut h, "counter", &key).await?;
-                c.subscribe("newCount").await?;
-                c.action("getCount", vec![]).await?;
-                anyhow::Ok(c)
+    let (mut set, failed) =
+        match crate::fanout::spawn_subscribers(&ctx.target, &key, conns, tx, |m| {
+            matches!(m, ToClient::Event { .. }).then(Instant::now)
+        })
+        .await
+        {
+            Ok(opened) => opened,
+            Err(e) => {
+                return RunResult {
+                    target: ctx.name.clone(),
+                    scenario: format!("d_fanout_{conns}"),
+                    errors: conns as u64,
+                    note: format!("failed: {e:#}"),
+                    ..RunResult::default()
+                };
             }
-            .await;
-            let mut c: WsConn = match c {
-                Ok(c) => c,
-                Err(_) => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    ready.add_permits(1);
-                    return;
-                }
-            };
-            ready.add_permits(1);
-            while let Ok(m) = c.recv().await {
-                if matches!(m, ToClient::Event { .. }) && tx.send(Instant::now()).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
-    let _ = ready.acquire_many(conns as u32).await;
+        };
     let open_s = t_open.elapsed().as_secs_f64();
-    let live = conns - failed.load(Ordering::Relaxed) as usize;
+    let live = conns - failed;
     let (s0, c0) = (procfs::sample(&ctx.pids), procfs::sample_self());
     let start = Instant::now();
     let mut p50s = Vec::new();
@@ -370,7 +346,7 @@ pub(crate) async fn fanout(ctx: &Ctx, conns: usize, rounds: usize) -> RunResult 
     r.p50_ms = crate::stats::median(&mut p50s);
     r.p99_ms = crate::stats::median(&mut p99s);
     r.max_ms = crate::stats::median(&mut maxs);
-    r.errors = errors + failed.load(Ordering::Relaxed);
+    r.errors = errors + failed as u64;
     r.note = format!(
         "{live} of {conns} connected in {open_s:.2} s; worst round max {:.1} ms",
         maxs.iter().copied().fold(0.0, f64::max)
