@@ -12,7 +12,7 @@ impl<A: Actor> Instance<A> {
         table: Arc<ActionTable<A>>,
         metrics: Arc<crate::metrics::ActorTypeMetrics>,
     ) -> Result<Self, BootError> {
-        match Self::load(&id, &tx, &reg, metrics, table.queues.clone()).await {
+        match Self::load(&id, &tx, &reg, metrics, &table).await {
             Ok((actor, ctx, last_snapshot)) => Ok(Instance {
                 ctx: {
                     Self::unpark_conns(&reg, &ctx);
@@ -81,8 +81,10 @@ impl<A: Actor> Instance<A> {
         tx: &Mailbox,
         reg: &Arc<RegistryInner>,
         metrics: Arc<crate::metrics::ActorTypeMetrics>,
-        queue_specs: Arc<std::collections::HashMap<String, crate::queue::QueueSpec>>,
+        table: &ActionTable<A>,
     ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
+        let queue_specs = table.queues.clone();
+        let options = &*table.options;
         let storage = |e: footlights_storage::StorageError| crate::writer::storage_error(&e);
         let driver = reg.driver();
         // One job for the driver: metadata, state and alarms in one read.
@@ -106,7 +108,6 @@ impl<A: Actor> Instance<A> {
                 )));
             }
         };
-        let options = A::options();
         let gate = Gate::new();
         // In a cluster the claim bumps the stored generation, and the instance's writes are
         // fenced with the bumped one: an instance on another node that has not yet noticed it

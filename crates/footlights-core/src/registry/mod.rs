@@ -47,7 +47,7 @@ impl<A: Actor> ActorType for TypeOf<A> {
     }
 
     fn hibernates_raw_websockets(&self) -> bool {
-        A::options().hibernate_raw_websockets
+        self.0.options.hibernate_raw_websockets
     }
 }
 
