@@ -381,25 +381,62 @@ impl LinkInbox {
     /// never came). `backlog` is the link's.
     pub async fn recv(&mut self, backlog: &Backlog) -> Option<LinkEvent> {
         loop {
-            match &mut self.state {
-                Inbox::Live(events) => {
-                    if let Some(event) = events.recv().await {
-                        return Some(event);
-                    }
-                    // The channel ended: parked, or closed for good. Dropping it frees it.
-                    self.state = match backlog.take_parked() {
-                        Some(next) => Inbox::Parked(next),
-                        None => Inbox::Ended,
-                    };
-                }
-                Inbox::Parked(next) => {
-                    self.state = match next.await {
-                        Ok(events) => Inbox::Live(events),
-                        Err(_) => Inbox::Ended,
-                    };
-                }
-                Inbox::Ended => return None,
+            if let Some(event) = self.recv_unless_parked(backlog).await {
+                return Some(event);
             }
+            if !self.is_parked() {
+                return None;
+            }
+            self.unparked().await;
+        }
+    }
+
+    /// The next event of the current channel, without waiting for the next channel of a
+    /// parked link: `None` once the link is parked ([`is_parked`](Self::is_parked)) or has
+    /// ended. A transport that keeps less while its link is parked reads with this, and
+    /// waits for [`unparked`](Self::unparked) while parked. Cancel-safe.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use footlights_client::{Backlog, LinkInbox};
+    ///
+    /// let backlog = Backlog::default();
+    /// backlog.accept_parking();
+    /// let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    /// let mut inbox = LinkInbox::new(rx);
+    /// let (next_tx, next) = tokio::sync::oneshot::channel();
+    /// assert!(backlog.park(next));
+    /// drop(tx);
+    /// assert_eq!(inbox.recv_unless_parked(&backlog).await, None);
+    /// assert!(inbox.is_parked());
+    /// let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    /// next_tx.send(rx).unwrap();
+    /// inbox.unparked().await;
+    /// assert!(!inbox.is_parked());
+    /// # });
+    /// ```
+    pub async fn recv_unless_parked(&mut self, backlog: &Backlog) -> Option<LinkEvent> {
+        if let Inbox::Live(events) = &mut self.state {
+            if let Some(event) = events.recv().await {
+                return Some(event);
+            }
+            // The channel ended: parked, or closed for good. Dropping it frees it.
+            self.state = match backlog.take_parked() {
+                Some(next) => Inbox::Parked(next),
+                None => Inbox::Ended,
+            };
+        }
+        None
+    }
+
+    /// While the link is parked, waits until its next channel arrives (or the runtime drops
+    /// the link); returns at once otherwise. Cancel-safe.
+    pub async fn unparked(&mut self) {
+        if let Inbox::Parked(next) = &mut self.state {
+            self.state = match next.await {
+                Ok(events) => Inbox::Live(events),
+                Err(_) => Inbox::Ended,
+            };
         }
     }
 

@@ -98,6 +98,18 @@ impl InFlight {
             self.count -= 1;
         }
     }
+
+    /// Whether no action waits for an answer.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Lets go of the table's memory when no action waits (a parked socket keeps none).
+    pub(crate) fn shrink(&mut self) {
+        if self.count == 0 {
+            self.ids = HashMap::new();
+        }
+    }
 }
 
 /// Cuts a WebSocket close reason to the 123 bytes a close frame can carry, on a character

@@ -108,6 +108,8 @@ pub(crate) struct Metrics {
     pub(crate) bytes_in: Counter,
     /// Bytes written to client sockets.
     pub(crate) bytes_out: Counter,
+    /// Realtime WebSockets parked now, their actor asleep.
+    pub(crate) parked: Gauge,
 }
 
 /// `Family<[(&str, &str); 1], M>` made by hand for a closed set of label values: each handle
@@ -160,6 +162,12 @@ impl Metrics {
             "Bytes written to client sockets",
             bytes_out.clone(),
         );
+        let parked = Gauge::default();
+        registry.register(
+            "websockets_parked",
+            "Realtime WebSockets parked now: their actor sleeps and the socket keeps only its stream",
+            parked.clone(),
+        );
         registry.register_collector(Box::new(RuntimeCollector(runtime)));
         registry.register_collector(Box::new(ProcessCollector));
         Metrics {
@@ -170,6 +178,7 @@ impl Metrics {
             refused,
             bytes_in,
             bytes_out,
+            parked,
         }
     }
 

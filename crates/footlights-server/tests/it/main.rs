@@ -14,6 +14,7 @@ mod generations;
 mod inspector;
 mod manager;
 mod observability;
+mod park;
 mod queue;
 mod rate;
 mod raw;

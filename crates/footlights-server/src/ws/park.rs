@@ -1,0 +1,324 @@
+//! A `/connect` socket whose actor sleeps, kept at the smallest cost.
+//!
+//! While an actor hibernates, its connections' sockets stay open with nothing to do. Such a
+//! socket is **parked**: its task ends, taking the WebSocket state (read and write buffers,
+//! timers, the pump's futures) with it, and a small task keeps the stream and the
+//! connection's records until something happens: the client sends a byte, the actor sends
+//! something, a ping is due, a resume takes the connection over, or the server stops. Then
+//! the WebSocket is made again on the same stream and a full task serves it.
+//!
+//! Letting go of the WebSocket state is only safe between messages: [`Tracked`] follows the
+//! frame boundaries of what the client sent, so the connection parks only when every byte
+//! read from the stream belongs to a message the connection has already taken.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::conn::{End, Live};
+use super::upgrade::{Io, Socket};
+use crate::resume;
+
+/// A stream that follows the WebSocket frames read through it: how many whole messages (data
+/// messages and control frames) have been read, and whether the bytes read so far end
+/// between two messages.
+#[derive(Debug)]
+pub(crate) struct Tracked<S> {
+    inner: S,
+    scan: FrameScan,
+}
+
+impl<S> Tracked<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Tracked {
+            inner,
+            scan: FrameScan::default(),
+        }
+    }
+
+    /// Whether the bytes read so far end between two messages and the reader has taken all
+    /// `taken` of them: nothing read waits in the reader's buffers.
+    pub(crate) fn at_rest(&self, taken: u64) -> bool {
+        self.scan.between_messages() && self.scan.messages == taken
+    }
+}
+
+/// Where the client's byte stream stands in its frames (RFC 6455 §5.2). Only headers are
+/// looked at; payloads are counted past.
+#[derive(Debug, Default)]
+struct FrameScan {
+    /// The frame header read so far (at most 2 + 8 + 4 bytes).
+    head: [u8; 14],
+    /// How many bytes of `head` are read.
+    have: usize,
+    /// Payload bytes of the current frame still to come.
+    payload_left: u64,
+    /// A data message's first frames came, its last (FIN) not yet.
+    fragmented: bool,
+    /// Whole messages read: data messages and control frames.
+    messages: u64,
+}
+
+impl FrameScan {
+    fn between_messages(&self) -> bool {
+        self.have == 0 && self.payload_left == 0 && !self.fragmented
+    }
+
+    /// The header's length once its first two bytes are known.
+    fn head_len(&self) -> usize {
+        let ext = match self.head[1] & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let mask = if self.head[1] & 0x80 != 0 { 4 } else { 0 };
+        2 + ext + mask
+    }
+
+    fn payload_len(&self) -> u64 {
+        match self.head[1] & 0x7f {
+            126 => u64::from(u16::from_be_bytes([self.head[2], self.head[3]])),
+            127 => {
+                let mut len = [0u8; 8];
+                len.copy_from_slice(&self.head[2..10]);
+                u64::from_be_bytes(len)
+            }
+            short => u64::from(short),
+        }
+    }
+
+    fn scan(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.payload_left > 0 {
+                let skip = usize::try_from(self.payload_left)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                bytes = &bytes[skip..];
+                self.payload_left -= skip as u64;
+                if self.payload_left == 0 {
+                    self.frame_done();
+                }
+                continue;
+            }
+            self.head[self.have] = bytes[0];
+            self.have += 1;
+            bytes = &bytes[1..];
+            if self.have >= 2 && self.have == self.head_len() {
+                self.have = 0;
+                self.payload_left = self.payload_len();
+                if self.payload_left == 0 {
+                    self.frame_done();
+                }
+            }
+        }
+    }
+
+    fn frame_done(&mut self) {
+        let fin = self.head[0] & 0x80 != 0;
+        let control = self.head[0] & 0x08 != 0;
+        if control {
+            self.messages += 1;
+        } else if fin {
+            self.messages += 1;
+            self.fragmented = false;
+        } else {
+            self.fragmented = true;
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.scan.scan(&buf.filled()[before..]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Counts a parked socket on the `websockets_parked` gauge while it lives.
+struct Counted(Gauge);
+
+impl Counted {
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Counted(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// What woke a parked socket.
+enum Woke {
+    /// The client sent this byte: the first of its next frame.
+    Byte(u8),
+    /// Something for the full task: the actor sends again, a ping is due, or the server
+    /// stops; `ping_at` is when the next ping goes out.
+    Serve { ping_at: Instant },
+    /// The connection ends this way without serving again.
+    End(End),
+}
+
+/// Parks a connection: the WebSocket state is dropped and a small task waits on the stream.
+/// The caller's task should end right after, so that its own state is freed too.
+pub(super) fn park(live: Box<Live>, socket: Socket) {
+    let io = socket.into_inner();
+    tokio::spawn(wait(live, io).instrument(tracing::Span::current()));
+}
+
+/// The parked task: waits for the first thing that needs the connection served, then hands
+/// it to a full task again.
+async fn wait(mut live: Box<Live>, mut io: Io) {
+    tracing::trace!("socket parked");
+    let every = live.conn.shared.config.ws_ping_interval;
+    let woke = {
+        let _counted = Counted::new(&live.conn.shared.metrics.parked);
+        let Live { conn, events, .. } = &mut *live;
+        let mut stop = conn.stop.clone();
+        let mut byte = [0u8; 1];
+        tokio::select! {
+            biased;
+            () = stop.wait() => Woke::Serve { ping_at: Instant::now() + every },
+            done = resume::retired(&mut conn.live) => Woke::End(End::Superseded(done)),
+            () = events.unparked() => Woke::Serve { ping_at: Instant::now() + every },
+            read = io.read(&mut byte) => match read {
+                Ok(1) => Woke::Byte(byte[0]),
+                _ => Woke::End(End::Dropped),
+            },
+            () = tokio::time::sleep(every) => Woke::Serve { ping_at: Instant::now() },
+        }
+    };
+    tracing::trace!("socket unparked");
+    let (part, first, ping_at) = match woke {
+        Woke::Byte(byte) => (vec![byte], None, Instant::now() + every),
+        Woke::Serve { ping_at } => (Vec::new(), None, ping_at),
+        Woke::End(end) => (Vec::new(), Some(end), Instant::now() + every),
+    };
+    let socket = super::conn::socket_from(io, part, &live.conn.shared).await;
+    tokio::spawn(
+        super::conn::serve(live, socket, first, ping_at).instrument(tracing::Span::current()),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame.
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&[1, 2, 3, 4]);
+        out.extend(
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ [1, 2, 3, 4][i % 4]),
+        );
+        out
+    }
+
+    #[test]
+    fn whole_messages_are_counted_wherever_reads_split_them() {
+        let mut stream = Vec::new();
+        stream.extend(frame(true, 0x1, b"hello"));
+        stream.extend(frame(true, 0x2, &[7; 300]));
+        stream.extend(frame(true, 0x9, b""));
+        stream.extend(frame(true, 0x2, &vec![9; 70_000]));
+        for chunk in [1, 2, 3, 7, 512, stream.len()] {
+            let mut scan = FrameScan::default();
+            let mut ends = Vec::new();
+            for piece in stream.chunks(chunk) {
+                scan.scan(piece);
+                ends.push((scan.messages, scan.between_messages()));
+            }
+            assert_eq!(scan.messages, 4, "read {chunk} bytes at a time");
+            assert!(scan.between_messages());
+            // Partway through, a read that ends inside a frame is never between messages.
+            if chunk == 7 {
+                assert!(ends.iter().any(|(_, rest)| !rest));
+            }
+        }
+    }
+
+    #[test]
+    fn a_fragmented_message_is_one_message_and_not_at_rest_until_its_last_frame() {
+        let mut scan = FrameScan::default();
+        scan.scan(&frame(false, 0x1, b"he"));
+        assert_eq!(scan.messages, 0);
+        assert!(!scan.between_messages());
+        // A control frame between fragments is a message of its own.
+        scan.scan(&frame(true, 0x9, b"p"));
+        assert_eq!(scan.messages, 1);
+        assert!(!scan.between_messages());
+        scan.scan(&frame(false, 0x0, b"ll"));
+        scan.scan(&frame(true, 0x0, b"o"));
+        assert_eq!(scan.messages, 2);
+        assert!(scan.between_messages());
+    }
+
+    #[test]
+    fn at_rest_needs_every_read_message_taken() {
+        let mut tracked = Tracked::new(());
+        tracked.scan.scan(&frame(true, 0x1, b"a"));
+        tracked.scan.scan(&frame(true, 0x1, b"b"));
+        assert!(!tracked.at_rest(1), "one message still waits in the reader");
+        assert!(tracked.at_rest(2));
+        tracked.scan.scan(&frame(true, 0x1, b"cd")[..3]);
+        assert!(!tracked.at_rest(2), "half a frame was read");
+    }
+}
