@@ -208,7 +208,7 @@ pub(crate) async fn serve<I>(
     });
     let io = TokioIo::new(Watched {
         io,
-        clock: clock.clone(),
+        clock: Some(clock.clone()),
         bytes,
         read: 0,
         written: 0,
@@ -302,7 +302,9 @@ const STOP_FIRST_BYTE_GRACE: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 struct Watched<I> {
     io: I,
-    clock: Arc<Clock>,
+    /// Let go once nothing else holds it: after an upgrade, when hyper and the serve loop are
+    /// done with the connection, no one reads it any more.
+    clock: Option<Arc<Clock>>,
     bytes: ByteCounters,
     /// Bytes read and written not yet added to the shared counters: they are added once
     /// [`BYTES_FLUSH`] have gathered, and when the socket is dropped, so that a busy
@@ -315,6 +317,17 @@ struct Watched<I> {
 const BYTES_FLUSH: u64 = 64 * 1024;
 
 impl<I> Watched<I> {
+    /// Drops the clock if this stream is the last to hold it.
+    fn release_clock(&mut self) {
+        if self
+            .clock
+            .as_ref()
+            .is_some_and(|c| Arc::strong_count(c) == 1)
+        {
+            self.clock = None;
+        }
+    }
+
     fn count_read(&mut self, n: usize) {
         self.read += n as u64;
         if self.read >= BYTES_FLUSH {
@@ -348,7 +361,10 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
         let read = buf.filled().len() - before;
         if read > 0 {
-            this.clock.bytes_arrived();
+            this.release_clock();
+            if let Some(clock) = &this.clock {
+                clock.bytes_arrived();
+            }
             this.count_read(read);
         }
         polled
@@ -364,6 +380,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = polled {
+            this.release_clock();
             this.count_written(n);
         }
         polled

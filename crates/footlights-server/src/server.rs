@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     pub(crate) limits: Limiters,
     /// The series of `/metrics`.
     pub(crate) metrics: Arc<Metrics>,
+    /// Wakes parked WebSockets when the server stops: a parked socket waits on this, a
+    /// smaller wait than on `stop`, and looks at `stop` once woken.
+    pub(crate) parked_stop: tokio::sync::Notify,
 }
 
 impl Server {
@@ -143,6 +146,7 @@ impl Server {
             links: LiveLinks::default(),
             limits,
             metrics: metrics.clone(),
+            parked_stop: tokio::sync::Notify::new(),
         });
         let app = Router::new()
             .fallback(dispatch)
@@ -227,6 +231,7 @@ impl Server {
         drop(listener);
         tracing::info!(late, "shutting down: closing connections");
         switch.send_replace(true);
+        shared.parked_stop.notify_waiters();
         drop(context);
         let drained = tokio::time::timeout(config.shutdown_timeout, async {
             let _ = all_closed.recv().await;

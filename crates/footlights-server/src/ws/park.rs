@@ -197,8 +197,8 @@ enum Woke {
     /// The client sent this byte: the first of its next frame.
     Byte(u8),
     /// Something for the full task: the actor sends again, a ping is due, or the server
-    /// stops; `ping_at` is when the next ping goes out.
-    Serve { ping_at: Instant },
+    /// stops; `ping_at` is when the next ping goes out if not an interval from now.
+    Serve { ping_at: Option<Instant> },
     /// The connection ends this way without serving again.
     End(End),
 }
@@ -211,37 +211,49 @@ pub(super) fn park(live: Box<Live>, socket: Socket) {
 }
 
 /// The parked task: waits for the first thing that needs the connection served, then hands
-/// it to a full task again.
+/// it to a full task again. Its state is what a parked socket costs beyond its records, so it
+/// holds the waits and nothing else: the WebSocket is made again in the next task.
 async fn wait(mut live: Box<Live>, mut io: Io) {
     tracing::trace!("socket parked");
     let every = live.conn.shared.config.ws_ping_interval;
     let woke = {
         let _counted = Counted::new(&live.conn.shared.metrics.parked);
         let Live { conn, events, .. } = &mut *live;
-        let mut stop = conn.stop.clone();
+        let stopping = conn.shared.parked_stop.notified();
+        tokio::pin!(stopping);
+        stopping.as_mut().enable();
         let mut byte = [0u8; 1];
-        tokio::select! {
-            biased;
-            () = stop.wait() => Woke::Serve { ping_at: Instant::now() + every },
-            done = resume::retired(&mut conn.live) => Woke::End(End::Superseded(done)),
-            () = events.unparked() => Woke::Serve { ping_at: Instant::now() + every },
-            read = io.read(&mut byte) => match read {
-                Ok(1) => Woke::Byte(byte[0]),
-                _ => Woke::End(End::Dropped),
-            },
-            () = tokio::time::sleep(every) => Woke::Serve { ping_at: Instant::now() },
+        if conn.stop.is_stopping() {
+            Woke::Serve { ping_at: None }
+        } else {
+            tokio::select! {
+                biased;
+                () = &mut stopping => Woke::Serve { ping_at: None },
+                done = resume::retired(&mut conn.live) => Woke::End(End::Superseded(done)),
+                () = events.unparked() => Woke::Serve { ping_at: None },
+                read = io.read(&mut byte) => match read {
+                    Ok(1) => Woke::Byte(byte[0]),
+                    _ => Woke::End(End::Dropped),
+                },
+                () = tokio::time::sleep(every) => Woke::Serve { ping_at: Some(Instant::now()) },
+            }
         }
     };
     tracing::trace!("socket unparked");
+    tokio::spawn(unpark(live, io, woke).instrument(tracing::Span::current()));
+}
+
+/// Makes the WebSocket again on a parked socket's stream and serves it.
+async fn unpark(live: Box<Live>, io: Io, woke: Woke) {
+    let every = live.conn.shared.config.ws_ping_interval;
+    let later = Instant::now() + every;
     let (part, first, ping_at) = match woke {
-        Woke::Byte(byte) => (vec![byte], None, Instant::now() + every),
-        Woke::Serve { ping_at } => (Vec::new(), None, ping_at),
-        Woke::End(end) => (Vec::new(), Some(end), Instant::now() + every),
+        Woke::Byte(byte) => (vec![byte], None, later),
+        Woke::Serve { ping_at } => (Vec::new(), None, ping_at.unwrap_or(later)),
+        Woke::End(end) => (Vec::new(), Some(end), later),
     };
     let socket = super::conn::socket_from(io, part, &live.conn.shared).await;
-    tokio::spawn(
-        super::conn::serve(live, socket, first, ping_at).instrument(tracing::Span::current()),
-    );
+    super::conn::serve(live, socket, first, ping_at).await;
 }
 
 #[cfg(test)]

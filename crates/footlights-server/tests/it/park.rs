@@ -10,40 +10,15 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::support::{
-    TestServer, Ws, action_json, bounded, close_ws, http, next_close, send_text, subscribe_json,
-    until_tag, ws_connect,
+    TestServer, Ws, action_json, bounded, close_ws, metric, next_close, send_text, subscribe_json,
+    until_metric, until_tag, ws_connect,
 };
 
 const JSON: &[&str] = &["rivet", "rivet_encoding.json"];
 
-/// The value of the series `name` (with its labels) on `/metrics`.
-async fn metric(server: &TestServer, name: &str) -> i64 {
-    let text = bounded(http().get(server.url("/metrics")).send())
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{name} is exported"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
+/// The `footlights_websockets_parked` gauge.
 async fn parked(server: &TestServer) -> i64 {
     metric(server, "footlights_websockets_parked").await
-}
-
-/// Waits (bounded) until series `name` reads `n`.
-async fn until_metric(server: &TestServer, name: &str, n: i64) {
-    bounded(async {
-        while metric(server, name).await != n {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
 }
 
 async fn until_parked(server: &TestServer, n: i64) {

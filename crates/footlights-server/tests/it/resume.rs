@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::support::{
     TestServer, action_json, bounded, http, json_body, next_binary, next_close, send_text,
-    subscribe_json, until_tag, ws_connect,
+    subscribe_json, until_metric, until_tag, ws_connect,
 };
 
 const FOOTLIGHTS_JSON: &[&str] = &["rivet", "rivet_encoding.json", "footlights"];
@@ -130,6 +130,45 @@ async fn a_resume_retires_the_stale_socket_of_the_same_connection() {
         until_tag(&mut new, "ActionResponse").await["output"],
         id.as_str()
     );
+}
+
+/// A socket parked while its actor sleeps is retired the same way, and the resumed
+/// connection wakes the actor with its subscription.
+#[tokio::test]
+async fn a_resume_retires_a_parked_socket() {
+    let server = TestServer::start().await;
+    let (mut old, id, token) = open_with_token(&server, "stale-parked").await;
+    send_text(&mut old, &subscribe_json("newCount", true)).await;
+    send_text(&mut old, &action_json(1, "nap", json!([]))).await;
+    until_tag(&mut old, "ActionResponse").await;
+    until_metric(&server, "footlights_websockets_parked", 1).await;
+    let resume = resume_protocol(&id, &token);
+    let (mut new, _) = ws_connect(
+        &server,
+        &TestServer::query_path("/connect", "stale-parked"),
+        &["rivet", "rivet_encoding.json", "footlights", &resume],
+    )
+    .await;
+    assert_eq!(
+        until_tag(&mut new, "Init").await["connectionId"],
+        id.as_str()
+    );
+    assert_eq!(
+        next_close(&mut old).await,
+        (1000, "connection.superseded".to_owned())
+    );
+    send_text(&mut new, &action_json(2, "increment", json!([4]))).await;
+    // The event and the answer, in either order.
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let msg = crate::support::next_json(&mut new).await;
+        got.push((msg["body"]["tag"].clone(), msg["body"]["val"].clone()));
+    }
+    got.sort_by_key(|(tag, _)| tag.to_string());
+    assert_eq!(got[0].0, "ActionResponse");
+    assert_eq!(got[0].1["output"], json!(4));
+    assert_eq!(got[1].0, "Event");
+    assert_eq!(got[1].1, json!({"name": "newCount", "args": [4]}));
 }
 
 #[tokio::test]

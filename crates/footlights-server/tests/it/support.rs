@@ -454,6 +454,32 @@ pub async fn close_ws(ws: &mut Ws) {
     let _ = bounded(ws.close(Some(frame))).await;
 }
 
+/// The value of the series `name` (with its labels) on `/metrics`.
+pub async fn metric(server: &TestServer, name: &str) -> i64 {
+    let text = bounded(http().get(server.url("/metrics")).send())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} is exported"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits (bounded) until series `name` reads `n`.
+pub async fn until_metric(server: &TestServer, name: &str, n: i64) {
+    bounded(async {
+        while metric(server, name).await != n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
 /// A JSON `ActionRequest` frame.
 pub fn action_json(id: u64, name: &str, args: serde_json::Value) -> String {
     json!({"body": {"tag": "ActionRequest", "val": {"id": ["$BigInt", id.to_string()], "name": name, "args": args}}})
