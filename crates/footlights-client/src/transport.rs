@@ -432,12 +432,21 @@ impl LinkInbox {
     /// While the link is parked, waits until its next channel arrives (or the runtime drops
     /// the link); returns at once otherwise. Cancel-safe.
     pub async fn unparked(&mut self) {
+        std::future::poll_fn(|cx| self.poll_unparked(cx)).await;
+    }
+
+    /// [`unparked`](Self::unparked) as a poll, for a transport that waits in a future of its
+    /// own: `Ready` once the link is not parked.
+    pub fn poll_unparked(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use std::future::Future;
         if let Inbox::Parked(next) = &mut self.state {
-            self.state = match next.await {
+            let got = std::task::ready!(std::pin::Pin::new(next).poll(cx));
+            self.state = match got {
                 Ok(events) => Inbox::Live(events),
                 Err(_) => Inbox::Ended,
             };
         }
+        std::task::Poll::Ready(())
     }
 
     /// How many events wait in the current channel.

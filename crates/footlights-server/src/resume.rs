@@ -284,6 +284,23 @@ impl Drop for LiveLink {
     }
 }
 
+/// [`retired`] as a poll: `Ready` with the sender to answer on once a resume takes the
+/// connection over; never ready without a registration.
+pub(crate) fn poll_retired(
+    live: &mut Option<LiveLink>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<oneshot::Sender<()>> {
+    use std::future::Future;
+    match live {
+        Some(live) => match std::pin::Pin::new(&mut live.retire).poll(cx) {
+            std::task::Poll::Ready(Ok(done)) => std::task::Poll::Ready(done),
+            // Unregistered without a request: never resolves.
+            _ => std::task::Poll::Pending,
+        },
+        None => std::task::Poll::Pending,
+    }
+}
+
 /// Waits for a retire request when there is a registration, forever otherwise.
 pub(crate) async fn retired(live: &mut Option<LiveLink>) -> oneshot::Sender<()> {
     match live {

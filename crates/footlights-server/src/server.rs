@@ -60,9 +60,10 @@ pub(crate) struct Shared {
     pub(crate) limits: Limiters,
     /// The series of `/metrics`.
     pub(crate) metrics: Arc<Metrics>,
-    /// Wakes parked WebSockets when the server stops: a parked socket waits on this, a
-    /// smaller wait than on `stop`, and looks at `stop` once woken.
-    pub(crate) parked_stop: tokio::sync::Notify,
+    /// Rung when the server stops and every quarter of `ws_ping_interval`: a parked
+    /// WebSocket waits on this one bell instead of a timer and a stop signal of its own, and
+    /// when it rings looks whether the server stops or its ping is due.
+    pub(crate) parked_bell: Arc<tokio::sync::Notify>,
 }
 
 impl Server {
@@ -146,8 +147,9 @@ impl Server {
             links: LiveLinks::default(),
             limits,
             metrics: metrics.clone(),
-            parked_stop: tokio::sync::Notify::new(),
+            parked_bell: Arc::new(tokio::sync::Notify::new()),
         });
+        tokio::spawn(ring_parked_bell(shared.clone()));
         let app = Router::new()
             .fallback(dispatch)
             .with_state(shared.clone())
@@ -231,7 +233,7 @@ impl Server {
         drop(listener);
         tracing::info!(late, "shutting down: closing connections");
         switch.send_replace(true);
-        shared.parked_stop.notify_waiters();
+        shared.parked_bell.notify_waiters();
         drop(context);
         let drained = tokio::time::timeout(config.shutdown_timeout, async {
             let _ = all_closed.recv().await;
@@ -254,6 +256,22 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Rings [`Shared::parked_bell`] every quarter ping interval until the server stops, and
+/// once more then.
+async fn ring_parked_bell(shared: Arc<Shared>) {
+    let every = (shared.config.ws_ping_interval / 4).max(std::time::Duration::from_millis(1));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop = shared.stop.clone();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => shared.parked_bell.notify_waiters(),
+            () = stop.wait() => break,
+        }
+    }
+    shared.parked_bell.notify_waiters();
 }
 
 /// How long a stopping server waits for another queued connection before it closes its

@@ -16,7 +16,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::futures::OwnedNotified;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -196,51 +197,88 @@ impl Drop for Counted {
 enum Woke {
     /// The client sent this byte: the first of its next frame.
     Byte(u8),
-    /// Something for the full task: the actor sends again, a ping is due, or the server
-    /// stops; `ping_at` is when the next ping goes out if not an interval from now.
+    /// Something for the full task: the actor sends again, a ping is due (at `ping_at`), or
+    /// the server stops.
     Serve { ping_at: Option<Instant> },
-    /// The connection ends this way without serving again.
-    End(End),
+    /// A resume on another socket takes the connection over.
+    Superseded(tokio::sync::oneshot::Sender<()>),
+    /// The stream ended or broke.
+    Dropped,
 }
 
 /// Parks a connection: the WebSocket state is dropped and a small task waits on the stream.
 /// The caller's task should end right after, so that its own state is freed too.
 pub(super) fn park(live: Box<Live>, socket: Socket) {
     let io = socket.into_inner();
-    tokio::spawn(wait(live, io).instrument(tracing::Span::current()));
+    let shared = &live.conn.shared;
+    let wait = Parked {
+        ping_due: Instant::now() + shared.config.ws_ping_interval,
+        bell: shared.parked_bell.clone().notified_owned(),
+        _counted: Counted::new(&shared.metrics.parked),
+        parked: Some((live, io)),
+    };
+    tokio::spawn(wait.instrument(tracing::Span::current()));
 }
 
-/// The parked task: waits for the first thing that needs the connection served, then hands
-/// it to a full task again. Its state is what a parked socket costs beyond its records, so it
-/// holds the waits and nothing else: the WebSocket is made again in the next task.
-async fn wait(mut live: Box<Live>, mut io: Io) {
-    tracing::trace!("socket parked");
-    let every = live.conn.shared.config.ws_ping_interval;
-    let woke = {
-        let _counted = Counted::new(&live.conn.shared.metrics.parked);
-        let Live { conn, events, .. } = &mut *live;
-        let stopping = conn.shared.parked_stop.notified();
-        tokio::pin!(stopping);
-        stopping.as_mut().enable();
-        let mut byte = [0u8; 1];
-        if conn.stop.is_stopping() {
-            Woke::Serve { ping_at: None }
-        } else {
-            tokio::select! {
-                biased;
-                () = &mut stopping => Woke::Serve { ping_at: None },
-                done = resume::retired(&mut conn.live) => Woke::End(End::Superseded(done)),
-                () = events.unparked() => Woke::Serve { ping_at: None },
-                read = io.read(&mut byte) => match read {
-                    Ok(1) => Woke::Byte(byte[0]),
-                    _ => Woke::End(End::Dropped),
-                },
-                () = tokio::time::sleep(every) => Woke::Serve { ping_at: Some(Instant::now()) },
+pin_project_lite::pin_project! {
+    /// A parked socket's task: the stream, the connection's records and one wait on the
+    /// server's bell (rung at shutdown and every quarter ping interval). Its size is what a
+    /// parked socket costs beyond its records, so it is written out rather than an `async`
+    /// block whose state would hold every wait of a `select!`. Once something needs the
+    /// connection served, it hands it to a new full task and ends.
+    struct Parked {
+        parked: Option<(Box<Live>, Io)>,
+        ping_due: Instant,
+        _counted: Counted,
+        #[pin]
+        bell: OwnedNotified,
+    }
+}
+
+impl Future for Parked {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some((live, io)) = this.parked.as_mut() else {
+            return Poll::Ready(());
+        };
+        let woke = loop {
+            if let Poll::Ready(done) = resume::poll_retired(&mut live.conn.live, cx) {
+                break Woke::Superseded(done);
             }
+            if live.events.poll_unparked(cx).is_ready() {
+                break Woke::Serve { ping_at: None };
+            }
+            let mut byte = [0u8; 1];
+            let mut buf = ReadBuf::new(&mut byte);
+            match Pin::new(&mut *io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => match buf.filled().first() {
+                    Some(&byte) => break Woke::Byte(byte),
+                    None => break Woke::Dropped,
+                },
+                Poll::Ready(Err(_)) => break Woke::Dropped,
+                Poll::Pending => {}
+            }
+            ready!(this.bell.as_mut().poll(cx));
+            if live.conn.stop.is_stopping() {
+                break Woke::Serve { ping_at: None };
+            }
+            let now = Instant::now();
+            if now >= *this.ping_due {
+                break Woke::Serve { ping_at: Some(now) };
+            }
+            // Not for this socket yet: wait for the next ring (the loop polls the new wait,
+            // which registers it).
+            this.bell
+                .set(live.conn.shared.parked_bell.clone().notified_owned());
+        };
+        if let Some((live, io)) = this.parked.take() {
+            tracing::trace!("socket unparked");
+            tokio::spawn(unpark(live, io, woke).instrument(tracing::Span::current()));
         }
-    };
-    tracing::trace!("socket unparked");
-    tokio::spawn(unpark(live, io, woke).instrument(tracing::Span::current()));
+        Poll::Ready(())
+    }
 }
 
 /// Makes the WebSocket again on a parked socket's stream and serves it.
@@ -250,7 +288,8 @@ async fn unpark(live: Box<Live>, io: Io, woke: Woke) {
     let (part, first, ping_at) = match woke {
         Woke::Byte(byte) => (vec![byte], None, later),
         Woke::Serve { ping_at } => (Vec::new(), None, ping_at.unwrap_or(later)),
-        Woke::End(end) => (Vec::new(), Some(end), later),
+        Woke::Superseded(done) => (Vec::new(), Some(End::Superseded(done)), later),
+        Woke::Dropped => (Vec::new(), Some(End::Dropped), later),
     };
     let socket = super::conn::socket_from(io, part, &live.conn.shared).await;
     super::conn::serve(live, socket, first, ping_at).await;
