@@ -223,9 +223,9 @@ fn refuse(upgrade: Upgrade, code: u16, reason: String) -> Response {
     })
 }
 
-/// One socket's first task, from the boxed [`open`] on. It serves the connection until it
-/// ends or parks: opening (with the socket and setup it was given) runs in a box that is freed
-/// once it finishes, and the connection's records are boxed too, to move to the parked task.
+/// One socket's first task: opening (with the socket and setup it was given, in a box), then
+/// the connection is served by a task of its own, its records boxed to move to the parked
+/// task when it parks.
 async fn run(opening: Pin<Box<impl Future<Output = Option<(WsConn, Socket, Link)>>>>) {
     let Some((conn, socket, link)) = opening.await else {
         return;
@@ -240,7 +240,9 @@ async fn run(opening: Pin<Box<impl Future<Output = Option<(WsConn, Socket, Link)
         events: LinkInbox::new(link.events),
         backlog: link.backlog,
     });
-    conn::serve(live, socket, None, ping_at).await;
+    // A task of its own: awaited here, the socket moved into `serve` would also keep its
+    // place in this future, which lives as long as the connection.
+    tokio::spawn(conn::serve(live, socket, None, ping_at).instrument(tracing::Span::current()));
 }
 
 /// Resolves the actor and opens the link; on failure, closes the socket and returns `None`.

@@ -292,7 +292,9 @@ async fn unpark(live: Box<Live>, io: Io, woke: Woke) {
         Woke::Dropped => (Vec::new(), Some(End::Dropped), later),
     };
     let socket = super::conn::socket_from(io, part, &live.conn.shared).await;
-    super::conn::serve(live, socket, first, ping_at).await;
+    // A task of its own, so that the connection's task does not also keep this one's state.
+    let serve = super::conn::serve(live, socket, first, ping_at);
+    tokio::spawn(serve.instrument(tracing::Span::current()));
 }
 
 #[cfg(test)]
