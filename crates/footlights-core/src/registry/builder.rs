@@ -171,6 +171,7 @@ impl RegistryBuilder {
                 cluster: membership.clone(),
                 stopped: false.into(),
                 slept: Mutex::new(lru::LruCache::unbounded()),
+                preloads: Mutex::new(super::preload::Preloads::new()),
                 me: weak.clone(),
             }
         });

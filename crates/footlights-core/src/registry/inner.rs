@@ -32,6 +32,8 @@ pub(crate) struct RegistryInner {
     pub(super) stopped: std::sync::atomic::AtomicBool,
     /// The start and sleep times of the actors that stopped most recently.
     pub(super) slept: Mutex<lru::LruCache<ActorId, ActorTimes>>,
+    /// What key lookups read of sleeping actors, for their next instances.
+    pub(super) preloads: Mutex<super::preload::Preloads>,
     /// The counts of each actor type, by name.
     pub(super) type_metrics: HashMap<&'static str, Arc<ActorTypeMetrics>>,
     /// Everything counted, for [`Registry::metrics`].
@@ -112,10 +114,9 @@ impl RegistryInner {
                 if let Some(id) = lock(&self.keys).get(&(name.clone(), key.clone())) {
                     return Ok(id.clone());
                 }
-                let meta = self.driver.find_actor(name, key).await.map_err(storage)?;
-                let meta = meta.ok_or_else(|| not_found(format_args!("{name}/{key}")))?;
-                self.remember_key(name, key, &meta.id);
-                Ok(meta.id)
+                self.look_up(name, key)
+                    .await?
+                    .ok_or_else(|| not_found(format_args!("{name}/{key}")))
             }
             Target::GetOrCreate { name, key, input } => {
                 self.check_type(name)?;
@@ -127,9 +128,8 @@ impl RegistryInner {
                 // for a group commit (and its fsync) to learn the key is taken. A key read
                 // as free is created in the writer's transaction, which reports the actor
                 // that holds it if another caller created it meanwhile.
-                if let Some(meta) = self.driver.find_actor(name, key).await.map_err(storage)? {
-                    self.remember_key(name, key, &meta.id);
-                    return Ok(meta.id);
+                if let Some(id) = self.look_up(name, key).await? {
+                    return Ok(id);
                 }
                 let (id, _) = self.insert(name, key, input.clone()).await?;
                 Ok(id)
@@ -138,6 +138,37 @@ impl RegistryInner {
                 "unsupported target {other:?}"
             ))),
         }
+    }
+
+    /// The id of the actor of `name` and `key`, read from the store and remembered from now
+    /// on; `None` if no actor holds the key. Alone, the read also brings the actor's state
+    /// and alarms (one job for the store), kept for its next instance if it is asleep, so
+    /// that waking it for the call that follows reads nothing more (see
+    /// [`Preloads`](super::preload::Preloads)).
+    async fn look_up(&self, name: &str, key: &ActorKey) -> Result<Option<ActorId>, ActionError> {
+        if self.cluster.is_some() {
+            let meta = self.driver.find_actor(name, key).await.map_err(storage)?;
+            return Ok(meta.map(|meta| {
+                self.remember_key(name, key, &meta.id);
+                meta.id
+            }));
+        }
+        let mark = lock(&self.preloads).mark();
+        let Some(loaded) = self
+            .driver
+            .load_actor_by_key(name, key)
+            .await
+            .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        let id = loaded.meta.id.clone();
+        self.remember_key(name, key, &id);
+        let slots = self.slots();
+        if !slots.contains_key(&id) {
+            lock(&self.preloads).keep(loaded, mark);
+        }
+        Ok(Some(id))
     }
 
     pub(crate) async fn create(
@@ -249,6 +280,9 @@ impl RegistryInner {
             return Err(ActionError::stopping());
         };
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        // What a key lookup read, unless the new instance must wait for a stopping one (whose
+        // last writes came after the read).
+        let preloaded = lock(&self.preloads).take(id).filter(|_| prev.is_none());
         let (tx, rx) = instance::mailbox::channel();
         if let Some(m) = msg {
             let _ = tx.send(m);
@@ -276,6 +310,7 @@ impl RegistryInner {
             prev,
             reg,
             metrics: metrics.clone(),
+            preloaded,
         });
         Ok(tx)
     }
@@ -394,6 +429,7 @@ impl RegistryInner {
     /// Counts an instance as stopped and remembers its times.
     fn stopped(&self, id: &ActorId, slot: &Slot) {
         slot.metrics.slept();
+        lock(&self.preloads).stopped(id);
         let mut slept = lock(&self.slept);
         slept.put(
             id.clone(),
