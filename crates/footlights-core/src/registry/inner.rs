@@ -11,7 +11,7 @@ pub(crate) struct RegistryInner {
     /// Live (or stopping) actors by id.
     pub(super) slots: Mutex<HashMap<ActorId, Slot>>,
     /// Ids of actors by name and key, so repeated calls skip the storage lookup; the most
-    /// recently used [`remembered`](Self::remembered) only.
+    /// recently used [`remembered`](Self::remembered) besides the awake actors only.
     pub(super) keys: Mutex<lru::LruCache<(String, ActorKey), ActorId>>,
     /// See [`RegistryBuilder::remembered_actors`].
     pub(super) remembered: usize,
@@ -300,7 +300,7 @@ impl RegistryInner {
         if let Some(old) = replaced {
             // The old instance is stopping (or ended without freeing its slot): it counts as
             // stopped now, since its `finish` will find the slot taken.
-            self.stopped(id, &old);
+            self.stopped(id, &old, slots.len());
         }
         ty.spawn(Start {
             id: id.clone(),
@@ -422,24 +422,31 @@ impl RegistryInner {
         if slots.get(id).is_some_and(|s| s.token == token)
             && let Some(slot) = slots.remove(id)
         {
-            self.stopped(id, &slot);
+            self.stopped(id, &slot, slots.len());
         }
     }
 
-    /// Counts an instance as stopped and remembers its times.
-    fn stopped(&self, id: &ActorId, slot: &Slot) {
+    /// Counts an instance as stopped and remembers its times; `awake` actors remain. The
+    /// keys remembered for the actors that were awake shrink back to the bound.
+    fn stopped(&self, id: &ActorId, slot: &Slot, awake: usize) {
         slot.metrics.slept();
         lock(&self.preloads).stopped(id);
-        let mut slept = lock(&self.slept);
-        slept.put(
-            id.clone(),
-            ActorTimes {
-                started_at_ms: Some(slot.started_ms),
-                slept_at_ms: Some(now_ms()),
-            },
-        );
-        while slept.len() > self.remembered {
-            slept.pop_lru();
+        {
+            let mut slept = lock(&self.slept);
+            slept.put(
+                id.clone(),
+                ActorTimes {
+                    started_at_ms: Some(slot.started_ms),
+                    slept_at_ms: Some(now_ms()),
+                },
+            );
+            while slept.len() > self.remembered {
+                slept.pop_lru();
+            }
+        }
+        let mut keys = lock(&self.keys);
+        while keys.len() > self.remembered.saturating_add(awake) {
+            keys.pop_lru();
         }
     }
 
@@ -454,11 +461,18 @@ impl RegistryInner {
     }
 
     /// Remembers actor `id` under its name and key, forgetting the least recently used past
-    /// [`remembered`](Self::remembered).
+    /// [`remembered`](Self::remembered) besides the awake actors: the keys of awake actors
+    /// called by key stay remembered however many they are (they are the most recently used),
+    /// and the table shrinks back as they go to sleep. The actor remembered counts as awake:
+    /// it is looked up or created to be called.
     fn remember_key(&self, name: &str, key: &ActorKey, id: &ActorId) {
+        let awake = {
+            let slots = self.slots();
+            slots.len() + usize::from(!slots.contains_key(id))
+        };
         let mut keys = lock(&self.keys);
         keys.put((name.to_owned(), key.clone()), id.clone());
-        while keys.len() > self.remembered {
+        while keys.len() > self.remembered.saturating_add(awake) {
             keys.pop_lru();
         }
     }

@@ -214,9 +214,9 @@ async fn a_call_by_a_forgotten_key_wakes_the_actor_from_one_read() {
         (0, 0, 1),
         "(find_actor, load_actor, load_actor_by_key): the lookup's read is the start's"
     );
-    // Awake now: a lookup still reads, and the running instance answers.
+    // Awake now, its key is remembered: the running instance answers, nothing is read.
     assert_eq!(client.get::<Tally>("a").add(1).await.unwrap(), 6);
-    assert_eq!(reads.take_counts(), (0, 0, 1));
+    assert_eq!(reads.take_counts(), (0, 0, 0));
     // A get-or-create of a taken key reads it the same way.
     client.get::<Tally>("a").nap().await.unwrap();
     until_asleep(&registry).await;
@@ -291,5 +291,38 @@ async fn a_lookup_read_before_the_actor_was_destroyed_does_not_bring_it_back() {
     assert_eq!((err.group(), err.code()), ("actor", "not_found"));
     let err = client.get::<Tally>("a").count().await.unwrap_err();
     assert_eq!((err.group(), err.code()), ("actor", "not_found"));
+    registry.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keys_of_awake_actors_stay_remembered_past_the_bound() {
+    let (reads, _arrivals) = Reads::new();
+    let registry = forgetful(&reads).await;
+    let client = registry.client();
+    let keys = ["a", "b", "c"];
+    for k in keys {
+        assert_eq!(client.get_or_create::<Tally>(k).add(1).await.unwrap(), 1);
+        assert_eq!(client.get::<Tally>(k).count().await.unwrap(), 1);
+    }
+    reads.take_counts();
+    for k in keys {
+        assert_eq!(client.get::<Tally>(k).count().await.unwrap(), 1);
+    }
+    assert_eq!(
+        reads.take_counts(),
+        (0, 0, 0),
+        "the awake actors' keys are remembered, though the registry remembers none asleep"
+    );
+    for k in keys {
+        client.get::<Tally>(k).nap().await.unwrap();
+    }
+    until_asleep(&registry).await;
+    reads.take_counts();
+    assert_eq!(client.get::<Tally>("a").count().await.unwrap(), 1);
+    assert_eq!(
+        reads.take_counts(),
+        (0, 0, 1),
+        "asleep, their keys are forgotten down to the bound"
+    );
     registry.shutdown().await;
 }
