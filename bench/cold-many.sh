@@ -6,13 +6,15 @@
 #
 # Usage: bench/cold-many.sh NAME=DIR [NAME=DIR ...]   (DIR holds `footlights` and
 #        `footlights-bench`; the bench of the first DIR, or $BENCH, drives every server)
-# Env: SECS (3), WARMUP (1), RUNS (3), ONLY (the scenarios), PORT (6431).
+# Env: SECS (3), WARMUP (1), RUNS (3), ONLY (the scenarios), PORT (a free one, each server),
+#      SERVE_ARGS (more options for `footlights serve`, such as `--remembered-actors 131072`),
+#      OUT_FILE (bench/out/cold-many.jsonl).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="$HERE/out"
 SECS="${SECS:-3}" WARMUP="${WARMUP:-1}" RUNS="${RUNS:-3}"
 ONLY="${ONLY:-c64_written,c64,a,cold,c_many100k,c_many100k_shuffled}"
-PORT="${PORT:-6431}"
+OUT_FILE="${OUT_FILE:-$OUT/cold-many.jsonl}"
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 mkdir -p "$OUT"
 first="${1#*=}"
@@ -21,14 +23,16 @@ for spec in "$@"; do
   name="${spec%%=*}" dir="${spec#*=}"
   data="$OUT/cold-many-$name"
   rm -rf "$data"
-  RUST_LOG=warn "$dir/footlights" serve --port "$PORT" --data-dir "$data" > "$OUT/cold-many-$name.log" 2>&1 &
+  port="${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+  # shellcheck disable=SC2086
+  RUST_LOG=warn "$dir/footlights" serve --port "$port" --data-dir "$data" ${SERVE_ARGS:-} > "$OUT/cold-many-$name.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do grep -q "listening on" "$OUT/cold-many-$name.log" && break; sleep 0.1; done
   for s in ${ONLY//,/ }; do
     runs="$RUNS"; case "$s" in c_many100k*|cold) runs=1;; esac
     echo "load average before $name $s: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-    "$BENCH" suite --addr "127.0.0.1:$PORT" --name "$name" --pids "$pid" --only "$s" \
-      --warmup "$WARMUP" --secs "$SECS" --runs "$runs" --out "$OUT/cold-many.jsonl"
+    "$BENCH" suite --addr "127.0.0.1:$port" --name "$name" --pids "$pid" --only "$s" \
+      --warmup "$WARMUP" --secs "$SECS" --runs "$runs" --out "$OUT_FILE"
   done
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 done

@@ -104,6 +104,13 @@ pub struct ServeOptions {
     /// warning.
     #[arg(long, value_name = "COUNT")]
     pub max_connections: Option<usize>,
+    /// How many sleeping actors the server remembers, most recently used first: their ids by
+    /// name and key, so that a call by key skips a lookup in the store, and their start and
+    /// sleep times (awake actors are remembered besides). Past it the least recently used are
+    /// forgotten (a call to one of them looks its key up again). Each costs about 320 bytes
+    /// of memory.
+    #[arg(long, value_name = "COUNT", default_value_t = footlights::DEFAULT_REMEMBERED_ACTORS)]
+    pub remembered_actors: usize,
     /// When another footlights serve listens on the same address with the same data
     /// directory, this one takes over from it: it listens beside it at once, then waits up to
     /// this many seconds for it to stop (send it SIGTERM) before opening the store and
@@ -586,6 +593,7 @@ impl Listening {
             registry = demo::register_test_actors(registry);
         }
         let registry = registry
+            .remembered_actors(options.remembered_actors)
             .start()
             .await
             .context("cannot start the actor registry")?;

@@ -564,6 +564,18 @@ impl Driver for SqliteDriver {
         Box::pin(self.reader.run(move |conn| ops::load_actor(conn, &id)))
     }
 
+    fn load_actor_by_key<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a ActorKey,
+    ) -> BoxFuture<'a, Result<Option<LoadedActor>>> {
+        let (name, key) = (name.to_owned(), key.clone());
+        Box::pin(
+            self.reader
+                .run(move |conn| ops::load_actor_by_key(conn, &name, &key)),
+        )
+    }
+
     fn load_state<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
         let id = id.clone();
         Box::pin(self.reader.run(move |conn| ops::load_state(conn, &id)))

@@ -199,6 +199,26 @@ pub(crate) fn load_actor(conn: &mut Connection, id: &ActorId) -> Result<Option<L
     Ok(Some(loaded))
 }
 
+/// The actor of `name` and `key` with its state and alarms, in one read transaction: the
+/// key lookup and the three reads of a start, one point in time, one job.
+pub(crate) fn load_actor_by_key(
+    conn: &mut Connection,
+    name: &str,
+    key: &ActorKey,
+) -> Result<Option<LoadedActor>> {
+    let tx = conn.transaction().map_err(db)?;
+    let Some(meta) = find_by_key(&tx, name, &key::encode(key))? else {
+        return Ok(None);
+    };
+    let loaded = LoadedActor {
+        state: load_state(&tx, &meta.id)?,
+        alarms: load_alarms(&tx, &meta.id)?,
+        meta,
+    };
+    tx.commit().map_err(db)?;
+    Ok(Some(loaded))
+}
+
 fn alarm_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Alarm> {
     Ok(Alarm {
         id: row.get(first)?,

@@ -413,6 +413,28 @@ pub trait Driver: Send + Sync + Debug + 'static {
         })
     }
 
+    /// [`find_actor`](Driver::find_actor) and [`load_actor`](Driver::load_actor) together:
+    /// what starting the actor of `name` and `key` reads (its metadata, latest state and
+    /// alarms), or `None` when no actor holds the key. What a call to a sleeping actor whose
+    /// id the caller does not know reads. The default asks the two in turn; a driver that can
+    /// serve both in one read (one round trip, one point in time) should.
+    fn load_actor_by_key<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a ActorKey,
+    ) -> BoxFuture<'a, Result<Option<LoadedActor>>> {
+        Box::pin(async move {
+            let Some(meta) = self.find_actor(name, key).await? else {
+                return Ok(None);
+            };
+            // Deleted meanwhile, or its key given to another actor: not the actor asked for.
+            Ok(self
+                .load_actor(&meta.id)
+                .await?
+                .filter(|l| l.meta.name == name && l.meta.key == *key))
+        })
+    }
+
     /// The latest state snapshot, if any was saved.
     fn load_state<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
 

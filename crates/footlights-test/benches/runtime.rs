@@ -62,6 +62,8 @@ impl Driver for Counting {
         create_actor(meta: &'a footlights_storage::ActorMeta) -> footlights_storage::CreateOutcome;
         actor(id: &'a footlights::ActorId) -> Option<footlights_storage::ActorMeta>;
         find_actor(name: &'a str, key: &'a footlights::ActorKey) -> Option<footlights_storage::ActorMeta>;
+        load_actor(id: &'a footlights::ActorId) -> Option<footlights_storage::LoadedActor>;
+        load_actor_by_key(name: &'a str, key: &'a footlights::ActorKey) -> Option<footlights_storage::LoadedActor>;
         list_actors(name: &'a str, key_prefix: &'a footlights::ActorKey) -> Vec<footlights_storage::ActorMeta>;
         load_state(id: &'a footlights::ActorId) -> Option<Vec<u8>>;
         load_alarms(id: &'a footlights::ActorId) -> Vec<footlights_storage::Alarm>;

@@ -64,9 +64,10 @@ pub use footlights_client::{
 pub use footlights_core::inspect;
 pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, CronFire, CronJob,
-    CronJobs, CronRule, Ctx, Deferred, DeferredHandler, Handler, Kv, KvEntry, KvKey, KvPage,
-    KvRange, RawEvent, RawLink, RawLinkSender, RawReply, RawRequest, RawResponse, RawSocket,
-    ReadHandler, Registry, RegistryBuilder, RunSignal, Schedule, ScheduledCall, WsMessage,
+    CronJobs, CronRule, Ctx, DEFAULT_REMEMBERED_ACTORS, Deferred, DeferredHandler, Handler, Kv,
+    KvEntry, KvKey, KvPage, KvRange, RawEvent, RawLink, RawLinkSender, RawReply, RawRequest,
+    RawResponse, RawSocket, ReadHandler, Registry, RegistryBuilder, RunSignal, Schedule,
+    ScheduledCall, WsMessage,
 };
 #[cfg(feature = "db")]
 pub use footlights_core::{Db, DbRow, Migration, db, rusqlite};

@@ -3,16 +3,20 @@
 use super::*;
 
 impl<A: Actor> Instance<A> {
-    pub(super) async fn boot(
-        id: footlights_protocol::ActorId,
-        token: u64,
-        rx: MailboxRx,
-        tx: Mailbox,
-        reg: Arc<RegistryInner>,
-        table: Arc<ActionTable<A>>,
-        metrics: Arc<crate::metrics::ActorTypeMetrics>,
-    ) -> Result<Self, BootError> {
-        match Self::load(&id, &tx, &reg, metrics, &table).await {
+    /// Loads the actor of `start` (whose previous instance, if any, has stopped) and makes
+    /// its instance.
+    pub(super) async fn boot(start: Start, table: Arc<ActionTable<A>>) -> Result<Self, BootError> {
+        let Start {
+            id,
+            token,
+            rx,
+            tx,
+            prev: _,
+            reg,
+            metrics,
+            preloaded,
+        } = start;
+        match Self::load(&id, &tx, &reg, metrics, &table, preloaded).await {
             Ok((actor, ctx, last_snapshot)) => Ok(Instance {
                 ctx: {
                     Self::unpark_conns(&reg, &ctx);
@@ -82,20 +86,30 @@ impl<A: Actor> Instance<A> {
         reg: &Arc<RegistryInner>,
         metrics: Arc<crate::metrics::ActorTypeMetrics>,
         table: &ActionTable<A>,
+        preloaded: Option<footlights_storage::LoadedActor>,
     ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
         let queue_specs = table.queues.clone();
         let options = &*table.options;
         let storage = |e: footlights_storage::StorageError| crate::writer::storage_error(&e);
         let driver = reg.driver();
-        // One job for the driver: metadata, state and alarms in one read.
-        let (loaded, queued) = tokio::join!(driver.load_actor(id), async {
-            // An actor type without queues has no queue entries: spare the read.
-            if queue_specs.is_empty() {
-                Ok(Vec::new())
-            } else {
-                crate::queue::state::load(&**driver, id).await
+        // One job for the driver: metadata, state and alarms in one read, unless the key
+        // lookup that led here brought them.
+        let (loaded, queued) = tokio::join!(
+            async {
+                match preloaded {
+                    Some(loaded) if loaded.meta.id == *id => Ok(Some(loaded)),
+                    _ => driver.load_actor(id).await,
+                }
+            },
+            async {
+                // An actor type without queues has no queue entries: spare the read.
+                if queue_specs.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    crate::queue::state::load(&**driver, id).await
+                }
             }
-        });
+        );
         let footlights_storage::LoadedActor {
             meta,
             state: stored,

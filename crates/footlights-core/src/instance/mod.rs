@@ -137,6 +137,9 @@ pub(crate) struct Start {
     pub(crate) reg: Arc<RegistryInner>,
     /// The counts of the actor's type.
     pub(crate) metrics: Arc<crate::metrics::ActorTypeMetrics>,
+    /// The actor's metadata, state and alarms, if the key lookup that led here read them
+    /// and nothing was written since: the start reads them from the store otherwise.
+    pub(crate) preloaded: Option<footlights_storage::LoadedActor>,
 }
 
 /// What woke the actor's loop.
@@ -207,20 +210,15 @@ pub(crate) fn run<A: Actor>(
 }
 
 /// Waits for the previous instance to stop, then loads the actor. `None` if it cannot start.
-async fn start_instance<A: Actor>(start: Start, table: Arc<ActionTable<A>>) -> Option<Instance<A>> {
-    let Start {
-        id,
-        token,
-        rx,
-        tx,
-        prev,
-        reg,
-        metrics,
-    } = start;
-    if let Some(mut prev) = prev {
+async fn start_instance<A: Actor>(
+    mut start: Start,
+    table: Arc<ActionTable<A>>,
+) -> Option<Instance<A>> {
+    if let Some(mut prev) = start.prev.take() {
         let _ = prev.wait_for(|done| *done).await;
     }
-    match Instance::<A>::boot(id.clone(), token, rx, tx, reg.clone(), table, metrics).await {
+    let (id, token, reg) = (start.id.clone(), start.token, start.reg.clone());
+    match Instance::<A>::boot(start, table).await {
         Ok(instance) => Some(instance),
         Err((e, rx)) => {
             tracing::debug!(actor = A::NAME, %id, error = %e, "actor did not start");

@@ -73,9 +73,11 @@ impl RegistryBuilder {
     /// How many actors the registry remembers besides the awake ones, most recently used
     /// first ([`DEFAULT_REMEMBERED_ACTORS`] by default): their ids by name and key, which spare
     /// the next call a storage lookup, and their start and sleep times
-    /// ([`Registry::actor_times`]). Past it the least recently used are forgotten, so the
-    /// memory of a registry does not grow with the number of actors that ever woke; each
-    /// entry is about 200 bytes. 0 remembers none.
+    /// ([`Registry::actor_times`]). The keys of awake actors are remembered on top of it, and
+    /// forgotten again down to the bound as they go to sleep. Past it the least recently used
+    /// are forgotten, so the memory of a registry does not grow with the number of actors that
+    /// ever woke; each remembered sleeping actor holds about 320 bytes of heap (more with long
+    /// keys). 0 remembers none but the awake ones.
     ///
     /// ```
     /// # use footlights_core::Registry;
@@ -171,6 +173,7 @@ impl RegistryBuilder {
                 cluster: membership.clone(),
                 stopped: false.into(),
                 slept: Mutex::new(lru::LruCache::unbounded()),
+                preloads: Mutex::new(super::preload::Preloads::new()),
                 me: weak.clone(),
             }
         });

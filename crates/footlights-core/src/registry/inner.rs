@@ -11,7 +11,7 @@ pub(crate) struct RegistryInner {
     /// Live (or stopping) actors by id.
     pub(super) slots: Mutex<HashMap<ActorId, Slot>>,
     /// Ids of actors by name and key, so repeated calls skip the storage lookup; the most
-    /// recently used [`remembered`](Self::remembered) only.
+    /// recently used [`remembered`](Self::remembered) besides the awake actors only.
     pub(super) keys: Mutex<lru::LruCache<(String, ActorKey), ActorId>>,
     /// See [`RegistryBuilder::remembered_actors`].
     pub(super) remembered: usize,
@@ -32,6 +32,8 @@ pub(crate) struct RegistryInner {
     pub(super) stopped: std::sync::atomic::AtomicBool,
     /// The start and sleep times of the actors that stopped most recently.
     pub(super) slept: Mutex<lru::LruCache<ActorId, ActorTimes>>,
+    /// What key lookups read of sleeping actors, for their next instances.
+    pub(super) preloads: Mutex<super::preload::Preloads>,
     /// The counts of each actor type, by name.
     pub(super) type_metrics: HashMap<&'static str, Arc<ActorTypeMetrics>>,
     /// Everything counted, for [`Registry::metrics`].
@@ -112,10 +114,9 @@ impl RegistryInner {
                 if let Some(id) = lock(&self.keys).get(&(name.clone(), key.clone())) {
                     return Ok(id.clone());
                 }
-                let meta = self.driver.find_actor(name, key).await.map_err(storage)?;
-                let meta = meta.ok_or_else(|| not_found(format_args!("{name}/{key}")))?;
-                self.remember_key(name, key, &meta.id);
-                Ok(meta.id)
+                self.look_up(name, key)
+                    .await?
+                    .ok_or_else(|| not_found(format_args!("{name}/{key}")))
             }
             Target::GetOrCreate { name, key, input } => {
                 self.check_type(name)?;
@@ -127,9 +128,8 @@ impl RegistryInner {
                 // for a group commit (and its fsync) to learn the key is taken. A key read
                 // as free is created in the writer's transaction, which reports the actor
                 // that holds it if another caller created it meanwhile.
-                if let Some(meta) = self.driver.find_actor(name, key).await.map_err(storage)? {
-                    self.remember_key(name, key, &meta.id);
-                    return Ok(meta.id);
+                if let Some(id) = self.look_up(name, key).await? {
+                    return Ok(id);
                 }
                 let (id, _) = self.insert(name, key, input.clone()).await?;
                 Ok(id)
@@ -138,6 +138,37 @@ impl RegistryInner {
                 "unsupported target {other:?}"
             ))),
         }
+    }
+
+    /// The id of the actor of `name` and `key`, read from the store and remembered from now
+    /// on; `None` if no actor holds the key. Alone, the read also brings the actor's state
+    /// and alarms (one job for the store), kept for its next instance if it is asleep, so
+    /// that waking it for the call that follows reads nothing more (see
+    /// [`Preloads`](super::preload::Preloads)).
+    async fn look_up(&self, name: &str, key: &ActorKey) -> Result<Option<ActorId>, ActionError> {
+        if self.cluster.is_some() {
+            let meta = self.driver.find_actor(name, key).await.map_err(storage)?;
+            return Ok(meta.map(|meta| {
+                self.remember_key(name, key, &meta.id);
+                meta.id
+            }));
+        }
+        let mark = lock(&self.preloads).mark();
+        let Some(loaded) = self
+            .driver
+            .load_actor_by_key(name, key)
+            .await
+            .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        let id = loaded.meta.id.clone();
+        self.remember_key(name, key, &id);
+        let slots = self.slots();
+        if !slots.contains_key(&id) {
+            lock(&self.preloads).keep(loaded, mark);
+        }
+        Ok(Some(id))
     }
 
     pub(crate) async fn create(
@@ -249,6 +280,9 @@ impl RegistryInner {
             return Err(ActionError::stopping());
         };
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        // What a key lookup read, unless the new instance must wait for a stopping one (whose
+        // last writes came after the read).
+        let preloaded = lock(&self.preloads).take(id).filter(|_| prev.is_none());
         let (tx, rx) = instance::mailbox::channel();
         if let Some(m) = msg {
             let _ = tx.send(m);
@@ -266,7 +300,7 @@ impl RegistryInner {
         if let Some(old) = replaced {
             // The old instance is stopping (or ended without freeing its slot): it counts as
             // stopped now, since its `finish` will find the slot taken.
-            self.stopped(id, &old);
+            self.stopped(id, &old, slots.len());
         }
         ty.spawn(Start {
             id: id.clone(),
@@ -276,6 +310,7 @@ impl RegistryInner {
             prev,
             reg,
             metrics: metrics.clone(),
+            preloaded,
         });
         Ok(tx)
     }
@@ -387,23 +422,31 @@ impl RegistryInner {
         if slots.get(id).is_some_and(|s| s.token == token)
             && let Some(slot) = slots.remove(id)
         {
-            self.stopped(id, &slot);
+            self.stopped(id, &slot, slots.len());
         }
     }
 
-    /// Counts an instance as stopped and remembers its times.
-    fn stopped(&self, id: &ActorId, slot: &Slot) {
+    /// Counts an instance as stopped and remembers its times; `awake` actors remain. The
+    /// keys remembered for the actors that were awake shrink back to the bound.
+    fn stopped(&self, id: &ActorId, slot: &Slot, awake: usize) {
         slot.metrics.slept();
-        let mut slept = lock(&self.slept);
-        slept.put(
-            id.clone(),
-            ActorTimes {
-                started_at_ms: Some(slot.started_ms),
-                slept_at_ms: Some(now_ms()),
-            },
-        );
-        while slept.len() > self.remembered {
-            slept.pop_lru();
+        lock(&self.preloads).stopped(id);
+        {
+            let mut slept = lock(&self.slept);
+            slept.put(
+                id.clone(),
+                ActorTimes {
+                    started_at_ms: Some(slot.started_ms),
+                    slept_at_ms: Some(now_ms()),
+                },
+            );
+            while slept.len() > self.remembered {
+                slept.pop_lru();
+            }
+        }
+        let mut keys = lock(&self.keys);
+        while keys.len() > self.remembered.saturating_add(awake) {
+            keys.pop_lru();
         }
     }
 
@@ -418,11 +461,18 @@ impl RegistryInner {
     }
 
     /// Remembers actor `id` under its name and key, forgetting the least recently used past
-    /// [`remembered`](Self::remembered).
+    /// [`remembered`](Self::remembered) besides the awake actors: the keys of awake actors
+    /// called by key stay remembered however many they are (they are the most recently used),
+    /// and the table shrinks back as they go to sleep. The actor remembered counts as awake:
+    /// it is looked up or created to be called.
     fn remember_key(&self, name: &str, key: &ActorKey, id: &ActorId) {
+        let awake = {
+            let slots = self.slots();
+            slots.len() + usize::from(!slots.contains_key(id))
+        };
         let mut keys = lock(&self.keys);
         keys.put((name.to_owned(), key.clone()), id.clone());
-        while keys.len() > self.remembered {
+        while keys.len() > self.remembered.saturating_add(awake) {
             keys.pop_lru();
         }
     }

@@ -26,6 +26,7 @@ mod builder;
 mod cluster;
 mod inner;
 mod inspect;
+mod preload;
 mod queue;
 
 pub use builder::{DEFAULT_MAX_KEY_BYTES, RegistryBuilder};

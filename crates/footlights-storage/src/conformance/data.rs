@@ -2,10 +2,10 @@
 
 use super::Harness;
 use super::support::{
-    actor, alarm, alarms, bump, commit, create, delete_alarm, id, kv, kv_delete, kv_put, meta,
-    open, put_alarm, set_state, state,
+    actor, alarm, alarms, bump, commit, create, delete_alarm, find, id, kv, kv_delete, kv_put,
+    meta, open, put_alarm, set_state, state,
 };
-use crate::{ActorId, Alarm};
+use crate::{ActorId, ActorKey, Alarm};
 
 /// A saved state loads back byte for byte; "no state" and "an empty state" differ.
 pub async fn save_and_load_state(h: &dyn Harness) {
@@ -70,6 +70,74 @@ pub async fn load_actor_reads_meta_state_and_alarms(h: &dyn Harness) {
         d.load_actor(&id(CHECK, 99)).await.expect("load_actor"),
         None,
         "unknown actor"
+    );
+}
+
+/// `load_actor_by_key` gives what `find_actor` then `load_actor` give; `None` for a key no
+/// actor holds (also under another name) and for a deleted actor; after the key is taken
+/// again, the new actor.
+pub async fn load_actor_by_key_reads_what_a_start_reads(h: &dyn Harness) {
+    const CHECK: &str = "load_actor_by_key_reads_what_a_start_reads";
+    let d = open(h).await;
+    let by_key = |name: &'static str, key: &'static str| {
+        let d = d.clone();
+        async move {
+            d.load_actor_by_key(name, &ActorKey::from(key))
+                .await
+                .expect("load_actor_by_key")
+        }
+    };
+    let a = meta(CHECK, 1, "a");
+    let b = meta(CHECK, 2, "b");
+    create(&*d, &a).await;
+    create(&*d, &b).await;
+    let later = alarm("later", 20, b"2");
+    let sooner = alarm("sooner", 10, b"1");
+    commit(
+        &*d,
+        vec![
+            set_state(&a.id, b"state of a"),
+            put_alarm(&a.id, &later),
+            put_alarm(&a.id, &sooner),
+            bump(&a.id),
+        ],
+    )
+    .await;
+    let loaded = by_key(CHECK, "a").await.expect("a exists");
+    let found = find(&*d, CHECK, &ActorKey::from("a"))
+        .await
+        .expect("a found");
+    let started = d
+        .load_actor(&found.id)
+        .await
+        .expect("load_actor")
+        .expect("a loads");
+    assert_eq!(loaded, started, "the same as find_actor then load_actor");
+    assert_eq!(loaded.meta.generation, 1, "the bumped generation");
+    assert_eq!(loaded.state, Some(b"state of a".to_vec()));
+    assert_eq!(loaded.alarms, vec![sooner, later], "ordered by time");
+    let fresh = by_key(CHECK, "b").await.expect("b exists");
+    assert_eq!(
+        (fresh.meta, fresh.state, fresh.alarms),
+        (b.clone(), None, vec![])
+    );
+    assert_eq!(by_key(CHECK, "c").await, None, "a key no actor holds");
+    assert_eq!(
+        by_key("load_actor_by_key_other_name", "a").await,
+        None,
+        "the key under another name"
+    );
+
+    d.delete_actor(&b.id).await.expect("delete_actor");
+    assert_eq!(by_key(CHECK, "b").await, None, "a deleted actor");
+    let again = meta(CHECK, 3, "b");
+    create(&*d, &again).await;
+    commit(&*d, vec![set_state(&again.id, b"new b")]).await;
+    let loaded = by_key(CHECK, "b").await.expect("the new b");
+    assert_eq!(
+        (loaded.meta, loaded.state),
+        (again, Some(b"new b".to_vec())),
+        "the actor that holds the key now"
     );
 }
 

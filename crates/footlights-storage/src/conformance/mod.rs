@@ -28,7 +28,7 @@
 //! by the others. Checks spawn tasks with `tokio::spawn`, so they need a Tokio runtime;
 //! [`conformance_tests!`](crate::conformance_tests) makes a multi-thread one per test.
 //!
-//! What the suite covers: saving and loading state, the `(name, key)` uniqueness (also under
+//! What the suite covers: saving and loading state, what a start reads (by id and by key), the `(name, key)` uniqueness (also under
 //! concurrent creates through two handles), creates inside a batch (their outcomes, the data
 //! written with them, atomicity), lookups, listing by key prefix and its order, alarms,
 //! the key-value map (ranges both ways, prefixes ending in `0xFF`, paging, range deletes, the
@@ -77,8 +77,9 @@ pub use creates::{
 };
 pub use data::{
     alarms_put_replace_delete, all_alarms_across_actors, batch_applies_writes_in_order,
-    batch_is_atomic_for_readers, kv_put_get_delete, load_actor_reads_meta_state_and_alarms,
-    overwrite_keeps_newest, save_and_load_state, writes_for_unknown_actors_are_ignored,
+    batch_is_atomic_for_readers, kv_put_get_delete, load_actor_by_key_reads_what_a_start_reads,
+    load_actor_reads_meta_state_and_alarms, overwrite_keeps_newest, save_and_load_state,
+    writes_for_unknown_actors_are_ignored,
 };
 pub use durability::{format_version_recorded_and_checked, reopen_after_crash};
 pub use kv::{
@@ -164,6 +165,7 @@ macro_rules! __conformance_checks {
             $args
             save_and_load_state
             load_actor_reads_meta_state_and_alarms
+            load_actor_by_key_reads_what_a_start_reads
             overwrite_keeps_newest
             create_duplicate_returns_existing
             same_key_other_name_is_another_actor

@@ -9,6 +9,7 @@ mod connections;
 mod cron;
 mod deferred;
 mod durability;
+mod forgotten_keys;
 mod hibernation;
 mod hooks;
 mod idle;
