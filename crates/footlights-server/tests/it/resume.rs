@@ -106,25 +106,34 @@ async fn a_dropped_connection_is_resumed_with_its_subscriptions() {
     );
 }
 
+/// Resumes connection `id` on a new socket to `key`; the old socket is closed as superseded.
+async fn take_over(
+    server: &TestServer,
+    key: &str,
+    old: &mut crate::support::Ws,
+    id: &str,
+    token: &str,
+) -> crate::support::Ws {
+    let resume = resume_protocol(id, token);
+    let (mut new, _) = ws_connect(
+        server,
+        &TestServer::query_path("/connect", key),
+        &["rivet", "rivet_encoding.json", "footlights", &resume],
+    )
+    .await;
+    assert_eq!(until_tag(&mut new, "Init").await["connectionId"], id);
+    assert_eq!(
+        next_close(old).await,
+        (1000, "connection.superseded".to_owned())
+    );
+    new
+}
+
 #[tokio::test]
 async fn a_resume_retires_the_stale_socket_of_the_same_connection() {
     let server = TestServer::start().await;
     let (mut old, id, token) = open_with_token(&server, "stale").await;
-    let resume = resume_protocol(&id, &token);
-    let (mut new, _) = ws_connect(
-        &server,
-        &TestServer::query_path("/connect", "stale"),
-        &["rivet", "rivet_encoding.json", "footlights", &resume],
-    )
-    .await;
-    assert_eq!(
-        until_tag(&mut new, "Init").await["connectionId"],
-        id.as_str()
-    );
-    assert_eq!(
-        next_close(&mut old).await,
-        (1000, "connection.superseded".to_owned())
-    );
+    let mut new = take_over(&server, "stale", &mut old, &id, &token).await;
     send_text(&mut new, &action_json(1, "connId", json!([]))).await;
     assert_eq!(
         until_tag(&mut new, "ActionResponse").await["output"],
@@ -142,21 +151,7 @@ async fn a_resume_retires_a_parked_socket() {
     send_text(&mut old, &action_json(1, "nap", json!([]))).await;
     until_tag(&mut old, "ActionResponse").await;
     until_metric(&server, "footlights_websockets_parked", 1).await;
-    let resume = resume_protocol(&id, &token);
-    let (mut new, _) = ws_connect(
-        &server,
-        &TestServer::query_path("/connect", "stale-parked"),
-        &["rivet", "rivet_encoding.json", "footlights", &resume],
-    )
-    .await;
-    assert_eq!(
-        until_tag(&mut new, "Init").await["connectionId"],
-        id.as_str()
-    );
-    assert_eq!(
-        next_close(&mut old).await,
-        (1000, "connection.superseded".to_owned())
-    );
+    let mut new = take_over(&server, "stale-parked", &mut old, &id, &token).await;
     send_text(&mut new, &action_json(2, "increment", json!([4]))).await;
     // The event and the answer, in either order.
     let mut got = Vec::new();
