@@ -117,13 +117,7 @@ async fn call(server: &TestServer, key: &str, action: &str, args: Vec<Value>) ->
 
 /// Waits (bounded) until no actor is awake.
 async fn until_asleep(server: &TestServer) {
-    for _ in 0..500 {
-        if server.registry.awake_count() == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the actor never fell asleep");
+    crate::support::until_asleep(&server.registry).await;
 }
 
 async fn next_text(ws: &mut Ws) -> String {

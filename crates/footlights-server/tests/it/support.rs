@@ -471,10 +471,21 @@ pub async fn metric(server: &TestServer, name: &str) -> i64 {
 }
 
 /// Waits (bounded) until series `name` reads `n`.
+/// Each look is a `/metrics` request: the server's tasks run meanwhile.
 pub async fn until_metric(server: &TestServer, name: &str, n: i64) {
     bounded(async {
         while metric(server, name).await != n {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// Waits (bounded) until every actor of `registry` sleeps.
+pub async fn until_asleep(registry: &Registry) {
+    bounded(async {
+        while registry.awake_count() > 0 {
+            tokio::task::yield_now().await;
         }
     })
     .await;

@@ -91,12 +91,7 @@ async fn sockets_kept_through_sleeps_wake_the_actor_and_get_answers_and_events()
     for round in 1..=2_u64 {
         send_text(&mut caller, &action_json(10 + round, "nap", json!([]))).await;
         until_tag(&mut caller, "ActionResponse").await;
-        bounded(async {
-            while registry.awake_count() > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            }
-        })
-        .await;
+        crate::support::until_asleep(&registry).await;
         assert_eq!(
             registry.kept_connections(),
             0,
