@@ -1,7 +1,8 @@
 // Hibernation with the official clients: a connected client's actor goes to sleep
 // (`goToSleep` on the demo counter), the socket stays open, and an event caused by another
 // client's call (which wakes the actor) still reaches it; the connection keeps its id and is
-// never closed.
+// never closed. While the actor sleeps, the server parks the socket (keeps only its stream):
+// `footlights_websockets_parked` on `/metrics` counts it.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { MATRIX } from "../lib/clients.mjs";
@@ -42,6 +43,57 @@ describe("hibernation", { concurrency: true }, () => {
 				assert.equal(await within(conn.getCount(), "getCount on the connection"), 2);
 				assert.equal(conn.connectionId, id, "same connection");
 				assert.equal(closes, 0, "the socket was never closed");
+				await conn.dispose();
+			});
+		});
+	}
+});
+
+/** The `footlights_websockets_parked` gauge of `server`. */
+async function parkedSockets(server) {
+	const text = await (await fetch(`${server.url}/metrics`)).text();
+	const line = text.split("\n").find((l) => l.startsWith("footlights_websockets_parked "));
+	assert.ok(line, "the gauge is exported");
+	return Number(line.split(" ")[1]);
+}
+
+/** Waits (bounded) until the gauge reads `n`; each look is a request. */
+async function untilParked(server, n) {
+	await within(
+		(async () => {
+			while ((await parkedSockets(server)) !== n) {
+				await new Promise((resolve) => setImmediate(resolve));
+			}
+		})(),
+		`${n} parked sockets`,
+	);
+}
+
+// One client at a time on a server of its own, so that the gauge counts only its socket.
+describe("parked sockets", () => {
+	let server;
+	before(async () => {
+		server = await Footlights.start();
+	});
+	after(async () => {
+		await server?.cleanup();
+	});
+
+	for (const peer of MATRIX) {
+		test(`${peer.label}: the socket of a sleeping actor parks and serves again on wake`, async () => {
+			await withClient(server, peer, async (client) => {
+				const handle = client.counter.getOrCreate(keyFor("park", peer));
+				const conn = handle.connect();
+				const first = nextEvent(conn, "newCount");
+				const start = await within(conn.increment(1), "increment");
+				assert.deepEqual(await first, [start]);
+				await within(conn.goToSleep(), "goToSleep");
+				await untilParked(server, 1);
+				const woken = nextEvent(conn, "newCount", "the event after the wake");
+				assert.equal(await within(handle.increment(1), "increment over HTTP"), start + 1);
+				assert.deepEqual(await woken, [start + 1]);
+				assert.equal(await parkedSockets(server), 0, "the socket serves again");
+				assert.equal(await within(conn.getCount(), "getCount on the connection"), start + 1);
 				await conn.dispose();
 			});
 		});
