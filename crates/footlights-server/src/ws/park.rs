@@ -260,18 +260,19 @@ impl Future for Parked {
                 Poll::Ready(Err(_)) => break Woke::Dropped,
                 Poll::Pending => {}
             }
-            ready!(this.bell.as_mut().poll(cx));
+            // The bell wait was made before this look, so a stop after it rings the bell: a
+            // socket that parks while the server stops is not left waiting.
             if live.conn.stop.is_stopping() {
                 break Woke::Serve { ping_at: None };
             }
+            ready!(this.bell.as_mut().poll(cx));
+            // Rung: wait for the next ring from now on, then look again.
+            this.bell
+                .set(live.conn.shared.parked_bell.clone().notified_owned());
             let now = Instant::now();
             if now >= *this.ping_due {
                 break Woke::Serve { ping_at: Some(now) };
             }
-            // Not for this socket yet: wait for the next ring (the loop polls the new wait,
-            // which registers it).
-            this.bell
-                .set(live.conn.shared.parked_bell.clone().notified_owned());
         };
         if let Some((live, io)) = this.parked.take() {
             tracing::trace!("socket unparked");
