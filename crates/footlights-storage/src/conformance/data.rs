@@ -32,26 +32,36 @@ pub async fn save_and_load_state(h: &dyn Harness) {
     );
 }
 
+/// Actors "a" and "b" of `check`: `a` with the state `state of a` and two alarms, written in
+/// one commit with `also` (each made for `a`), `b` with nothing. Returns both and `a`'s
+/// alarms in time order.
+async fn two_actors(
+    d: &dyn crate::Driver,
+    check: &str,
+    also: Vec<fn(&ActorId) -> crate::Write>,
+) -> (crate::ActorMeta, crate::ActorMeta, [Alarm; 2]) {
+    let a = meta(check, 1, "a");
+    let b = meta(check, 2, "b");
+    create(d, &a).await;
+    create(d, &b).await;
+    let later = alarm("later", 20, b"2");
+    let sooner = alarm("sooner", 10, b"1");
+    let mut batch = vec![
+        set_state(&a.id, b"state of a"),
+        put_alarm(&a.id, &later),
+        put_alarm(&a.id, &sooner),
+    ];
+    batch.extend(also.into_iter().map(|write| write(&a.id)));
+    commit(d, batch).await;
+    (a, b, [sooner, later])
+}
+
 /// `load_actor` gives what `actor`, `load_state` and `load_alarms` give, and `None` for an
 /// unknown actor.
 pub async fn load_actor_reads_meta_state_and_alarms(h: &dyn Harness) {
     const CHECK: &str = "load_actor_reads_meta_state_and_alarms";
     let d = open(h).await;
-    let a = meta(CHECK, 1, "a");
-    let b = meta(CHECK, 2, "b");
-    create(&*d, &a).await;
-    create(&*d, &b).await;
-    let later = alarm("later", 20, b"2");
-    let sooner = alarm("sooner", 10, b"1");
-    commit(
-        &*d,
-        vec![
-            set_state(&a.id, b"state of a"),
-            put_alarm(&a.id, &later),
-            put_alarm(&a.id, &sooner),
-        ],
-    )
-    .await;
+    let (a, b, [sooner, later]) = two_actors(&*d, CHECK, vec![]).await;
     let loaded = d
         .load_actor(&a.id)
         .await
@@ -87,22 +97,7 @@ pub async fn load_actor_by_key_reads_what_a_start_reads(h: &dyn Harness) {
                 .expect("load_actor_by_key")
         }
     };
-    let a = meta(CHECK, 1, "a");
-    let b = meta(CHECK, 2, "b");
-    create(&*d, &a).await;
-    create(&*d, &b).await;
-    let later = alarm("later", 20, b"2");
-    let sooner = alarm("sooner", 10, b"1");
-    commit(
-        &*d,
-        vec![
-            set_state(&a.id, b"state of a"),
-            put_alarm(&a.id, &later),
-            put_alarm(&a.id, &sooner),
-            bump(&a.id),
-        ],
-    )
-    .await;
+    let (_, b, [sooner, later]) = two_actors(&*d, CHECK, vec![bump]).await;
     let loaded = by_key(CHECK, "a").await.expect("a exists");
     let found = find(&*d, CHECK, &ActorKey::from("a"))
         .await
