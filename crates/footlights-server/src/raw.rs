@@ -2,8 +2,7 @@
 //! handler and returns its response unchanged; `/websocket/*` bridges a WebSocket to the
 //! actor's raw socket hooks, frames untouched.
 
-use crate::logging::ConnLine;
-use crate::metrics::{Refused, Transport};
+use crate::metrics::Transport;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -145,20 +144,13 @@ pub(crate) async fn websocket(
         Ok(link) => link,
         Err(e) => return close_upgrade(upgrade, 1011, format!("{}#{ray}", coded(&e))),
     };
-    let guard = match shared
-        .conns
-        .acquire(&shared.stop, shared.registry.kept_connections())
-    {
-        Ok(guard) => guard.logged(ConnLine::open(
-            Transport::RawWebSocket,
-            shared.metrics.conns(Transport::RawWebSocket),
-            &addressed.gateway.address,
-            ray.clone(),
-        )),
-        Err(refusal) => {
-            if refusal == crate::shutdown::Refusal::Full {
-                shared.metrics.refused(Refused::TooManyConnections);
-            }
+    let guard = match shared.open_conn(
+        Transport::RawWebSocket,
+        &addressed.gateway.address,
+        ray.clone(),
+    ) {
+        Ok(guard) => guard,
+        Err(_) => {
             link.sender.close(GOING_AWAY, "ws.going_away");
             let reason = format!("{}#{ray}", coded(&crate::error::overloaded("connections")));
             return close_upgrade(upgrade, 1011, reason);

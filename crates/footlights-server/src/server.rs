@@ -66,6 +66,40 @@ pub(crate) struct Shared {
     pub(crate) parked_bell: Arc<tokio::sync::Notify>,
 }
 
+impl Shared {
+    /// A slot for a client connection over `transport` to `address`, counted in the
+    /// transport's series and logged when it ends. A refusal because the server is full is
+    /// counted and logged here; the caller answers the client.
+    pub(crate) fn open_conn(
+        &self,
+        transport: crate::metrics::Transport,
+        address: &crate::gateway::path::ActorAddress,
+        ray: RayId,
+    ) -> std::result::Result<crate::shutdown::ConnGuard, crate::shutdown::Refusal> {
+        match self
+            .conns
+            .acquire(&self.stop, self.registry.kept_connections())
+        {
+            Ok(guard) => Ok(guard.logged(crate::logging::ConnLine::open(
+                transport,
+                self.metrics.conns(transport),
+                address,
+                ray,
+            ))),
+            Err(refusal) => {
+                if refusal == crate::shutdown::Refusal::Full {
+                    self.metrics.refused(Refused::TooManyConnections);
+                    tracing::warn!(
+                        limit = self.config.max_connections,
+                        "connection refused: too many connections"
+                    );
+                }
+                Err(refusal)
+            }
+        }
+    }
+}
+
 impl Server {
     /// A builder with the default settings.
     pub fn builder() -> ServerBuilder {

@@ -15,8 +15,7 @@
 //! The full description is in `docs/protocol-extensions.md`.
 
 use crate::cors::RayId;
-use crate::logging::ConnLine;
-use crate::metrics::{Refused, Transport};
+use crate::metrics::Transport;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -182,25 +181,10 @@ async fn open(
         .or_else(|| param(PARAMS_PARAM).map(str::as_bytes));
     let params = parse_params(params_text, shared.config.max_conn_params)?;
     let ext = ConnExtensions::from_sse(headers, &query);
-    let guard = match shared
-        .conns
-        .acquire(&shared.stop, shared.registry.kept_connections())
-    {
-        Ok(guard) => guard.logged(ConnLine::open(
-            Transport::Sse,
-            shared.metrics.conns(Transport::Sse),
-            &addressed.gateway.address,
-            ray,
-        )),
+    let guard = match shared.open_conn(Transport::Sse, &addressed.gateway.address, ray) {
+        Ok(guard) => guard,
         Err(Refusal::Stopping) => return Err(ActionError::stopping().into()),
-        Err(Refusal::Full) => {
-            shared.metrics.refused(Refused::TooManyConnections);
-            tracing::warn!(
-                limit = shared.config.max_connections,
-                "connection refused: too many connections"
-            );
-            return Err(overloaded("connections").into());
-        }
+        Err(Refusal::Full) => return Err(overloaded("connections").into()),
     };
     let actor = gateway::resolve(&shared, &addressed.gateway.address).await?;
     let request = ConnRequest::new(Method::GET, addressed.uri(), headers.clone())

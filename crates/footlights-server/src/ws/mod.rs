@@ -21,8 +21,7 @@ mod conn;
 mod park;
 mod upgrade;
 
-use crate::logging::ConnLine;
-use crate::metrics::{Refused, Transport};
+use crate::metrics::Transport;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -166,25 +165,16 @@ pub(crate) async fn handle(
             return refuse(upgrade, UNSUPPORTED_DATA, reason);
         }
     };
-    let guard = match shared
-        .conns
-        .acquire(&shared.stop, shared.registry.kept_connections())
-    {
-        Ok(guard) => guard.logged(ConnLine::open(
-            Transport::WebSocket,
-            shared.metrics.conns(Transport::WebSocket),
-            &addressed.gateway.address,
-            ray.clone(),
-        )),
+    let guard = match shared.open_conn(
+        Transport::WebSocket,
+        &addressed.gateway.address,
+        ray.clone(),
+    ) {
+        Ok(guard) => guard,
         Err(Refusal::Stopping) => {
             return refuse(upgrade, GOING_AWAY, "ws.going_away".to_owned());
         }
         Err(Refusal::Full) => {
-            shared.metrics.refused(Refused::TooManyConnections);
-            tracing::warn!(
-                limit = config.max_connections,
-                "connection refused: too many connections"
-            );
             let reason = format!("{}#{ray}", coded(&overloaded("connections")));
             return refuse(upgrade, INTERNAL_ERROR, reason);
         }
