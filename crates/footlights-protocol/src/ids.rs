@@ -1,6 +1,7 @@
 //! Actor and connection ids.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -9,14 +10,16 @@ macro_rules! string_id {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
-        // A boxed slice rather than a `String`: messages that carry ids (`Init` holds two) stay
-        // small, and every link's channel reserves room for 32 of them.
-        pub struct $name(Box<str>);
+        // A shared slice rather than a `String`: messages that carry ids (`Init` holds two) stay
+        // small (every link's channel reserves room for 32 of them), and the many records that
+        // name one connection or actor (its link, its resume entry, its log line...) share
+        // one allocation instead of a copy each.
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Wraps an existing id.
             pub fn new(id: impl Into<String>) -> Self {
-                $name(id.into().into_boxed_str())
+                $name(Arc::from(id.into()))
             }
 
             /// The id as a string slice.
@@ -33,7 +36,7 @@ macro_rules! string_id {
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                $name(s.into_boxed_str())
+                $name(Arc::from(s))
             }
         }
 
