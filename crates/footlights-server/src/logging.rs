@@ -159,12 +159,14 @@ pub(crate) fn without_token(path: &str) -> String {
 
 /// One open WebSocket or SSE connection: counted in the transport's gauge while it lives, and
 /// logged when it ends.
+///
+/// It lives as long as the connection, hibernated ones included, so its text fields (request
+/// id, actor name, key or id) are kept in one allocation rather than a string each.
 #[derive(Debug)]
 pub(crate) struct ConnLine {
     transport: Transport,
     series: ConnSeries,
-    note: ActorNote,
-    ray: RayId,
+    fields: LineFields,
     started: Instant,
 }
 
@@ -178,11 +180,16 @@ impl ConnLine {
     ) -> Self {
         series.open.inc();
         series.opened.inc();
+        let note = ActorNote::of(address);
         ConnLine {
             transport,
             series: series.clone(),
-            note: ActorNote::of(address),
-            ray,
+            fields: LineFields::new([
+                Some(ray.as_str()),
+                note.name.as_deref(),
+                note.key.as_deref(),
+                note.id.as_deref(),
+            ]),
             started: Instant::now(),
         }
     }
@@ -191,16 +198,55 @@ impl ConnLine {
 impl Drop for ConnLine {
     fn drop(&mut self) {
         self.series.open.dec();
+        let [ray, actor, key, actor_id] = self.fields.get();
         tracing::info!(
             target: CONNECTIONS,
             transport = self.transport.as_str(),
             duration_ms = millis(self.started.elapsed()),
-            request_id = %self.ray,
-            actor = self.note.name.as_deref(),
-            key = self.note.key.as_deref(),
-            actor_id = self.note.id.as_deref(),
+            request_id = %ray.unwrap_or_default(),
+            actor,
+            key,
+            actor_id,
             "connection closed"
         );
+    }
+}
+
+/// Up to four optional strings in one allocation: their text one after the other, and where
+/// each ends (`u32::MAX` for one that is absent).
+#[derive(Debug)]
+struct LineFields {
+    text: Box<str>,
+    ends: [u32; 4],
+}
+
+impl LineFields {
+    fn new(fields: [Option<&str>; 4]) -> Self {
+        let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
+        let ends = fields.map(|field| match field {
+            Some(field) => {
+                text.push_str(field);
+                u32::try_from(text.len()).unwrap_or(u32::MAX - 1)
+            }
+            None => u32::MAX,
+        });
+        LineFields {
+            text: text.into_boxed_str(),
+            ends,
+        }
+    }
+
+    fn get(&self) -> [Option<&str>; 4] {
+        let mut start = 0;
+        self.ends.map(|end| {
+            if end == u32::MAX {
+                return None;
+            }
+            let end = (end as usize).min(self.text.len());
+            let field = self.text.get(start.min(end)..end);
+            start = end;
+            field
+        })
     }
 }
 
@@ -353,6 +399,21 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_fields_give_back_each_field_and_each_absence() {
+        let fields = LineFields::new([Some("ray1"), None, Some(""), Some("actor-id")]);
+        assert_eq!(
+            fields.get(),
+            [Some("ray1"), None, Some(""), Some("actor-id")]
+        );
+        let fields = LineFields::new([None, Some("counter"), Some("[\"a\"]"), None]);
+        assert_eq!(fields.get(), [None, Some("counter"), Some("[\"a\"]"), None]);
+        assert_eq!(
+            &*fields.text, "counter[\"a\"]",
+            "one allocation holds them all"
+        );
+    }
 
     #[test]
     fn tokens_are_cut_from_logged_paths() {

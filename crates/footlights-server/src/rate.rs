@@ -125,6 +125,11 @@ impl Limiters {
         })
     }
 
+    /// Whether requests are counted per actor at all (`rate_limit_per_actor` is set).
+    pub(crate) fn limits_actors(&self) -> bool {
+        self.actor.is_some()
+    }
+
     /// Counts a request to the actor `address` names (its id, or its name and key).
     ///
     /// # Errors

@@ -52,7 +52,8 @@ pub(crate) struct ConnExtensions {
     /// The client understands connection tokens: `Init` keeps its `connectionToken`.
     pub(crate) tokens: bool,
     /// The client asks to resume this connection.
-    pub(crate) resume: Option<Resume>,
+    /// (Boxed: a connection keeps its extensions while it lives, and rarely resumes.)
+    pub(crate) resume: Option<Box<Resume>>,
 }
 
 impl ConnExtensions {
@@ -131,7 +132,7 @@ pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn resume_from(id: &str, token: &str, encoded: bool) -> Option<Resume> {
+fn resume_from(id: &str, token: &str, encoded: bool) -> Option<Box<Resume>> {
     let decode = |s: &str| {
         if encoded {
             percent_decode_str(s)
@@ -143,9 +144,11 @@ fn resume_from(id: &str, token: &str, encoded: bool) -> Option<Resume> {
         }
     };
     let (id, token) = (decode(id)?, decode(token)?);
-    (!id.is_empty() && !token.is_empty()).then(|| Resume {
-        conn_id: ConnId::new(id),
-        token,
+    (!id.is_empty() && !token.is_empty()).then(|| {
+        Box::new(Resume {
+            conn_id: ConnId::new(id),
+            token,
+        })
     })
 }
 
@@ -213,7 +216,7 @@ impl LiveLinks {
 
     /// Records that the calling task carries connection `id` (once its `Init` went out),
     /// with the token `Init` carried.
-    pub(crate) fn register(shared: &Arc<Shared>, init: &ToClient) -> Option<LiveLink> {
+    pub(crate) fn register(shared: &Arc<Shared>, init: &ToClient) -> Option<Box<LiveLink>> {
         let ToClient::Init {
             connection_id: id,
             connection_token: token,
@@ -231,12 +234,12 @@ impl LiveLinks {
             retire: tx,
         };
         shared.links.lock().insert(id.clone(), entry);
-        Some(LiveLink {
+        Some(Box::new(LiveLink {
             shared: shared.clone(),
             id,
             serial,
             retire: rx,
-        })
+        }))
     }
 
     /// Retires the task carrying `id`, if any and if `token` is that connection's token, and
@@ -287,7 +290,7 @@ impl Drop for LiveLink {
 /// [`retired`] as a poll: `Ready` with the sender to answer on once a resume takes the
 /// connection over; never ready without a registration.
 pub(crate) fn poll_retired(
-    live: &mut Option<LiveLink>,
+    live: &mut Option<Box<LiveLink>>,
     cx: &mut std::task::Context<'_>,
 ) -> std::task::Poll<oneshot::Sender<()>> {
     use std::future::Future;
@@ -302,7 +305,7 @@ pub(crate) fn poll_retired(
 }
 
 /// Waits for a retire request when there is a registration, forever otherwise.
-pub(crate) async fn retired(live: &mut Option<LiveLink>) -> oneshot::Sender<()> {
+pub(crate) async fn retired(live: &mut Option<Box<LiveLink>>) -> oneshot::Sender<()> {
     match live {
         Some(live) => live.retired().await,
         None => std::future::pending().await,
@@ -373,10 +376,10 @@ mod tests {
         let ext = ConnExtensions::from_subprotocols(&["footlights_resume.c%2E1.t.o%20k".into()]);
         assert_eq!(
             ext.resume,
-            Some(Resume {
+            Some(Box::new(Resume {
                 conn_id: ConnId::new("c.1"),
                 token: "t.o k".into()
-            })
+            }))
         );
         for bad in [
             "footlights_resume.",

@@ -63,7 +63,7 @@ pub(crate) struct Shared {
     /// Rung when the server stops and every quarter of `ws_ping_interval`: a parked
     /// WebSocket waits on this one bell instead of a timer and a stop signal of its own, and
     /// when it rings looks whether the server stops or its ping is due.
-    pub(crate) parked_bell: Arc<tokio::sync::Notify>,
+    pub(crate) parked_bell: crate::ws::bell::Bell,
 }
 
 impl Shared {
@@ -181,7 +181,7 @@ impl Server {
             links: LiveLinks::default(),
             limits,
             metrics: metrics.clone(),
-            parked_bell: Arc::new(tokio::sync::Notify::new()),
+            parked_bell: crate::ws::bell::Bell::default(),
         });
         tokio::spawn(ring_parked_bell(shared.clone()));
         let app = Router::new()
@@ -267,7 +267,7 @@ impl Server {
         drop(listener);
         tracing::info!(late, "shutting down: closing connections");
         switch.send_replace(true);
-        shared.parked_bell.notify_waiters();
+        shared.parked_bell.ring();
         drop(context);
         let drained = tokio::time::timeout(config.shutdown_timeout, async {
             let _ = all_closed.recv().await;
@@ -301,11 +301,11 @@ async fn ring_parked_bell(shared: Arc<Shared>) {
     let mut stop = shared.stop.clone();
     loop {
         tokio::select! {
-            _ = ticks.tick() => shared.parked_bell.notify_waiters(),
+            _ = ticks.tick() => shared.parked_bell.ring(),
             () = stop.wait() => break,
         }
     }
-    shared.parked_bell.notify_waiters();
+    shared.parked_bell.ring();
 }
 
 /// How long a stopping server waits for another queued connection before it closes its

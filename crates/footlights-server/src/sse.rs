@@ -347,7 +347,7 @@ struct SseConn {
     commands_tx: mpsc::Sender<Command>,
     in_flight: InFlight,
     /// This task's claim on its connection id, from `Init` on.
-    live: Option<LiveLink>,
+    live: Option<Box<LiveLink>>,
     /// The response body; closed when the client goes away.
     out: mpsc::Sender<Bytes>,
     /// Holds this connection's slot until the task ends.

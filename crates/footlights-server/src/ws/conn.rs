@@ -1,6 +1,5 @@
 //! One `/connect` connection's pump: frames between the socket and the runtime's link.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -17,14 +16,15 @@ use tungstenite::{Message, Utf8Bytes};
 
 use super::upgrade::{Io, Socket};
 use super::{
-    CLOSE_TIMEOUT, CONNECT_BUFFER, GOING_AWAY, INTERNAL_ERROR, INVALID_DATA, NORMAL, PROTOCOL_ERROR,
+    CLOSE_TIMEOUT, CONNECT_BUFFER, GOING_AWAY, INTERNAL_ERROR, INVALID_DATA, NORMAL,
+    PROTOCOL_ERROR, max_early,
 };
 use crate::error::overloaded;
 use crate::limits::{self, InFlight, close_reason};
 use crate::peer::Peer;
 use crate::resume::{self, ConnExtensions, LinkEnd, LiveLink, LiveLinks};
 use crate::server::Shared;
-use crate::shutdown::{ConnGuard, Stop};
+use crate::shutdown::ConnGuard;
 
 /// The WebSocket settings of a `/connect` socket.
 pub(super) fn config(shared: &Shared) -> WebSocketConfig {
@@ -161,24 +161,23 @@ impl End {
 
 pub(super) struct WsConn {
     pub(super) shared: Arc<Shared>,
-    /// What this connection's actions count under for `rate_limit_per_actor`.
-    pub(super) rate_key: String,
+    /// What this connection's actions count under for `rate_limit_per_actor`, when that is
+    /// set.
+    pub(super) rate_key: Option<Box<str>>,
     /// The client's address, whose `rate_limit_per_client` its actions count against.
     pub(super) client: Option<std::net::IpAddr>,
     pub(super) peer: Peer,
     pub(super) ext: ConnExtensions,
-    pub(super) stop: Stop,
     pub(super) in_flight: InFlight,
     /// Client messages that arrived before `Init` went out; sent to the runtime right after.
-    pub(super) early: VecDeque<ToServer>,
-    pub(super) max_early: usize,
+    pub(super) early: Vec<ToServer>,
     pub(super) initialized: bool,
     /// A ping went out and nothing has come back since.
     pub(super) awaiting_pong: bool,
     /// Messages (data and control) read from the socket so far.
     pub(super) received: u64,
     /// This task's claim on its connection id, from `Init` on.
-    pub(super) live: Option<LiveLink>,
+    pub(super) live: Option<Box<LiveLink>>,
     /// Holds this connection's slot until the task ends.
     pub(super) _guard: ConnGuard,
 }
@@ -196,7 +195,7 @@ impl WsConn {
         let mut ping = tokio::time::interval_at(ping_at, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Made once: a new wait per message would register with the shared signal every time.
-        let mut stop = self.stop.clone();
+        let mut stop = self.shared.stop.clone();
         let stopped = stop.wait();
         tokio::pin!(stopped);
         loop {
@@ -352,13 +351,18 @@ impl WsConn {
             ToClient::Init { connection_id, .. } => {
                 tracing::Span::current().record("id", connection_id.as_str());
                 tracing::debug!("connection open");
-                self.live = LiveLinks::register(&self.shared, &msg);
+                // Only a client that understands tokens is ever told its connection's token,
+                // so only its socket can be taken over by a resume: other sockets need no
+                // entry (one costs ~170 B while the socket lives).
+                if self.ext.tokens {
+                    self.live = LiveLinks::register(&self.shared, &msg);
+                }
                 let init_version = self.ext.prepare_init(&mut msg, self.peer.encoding, version);
                 let init = self.encode(&msg, init_version);
                 // What the client sent early reaches the runtime now; answers to it come
                 // through this task, so after `Init` is on the socket.
                 self.initialized = true;
-                for early in self.early.drain(..) {
+                for early in std::mem::take(&mut self.early) {
                     let _ = sender.send(early);
                 }
                 Ok(init)
@@ -436,10 +440,11 @@ impl WsConn {
             // Actions over a connection count against the client's and the actor's rates like
             // requests do.
             let limits = &self.shared.limits;
-            if let Err(error) = limits
-                .client(self.client)
-                .and_then(|()| limits.actor(&self.rate_key))
-            {
+            if let Err(error) = limits.client(self.client).and_then(|()| {
+                self.rate_key
+                    .as_deref()
+                    .map_or(Ok(()), |key| limits.actor(key))
+            }) {
                 let error = ToClient::Error {
                     error,
                     action_id: Some(*id),
@@ -457,10 +462,10 @@ impl WsConn {
         if self.initialized {
             // A closed link reports `Closed` on its event channel; nothing to do here.
             let _ = sender.send(msg);
-        } else if self.early.len() >= self.max_early {
+        } else if self.early.len() >= max_early(&self.shared) {
             return Err(End::close(INTERNAL_ERROR, "actor.overloaded"));
         } else {
-            self.early.push_back(msg);
+            self.early.push(msg);
         }
         Ok(None)
     }

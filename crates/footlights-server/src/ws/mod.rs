@@ -17,12 +17,12 @@
 //!
 //! Modules: `upgrade` (handshake), `conn` (the pump), `park` (the parked socket).
 
+pub(crate) mod bell;
 mod conn;
 mod park;
 mod upgrade;
 
 use crate::metrics::Transport;
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +61,11 @@ pub(crate) const CONNECT_BUFFER: usize = 512;
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages beyond the in-flight limit that may wait for `Init` (subscriptions and the like).
 const EARLY_EXTRA: usize = 256;
+
+/// How many client messages may wait for `Init`.
+fn max_early(shared: &Shared) -> usize {
+    shared.config.max_in_flight.saturating_add(EARLY_EXTRA)
+}
 
 /// Close codes (RFC 6455).
 pub(crate) const NORMAL: u16 = 1000;
@@ -270,8 +275,10 @@ async fn open(mut socket: Socket, setup: Box<Setup>) -> Option<(WsConn, Socket, 
         }
         Some(Ok(link)) => link,
     };
-    let max_early = shared.config.max_in_flight.saturating_add(EARLY_EXTRA);
-    let rate_key = gateway::rate_key(&addressed.gateway.address);
+    let rate_key = shared
+        .limits
+        .limits_actors()
+        .then(|| gateway::rate_key(&addressed.gateway.address).into_boxed_str());
     let conn = WsConn {
         rate_key,
         client,
@@ -279,9 +286,7 @@ async fn open(mut socket: Socket, setup: Box<Setup>) -> Option<(WsConn, Socket, 
         shared,
         peer,
         ext,
-        stop,
-        early: VecDeque::new(),
-        max_early,
+        early: Vec::new(),
         initialized: false,
         awaiting_pong: false,
         received: 0,

@@ -15,14 +15,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::futures::OwnedNotified;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::bell::BellWait;
 use super::conn::{End, Live};
-use super::upgrade::{Io, Socket};
+use super::upgrade::{Io, RawIo, Socket};
 use crate::resume;
 
 /// A stream that follows the WebSocket frames read through it: how many whole messages (data
@@ -40,6 +39,22 @@ impl<S> Tracked<S> {
             inner,
             scan: FrameScan::default(),
         }
+    }
+
+    /// Follows `inner` from a point between two messages, after `messages` whole ones, and
+    /// after the bytes `read` from it since that point without this follower.
+    pub(crate) fn resumed(inner: S, messages: u64, read: &[u8]) -> Self {
+        let mut scan = FrameScan {
+            messages,
+            ..FrameScan::default()
+        };
+        scan.scan(read);
+        Tracked { inner, scan }
+    }
+
+    /// The stream itself.
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
     }
 
     /// Whether the bytes read so far end between two messages and the reader has taken all
@@ -177,22 +192,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 }
 
-/// Counts a parked socket on the `websockets_parked` gauge while it lives.
-struct Counted(Gauge);
-
-impl Counted {
-    fn new(gauge: &Gauge) -> Self {
-        gauge.inc();
-        Counted(gauge.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 /// What woke a parked socket.
 enum Woke {
     /// The client sent this byte: the first of its next frame.
@@ -209,37 +208,42 @@ enum Woke {
 /// Parks a connection: the WebSocket state is dropped and a small task waits on the stream.
 /// The caller's task should end right after, so that its own state is freed too.
 pub(super) fn park(live: Box<Live>, socket: Socket) {
-    let io = socket.into_inner();
+    // Parked between two messages (see `Tracked::at_rest`): the frame follower starts again
+    // from `received` when the socket is served again, and is not kept meanwhile.
+    let io = socket.into_inner().into_inner();
     let shared = &live.conn.shared;
+    shared.metrics.parked.inc();
     let wait = Parked {
         ping_due: Instant::now() + shared.config.ws_ping_interval,
-        bell: shared.parked_bell.clone().notified_owned(),
-        _counted: Counted::new(&shared.metrics.parked),
+        bell: shared.parked_bell.join(),
         parked: Some((live, io)),
     };
-    tokio::spawn(wait.instrument(tracing::Span::current()));
+    // Most servers trace nothing: a disabled span need not take room in every parked task.
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        tokio::spawn(wait);
+    } else {
+        tokio::spawn(wait.instrument(span));
+    }
 }
 
-pin_project_lite::pin_project! {
-    /// A parked socket's task: the stream, the connection's records and one wait on the
-    /// server's bell (rung at shutdown and every quarter ping interval). Its size is what a
-    /// parked socket costs beyond its records, so it is written out rather than an `async`
-    /// block whose state would hold every wait of a `select!`. Once something needs the
-    /// connection served, it hands it to a new full task and ends.
-    struct Parked {
-        parked: Option<(Box<Live>, Io)>,
-        ping_due: Instant,
-        _counted: Counted,
-        #[pin]
-        bell: OwnedNotified,
-    }
+/// A parked socket's task: the stream, the connection's records and its place at the
+/// server's bell (rung at shutdown and every quarter ping interval). Its size is what a
+/// parked socket costs beyond its records, so it is written out rather than an `async` block
+/// whose state would hold every wait of a `select!`. Once something needs the connection
+/// served, it hands it to a new full task and ends. While it lives, the socket is counted on
+/// the `websockets_parked` gauge.
+struct Parked {
+    parked: Option<(Box<Live>, RawIo)>,
+    ping_due: Instant,
+    bell: BellWait,
 }
 
 impl Future for Parked {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
+        let this = self.get_mut();
         let Some((live, io)) = this.parked.as_mut() else {
             return Poll::Ready(());
         };
@@ -260,25 +264,46 @@ impl Future for Parked {
                 Poll::Ready(Err(_)) => break Woke::Dropped,
                 Poll::Pending => {}
             }
-            // The bell wait was made before this look, so a stop after it rings the bell: a
-            // socket that parks while the server stops is not left waiting.
-            if live.conn.stop.is_stopping() {
+            // The place at the bell was taken before this look, so a stop after it rings the
+            // bell: a socket that parks while the server stops is not left waiting.
+            if live.conn.shared.stop.is_stopping() {
                 break Woke::Serve { ping_at: None };
             }
-            ready!(this.bell.as_mut().poll(cx));
-            // Rung: wait for the next ring from now on, then look again.
-            this.bell
-                .set(live.conn.shared.parked_bell.clone().notified_owned());
+            ready!(live.conn.shared.parked_bell.poll_rung(&mut this.bell, cx));
+            // Rung: the next look waits for the next ring.
             let now = Instant::now();
-            if now >= *this.ping_due {
+            if now >= this.ping_due {
                 break Woke::Serve { ping_at: Some(now) };
             }
         };
-        if let Some((live, io)) = this.parked.take() {
+        if let Some((live, io)) = this.release() {
             tracing::trace!("socket unparked");
+            let read = match &woke {
+                Woke::Byte(byte) => std::slice::from_ref(byte),
+                _ => &[],
+            };
+            let io = Tracked::resumed(io, live.conn.received, read);
             tokio::spawn(unpark(live, io, woke).instrument(tracing::Span::current()));
         }
         Poll::Ready(())
+    }
+}
+
+impl Parked {
+    /// Gives back the place at the bell and the gauge's count, once, with the records.
+    fn release(&mut self) -> Option<(Box<Live>, RawIo)> {
+        let (live, io) = self.parked.take()?;
+        let shared = &live.conn.shared;
+        shared.parked_bell.leave(&self.bell);
+        shared.metrics.parked.dec();
+        Some((live, io))
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        // A task dropped without having woken (at runtime shutdown) still holds them.
+        self.release();
     }
 }
 
@@ -363,6 +388,16 @@ mod tests {
         scan.scan(&frame(true, 0x0, b"o"));
         assert_eq!(scan.messages, 2);
         assert!(scan.between_messages());
+    }
+
+    #[test]
+    fn a_follower_resumed_after_a_byte_read_without_it_stays_in_step() {
+        let next = frame(true, 0x1, b"wake");
+        let mut tracked = Tracked::resumed((), 3, &next[..1]);
+        assert!(!tracked.at_rest(3), "a frame has begun");
+        tracked.scan.scan(&next[1..]);
+        assert!(tracked.at_rest(4));
+        assert!(Tracked::resumed((), 3, &[]).at_rest(3));
     }
 
     #[test]

@@ -12,7 +12,11 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 use super::park::Tracked;
 
 /// The stream under an accepted `/connect` WebSocket.
-pub(crate) type Io = Tracked<TokioIo<hyper::upgrade::Upgraded>>;
+pub(crate) type RawIo = TokioIo<hyper::upgrade::Upgraded>;
+
+/// The upgraded stream, following the client's frames (see [`Tracked`]).
+pub(crate) type Io = Tracked<RawIo>;
+
 /// An accepted `/connect` WebSocket.
 pub(crate) type Socket = WebSocketStream<Io>;
 
