@@ -9,7 +9,8 @@
 #
 # Build each `footlights` with the system allocator, which heaptrack can see:
 #   cargo build --release -p footlights-cli --no-default-features
-# Usage: bench/parked-heap.sh NAME=BIN [NAME=BIN ...]   ($BENCH: the footlights-bench binary)
+# Usage: bench/parked-heap.sh NAME=BIN [NAME=BIN ...]   ($BENCH: the footlights-bench binary;
+#        $LOG: the servers' RUST_LOG, `warn` by default)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="$HERE/out/parked-heap"
@@ -26,7 +27,7 @@ measure() {
   local name="$1" bin="$2" mode="$3" port data log
   port="$(free_port)" data="$OUT/data-$name-$mode" log="$OUT/$name-$mode.log"
   rm -rf "$data" "$OUT/$name-$mode".heaptrack.*
-  RUST_LOG=warn heaptrack -o "$OUT/$name-$mode.heaptrack" "$bin" serve --port "$port" \
+  RUST_LOG="${LOG:-warn}" heaptrack -o "$OUT/$name-$mode.heaptrack" "$bin" serve --port "$port" \
     --data-dir "$data" > "$log" 2>&1 &
   local ht=$!
   for _ in $(seq 1 600); do grep -q "listening on" "$log" && break; sleep 0.1; done
