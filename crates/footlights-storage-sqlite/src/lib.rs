@@ -41,8 +41,11 @@
 //!   acknowledged write would be lost at the next start; instead the write is rolled back and
 //!   fails with [`StorageError::Unavailable`](footlights_storage::StorageError::Unavailable),
 //!   logged once per episode, until the files are back in place. A full disk, a disk
-//!   that fails to read or write, or a file that cannot be written or opened is `Unavailable`
-//!   too (nothing of the failed call is applied; retrying once space is freed succeeds);
+//!   that fails to write, or a file that cannot be written or opened is `Unavailable`
+//!   too (nothing of the failed call is applied; retrying once space is freed succeeds), and so
+//!   is a failed read of a page read with `pread`. Reads of the database file go through a
+//!   read-only memory map (see [`DEFAULT_MMAP_BYTES`]), where a disk that fails a read ends
+//!   the process with `SIGBUS` instead; [`SqliteDriverBuilder::mmap_bytes`] turns the map off;
 //! - checked at open, so that nothing acknowledged is dropped without a word. Each refusal is
 //!   an error ([`StorageError::Backend`](footlights_storage::StorageError::Backend)) naming the
 //!   file, what would be lost and how to go on, logged once at ERROR:
@@ -158,6 +161,28 @@ pub const DEFAULT_CHECKPOINT_PAGES: u32 = 4096;
 /// them (`bench/RESULTS.md`, "Cold calls and many actors").
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
+/// How much of the database file each of the store's two connections reads through a memory
+/// map, unless [`SqliteDriverBuilder::mmap_bytes`] says otherwise: 1 GiB of address space.
+///
+/// A map costs address space, not memory: its pages are the operating system's cache of the
+/// file, shared with every other reader of it. The read connection gains most. In WAL mode
+/// SQLite empties a connection's page cache whenever it starts a read after another
+/// connection's commit, so with `pread` every read after a commit of the writer copies each page
+/// it touches into freshly allocated cache pages again; with the map it reads the pages where the
+/// operating system keeps them. Pages changed since the last checkpoint are still read from
+/// the write-ahead log with `pread`, and SQLite also drops and makes the map again after
+/// another connection's commit (a `munmap` and an `mmap` per read transaction that follows a
+/// commit). What it cost and saved is in `bench/SCALING.md` ("Cold calls and many actors").
+///
+/// Writes do not change: SQLite maps the file read-only and writes with `pwrite` (its
+/// `SQLITE_MMAP_READWRITE` option is off in this build), so durability and what a crash leaves
+/// are as without the map. One thing differs: an error of the disk while a mapped page is read
+/// reaches the process as a `SIGBUS` signal, which ends it, where `pread` would have returned an
+/// error that fails the one call ([`StorageError::Unavailable`](footlights_storage::StorageError::Unavailable)).
+/// So would the database file being cut short by another program while the server runs. A
+/// store on a disk that is known to fail reads can turn the map off with `mmap_bytes(0)`.
+pub const DEFAULT_MMAP_BYTES: u64 = 1 << 30;
+
 /// A [`Driver`] storing everything in one SQLite database file.
 ///
 /// Open it with [`SqliteDriver::open`] or [`SqliteDriver::builder`]. Clones are cheap and share
@@ -241,6 +266,7 @@ impl SqliteDriver {
             quick_check_limit: DEFAULT_QUICK_CHECK_LIMIT,
             checkpoint_pages: DEFAULT_CHECKPOINT_PAGES,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            mmap_bytes: DEFAULT_MMAP_BYTES,
             lock_wait: Duration::ZERO,
             recover: false,
         }
@@ -310,6 +336,7 @@ pub struct SqliteDriverBuilder {
     quick_check_limit: u64,
     checkpoint_pages: u32,
     cache_bytes: u64,
+    mmap_bytes: u64,
     lock_wait: Duration,
     recover: bool,
 }
@@ -396,6 +423,29 @@ impl SqliteDriverBuilder {
         self
     }
 
+    /// How many bytes of the database file each of the store's two connections reads through a
+    /// memory map ([`DEFAULT_MMAP_BYTES`] by default; `0` turns the map off and reads every page
+    /// with `pread`). It reserves address space, not memory; a file larger than this reads the
+    /// rest with `pread`. SQLite lowers a value above its limit (2 GiB less 64 KiB on Linux)
+    /// to that limit. Writes go through `pwrite` either way; see [`DEFAULT_MMAP_BYTES`] for what
+    /// the map changes when the disk fails.
+    ///
+    /// ```no_run
+    /// # async fn example() -> footlights_storage::Result<()> {
+    /// use footlights_storage_sqlite::SqliteDriver;
+    ///
+    /// // Every read with `pread`, as SQLite does by default.
+    /// let driver = SqliteDriver::builder("footlights.db")
+    ///     .mmap_bytes(0)
+    ///     .open()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn mmap_bytes(mut self, bytes: u64) -> Self {
+        self.mmap_bytes = bytes;
+        self
+    }
+
     /// Opens a store that fails the checks at open instead of refusing it, keeping what can be
     /// read (off by default). Each check that fails is logged at ERROR with what is given up:
     ///
@@ -441,6 +491,7 @@ impl SqliteDriverBuilder {
             checkpoint_pages: self.checkpoint_pages,
             recover: self.recover,
             cache_bytes: self.cache_bytes,
+            mmap_bytes: self.mmap_bytes,
         };
         // Before the database: another process serving it must not get as far as reading it.
         let lock = Arc::new(acquire_lock(&self.path, self.lock_wait).await?);
@@ -462,10 +513,9 @@ impl SqliteDriverBuilder {
             .await?;
         let reader = if wal {
             let file = self.path;
-            let (busy_timeout, cache_bytes) = (settings.busy_timeout, settings.cache_bytes);
             let (reader, ()) =
                 Worker::start("footlights-sqlite-read", Arc::clone(&lock), move || {
-                    let connection = schema::open_reader(&file, busy_timeout, cache_bytes)?;
+                    let connection = schema::open_reader(&file, settings)?;
                     Ok((connection, (), None))
                 })
                 .await?;
