@@ -43,9 +43,8 @@
 //!   logged once per episode, until the files are back in place. A full disk, a disk
 //!   that fails to write, or a file that cannot be written or opened is `Unavailable`
 //!   too (nothing of the failed call is applied; retrying once space is freed succeeds), and so
-//!   is a failed read of a page read with `pread`. Reads of the database file go through a
-//!   read-only memory map (see [`DEFAULT_MMAP_BYTES`]), where a disk that fails a read ends
-//!   the process with `SIGBUS` instead; [`SqliteDriverBuilder::mmap_bytes`] turns the map off;
+//!   is a failed read (unless reads go through a memory map, which is off by default: see
+//!   [`SqliteDriverBuilder::mmap_bytes`]);
 //! - checked at open, so that nothing acknowledged is dropped without a word. Each refusal is
 //!   an error ([`StorageError::Backend`](footlights_storage::StorageError::Backend)) naming the
 //!   file, what would be lost and how to go on, logged once at ERROR:
@@ -162,26 +161,27 @@ pub const DEFAULT_CHECKPOINT_PAGES: u32 = 4096;
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// How much of the database file each of the store's two connections reads through a memory
-/// map, unless [`SqliteDriverBuilder::mmap_bytes`] says otherwise: 1 GiB of address space.
+/// map, unless [`SqliteDriverBuilder::mmap_bytes`] says otherwise: none (0), every page is read
+/// with `pread`, as SQLite does by default.
+///
+/// Off because it was measured slower where a server reads. In WAL mode SQLite empties a
+/// connection's page cache whenever the connection starts a read after another connection's
+/// commit, and with a map it also unmaps the whole file then (a `munmap`, then an `mmap` and
+/// a page fault for each page the read touches). A lookup by key on the read connection right
+/// after a commit of the writer, on a store of 100,000 actors, took 78–133 µs with the map
+/// against 34–50 µs with `pread`; with no commit between lookups, 10–12 µs against 13–19 µs
+/// (`cargo bench -p footlights-storage-sqlite --bench reads`; `bench/SCALING.md`, "Cold calls
+/// and many actors"). A server's durable actions commit all the time, so most of its reads
+/// follow a commit. A store that is mostly read may gain from the map.
 ///
 /// A map costs address space, not memory: its pages are the operating system's cache of the
-/// file, shared with every other reader of it. The read connection gains most. In WAL mode
-/// SQLite empties a connection's page cache whenever it starts a read after another
-/// connection's commit, so with `pread` every read after a commit of the writer copies each page
-/// it touches into freshly allocated cache pages again; with the map it reads the pages where the
-/// operating system keeps them. Pages changed since the last checkpoint are still read from
-/// the write-ahead log with `pread`, and SQLite also drops and makes the map again after
-/// another connection's commit (a `munmap` and an `mmap` per read transaction that follows a
-/// commit). What it cost and saved is in `bench/SCALING.md` ("Cold calls and many actors").
-///
-/// Writes do not change: SQLite maps the file read-only and writes with `pwrite` (its
-/// `SQLITE_MMAP_READWRITE` option is off in this build), so durability and what a crash leaves
-/// are as without the map. One thing differs: an error of the disk while a mapped page is read
-/// reaches the process as a `SIGBUS` signal, which ends it, where `pread` would have returned an
-/// error that fails the one call ([`StorageError::Unavailable`](footlights_storage::StorageError::Unavailable)).
-/// So would the database file being cut short by another program while the server runs. A
-/// store on a disk that is known to fail reads can turn the map off with `mmap_bytes(0)`.
-pub const DEFAULT_MMAP_BYTES: u64 = 1 << 30;
+/// file. Writes do not change with it: SQLite maps the file read-only and writes with `pwrite`
+/// (its `SQLITE_MMAP_READWRITE` option is off in this build), so durability and what a crash
+/// leaves are the same. One thing differs: a disk error while a mapped page is read reaches the
+/// process as a `SIGBUS` signal, which ends it, where `pread` returns an error that fails the
+/// one call ([`StorageError::Unavailable`](footlights_storage::StorageError::Unavailable)); so
+/// does the database file being cut short by another program while the store is open.
+pub const DEFAULT_MMAP_BYTES: u64 = 0;
 
 /// A [`Driver`] storing everything in one SQLite database file.
 ///
@@ -424,19 +424,19 @@ impl SqliteDriverBuilder {
     }
 
     /// How many bytes of the database file each of the store's two connections reads through a
-    /// memory map ([`DEFAULT_MMAP_BYTES`] by default; `0` turns the map off and reads every page
-    /// with `pread`). It reserves address space, not memory; a file larger than this reads the
-    /// rest with `pread`. SQLite lowers a value above its limit (2 GiB less 64 KiB on Linux)
-    /// to that limit. Writes go through `pwrite` either way; see [`DEFAULT_MMAP_BYTES`] for what
-    /// the map changes when the disk fails.
+    /// read-only memory map ([`DEFAULT_MMAP_BYTES`] by default: none; `0` reads every page with
+    /// `pread`). It reserves address space, not memory; the part of a larger file past it is
+    /// read with `pread`. SQLite lowers a value above its limit (2 GiB less 64 KiB on Linux) to
+    /// that limit. Writes go through `pwrite` either way. See [`DEFAULT_MMAP_BYTES`] for when
+    /// the map is slower, and for what it changes when the disk fails (the process ends).
     ///
     /// ```no_run
     /// # async fn example() -> footlights_storage::Result<()> {
     /// use footlights_storage_sqlite::SqliteDriver;
     ///
-    /// // Every read with `pread`, as SQLite does by default.
+    /// // A store that is mostly read: up to 1 GiB of it read through a map.
     /// let driver = SqliteDriver::builder("footlights.db")
-    ///     .mmap_bytes(0)
+    ///     .mmap_bytes(1 << 30)
     ///     .open()
     ///     .await?;
     /// # Ok(()) }
