@@ -169,10 +169,11 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 /// commit, and with a map it also unmaps the whole file then (a `munmap`, then an `mmap` and
 /// a page fault for each page the read touches). A lookup by key on the read connection right
 /// after a commit of the writer, on a store of 100,000 actors, took 78–133 µs with the map
-/// against 34–50 µs with `pread`; with no commit between lookups, 10–12 µs against 13–19 µs
-/// (`cargo bench -p footlights-storage-sqlite --bench reads`; `bench/SCALING.md`, "Cold calls
-/// and many actors"). A server's durable actions commit all the time, so most of its reads
-/// follow a commit. A store that is mostly read may gain from the map.
+/// against 34–57 µs with `pread` (four runs); with no commit between lookups, 10–13 µs (one run
+/// 67 µs) against 13–19 µs (`cargo bench -p footlights-storage-sqlite --bench reads`;
+/// `bench/SCALING.md`, "Cold calls and many actors"). A server's durable actions commit all the
+/// time, so most of its reads follow a commit. A store that is mostly read may gain from the
+/// map.
 ///
 /// A map costs address space, not memory: its pages are the operating system's cache of the
 /// file. Writes do not change with it: SQLite maps the file read-only and writes with `pwrite`
