@@ -167,7 +167,7 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 /// Off because it was measured slower where a server reads. In WAL mode SQLite empties a
 /// connection's page cache whenever the connection starts a read after another connection's
 /// commit, and with a map it also unmaps the whole file then (a `munmap`, then an `mmap` and
-/// a page fault for each page the read touches). A lookup by key on the read connection right
+/// page faults for the pages the read touches). A lookup by key on the read connection right
 /// after a commit of the writer, on a store of 100,000 actors, took 78–133 µs with the map
 /// against 34–57 µs with `pread` (four runs); with no commit between lookups, 10–13 µs (one run
 /// 67 µs) against 13–19 µs (`cargo bench -p footlights-storage-sqlite --bench reads`;
