@@ -559,6 +559,7 @@ mod tests {
             checkpoint_pages: crate::DEFAULT_CHECKPOINT_PAGES,
             recover: false,
             cache_bytes: crate::DEFAULT_CACHE_BYTES,
+            mmap_bytes: crate::DEFAULT_MMAP_BYTES,
         };
         let mut opened = schema::open(&path, settings, true).unwrap();
         let files = Files::record(&path, &lock, false).unwrap();

@@ -103,6 +103,8 @@ pub(crate) struct Settings {
     pub(crate) recover: bool,
     /// The page cache of each connection, in bytes.
     pub(crate) cache_bytes: u64,
+    /// How much of the database file each connection maps into memory for its reads, in bytes.
+    pub(crate) mmap_bytes: u64,
 }
 
 /// Sets the connection's page cache to `bytes` (SQLite takes a negative `cache_size` as KiB).
@@ -111,6 +113,16 @@ fn set_cache(connection: &Connection, bytes: u64) -> Result<()> {
     let kib = i64::try_from(bytes / 1024).unwrap_or(i64::MAX).max(1);
     connection
         .pragma_update(None, "cache_size", -kib)
+        .map_err(StorageError::backend)
+}
+
+/// Lets the connection read the first `bytes` of the database file through a memory map
+/// (`mmap_size`; 0 turns it off). SQLite maps the file read-only and still writes with `pwrite`,
+/// and lowers a value above its compile-time limit (2 GiB less 64 KiB on Linux) to that limit.
+fn set_mmap(connection: &Connection, bytes: u64) -> Result<()> {
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    connection
+        .pragma_update(None, "mmap_size", bytes)
         .map_err(StorageError::backend)
 }
 
@@ -148,6 +160,7 @@ pub(crate) fn open(path: &Path, settings: Settings, only: bool) -> Result<Opened
         .pragma_update(None, "foreign_keys", "ON")
         .map_err(StorageError::backend)?;
     set_cache(&connection, settings.cache_bytes)?;
+    set_mmap(&connection, settings.mmap_bytes)?;
     // Longer than SQLite's default, so that a page changed by many commits between two
     // checkpoints is copied into the database file once; the file is cut back to that length
     // when a checkpoint finds it longer (one large transaction can make it grow past it).
@@ -232,15 +245,12 @@ fn check_integrity(connection: &Connection, path: &Path, limit: u64, recover: bo
 /// Opens another connection to a store that [`open`] has set up, for reads only. Reads take no
 /// write lock, and in WAL mode they run beside a commit on the other connection; a read
 /// started after a commit returned sees it.
-pub(crate) fn open_reader(
-    path: &Path,
-    busy_timeout: Duration,
-    cache_bytes: u64,
-) -> Result<Connection> {
+pub(crate) fn open_reader(path: &Path, settings: Settings) -> Result<Connection> {
     let connection = Connection::open(path).map_err(StorageError::backend)?;
-    set_cache(&connection, cache_bytes)?;
+    set_cache(&connection, settings.cache_bytes)?;
+    set_mmap(&connection, settings.mmap_bytes)?;
     connection
-        .busy_timeout(busy_timeout)
+        .busy_timeout(settings.busy_timeout)
         .map_err(StorageError::backend)?;
     connection
         .pragma_update(None, "query_only", "ON")
@@ -354,6 +364,7 @@ mod tests {
             checkpoint_pages: crate::DEFAULT_CHECKPOINT_PAGES,
             recover: false,
             cache_bytes: crate::DEFAULT_CACHE_BYTES,
+            mmap_bytes: crate::DEFAULT_MMAP_BYTES,
         }
     }
 
@@ -373,6 +384,7 @@ mod tests {
         assert_eq!(pragma(conn, "busy_timeout"), "1500");
         assert_eq!(pragma(conn, "wal_autocheckpoint"), "4096");
         assert_eq!(pragma(conn, "cache_size"), "-65536", "64 MiB, in KiB");
+        assert_eq!(pragma(conn, "mmap_size"), "0", "no map");
         assert_eq!(
             pragma(conn, "journal_size_limit"),
             (4096 * 4096).to_string()
@@ -386,5 +398,58 @@ mod tests {
         let opened = open(&dir.path().join("db"), settings(Durability::Process), true).unwrap();
         assert_eq!(pragma(&opened.connection, "journal_mode"), "wal");
         assert_eq!(pragma(&opened.connection, "synchronous"), "1", "NORMAL");
+    }
+
+    /// Whether this process has `path` itself (not its `-wal` or `-shm` file) mapped.
+    #[cfg(target_os = "linux")]
+    fn mapped(path: &Path) -> bool {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let path = path.to_str().unwrap();
+        maps.lines().any(|line| line.ends_with(path))
+    }
+
+    #[test]
+    fn both_connections_map_what_they_are_asked_to_and_zero_maps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        for bytes in [256u64 << 20, 0] {
+            let settings = Settings {
+                mmap_bytes: bytes,
+                ..settings(Durability::default())
+            };
+            let opened = open(&path, settings, true).unwrap();
+            let reader = open_reader(&path, settings).unwrap();
+            for conn in [&opened.connection, &reader] {
+                assert_eq!(pragma(conn, "mmap_size"), bytes.to_string());
+            }
+            // Into the database file, where a map reads it (pages still in the log are read
+            // from the log).
+            opened
+                .connection
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .unwrap();
+            let version: u32 = reader
+                .query_row(
+                    "SELECT value FROM footlights_meta WHERE name = 'format_version'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(version, FORMAT_VERSION);
+            #[cfg(target_os = "linux")]
+            assert_eq!(mapped(&path), bytes > 0, "{bytes}");
+        }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_map_larger_than_sqlite_allows_is_lowered_to_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            mmap_bytes: u64::MAX,
+            ..settings(Durability::default())
+        };
+        let opened = open(&dir.path().join("db"), settings, true).unwrap();
+        assert_eq!(pragma(&opened.connection, "mmap_size"), "2147418112");
     }
 }

@@ -1,5 +1,6 @@
 //! `SqliteDriver` passes the shared conformance suite, on a database file in a temporary
-//! directory: every `open` opens that same file again.
+//! directory: every `open` opens that same file again. Once more with reads through a memory
+//! map.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,19 +14,30 @@ struct SqliteHarness {
     /// Keeps the directory (and so the file) until the test ends.
     _dir: tempfile::TempDir,
     path: PathBuf,
+    /// `SqliteDriverBuilder::mmap_bytes`.
+    mmap_bytes: u64,
 }
 
 impl SqliteHarness {
     fn new() -> Self {
         let (_dir, path) = super::temp_db();
-        SqliteHarness { _dir, path }
+        SqliteHarness {
+            _dir,
+            path,
+            mmap_bytes: footlights_storage_sqlite::DEFAULT_MMAP_BYTES,
+        }
     }
 }
 
 impl Harness for SqliteHarness {
     fn open(&self) -> BoxFuture<'_, Result<Arc<dyn Driver>>> {
         Box::pin(async move {
-            let driver: Arc<dyn Driver> = Arc::new(SqliteDriver::open(&self.path).await?);
+            let driver: Arc<dyn Driver> = Arc::new(
+                SqliteDriver::builder(&self.path)
+                    .mmap_bytes(self.mmap_bytes)
+                    .open()
+                    .await?,
+            );
             Ok(driver)
         })
     }
@@ -54,4 +66,13 @@ footlights_storage::conformance_tests!(SqliteHarness::new());
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_on_one_file() {
     run_all(&SqliteHarness::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_with_reads_through_a_memory_map() {
+    let harness = SqliteHarness {
+        mmap_bytes: 256 << 20,
+        ..SqliteHarness::new()
+    };
+    run_all(&harness).await;
 }
