@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use footlights_client::CloseReason;
 use footlights_protocol::{ActionError, ToClient, Value};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::raw::{RawEvent, RawResponse};
 
@@ -102,18 +102,12 @@ struct State {
 /// One actor's output gate. See the module docs.
 pub(crate) struct Gate {
     state: Mutex<State>,
-    durable_tx: watch::Sender<Durability>,
+    /// Wakes whoever waits in [`Gate::wait_durable`] when `durable` moves or a write fails.
+    /// (A `Notify` beside the state rather than a `watch` channel of its own: every awake
+    /// actor has a gate, and the channel's shared part took 250 bytes of each.)
+    durable_moved: tokio::sync::Notify,
     /// Wakes the actor when a write fails, so it stops before it serves another message.
     failed: tokio::sync::Notify,
-}
-
-/// What the writer reported last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// Writes up to this sequence are durable.
-    Upto(u64),
-    /// A write failed; the in-memory state is ahead of the disk.
-    Failed,
 }
 
 impl std::fmt::Debug for Gate {
@@ -126,7 +120,7 @@ impl Gate {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Gate {
             state: Mutex::default(),
-            durable_tx: watch::channel(Durability::Upto(0)).0,
+            durable_moved: tokio::sync::Notify::new(),
             failed: tokio::sync::Notify::new(),
         })
     }
@@ -206,6 +200,7 @@ impl Gate {
     /// The writer made every write up to `seq` durable.
     pub(crate) fn mark_durable(&self, seq: u64) {
         let mut st = self.lock();
+        let before = st.durable;
         if seq > st.durable {
             st.durable = seq;
         }
@@ -218,15 +213,11 @@ impl Gate {
             // Nothing waits: an idle actor keeps no buffer (one allocation per busy spell).
             st.queue = VecDeque::new();
         }
-        let durable = st.durable;
+        let moved = st.durable > before;
         drop(st);
-        self.durable_tx.send_if_modified(|d| match d {
-            Durability::Upto(old) if *old < durable => {
-                *d = Durability::Upto(durable);
-                true
-            }
-            _ => false,
-        });
+        if moved {
+            self.durable_moved.notify_waiters();
+        }
     }
 
     /// The write `seq` failed: outputs waiting on it become `error` (events are dropped).
@@ -246,7 +237,7 @@ impl Gate {
             st.failure = Some(error.clone());
         }
         drop(st);
-        self.durable_tx.send_replace(Durability::Failed);
+        self.durable_moved.notify_waiters();
         self.failed.notify_one();
     }
 
@@ -271,19 +262,23 @@ impl Gate {
     /// When a write failed: its error if it is public (such as `storage.unavailable`), an
     /// internal error otherwise.
     pub(crate) async fn wait_durable(&self, seq: u64) -> Result<(), ActionError> {
-        let mut rx = self.durable_tx.subscribe();
-        let state = rx
-            .wait_for(|d| {
-                matches!(d, Durability::Failed) || matches!(d, Durability::Upto(s) if *s >= seq)
-            })
-            .await
-            .map(|d| *d);
-        match state {
-            Ok(Durability::Upto(_)) => Ok(()),
-            _ => Err(self
-                .failure_error()
-                .filter(ActionError::is_public)
-                .unwrap_or_else(|| ActionError::internal("state could not be saved"))),
+        loop {
+            // Registered before the look, so a move between the look and the wait wakes it.
+            let moved = self.durable_moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            {
+                let st = self.lock();
+                if let Some(failure) = &st.failure {
+                    return Err(Some(failure.clone())
+                        .filter(ActionError::is_public)
+                        .unwrap_or_else(|| ActionError::internal("state could not be saved")));
+                }
+                if st.durable >= seq {
+                    return Ok(());
+                }
+            }
+            moved.await;
         }
     }
 
@@ -294,7 +289,7 @@ impl Gate {
 
     /// Whether a write failed since the actor started.
     pub(crate) fn has_failed(&self) -> bool {
-        matches!(*self.durable_tx.borrow(), Durability::Failed)
+        self.lock().failure.is_some()
     }
 }
 
@@ -486,5 +481,37 @@ mod tests {
         masked.mark_failed(seq, &ActionError::internal("disk"));
         let err = masked.wait_durable(seq).await.unwrap_err();
         assert_eq!(err.code(), "internal_error");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_wakes_when_its_write_is_durable_or_one_fails() {
+        let gate = Gate::new();
+        let (first, second) = (gate.issue(), gate.issue());
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.wait_durable(second).await }
+        });
+        // Let the waiter register, then move `durable` short of its write: it keeps waiting.
+        tokio::task::yield_now().await;
+        gate.mark_durable(first);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        gate.mark_durable(second);
+        let woken = |waiter| tokio::time::timeout(std::time::Duration::from_secs(10), waiter);
+        assert!(woken(waiter).await.expect("woken").unwrap().is_ok());
+        assert!(
+            gate.wait_durable(first).await.is_ok(),
+            "an earlier write is durable too"
+        );
+
+        let third = gate.issue();
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.wait_durable(third).await }
+        });
+        tokio::task::yield_now().await;
+        gate.mark_failed(third, &ActionError::storage_unavailable());
+        let err = woken(waiter).await.expect("woken").unwrap().unwrap_err();
+        assert_eq!((err.group(), err.code()), ("storage", "unavailable"));
     }
 }
