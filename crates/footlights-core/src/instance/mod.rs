@@ -160,9 +160,13 @@ tokio::task_local! {
 }
 
 /// Waits until `at` (for ever if `None`).
+///
+/// The timer is boxed: this future is part of the actor loop's state, which every awake actor
+/// keeps, and `at` is set only while a run loop winds down. Inline, the timer (~100 B) would
+/// be there always.
 async fn until(at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+        Some(at) => Box::pin(tokio::time::sleep_until(at)).await,
         None => std::future::pending().await,
     }
 }
