@@ -9,7 +9,7 @@ use std::time::Duration;
 use footlights::prelude::*;
 use footlights::storage::{Driver, MemoryDriver};
 use footlights::{ActorId, ActorKey};
-use footlights_storage::{KvEntries, LoadedActor, Unit, UnitOutcome};
+use footlights_storage::{LoadedActor, Unit, UnitOutcome};
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, mpsc};
 
@@ -113,47 +113,7 @@ impl Driver for Reads {
             read
         })
     }
-    fn list_actors<'a>(
-        &'a self,
-        name: &'a str,
-        key_prefix: &'a ActorKey,
-    ) -> BoxFuture<'a, footlights_storage::Result<Vec<footlights_storage::ActorMeta>>> {
-        self.inner.list_actors(name, key_prefix)
-    }
-    fn load_state<'a>(
-        &'a self,
-        id: &'a ActorId,
-    ) -> BoxFuture<'a, footlights_storage::Result<Option<Vec<u8>>>> {
-        self.inner.load_state(id)
-    }
-    fn load_alarms<'a>(
-        &'a self,
-        id: &'a ActorId,
-    ) -> BoxFuture<'a, footlights_storage::Result<Vec<footlights_storage::Alarm>>> {
-        self.inner.load_alarms(id)
-    }
-    fn all_alarms(
-        &self,
-    ) -> BoxFuture<'_, footlights_storage::Result<Vec<(ActorId, footlights_storage::Alarm)>>> {
-        self.inner.all_alarms()
-    }
-    fn kv_get<'a>(
-        &'a self,
-        id: &'a ActorId,
-        key: &'a [u8],
-    ) -> BoxFuture<'a, footlights_storage::Result<Option<Vec<u8>>>> {
-        self.inner.kv_get(id, key)
-    }
-    fn kv_list<'a>(
-        &'a self,
-        id: &'a ActorId,
-        range: &'a KvRange,
-    ) -> BoxFuture<'a, footlights_storage::Result<KvEntries>> {
-        self.inner.kv_list(id, range)
-    }
-    fn kv_size<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, footlights_storage::Result<u64>> {
-        self.inner.kv_size(id)
-    }
+    crate::support::forward_driver_reads!(inner);
     fn commit_units(
         &self,
         units: Vec<Unit>,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use footlights::prelude::*;
 use footlights::storage::{Driver, MemoryDriver, SqliteDriver};
 use footlights::{ActorId, ActorKey, ActorOptions, Kv};
-use footlights_storage::{KvEntries, Unit, UnitOutcome};
+use footlights_storage::{Unit, UnitOutcome};
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, mpsc};
@@ -382,47 +382,7 @@ impl Driver for Held {
     ) -> BoxFuture<'a, footlights_storage::Result<Option<footlights_storage::ActorMeta>>> {
         self.inner.find_actor(name, key)
     }
-    fn list_actors<'a>(
-        &'a self,
-        name: &'a str,
-        key_prefix: &'a ActorKey,
-    ) -> BoxFuture<'a, footlights_storage::Result<Vec<footlights_storage::ActorMeta>>> {
-        self.inner.list_actors(name, key_prefix)
-    }
-    fn load_state<'a>(
-        &'a self,
-        id: &'a ActorId,
-    ) -> BoxFuture<'a, footlights_storage::Result<Option<Vec<u8>>>> {
-        self.inner.load_state(id)
-    }
-    fn load_alarms<'a>(
-        &'a self,
-        id: &'a ActorId,
-    ) -> BoxFuture<'a, footlights_storage::Result<Vec<footlights_storage::Alarm>>> {
-        self.inner.load_alarms(id)
-    }
-    fn all_alarms(
-        &self,
-    ) -> BoxFuture<'_, footlights_storage::Result<Vec<(ActorId, footlights_storage::Alarm)>>> {
-        self.inner.all_alarms()
-    }
-    fn kv_get<'a>(
-        &'a self,
-        id: &'a ActorId,
-        key: &'a [u8],
-    ) -> BoxFuture<'a, footlights_storage::Result<Option<Vec<u8>>>> {
-        self.inner.kv_get(id, key)
-    }
-    fn kv_list<'a>(
-        &'a self,
-        id: &'a ActorId,
-        range: &'a KvRange,
-    ) -> BoxFuture<'a, footlights_storage::Result<KvEntries>> {
-        self.inner.kv_list(id, range)
-    }
-    fn kv_size<'a>(&'a self, id: &'a ActorId) -> BoxFuture<'a, footlights_storage::Result<u64>> {
-        self.inner.kv_size(id)
-    }
+    crate::support::forward_driver_reads!(inner);
     fn commit_units(
         &self,
         units: Vec<Unit>,

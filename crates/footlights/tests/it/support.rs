@@ -32,3 +32,63 @@ pub(crate) async fn until_awake(registry: &footlights::Registry, n: usize) {
     })
     .await;
 }
+
+/// Inside `impl Driver for T`: the reads of actors' data, alarms and stores, passed on to
+/// `self.$inner` unchanged. For test drivers that wrap a real one to count or hold some calls.
+macro_rules! forward_driver_reads {
+    ($inner:ident) => {
+        fn list_actors<'a>(
+            &'a self,
+            name: &'a str,
+            key_prefix: &'a footlights::ActorKey,
+        ) -> futures::future::BoxFuture<
+            'a,
+            footlights_storage::Result<Vec<footlights_storage::ActorMeta>>,
+        > {
+            self.$inner.list_actors(name, key_prefix)
+        }
+        fn load_state<'a>(
+            &'a self,
+            id: &'a footlights::ActorId,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<Option<Vec<u8>>>> {
+            self.$inner.load_state(id)
+        }
+        fn load_alarms<'a>(
+            &'a self,
+            id: &'a footlights::ActorId,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<Vec<footlights_storage::Alarm>>>
+        {
+            self.$inner.load_alarms(id)
+        }
+        fn all_alarms(
+            &self,
+        ) -> futures::future::BoxFuture<
+            '_,
+            footlights_storage::Result<Vec<(footlights::ActorId, footlights_storage::Alarm)>>,
+        > {
+            self.$inner.all_alarms()
+        }
+        fn kv_get<'a>(
+            &'a self,
+            id: &'a footlights::ActorId,
+            key: &'a [u8],
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<Option<Vec<u8>>>> {
+            self.$inner.kv_get(id, key)
+        }
+        fn kv_list<'a>(
+            &'a self,
+            id: &'a footlights::ActorId,
+            range: &'a footlights_storage::KvRange,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<footlights_storage::KvEntries>>
+        {
+            self.$inner.kv_list(id, range)
+        }
+        fn kv_size<'a>(
+            &'a self,
+            id: &'a footlights::ActorId,
+        ) -> futures::future::BoxFuture<'a, footlights_storage::Result<u64>> {
+            self.$inner.kv_size(id)
+        }
+    };
+}
+pub(crate) use forward_driver_reads;
