@@ -104,6 +104,6 @@ pub use raw::{
     response_error,
 };
 pub use transport::{
-    Backlog, CloseReason, Link, LinkEvent, LinkInbox, LinkSender, NextEvents, ResumeToken,
-    SendOutcome, Target, Transport,
+    Backlog, CloseReason, DirectWriter, Link, LinkEvent, LinkInbox, LinkSender, NextEvents,
+    ResumeToken, SendOutcome, Target, Transport,
 };

@@ -231,6 +231,25 @@ struct BacklogInner {
     /// Set while the link is parked: where the next channel arrives once the actor has
     /// something to send again.
     parked: std::sync::Mutex<Option<NextEvents>>,
+    /// A transport that can write some messages to its peer from the sender's thread.
+    writer: std::sync::OnceLock<std::sync::Weak<dyn DirectWriter>>,
+}
+
+/// A transport that can put some messages on the wire from the thread that sends them,
+/// instead of queueing each on the link's channel and waking the task that serves the
+/// connection. The runtime offers it each message while the link is attached
+/// ([`Backlog::write_now`]); a broadcast to many connections then costs one write per
+/// connection and no task wake-ups.
+///
+/// Order is the writer's duty: it may take a message only when nothing sent before it still
+/// waits, that is when [`Backlog::bytes`] is zero and the transport counts a message as
+/// [`taken`](Backlog::taken) only once it is written, and when nothing it wrote earlier still
+/// waits in a buffer of its own.
+pub trait DirectWriter: Send + Sync + Debug {
+    /// Writes `msg` now and returns `true`, or returns `false` to have it queued on the link
+    /// as usual. Called with the runtime's lock on the link held, so calls for one link never
+    /// overlap; it must not block.
+    fn write_now(&self, msg: &ToClient, backlog: &Backlog) -> bool;
 }
 
 /// Where a parked link's next event channel arrives (see [`Backlog::park`]).
@@ -315,6 +334,29 @@ impl Backlog {
         }
         *parked = Some(next);
         true
+    }
+
+    /// The transport writes some messages itself (see [`DirectWriter`]). Only the first call
+    /// counts; the link holds the writer weakly, so a transport that ends drops it.
+    pub fn set_writer(&self, writer: std::sync::Weak<dyn DirectWriter>) {
+        let _ = self.0.writer.set(writer);
+    }
+
+    /// Offers `msg` to the transport's [`DirectWriter`]: `true` if it was written, `false` if
+    /// it is to be queued on the link (always, without a writer).
+    ///
+    /// ```
+    /// use footlights_client::Backlog;
+    /// use footlights_protocol::{ToClient, Value};
+    ///
+    /// let msg = ToClient::ActionResponse { id: 1, output: Value::from(1) };
+    /// assert!(!Backlog::default().write_now(&msg), "no writer: the message is queued");
+    /// ```
+    pub fn write_now(&self, msg: &ToClient) -> bool {
+        match self.0.writer.get().and_then(std::sync::Weak::upgrade) {
+            Some(writer) => writer.write_now(msg, self),
+            None => false,
+        }
     }
 
     /// Takes what [`park`](Self::park) left, if anything: a channel that ended with this

@@ -209,9 +209,7 @@ pub(crate) async fn serve<I>(
     let io = TokioIo::new(Watched {
         io,
         clock: Some(clock.clone()),
-        bytes,
-        read: 0,
-        written: 0,
+        counts: Counts::new(bytes),
     });
     let service = ConnService {
         app,
@@ -300,21 +298,57 @@ const STOP_FIRST_BYTE_GRACE: Duration = Duration::from_millis(250);
 
 /// The socket: the first byte of a request on an idle connection starts its head's clock.
 #[derive(Debug)]
-struct Watched<I> {
+pub(crate) struct Watched<I> {
     io: I,
     /// Let go once nothing else holds it: after an upgrade, when hyper and the serve loop are
     /// done with the connection, no one reads it any more.
     clock: Option<Arc<Clock>>,
+    counts: Counts,
+}
+
+/// Bytes read and written by one socket, not yet added to the server's counters: they are
+/// added once [`BYTES_FLUSH`] have gathered, and when this is dropped, so that a busy
+/// connection does not touch the shared counters every request.
+#[derive(Debug)]
+pub(crate) struct Counts {
     bytes: ByteCounters,
-    /// Bytes read and written not yet added to the shared counters: they are added once
-    /// [`BYTES_FLUSH`] have gathered, and when the socket is dropped, so that a busy
-    /// connection does not touch the counters every request.
     read: u64,
     written: u64,
 }
 
 /// How many bytes a socket gathers before adding them to the server's counters.
 const BYTES_FLUSH: u64 = 64 * 1024;
+
+impl Counts {
+    pub(crate) fn new(bytes: ByteCounters) -> Counts {
+        Counts {
+            bytes,
+            read: 0,
+            written: 0,
+        }
+    }
+
+    pub(crate) fn count_read(&mut self, n: usize) {
+        self.read += n as u64;
+        if self.read >= BYTES_FLUSH {
+            self.bytes.read.inc_by(std::mem::take(&mut self.read));
+        }
+    }
+
+    pub(crate) fn count_written(&mut self, n: usize) {
+        self.written += n as u64;
+        if self.written >= BYTES_FLUSH {
+            self.bytes.written.inc_by(std::mem::take(&mut self.written));
+        }
+    }
+}
+
+impl Drop for Counts {
+    fn drop(&mut self) {
+        self.bytes.read.inc_by(self.read);
+        self.bytes.written.inc_by(self.written);
+    }
+}
 
 impl<I> Watched<I> {
     /// Drops the clock if this stream is the last to hold it.
@@ -328,25 +362,10 @@ impl<I> Watched<I> {
         }
     }
 
-    fn count_read(&mut self, n: usize) {
-        self.read += n as u64;
-        if self.read >= BYTES_FLUSH {
-            self.bytes.read.inc_by(std::mem::take(&mut self.read));
-        }
-    }
-
-    fn count_written(&mut self, n: usize) {
-        self.written += n as u64;
-        if self.written >= BYTES_FLUSH {
-            self.bytes.written.inc_by(std::mem::take(&mut self.written));
-        }
-    }
-}
-
-impl<I> Drop for Watched<I> {
-    fn drop(&mut self) {
-        self.bytes.read.inc_by(self.read);
-        self.bytes.written.inc_by(self.written);
+    /// The stream and its byte counts, for a WebSocket that reads and writes the stream
+    /// itself after an upgrade (the clock only matters before one).
+    pub(crate) fn into_parts(self) -> (I, Counts) {
+        (self.io, self.counts)
     }
 }
 
@@ -365,7 +384,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
             if let Some(clock) = &this.clock {
                 clock.bytes_arrived();
             }
-            this.count_read(read);
+            this.counts.count_read(read);
         }
         polled
     }
@@ -381,7 +400,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         let polled = Pin::new(&mut this.io).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = polled {
             this.release_clock();
-            this.count_written(n);
+            this.counts.count_written(n);
         }
         polled
     }
@@ -394,7 +413,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = polled {
-            this.count_written(n);
+            this.counts.count_written(n);
         }
         polled
     }

@@ -110,6 +110,8 @@ pub(crate) struct Metrics {
     pub(crate) bytes_out: Counter,
     /// Realtime WebSockets parked now, their actor asleep.
     pub(crate) parked: Gauge,
+    /// Broadcast events written to realtime WebSockets by the broadcasting thread.
+    pub(crate) direct_events: Counter,
 }
 
 /// `Family<[(&str, &str); 1], M>` made by hand for a closed set of label values: each handle
@@ -168,6 +170,12 @@ impl Metrics {
             "Realtime WebSockets parked now: their actor sleeps and the socket keeps only its stream",
             parked.clone(),
         );
+        let direct_events = Counter::default();
+        registry.register(
+            "websocket_events_written_direct",
+            "Broadcast events written to realtime WebSockets by the broadcasting thread, without waking the connection's task",
+            direct_events.clone(),
+        );
         registry.register_collector(Box::new(RuntimeCollector(runtime)));
         registry.register_collector(Box::new(ProcessCollector));
         Metrics {
@@ -179,6 +187,7 @@ impl Metrics {
             bytes_in,
             bytes_out,
             parked,
+            direct_events,
         }
     }
 

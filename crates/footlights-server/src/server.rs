@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     /// WebSocket waits on this one bell instead of a timer and a stop signal of its own, and
     /// when it rings looks whether the server stops or its ping is due.
     pub(crate) parked_bell: crate::ws::bell::Bell,
+    /// What realtime WebSockets need to take broadcasts directly.
+    pub(crate) direct: crate::ws::direct::DirectSettings,
 }
 
 impl Shared {
@@ -182,6 +184,10 @@ impl Server {
             limits,
             metrics: metrics.clone(),
             parked_bell: crate::ws::bell::Bell::default(),
+            direct: crate::ws::direct::DirectSettings {
+                max_outgoing: config.max_outgoing,
+                written: metrics.direct_events.clone(),
+            },
         });
         tokio::spawn(ring_parked_bell(shared.clone()));
         let app = Router::new()

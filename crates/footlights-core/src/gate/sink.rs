@@ -123,6 +123,11 @@ impl ConnSink {
         st.unpark();
         let msg = match &st.tx {
             Some(tx) => {
+                // A transport that writes to its socket itself takes what it can at once
+                // (a broadcast to a connection with nothing queued); the rest is queued.
+                if st.backlog.write_now(&msg) {
+                    return;
+                }
                 // Counted before it can be taken, so the count never goes below zero.
                 st.backlog.sent(&msg);
                 match tx.send(LinkEvent::Message(msg)) {

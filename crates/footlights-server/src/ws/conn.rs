@@ -14,6 +14,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
+use super::direct::Direct;
 use super::upgrade::{Io, Socket};
 use super::{
     CLOSE_TIMEOUT, CONNECT_BUFFER, GOING_AWAY, INTERNAL_ERROR, INVALID_DATA, NORMAL,
@@ -68,8 +69,15 @@ pub(super) async fn serve(
     let end = match first {
         Some(end) => end,
         None => {
-            conn.pump(&mut socket, &**sender, events, backlog, ping_at)
-                .await
+            let end = conn
+                .pump(&mut socket, &**sender, events, backlog, ping_at)
+                .await;
+            // Parking or closing: broadcasts take the link's queue again, behind whatever
+            // the close or the parked link brings.
+            if let Some(direct) = socket.get_ref().get_ref().direct() {
+                direct.stop_serving();
+            }
+            end
         }
     };
     let end = match end {
@@ -101,6 +109,15 @@ async fn next_event(events: &mut LinkInbox, backlog: &Backlog) -> Inboxed {
         return Inboxed::Unparked;
     }
     Inboxed::Event(events.recv_unless_parked(backlog).await)
+}
+
+/// Resolves once a direct write left bytes for the task to flush; never without a direct
+/// socket.
+async fn wants_flush(direct: Option<&Direct>) {
+    match direct {
+        Some(direct) => std::future::poll_fn(|cx| direct.poll_wants_flush(cx)).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends a close frame and waits (bounded) for the peer's, so the frame is flushed.
@@ -198,7 +215,18 @@ impl WsConn {
         let mut stop = self.shared.stop.clone();
         let stopped = stop.wait();
         tokio::pin!(stopped);
+        // Broadcasts may be written to the socket directly while the connection serves.
+        let direct = socket.get_ref().get_ref().direct().cloned();
+        let mut serving = false;
         loop {
+            if !serving && self.initialized {
+                if let Some(direct) = &direct {
+                    direct.serve(self.peer);
+                }
+                serving = true;
+            }
+            // Set when a direct write left bytes for this task to write.
+            let mut flush = false;
             let step = tokio::select! {
                 biased;
                 () = &mut stopped => Err(End::close(GOING_AWAY, "ws.going_away")),
@@ -208,7 +236,11 @@ impl WsConn {
                     Inboxed::Unparked => Ok(None),
                     Inboxed::Event(event) => match event {
                     Some(LinkEvent::Message(msg)) => {
-                        backlog.taken(&msg);
+                        // No broadcast overtakes this message until it is written.
+                        match &direct {
+                            Some(direct) => direct.taking(|| backlog.taken(&msg)),
+                            None => backlog.taken(&msg),
+                        }
                         if events.len() >= self.shared.config.max_queued_messages || backlog.is_over() {
                             tracing::warn!(queued = events.len(), bytes = backlog.bytes(), "client too slow; closing");
                             Err(End::close(GOING_AWAY, limits::TOO_SLOW))
@@ -223,11 +255,21 @@ impl WsConn {
                     None => Err(End::close(GOING_AWAY, "ws.going_away")),
                     },
                 },
+                () = wants_flush(direct.as_deref()) => {
+                    flush = true;
+                    Ok(None)
+                }
                 frame = socket.next() => match frame {
                     Some(Ok(msg)) => {
                         self.received += 1;
                         self.awaiting_pong = false;
-                        self.incoming(msg, sender)
+                        let peer = self.peer;
+                        let step = self.incoming(msg, sender);
+                        if serving && peer != self.peer {
+                            // The client's version changed what its events look like.
+                            serving = false;
+                        }
+                        step
                     }
                     Some(Err(e)) => Err(read_error(&e)),
                     None => Err(End::Dropped),
@@ -251,9 +293,22 @@ impl WsConn {
                             return End::Dropped;
                         }
                     }
+                    if let Some(direct) = &direct {
+                        direct.written();
+                    }
                 }
                 Ok(None) => {}
                 Err(end) => return end,
+            }
+            if flush {
+                match tokio::time::timeout(self.shared.config.write_timeout, socket.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return End::Dropped,
+                    Err(_) => {
+                        tracing::warn!("events could not be written in time; dropping the client");
+                        return End::Dropped;
+                    }
+                }
             }
             // Checked after a step, so that whatever woke a parked socket is served first.
             if events.is_parked() && self.may_park(socket) {

@@ -15,23 +15,28 @@
 //! let go and a small task waits on the stream. The handshake is done here ([`upgrade`]) so
 //! that the task owns the stream it needs for that.
 //!
-//! Modules: `upgrade` (handshake), `conn` (the pump), `park` (the parked socket).
+//! Broadcasts skip the task: the thread that broadcasts writes each subscriber's frame to its
+//! socket itself when nothing is queued ahead of it ([`direct`]).
+//!
+//! Modules: `upgrade` (handshake), `conn` (the pump), `park` (the parked socket), `direct`
+//! (the socket's shared writing side).
 
 pub(crate) mod bell;
 mod conn;
+pub(crate) mod direct;
 mod park;
 mod upgrade;
 
 use crate::metrics::Transport;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use footlights_client::{Link, LinkInbox};
+use footlights_client::{DirectWriter, Link, LinkInbox};
 use footlights_core::ConnRequest;
 use footlights_protocol::{ActionError, Value};
 use tokio::time::Instant;
@@ -151,6 +156,7 @@ pub(crate) async fn handle(
     let upgrade = match Upgrade::from_parts(&mut parts) {
         Ok(upgrade) => upgrade
             .config(conn::config(&shared))
+            .direct(shared.direct.clone())
             .protocol(&parts.headers, RIVET_PROTOCOL),
         Err(rejection) => {
             let error = ActionError::invalid_request("`/connect` expects a WebSocket upgrade");
@@ -226,6 +232,11 @@ async fn run(opening: Pin<Box<impl Future<Output = Option<(WsConn, Socket, Link)
         return;
     };
     link.backlog.set_limit(conn.shared.config.max_queued_bytes);
+    // Broadcasts may be written to the socket by the thread that sends them.
+    if let Some(direct) = socket.get_ref().get_ref().direct() {
+        let writer: Weak<dyn DirectWriter> = Arc::downgrade(direct) as Weak<dyn DirectWriter>;
+        link.backlog.set_writer(writer);
+    }
     // While the actor sleeps, the link's channel is let go; the inbox waits for the next.
     link.backlog.accept_parking();
     let ping_at = Instant::now() + conn.shared.config.ws_ping_interval;

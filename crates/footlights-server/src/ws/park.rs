@@ -52,6 +52,11 @@ impl<S> Tracked<S> {
         Tracked { inner, scan }
     }
 
+    /// The stream, borrowed.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     /// The stream itself.
     pub(crate) fn into_inner(self) -> S {
         self.inner

@@ -9,10 +9,9 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::direct::DirectSettings;
+pub(crate) use super::direct::RawIo;
 use super::park::Tracked;
-
-/// The stream under an accepted `/connect` WebSocket.
-pub(crate) type RawIo = TokioIo<hyper::upgrade::Upgraded>;
 
 /// The upgraded stream, following the client's frames (see [`Tracked`]).
 pub(crate) type Io = Tracked<RawIo>;
@@ -26,6 +25,9 @@ pub(crate) struct Upgrade {
     on_upgrade: OnUpgrade,
     config: WebSocketConfig,
     protocol: Option<HeaderValue>,
+    /// Set: a plain TCP stream is taken back from hyper so that broadcasts can be written to
+    /// it directly (see [`super::direct`]).
+    direct: Option<DirectSettings>,
 }
 
 /// Why a request is not a WebSocket upgrade: the HTTP status to answer with.
@@ -60,12 +62,19 @@ impl Upgrade {
             on_upgrade,
             config: WebSocketConfig::default(),
             protocol: None,
+            direct: None,
         })
     }
 
     /// The socket's settings.
     pub(crate) fn config(mut self, config: WebSocketConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Lets broadcasts be written to the socket directly when it is a plain TCP stream.
+    pub(crate) fn direct(mut self, settings: DirectSettings) -> Self {
+        self.direct = Some(settings);
         self
     }
 
@@ -95,11 +104,16 @@ impl Upgrade {
             on_upgrade,
             config,
             protocol,
+            direct,
         } = self;
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let io = Tracked::new(TokioIo::new(upgraded));
+                    let raw = match &direct {
+                        Some(settings) => RawIo::new(upgraded, settings),
+                        None => RawIo::Upgraded(TokioIo::new(upgraded)),
+                    };
+                    let io = Tracked::new(raw);
                     let socket =
                         WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     serve(socket).await;

@@ -8,6 +8,7 @@ mod access;
 mod action;
 mod cluster;
 mod cors;
+mod direct;
 mod fallback;
 mod gateway;
 mod generations;

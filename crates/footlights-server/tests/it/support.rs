@@ -47,6 +47,12 @@ pub struct NewCount(pub i64);
 #[derive(Clone, Serialize, Deserialize, Event)]
 pub struct Shout(pub String);
 
+#[derive(Clone, Serialize, Deserialize, Event)]
+pub struct Tick(pub i64);
+
+#[derive(Clone, Serialize, Deserialize, Event)]
+pub struct Whisper(pub i64);
+
 /// The test actor, `room`.
 #[derive(Default, Serialize, Deserialize)]
 pub struct Room {
@@ -144,6 +150,18 @@ impl Room {
     #[action]
     fn get_count(&self) -> i64 {
         self.count
+    }
+
+    /// For each of `rounds`: a `whisper` to the caller only, then a `tick` broadcast.
+    #[action]
+    fn interleave(&self, ctx: &Ctx<Self>, rounds: i64) -> i64 {
+        for i in 0..rounds {
+            if let Some(conn) = ctx.conn() {
+                conn.send(Whisper(i));
+            }
+            ctx.broadcast(Tick(i));
+        }
+        rounds
     }
 
     /// Sleeps once this action ends; open connections hibernate.
