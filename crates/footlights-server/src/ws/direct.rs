@@ -51,9 +51,11 @@ impl RawIo {
         match upgraded.downcast::<TokioIo<Watched<TcpStream>>>() {
             Ok(parts) => {
                 let (stream, counts) = parts.io.into_inner().into_parts();
+                // hyper's leftover is a view of its read buffer (8 KiB and more): copied, so
+                // that the buffer goes now rather than with the connection.
                 RawIo::Direct(DirectIo {
                     direct: Arc::new(Direct::new(stream, counts, shared)),
-                    early: parts.read_buf,
+                    early: detached(&parts.read_buf),
                 })
             }
             Err(upgraded) => {
@@ -69,6 +71,15 @@ impl RawIo {
             RawIo::Direct(io) => Some(&io.direct),
             RawIo::Upgraded(_) => None,
         }
+    }
+}
+
+/// `bytes` in an allocation of their own (none when empty).
+fn detached(bytes: &[u8]) -> Bytes {
+    if bytes.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(bytes)
     }
 }
 
@@ -292,6 +303,9 @@ impl AsyncRead for DirectIo {
         if !this.early.is_empty() {
             let n = this.early.len().min(buf.remaining());
             buf.put_slice(&this.early.split_to(n));
+            if this.early.is_empty() {
+                this.early = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         let stream = &this.direct.stream;
