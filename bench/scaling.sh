@@ -9,7 +9,10 @@
 #   BASE_BIN=/tmp/base/target/release/footlights bash bench/scaling.sh
 #
 # Env: SCENARIOS (comma-separated footlights-bench scenarios; default below), ROUNDS (3), SECS
-# (3), WARMUP (1), FANOUT_PROCS (2), NEW_BIN (default: this build), CARGO_TARGET_DIR.
+# (3), WARMUP (1), FANOUT_PROCS (2), NEW_BIN (default: this build), CARGO_TARGET_DIR, FLOOR
+# (a number of sockets: also measure the fan-out floor, `footlights-bench write-floor`, the
+# writer's CPU per small write to that many loopback sockets read by FANOUT_PROCS processes;
+# its rows have the build `floor`).
 # Scenarios with 10,000 or more connections want an open-file limit of 20,000 (`ulimit -n`).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -51,6 +54,11 @@ for s in "${list[@]}"; do
   done
 done
 
+if [ -n "${FLOOR:-}" ]; then
+  "$BIN/footlights-bench" write-floor --conns "$FLOOR" --procs "$FANOUT_PROCS" --rounds 20 \
+    --runs "$ROUNDS" --out "$RESULTS"
+fi
+
 python3 - "$RESULTS" "$OUT/scaling.md" <<'PY'
 import json, statistics, sys
 runs = {}
@@ -62,7 +70,7 @@ def med(rs, f):
 rows = ["| scenario | build | runs | ops/s | p50 ms | p99 ms | server CPU µs/op | RSS MiB | B per unit | errors | last note |",
         "|---|---|---|---|---|---|---|---|---|---|---|"]
 for scenario in sorted({k[0] for k in runs}):
-    for target in ("before", "after"):
+    for target in ("before", "after", "floor"):
         rs = runs.get((scenario, target))
         if not rs:
             continue

@@ -9,6 +9,7 @@ mod ceiling;
 mod cold;
 mod crowd;
 mod fanout;
+mod floor;
 mod procfs;
 mod proto;
 mod report;
@@ -53,6 +54,34 @@ enum Command {
         /// WebSocket read buffer per connection, bytes (tungstenite's default is 128 KiB).
         #[arg(long)]
         read_buffer: Option<usize>,
+    },
+    /// The fan-out floor: the writer's CPU per small write to each of `--conns` loopback
+    /// sockets read by `--procs` child processes; appends a JSON line per run to `--out`.
+    WriteFloor {
+        /// Sockets.
+        #[arg(long, default_value_t = 10_000)]
+        conns: usize,
+        /// Reader processes.
+        #[arg(long, default_value_t = 2)]
+        procs: usize,
+        /// Rounds (one write to every socket each).
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Runs.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// JSON lines output.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A reader process of `write-floor` (started by it).
+    FloorReader {
+        /// Address to connect to.
+        #[arg(long)]
+        addr: String,
+        /// Connections.
+        #[arg(long)]
+        conns: usize,
     },
     /// Measures fsync'd SQLite commits per second; appends a JSON line to `--out`.
     Sqlite {
@@ -211,6 +240,22 @@ fn main() -> anyhow::Result<()> {
             };
             rt.block_on(fanout::subscriber(&addr, mode, encoding, &key, conns))
         }
+        Command::WriteFloor {
+            conns,
+            procs,
+            rounds,
+            runs,
+            out,
+        } => {
+            for run in 0..runs {
+                let mut r = floor::write_floor(conns, procs.max(1), rounds)?;
+                r.run = run;
+                println!("{}", r.note);
+                append(&out, &r)?;
+            }
+            Ok(())
+        }
+        Command::FloorReader { addr, conns } => rt.block_on(floor::floor_reader(&addr, conns)),
         Command::Durability { phase, server, key } => {
             rt.block_on(durability(&phase, &server, &key))
         }
