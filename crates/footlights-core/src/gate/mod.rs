@@ -97,7 +97,17 @@ struct State {
     staging: Option<Vec<Output>>,
     /// The error of the first write that failed, if one did.
     failure: Option<ActionError>,
+    /// Set while a task of its own sends a large release ([`HANDOFF_AT`]): what is released
+    /// meanwhile goes behind it, here.
+    handoff: Option<Box<VecDeque<Output>>>,
 }
+
+/// From this many outputs released at once (a broadcast to many connections, say), they are
+/// sent by a task of their own rather than by the thread that released them. That thread may
+/// be the storage writer, which should get on with the next commit, and a connection's
+/// transport may write the output to its socket right there (see
+/// `footlights_client::DirectWriter`).
+const HANDOFF_AT: usize = 64;
 
 /// One actor's output gate. See the module docs.
 pub(crate) struct Gate {
@@ -135,7 +145,10 @@ impl Gate {
         if let Some(staged) = &mut st.staging {
             staged.push(out);
         } else if st.issued <= st.durable && st.queue.is_empty() {
-            out.deliver();
+            match &mut st.handoff {
+                Some(handoff) => handoff.push_back(out),
+                None => out.deliver(),
+            }
         } else {
             let seq = st.issued;
             st.queue.push_back((seq, out));
@@ -143,20 +156,20 @@ impl Gate {
     }
 
     /// Sends outputs, in order, as [`push`](Self::push) would one by one (under one lock).
-    pub(crate) fn push_all(&self, outs: Vec<Output>) {
+    pub(crate) fn push_all(self: &Arc<Self>, outs: Vec<Output>) {
         let mut st = self.lock();
         if let Some(staged) = &mut st.staging {
             staged.extend(outs);
         } else {
-            Self::enqueue(&mut st, outs);
+            self.enqueue(&mut st, outs);
         }
     }
 
     /// Sends an output behind the writes issued so far, even while a message is running
     /// (after [`flush_staged`](Self::flush_staged), this keeps program order).
-    pub(crate) fn push_unstaged(&self, out: Output) {
+    pub(crate) fn push_unstaged(self: &Arc<Self>, out: Output) {
         let mut st = self.lock();
-        Self::enqueue(&mut st, vec![out]);
+        self.enqueue(&mut st, vec![out]);
     }
 
     /// A message starts: hold its outputs until [`end_message`](Self::end_message).
@@ -166,27 +179,60 @@ impl Gate {
 
     /// A message ended (after its write, if any, was issued): release its outputs behind the
     /// newest write.
-    pub(crate) fn end_message(&self) {
+    pub(crate) fn end_message(self: &Arc<Self>) {
         let mut st = self.lock();
         let staged = st.staging.take().unwrap_or_default();
-        Self::enqueue(&mut st, staged);
+        self.enqueue(&mut st, staged);
     }
 
     /// Releases what the running message produced so far behind the writes issued so far
     /// (used by `disconnect().await`, which must not wait for the message to end).
-    pub(crate) fn flush_staged(&self) {
+    pub(crate) fn flush_staged(self: &Arc<Self>) {
         let mut st = self.lock();
         if let Some(staged) = st.staging.as_mut().map(std::mem::take) {
-            Self::enqueue(&mut st, staged);
+            self.enqueue(&mut st, staged);
         }
     }
 
-    fn enqueue(st: &mut State, outs: Vec<Output>) {
+    fn enqueue(self: &Arc<Self>, st: &mut State, outs: Vec<Output>) {
         let seq = st.issued;
         if seq <= st.durable && st.queue.is_empty() {
-            outs.into_iter().for_each(Output::deliver);
+            self.release(st, outs);
         } else {
             st.queue.extend(outs.into_iter().map(|o| (seq, o)));
+        }
+    }
+
+    /// Sends outputs whose writes are durable, in order behind anything still being sent: at
+    /// once, or from a task of their own when there are many (see [`HANDOFF_AT`]).
+    fn release(self: &Arc<Self>, st: &mut State, outs: Vec<Output>) {
+        if let Some(handoff) = &mut st.handoff {
+            handoff.extend(outs);
+            return;
+        }
+        let runtime = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if outs.len() >= HANDOFF_AT => runtime,
+            _ => return outs.into_iter().for_each(Output::deliver),
+        };
+        st.handoff = Some(Box::new(outs.into()));
+        let gate = self.clone();
+        runtime.spawn(async move { gate.send_handoff() });
+    }
+
+    /// The handoff task: sends what was handed off until nothing more is.
+    fn send_handoff(&self) {
+        loop {
+            let batch = {
+                let mut st = self.lock();
+                match st.handoff.as_mut() {
+                    Some(handoff) if !handoff.is_empty() => std::mem::take(&mut **handoff),
+                    _ => {
+                        st.handoff = None;
+                        return;
+                    }
+                }
+            };
+            batch.into_iter().for_each(Output::deliver);
         }
     }
 
@@ -198,16 +244,20 @@ impl Gate {
     }
 
     /// The writer made every write up to `seq` durable.
-    pub(crate) fn mark_durable(&self, seq: u64) {
+    pub(crate) fn mark_durable(self: &Arc<Self>, seq: u64) {
         let mut st = self.lock();
         let before = st.durable;
         if seq > st.durable {
             st.durable = seq;
         }
+        let mut ready = Vec::new();
         while st.queue.front().is_some_and(|(s, _)| *s <= st.durable) {
             if let Some((_, out)) = st.queue.pop_front() {
-                out.deliver();
+                ready.push(out);
             }
+        }
+        if !ready.is_empty() {
+            self.release(&mut st, ready);
         }
         if st.queue.is_empty() && st.queue.capacity() > 0 {
             // Nothing waits: an idle actor keeps no buffer (one allocation per busy spell).
@@ -221,14 +271,18 @@ impl Gate {
     }
 
     /// The write `seq` failed: outputs waiting on it become `error` (events are dropped).
-    pub(crate) fn mark_failed(&self, seq: u64, error: &ActionError) {
+    pub(crate) fn mark_failed(self: &Arc<Self>, seq: u64, error: &ActionError) {
         let mut st = self.lock();
+        let mut ready = Vec::new();
         while st.queue.front().is_some_and(|(s, _)| *s <= seq) {
             if let Some((_, out)) = st.queue.pop_front()
                 && let Some(out) = out.failed(error)
             {
-                out.deliver();
+                ready.push(out);
             }
+        }
+        if !ready.is_empty() {
+            self.release(&mut st, ready);
         }
         if seq > st.durable {
             st.durable = seq;
@@ -296,7 +350,63 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raw::WsMessage;
     use footlights_client::LinkEvent;
+
+    /// `n` numbered outputs to one raw socket's channel, from `from` on.
+    fn numbered(tx: &mpsc::UnboundedSender<RawEvent>, from: usize, n: usize) -> Vec<Output> {
+        (from..from + n)
+            .map(|i| {
+                Output::Raw(
+                    tx.clone(),
+                    RawEvent::Message(WsMessage::Text(i.to_string())),
+                )
+            })
+            .collect()
+    }
+
+    fn number(event: RawEvent) -> usize {
+        match event {
+            RawEvent::Message(WsMessage::Text(text)) => text.parse().unwrap(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_release_is_sent_by_a_task_and_later_outputs_follow_it() {
+        let gate = Gate::new();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        gate.push_all(numbered(&tx, 0, HANDOFF_AT));
+        assert!(rx.try_recv().is_err(), "handed to a task, not sent here");
+        // Released while the task has not run yet: behind it.
+        for out in numbered(&tx, HANDOFF_AT, 3) {
+            gate.push(out);
+        }
+        for expected in 0..HANDOFF_AT + 3 {
+            assert_eq!(number(rx.recv().await.unwrap()), expected);
+        }
+        tokio::task::yield_now().await;
+        assert!(
+            gate.lock().handoff.is_none(),
+            "the task ended with nothing left"
+        );
+        gate.push_all(numbered(&tx, 0, 2));
+        assert_eq!(
+            number(rx.try_recv().unwrap()),
+            0,
+            "a small release goes at once"
+        );
+    }
+
+    #[test]
+    fn without_a_runtime_a_large_release_goes_at_once() {
+        let gate = Gate::new();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        gate.push_all(numbered(&tx, 0, HANDOFF_AT * 2));
+        for expected in 0..HANDOFF_AT * 2 {
+            assert_eq!(number(rx.try_recv().unwrap()), expected);
+        }
+    }
 
     fn reply() -> (Output, oneshot::Receiver<Result<Value, ActionError>>) {
         let (tx, rx) = oneshot::channel();
