@@ -246,8 +246,8 @@ struct BacklogInner {
 /// [`taken`](Backlog::taken) only once it is written, and when nothing it wrote earlier still
 /// waits in a buffer of its own.
 pub trait DirectWriter: Send + Sync + Debug {
-    /// Writes `msg` now and returns `true`, or returns `false` to have it queued on the link
-    /// as usual. Called with the runtime's lock on the link held, so calls for one link never
+    /// Writes `msg` (a [`ToClient::Broadcast`]) now and returns `true`, or returns `false` to
+    /// have it queued on the link as usual. Called with the runtime's lock on the link held, so calls for one link never
     /// overlap; it must not block.
     fn write_now(&self, msg: &ToClient, backlog: &Backlog) -> bool;
 }
@@ -343,7 +343,9 @@ impl Backlog {
     }
 
     /// Offers `msg` to the transport's [`DirectWriter`]: `true` if it was written, `false` if
-    /// it is to be queued on the link (always, without a writer).
+    /// it is to be queued on the link (always, without a writer). Only broadcasts
+    /// ([`ToClient::Broadcast`]) are offered: encoded once and shared, they need no work per
+    /// connection beyond the write; every other message goes to the link untouched.
     ///
     /// ```
     /// use footlights_client::Backlog;
@@ -353,6 +355,9 @@ impl Backlog {
     /// assert!(!Backlog::default().write_now(&msg), "no writer: the message is queued");
     /// ```
     pub fn write_now(&self, msg: &ToClient) -> bool {
+        if !matches!(msg, ToClient::Broadcast(_)) {
+            return false;
+        }
         match self.0.writer.get().and_then(std::sync::Weak::upgrade) {
             Some(writer) => writer.write_now(msg, self),
             None => false,

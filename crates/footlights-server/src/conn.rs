@@ -328,6 +328,11 @@ impl Counts {
         }
     }
 
+    /// Counts of their own, added to the same counters.
+    pub(crate) fn fresh(&self) -> Counts {
+        Counts::new(self.bytes.clone())
+    }
+
     pub(crate) fn count_read(&mut self, n: usize) {
         self.read += n as u64;
         if self.read >= BYTES_FLUSH {

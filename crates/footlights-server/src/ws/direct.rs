@@ -21,12 +21,14 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
 use axum::body::Bytes;
 use footlights_client::{Backlog, DirectWriter};
 use footlights_protocol::ToClient;
+use futures::task::AtomicWaker;
 use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -57,6 +59,7 @@ impl RawIo {
                 // that the buffer goes now rather than with the connection.
                 RawIo::Direct(DirectIo {
                     reader,
+                    read: counts.fresh(),
                     direct: Arc::new(Direct::new(writer, counts, shared)),
                     early: detached(&parts.read_buf),
                 })
@@ -101,6 +104,9 @@ pub(crate) struct DirectSettings {
 pub(crate) struct Direct {
     writer: OwnedWriteHalf,
     out: Mutex<Out>,
+    /// A broadcast left bytes in `pending` for the task, which `flush_waker` wakes.
+    wants_flush: AtomicBool,
+    flush_waker: AtomicWaker,
     settings: DirectSettings,
 }
 
@@ -115,8 +121,7 @@ struct Out {
     serving: bool,
     /// The task took a message from the link and has not written it yet.
     busy: bool,
-    /// The task, waiting for `pending` to need a flush.
-    waker: Option<Waker>,
+    /// Bytes written (those read are counted by [`DirectIo`]).
     counts: Counts,
 }
 
@@ -129,9 +134,10 @@ impl Direct {
                 peer: None,
                 serving: false,
                 busy: false,
-                waker: None,
                 counts,
             }),
+            wants_flush: AtomicBool::new(false),
+            flush_waker: AtomicWaker::new(),
             settings: settings.clone(),
         }
     }
@@ -169,13 +175,13 @@ impl Direct {
     /// Ready once bytes wait in the buffer, left there by a broadcast the kernel took only
     /// part of: the task then flushes them.
     pub(crate) fn poll_wants_flush(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut out = self.lock();
-        if !out.pending.is_empty() {
+        if self.wants_flush.swap(false, Ordering::Acquire) {
             return Poll::Ready(());
         }
-        match &out.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => out.waker = Some(cx.waker().clone()),
+        self.flush_waker.register(cx.waker());
+        // Set between the look and the registration: seen now.
+        if self.wants_flush.swap(false, Ordering::Acquire) {
+            return Poll::Ready(());
         }
         Poll::Pending
     }
@@ -268,14 +274,11 @@ impl DirectWriter for Direct {
         {
             return false;
         }
-        let wake = if out.pending.is_empty() {
-            None
-        } else {
-            out.waker.take()
-        };
+        let cut = !out.pending.is_empty();
         drop(out);
-        if let Some(waker) = wake {
-            waker.wake();
+        if cut {
+            self.wants_flush.store(true, Ordering::Release);
+            self.flush_waker.wake();
         }
         self.settings.written.inc();
         tracing::trace!(event = event.name(), "event written directly");
@@ -310,6 +313,8 @@ fn frame_header(text: bool, len: usize) -> ([u8; 10], usize) {
 #[derive(Debug)]
 pub(crate) struct DirectIo {
     reader: OwnedReadHalf,
+    /// Bytes read (those written are counted by [`Direct`]).
+    read: Counts,
     direct: Arc<Direct>,
     /// What hyper had read past the upgrade request: read first.
     early: Bytes,
@@ -333,9 +338,7 @@ impl AsyncRead for DirectIo {
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.reader).poll_read(cx, buf))?;
         let read = buf.filled().len() - before;
-        if read > 0 {
-            this.direct.lock().counts.count_read(read);
-        }
+        this.read.count_read(read);
         Poll::Ready(Ok(()))
     }
 }
@@ -444,6 +447,7 @@ mod tests {
         let direct = Arc::new(Direct::new(writer, Counts::new(bytes.clone()), &settings));
         let io = DirectIo {
             reader,
+            read: Counts::new(bytes.clone()),
             direct: direct.clone(),
             early: Bytes::new(),
         };
