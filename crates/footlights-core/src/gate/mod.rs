@@ -214,9 +214,14 @@ impl Gate {
             handoff.extend(outs);
             return;
         }
-        let runtime = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) if outs.len() >= HANDOFF_AT => runtime,
-            _ => return outs.into_iter().for_each(Output::deliver),
+        // The length first: looking up the runtime costs a thread-local read and a handle.
+        let runtime = if outs.len() >= HANDOFF_AT {
+            tokio::runtime::Handle::try_current().ok()
+        } else {
+            None
+        };
+        let Some(runtime) = runtime else {
+            return outs.into_iter().for_each(Output::deliver);
         };
         st.handoff = Some(Box::new(outs.into()));
         let gate = self.clone();
