@@ -264,8 +264,9 @@ impl DirectWriter for Direct {
         if payload.len() > self.settings.max_outgoing {
             return false;
         }
-        // Text for JSON, as the task frames it (binary if the bytes are not UTF-8).
-        let text = !peer.encoding.is_binary() && std::str::from_utf8(&payload).is_ok();
+        // Text for JSON, as the task frames it. JSON is written by serde_json, always UTF-8:
+        // the shared bytes need no check per subscriber.
+        let text = !peer.encoding.is_binary();
         let (header, len) = frame_header(text, payload.len());
         // A broken socket is the task's to find: the event takes the queue.
         if self
