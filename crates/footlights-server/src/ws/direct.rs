@@ -157,6 +157,9 @@ impl Direct {
     /// The connection stops serving (it parks or closes): broadcasts are queued again.
     pub(crate) fn stop_serving(&self) {
         self.lock().serving = false;
+        // The serving task's waker would keep that task's memory (~2 KB) alive for as long as
+        // the socket stays parked.
+        drop(self.flush_waker.take());
     }
 
     /// The task takes a message off the link: `take` counts it taken, and until
@@ -559,6 +562,29 @@ mod tests {
             !small.write_now(&broadcast(3, 0), &backlog),
             "over the outgoing limit: the task closes the connection"
         );
+    }
+
+    /// A parked socket keeps its shared writing side; the task that served it must not stay
+    /// alive through the waker it left there.
+    #[tokio::test]
+    async fn stopping_lets_go_of_the_serving_tasks_waker() {
+        struct Task;
+        impl futures::task::ArcWake for Task {
+            fn wake_by_ref(_: &Arc<Self>) {}
+        }
+        let (direct, _io, _client, _) = pair().await;
+        let task = Arc::new(Task);
+        let waker = futures::task::waker(task.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(direct.poll_wants_flush(&mut cx).is_pending());
+        drop(waker);
+        assert_eq!(
+            Arc::strong_count(&task),
+            2,
+            "the waker is kept while serving"
+        );
+        direct.stop_serving();
+        assert_eq!(Arc::strong_count(&task), 1, "and let go when serving stops");
     }
 
     /// A client that stops reading fills the socket: the broadcast the kernel takes only part
