@@ -94,6 +94,28 @@ pub struct ActorOptions {
     pub conn_grace: Duration,
     /// Whether the actor sleeps at all.
     pub no_sleep: bool,
+    /// How long an awake actor with nothing at all to do keeps a task of its own (1 s by
+    /// default; `None` keeps it always). "Nothing at all": no connection or raw WebSocket,
+    /// no pending answer, no running [`run`](Actor::run) loop, hold or
+    /// [`wait_until`](crate::Ctx::wait_until) task, and every write durable.
+    ///
+    /// Past it the actor is *dormant*: its state, vars and context stay in memory, but the
+    /// task that ran it (about 600 bytes) is given back. The next message, alarm or call
+    /// spawns a new task for it at once, with no storage read and no hook: to the actor and
+    /// its callers it never stopped. A dormant actor still goes to sleep once its
+    /// [`sleep_timeout`](Self::sleep_timeout) is up. The runtime's metrics count dormant
+    /// actors ([`ActorTypeMetrics::dormant`](crate::metrics::ActorTypeMetrics::dormant)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use footlights_core::ActorOptions;
+    ///
+    /// let mut options = ActorOptions::default();
+    /// assert_eq!(options.dormant_after, Some(Duration::from_secs(1)));
+    /// // An actor called every few milliseconds for bursts: keep its task a little longer.
+    /// options.dormant_after = Some(Duration::from_secs(10));
+    /// ```
+    pub dormant_after: Option<Duration>,
     /// Whether open connections let the actor sleep (`true` by default): after
     /// `sleep_timeout` with nothing to do, the actor saves and sleeps while the server keeps
     /// its clients' sockets open; the next message on any of them (or any other call) wakes
@@ -185,6 +207,7 @@ impl Default for ActorOptions {
             connect_timeout: Duration::from_secs(5),
             conn_grace: Duration::from_secs(15),
             no_sleep: false,
+            dormant_after: Some(Duration::from_secs(1)),
             hibernate_connections: true,
             hibernate_raw_websockets: false,
             kv_max_bytes: 10 << 30,

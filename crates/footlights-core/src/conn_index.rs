@@ -57,7 +57,6 @@ impl<C, S: Clone> ConnIndex<C, S> {
     }
 
     /// Whether there is no connection.
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }

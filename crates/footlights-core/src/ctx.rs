@@ -96,6 +96,11 @@ impl<A: Actor> Shared<A> {
         }
     }
 
+    /// Whether every task of [`Ctx::wait_until`] has finished.
+    pub(crate) fn background_done(&self) -> bool {
+        lock(&self.background).iter().all(|t| t.is_finished())
+    }
+
     /// Adds a write (an alarm's) to those committed after the current message.
     pub(crate) fn push_write(&self, write: Write) {
         lock(&self.pending_writes).push(write);

@@ -118,6 +118,7 @@ pub struct ActorTypeMetrics {
     errors: Mutex<Vec<(String, u64)>>,
     action_latency: Histogram,
     awake: AtomicI64,
+    dormant: AtomicI64,
     wakes: AtomicU64,
     sleeps: AtomicU64,
     events_sent: AtomicU64,
@@ -134,6 +135,7 @@ impl ActorTypeMetrics {
             errors: Mutex::new(Vec::new()),
             action_latency: Histogram::latency(),
             awake: AtomicI64::new(0),
+            dormant: AtomicI64::new(0),
             wakes: AtomicU64::new(0),
             sleeps: AtomicU64::new(0),
             events_sent: AtomicU64::new(0),
@@ -172,6 +174,14 @@ impl ActorTypeMetrics {
     /// Actors of this type awake now.
     pub fn awake(&self) -> i64 {
         self.awake.load(Ordering::Relaxed)
+    }
+
+    /// Actors of this type awake now without a task of their own: idle for
+    /// [`ActorOptions::dormant_after`](crate::ActorOptions::dormant_after), they wait for
+    /// their next message with their state, vars and context kept in memory. Counted in
+    /// [`awake`](Self::awake) too.
+    pub fn dormant(&self) -> i64 {
+        self.dormant.load(Ordering::Relaxed)
     }
 
     /// Times an actor of this type was started (woken or started for the first time).
@@ -236,6 +246,14 @@ impl ActorTypeMetrics {
     pub(crate) fn slept(&self) {
         self.sleeps.fetch_add(1, Ordering::Relaxed);
         self.awake.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn went_dormant(&self) {
+        self.dormant.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn revived(&self) {
+        self.dormant.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub(crate) fn events(&self, n: usize) {

@@ -62,6 +62,7 @@ pub use footlights_client::{
     response_error,
 };
 pub use footlights_core::inspect;
+pub use footlights_core::metrics;
 pub use footlights_core::{
     ActionTable, Actor, ActorOptions, Conn, ConnRequest, ConnTypes, Conns, CronFire, CronJob,
     CronJobs, CronRule, Ctx, DEFAULT_REMEMBERED_ACTORS, Deferred, DeferredHandler, Handler, Kv,

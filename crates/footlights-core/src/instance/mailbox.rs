@@ -15,6 +15,7 @@ use futures::task::AtomicWaker;
 use tokio::sync::mpsc::error::SendError;
 
 use super::Msg;
+use super::dormant::{PoolHandle, Revive, Ticket};
 
 /// A new mailbox: the sending side (cloned for every sender) and the actor's receiving side.
 pub(crate) fn channel() -> (Mailbox, MailboxRx) {
@@ -22,6 +23,7 @@ pub(crate) fn channel() -> (Mailbox, MailboxRx) {
         state: Mutex::new(State {
             queue: VecDeque::new(),
             closed: false,
+            dormant: None,
         }),
         waker: AtomicWaker::new(),
         senders: AtomicUsize::new(1),
@@ -46,6 +48,8 @@ struct State {
     queue: VecDeque<Box<Msg>>,
     /// The receiver closed or dropped the mailbox: sends fail.
     closed: bool,
+    /// Set while the receiving instance is dormant: the next send revives it.
+    dormant: Option<Ticket>,
 }
 
 impl Inner {
@@ -70,7 +74,14 @@ impl Mailbox {
         }
         let was_empty = state.queue.is_empty();
         state.queue.push_back(Box::new(msg));
+        let dormant = state.dormant.take();
         drop(state);
+        // A revived instance reads the queue before it waits.
+        if let Some(ticket) = dormant
+            && ticket.revive()
+        {
+            return Ok(());
+        }
         // The receiver only waits after it found the queue empty under the lock, so only
         // the push that ends an empty stretch needs to wake it.
         if was_empty {
@@ -142,6 +153,42 @@ impl MailboxRx {
     /// Whether no message is waiting.
     pub(crate) fn is_empty(&self) -> bool {
         self.inner.lock().queue.is_empty()
+    }
+
+    /// The mailbox's side of going dormant, usable once the receiver has moved into the
+    /// instance that goes.
+    pub(crate) fn door(&self) -> Door {
+        Door {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Lets a receiving instance leave its task ([`super::dormant`]).
+pub(crate) struct Door {
+    inner: Arc<Inner>,
+}
+
+impl Door {
+    /// Keeps `instance` (which holds this mailbox's receiver) in `pool` until the next send
+    /// (or `deadline`) revives it. Refused, handing it back, while a message waits or once
+    /// the mailbox is closed; the check and the handover are one step under the mailbox's
+    /// lock, so no message can slip in between and wait for a task that is gone.
+    pub(crate) fn park<R: Revive + 'static>(
+        self,
+        pool: &PoolHandle,
+        instance: Box<R>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), Box<R>> {
+        let mut state = self.inner.lock();
+        if state.closed || !state.queue.is_empty() {
+            return Err(instance);
+        }
+        state.dormant = Some(pool.keep(instance, deadline)?);
+        drop(state);
+        // The waker is the task that is ending; held, it would keep that task's memory.
+        drop(self.inner.waker.take());
+        Ok(())
     }
 }
 
@@ -220,6 +267,80 @@ mod tests {
         assert_eq!(alarm_id(rx.try_recv()).as_deref(), Some("kept"));
         assert!(rx.try_recv().is_none());
         assert!(rx.recv().await.is_none());
+    }
+
+    /// Stands for a dormant instance: holds the receiver, and hands it out when revived.
+    struct Sleeper {
+        rx: MailboxRx,
+        revived: Arc<Mutex<Option<MailboxRx>>>,
+    }
+
+    impl Revive for Sleeper {
+        fn revive(self: Box<Self>, _: &tokio::runtime::Handle) {
+            *self.revived.lock().unwrap() = Some(self.rx);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_send_to_a_dormant_receiver_revives_it_with_the_message_queued() {
+        let pool = PoolHandle::spawn();
+        let (tx, rx) = channel();
+        let revived = Arc::new(Mutex::new(None));
+        let door = rx.door();
+        let sleeper = Box::new(Sleeper {
+            rx,
+            revived: revived.clone(),
+        });
+        assert!(door.park(&pool, sleeper, None).is_ok());
+        assert_eq!(pool.len(), 1);
+        assert!(revived.lock().unwrap().is_none());
+        tx.send(alarm("first")).unwrap();
+        assert_eq!(pool.len(), 0, "the send took the receiver out of the pool");
+        let mut rx = revived.lock().unwrap().take().expect("revived");
+        // Later sends find the receiver running, as before.
+        tx.send(alarm("second")).unwrap();
+        assert_eq!(alarm_id(rx.recv().await).as_deref(), Some("first"));
+        assert_eq!(alarm_id(rx.recv().await).as_deref(), Some("second"));
+    }
+
+    #[tokio::test]
+    async fn a_receiver_with_a_message_waiting_cannot_go_dormant() {
+        let pool = PoolHandle::spawn();
+        let (tx, rx) = channel();
+        tx.send(alarm("waiting")).unwrap();
+        let door = rx.door();
+        let sleeper = Box::new(Sleeper {
+            rx,
+            revived: Arc::default(),
+        });
+        let mut back = door.park(&pool, sleeper, None).expect_err("refused");
+        assert_eq!(pool.len(), 0);
+        assert_eq!(alarm_id(back.rx.recv().await).as_deref(), Some("waiting"));
+    }
+
+    #[tokio::test]
+    async fn going_dormant_lets_go_of_the_waiting_task() {
+        let pool = PoolHandle::spawn();
+        let (_tx, rx) = channel();
+        let door = rx.door();
+        let inner = door.inner.clone();
+        // A task that waited on the mailbox once, and then moves the receiver out.
+        let rx = tokio::spawn(async move {
+            let mut rx = rx;
+            let waited = futures::poll!(std::pin::pin!(rx.recv()));
+            assert!(waited.is_pending());
+            rx
+        })
+        .await
+        .unwrap();
+        assert!(inner.waker.take().is_some(), "the task left its waker");
+        inner.waker.register(futures::task::noop_waker_ref());
+        let sleeper = Box::new(Sleeper {
+            rx,
+            revived: Arc::default(),
+        });
+        assert!(door.park(&pool, sleeper, None).is_ok());
+        assert!(inner.waker.take().is_none(), "no waker kept");
     }
 
     #[tokio::test]

@@ -36,6 +36,7 @@ pub(crate) use mailbox::{Mailbox, MailboxRx};
 mod boot;
 mod conns;
 mod detached;
+pub(crate) mod dormant;
 mod inspect;
 mod invoke;
 pub(crate) mod mailbox;
@@ -205,7 +206,7 @@ pub(crate) fn run<A: Actor>(
     let starting = Box::pin(start_instance(start, table));
     async move {
         let running = match starting.await {
-            Some(instance) => instance.run(),
+            Some(instance) => instance.run(None),
             None => return,
         };
         running.await;
@@ -295,16 +296,27 @@ impl<A: Actor> Instance<A> {
     ///
     /// Not an `async fn`: that would copy the instance from its argument into a local, and
     /// keep both in the task.
-    fn run(self) -> impl Future<Output = ()> {
+    ///
+    /// `revived` is `None` for a new instance, which starts its run loop; a dormant instance
+    /// back in a task of its own passes the time its idle stretch began.
+    fn run(self, revived: Option<Instant>) -> impl Future<Output = ()> {
         let mut this = self;
         async move {
             let timeout = this.options.sleep_timeout;
-            let mut last_activity = Instant::now();
-            // One timer for the idle timeout and the end of the earliest grace period. It may fire
-            // early; each firing checks what is due and sets it again.
-            let timer = tokio::time::sleep(timeout);
+            let dormant_after = this.options.dormant_after;
+            let mut last_activity = revived.unwrap_or_else(Instant::now);
+            // One timer for the idle timeout, going dormant and the end of the earliest grace
+            // period. It may fire early; each firing checks what is due and sets it again.
+            let first = dormant_after.map_or(timeout, |d| d.min(timeout));
+            let timer = tokio::time::sleep_until(match revived {
+                // A revival by the sweeper: the idle time is up now.
+                Some(since) => (since + timeout).min(Instant::now() + first),
+                None => Instant::now() + first,
+            });
             tokio::pin!(timer);
-            this.start_run(Duration::ZERO);
+            if revived.is_none() {
+                this.start_run(Duration::ZERO);
+            }
             // Set when the actor waits for its run loop to return before sleeping.
             let mut sleep_after_run = false;
             loop {
@@ -343,6 +355,7 @@ impl<A: Actor> Instance<A> {
                         // Idle from when the message ends, not when it began: a request or
                         // action that ran past the timeout leaves the actor a full timeout.
                         last_activity = Instant::now();
+                        this.look_for_dormancy(timer.as_mut(), last_activity, dormant_after);
                     }
                     // Unreachable while `ctx` holds a sender; stop cleanly anyway.
                     Wake::Msg(None) => {
@@ -354,6 +367,7 @@ impl<A: Actor> Instance<A> {
                         let completing = Box::pin(IN_MESSAGE.scope(id, this.complete(*done)));
                         completing.await;
                         last_activity = Instant::now();
+                        this.look_for_dormancy(timer.as_mut(), last_activity, dormant_after);
                     }
                     Wake::Run(end) => {
                         match end {
@@ -391,17 +405,45 @@ impl<A: Actor> Instance<A> {
                                 }
                                 last_activity = Instant::now();
                             }
+                        } else if let Some(after) = dormant_after
+                            && now >= last_activity + after
+                            && this.may_go_dormant()
+                        {
+                            let deadline =
+                                (!this.options.no_sleep).then(|| last_activity + timeout);
+                            let pool = this.reg.dormant_pool().clone();
+                            let door = this.rx.door();
+                            let metrics = this.ctx.shared.metrics.clone();
+                            let dormant = Box::new(dormant::Dormant {
+                                instance: this,
+                                since: last_activity,
+                            });
+                            match door.park(&pool, dormant, deadline) {
+                                Ok(()) => {
+                                    metrics.went_dormant();
+                                    return;
+                                }
+                                // A message came in meanwhile.
+                                Err(back) => this = back.instance,
+                            }
                         }
                         // While the actor cannot sleep (a deferred answer, a connection),
                         // its idle time may be up already: look again a timeout from now,
-                        // rather than at once and for ever.
+                        // rather than at once and for ever. One that may go dormant looks
+                        // again when its idle stretch is long enough.
                         let now = Instant::now();
                         let idle_until = last_activity + timeout;
-                        timer.as_mut().reset(if idle_until > now {
+                        let mut next = if idle_until > now {
                             idle_until
                         } else {
                             now + timeout
-                        });
+                        };
+                        if let Some(after) = dormant_after
+                            && this.may_go_dormant_soon()
+                        {
+                            next = next.min((last_activity + after).max(now + after / 8));
+                        }
+                        timer.as_mut().reset(next);
                     }
                 }
                 if this.ctx.shared.gate.has_failed() {

@@ -125,7 +125,8 @@ impl RegistryBuilder {
         self
     }
 
-    /// Starts the registry on the current tokio runtime: the writer, the alarm clock (with
+    /// Starts the registry on the current tokio runtime: the writer, the pool of dormant
+    /// actors, the alarm clock (with
     /// every stored alarm; a clustered node instead loads each actor's alarms as it starts
     /// it), and the in-process client. A clustered node registers first.
     ///
@@ -160,6 +161,7 @@ impl RegistryBuilder {
                 writer: Writer::spawn_counted(driver.clone(), storage_metrics),
                 driver,
                 clock,
+                dormant: crate::instance::dormant::PoolHandle::spawn(),
                 slots: Mutex::default(),
                 // Both bounded by hand (see `remember_key` and `stopped`): a bounded cache
                 // would reserve its whole capacity at once.

@@ -8,6 +8,8 @@ pub(crate) struct RegistryInner {
     pub(super) driver: Arc<dyn Driver>,
     pub(super) writer: Writer,
     pub(super) clock: ClockHandle,
+    /// Where awake actors with nothing to do wait without a task of their own.
+    pub(super) dormant: crate::instance::dormant::PoolHandle,
     /// Live (or stopping) actors by id.
     pub(super) slots: Mutex<HashMap<ActorId, Slot>>,
     /// Ids of actors by name and key, so repeated calls skip the storage lookup; the most
@@ -78,6 +80,10 @@ impl RegistryInner {
 
     pub(crate) fn writer(&self) -> &Writer {
         &self.writer
+    }
+
+    pub(crate) fn dormant_pool(&self) -> &crate::instance::dormant::PoolHandle {
+        &self.dormant
     }
 
     pub(crate) fn clock(&self) -> ClockHandle {

@@ -8,6 +8,7 @@ mod actions;
 mod connections;
 mod cron;
 mod deferred;
+mod dormant;
 mod durability;
 mod forgotten_keys;
 mod hibernation;
