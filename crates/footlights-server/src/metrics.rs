@@ -308,6 +308,18 @@ impl Collector for RuntimeCollector {
             }
         }
         {
+            let mut family = encoder.encode_descriptor(
+                "actors_dormant",
+                "Awake actors without a task of their own now (idle past dormant_after), by actor type",
+                None,
+                MetricType::Gauge,
+            )?;
+            for t in types {
+                let labels = [("actor", t.name())];
+                ConstGauge::new(t.dormant()).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
             // Per actor type and declared queue name, both few; not per actor, whose count
             // is unbounded.
             let mut family = encoder.encode_descriptor(

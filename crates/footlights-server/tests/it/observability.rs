@@ -205,6 +205,8 @@ async fn metrics_count_known_traffic_behind_the_admin_token() {
     assert_eq!(room("actor_wakes_total"), 1.0);
     assert_eq!(room("actor_sleeps_total"), 0.0);
     assert_eq!(room("actors_awake"), 1.0);
+    // Its connection keeps its task.
+    assert_eq!(room("actors_dormant"), 0.0);
     assert_eq!(
         sample(
             &m,
