@@ -132,6 +132,28 @@ async fn idle_awake_actors() {
         per_actor < 3328,
         "an idle awake actor holds {per_actor} B of heap"
     );
+
+    // A second later, with still nothing to do, each has given its task back (dormant).
+    tokio::time::advance(std::time::Duration::from_secs(2)).await;
+    let dormant = || registry.metrics().actor_types()[0].dormant();
+    for _ in 0..10_000 {
+        if dormant() == N as i64 + 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(dormant(), N as i64 + 1, "every actor went dormant");
+    assert_eq!(registry.awake_count(), N + 1, "and stayed awake");
+    let per_dormant = (live() - before) / N as isize - driver_per_actor;
+    eprintln!(
+        "live heap per dormant actor: {per_dormant} B (driver share {driver_per_actor} B excluded)"
+    );
+    // What is left: the instance (boxed), the shared context, the gate, the mailbox, the
+    // remembered key and the pool's entry.
+    assert!(
+        per_dormant < per_actor - 400,
+        "a dormant actor holds {per_dormant} B of heap, an actor with its task {per_actor} B"
+    );
     drop(registry);
 }
 
