@@ -152,16 +152,71 @@ pub(crate) async fn many_actors(
     shuffled: bool,
 ) -> RunResult {
     let pids = ctx.pids.clone();
-    let (mut r, written) =
-        crate::scenarios::http_actions_written(ctx, id, conc, actors, shuffled, || {
-            procfs::written(&pids)
+    let addr = ctx.target.addr.clone();
+    let (mut r, (before, after)) =
+        crate::scenarios::http_actions_written(ctx, id, conc, actors, shuffled, async || {
+            (procfs::written(&pids), counter_wakes(&addr).await)
         })
         .await;
+    let written = (
+        after.0.0.saturating_sub(before.0.0),
+        after.0.1.saturating_sub(before.0.1),
+    );
     let per = |v: u64| v as f64 / r.ops.max(1) as f64;
     r.note = format!(
         "written per action {:.0} B (wchar), {:.0} B (write_bytes)",
         per(written.0),
         per(written.1)
     );
+    // Actors asleep when called: those created first may have slept before the window if
+    // creating them all took longer than their idle timeout.
+    if let (Some(b), Some(a)) = (before.1, after.1) {
+        let woken = a.saturating_sub(b);
+        r.note.push_str(&format!(
+            "; {woken} actors woken in the window ({:.0} % of calls)",
+            100.0 * per(woken)
+        ));
+    }
     r
+}
+
+/// `counter` instances started so far, from the server's `/metrics` (`None` for a server
+/// without them).
+async fn counter_wakes(addr: &str) -> Option<u64> {
+    let mut http = HttpConn::open(addr).await.ok()?;
+    let (status, body) = http
+        .request("GET", "/metrics", &[], bytes::Bytes::new())
+        .await
+        .ok()?;
+    if status != 200 {
+        return None;
+    }
+    counter_wakes_in(&String::from_utf8_lossy(&body))
+}
+
+/// The `counter` series of `footlights_actor_wakes_total` in a `/metrics` answer.
+fn counter_wakes_in(text: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with("footlights_actor_wakes_total{") && l.contains("actor=\"counter\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counter_wakes_in;
+
+    #[test]
+    fn the_counter_wakes_are_read_from_the_metrics_text() {
+        let text = "# TYPE footlights_actor_wakes_total counter\n\
+            footlights_actor_wakes_total{actor=\"chatRoom\"} 7\n\
+            footlights_actor_wakes_total{actor=\"counter\"} 120345\n\
+            footlights_actors_awake{actor=\"counter\"} 3\n";
+        assert_eq!(counter_wakes_in(text), Some(120_345));
+        assert_eq!(
+            counter_wakes_in("footlights_actors_awake{actor=\"counter\"} 3"),
+            None
+        );
+    }
 }

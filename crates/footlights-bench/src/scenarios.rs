@@ -209,22 +209,23 @@ pub(crate) async fn ws_load(
 
 /// (c) HTTP actions at concurrency `conc` over `actors` actors (round robin).
 pub(crate) async fn http_actions(ctx: &Ctx, id: &str, conc: usize, actors: usize) -> RunResult {
-    http_actions_written(ctx, id, conc, actors, false, || (0, 0))
+    http_actions_written(ctx, id, conc, actors, false, async || ())
         .await
         .0
 }
 
-/// [`http_actions`], also returning how much `written` grew over the measured window. With
-/// `shuffled`, the actors are called in an order unrelated to the order they were created in
-/// (a fixed permutation), so that the actors called together are not neighbours in storage.
-pub(crate) async fn http_actions_written(
+/// [`http_actions`], also returning what `mark` read at the start and at the end of the
+/// measured window (bytes written, counts from the server's metrics). With `shuffled`, the
+/// actors are called in an order unrelated to the order they were created in (a fixed
+/// permutation), so that the actors called together are not neighbours in storage.
+pub(crate) async fn http_actions_written<M>(
     ctx: &Ctx,
     id: &str,
     conc: usize,
     actors: usize,
     shuffled: bool,
-    written: impl Fn() -> (u64, u64),
-) -> (RunResult, (u64, u64)) {
+    mark: impl AsyncFn() -> M,
+) -> (RunResult, (M, M)) {
     let mut keys: Vec<String> = (0..actors)
         .map(|i| format!("h-{}-{i}", ctx.nonce))
         .collect();
@@ -258,12 +259,11 @@ pub(crate) async fn http_actions_written(
         });
     }
     tokio::time::sleep_until(w.start.into()).await;
-    let w0 = written();
+    let m0 = mark().await;
     let (r, recs) = measure(ctx, w, set).await;
     // After the workers' last calls (at most one per worker past the window's end).
-    let w1 = written();
-    let grown = (w1.0.saturating_sub(w0.0), w1.1.saturating_sub(w0.1));
-    (merge(r, recs, id), grown)
+    let m1 = mark().await;
+    (merge(r, recs, id), (m0, m1))
 }
 
 /// Fisher-Yates with a fixed xorshift generator: the same permutation every run.
