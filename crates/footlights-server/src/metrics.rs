@@ -295,30 +295,22 @@ impl Collector for RuntimeCollector {
                 }
             }
         }
-        {
-            let mut family = encoder.encode_descriptor(
-                "actors_awake",
-                "Actors awake now, by actor type",
-                None,
-                MetricType::Gauge,
-            )?;
-            for t in types {
+        let mut gauge = |name: &str, help: &str, value: &dyn Fn(usize) -> i64| {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (i, t) in types.iter().enumerate() {
                 let labels = [("actor", t.name())];
-                ConstGauge::new(t.awake()).encode(family.encode_family(&labels)?)?;
+                ConstGauge::new(value(i)).encode(family.encode_family(&labels)?)?;
             }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
-                "actors_dormant",
-                "Awake actors without a task of their own now (idle past dormant_after), by actor type",
-                None,
-                MetricType::Gauge,
-            )?;
-            for t in types {
-                let labels = [("actor", t.name())];
-                ConstGauge::new(t.dormant()).encode(family.encode_family(&labels)?)?;
-            }
-        }
+            Ok::<_, std::fmt::Error>(())
+        };
+        gauge("actors_awake", "Actors awake now, by actor type", &|i| {
+            types[i].awake()
+        })?;
+        gauge(
+            "actors_dormant",
+            "Awake actors without a task of their own now (idle past dormant_after), by actor type",
+            &|i| types[i].dormant(),
+        )?;
         {
             // Per actor type and declared queue name, both few; not per actor, whose count
             // is unbounded.
