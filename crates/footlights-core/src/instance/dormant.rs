@@ -18,7 +18,7 @@
 //! reach would never be freed; kept here, it is dropped with the sweeper when the runtime
 //! shuts down, as a task would have been.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use std::sync::atomic::Ordering;
@@ -71,10 +71,10 @@ pub(crate) struct Pool {
 #[derive(Default)]
 struct Inner {
     next: u64,
-    dormant: HashMap<u64, Box<dyn Revive>>,
-    /// Ticket numbers by sleep deadline. Entries of revived instances stay until due, and
-    /// then find nothing.
-    deadlines: BTreeMap<(Instant, u64), ()>,
+    /// Each with its sleep deadline, if it has one.
+    dormant: HashMap<u64, (Box<dyn Revive>, Option<Instant>)>,
+    /// Ticket numbers by sleep deadline; an instance taken out leaves with its deadline.
+    deadlines: BTreeSet<(Instant, u64)>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -119,10 +119,10 @@ impl PoolHandle {
             let mut inner = pool.lock();
             let number = inner.next;
             inner.next += 1;
-            inner.dormant.insert(number, instance);
+            inner.dormant.insert(number, (instance, deadline));
             if let Some(at) = deadline {
-                let first = inner.deadlines.keys().next().map(|(t, _)| *t);
-                inner.deadlines.insert((at, number), ());
+                let first = inner.deadlines.first().map(|(t, _)| *t);
+                inner.deadlines.insert((at, number));
                 if first.is_none_or(|first| at < first) {
                     pool.earlier.notify_one();
                 }
@@ -140,6 +140,12 @@ impl PoolHandle {
     pub(crate) fn len(&self) -> usize {
         self.0.upgrade().map_or(0, |p| p.lock().dormant.len())
     }
+
+    /// Sleep deadlines kept now.
+    #[cfg(test)]
+    fn deadlines(&self) -> usize {
+        self.0.upgrade().map_or(0, |p| p.lock().deadlines.len())
+    }
 }
 
 impl Pool {
@@ -149,20 +155,23 @@ impl Pool {
 
     fn take(&self, number: u64) -> Option<Box<dyn Revive>> {
         let mut inner = self.lock();
-        let instance = inner.dormant.remove(&number);
+        let (instance, deadline) = inner.dormant.remove(&number)?;
+        if let Some(at) = deadline {
+            inner.deadlines.remove(&(at, number));
+        }
         // A map keeps its room; give it back once most of it is unused.
         if inner.dormant.capacity() > 64 && inner.dormant.len() * 4 < inner.dormant.capacity() {
             let keep = inner.dormant.len() * 2;
             inner.dormant.shrink_to(keep);
         }
-        instance
+        Some(instance)
     }
 
     /// Revives each instance whose deadline came, for as long as the runtime runs. Owns the
     /// pool: when the runtime drops this task, the instances still dormant go with it.
     async fn sweep(self: Arc<Self>) {
         loop {
-            let next = self.lock().deadlines.keys().next().map(|(t, _)| *t);
+            let next = self.lock().deadlines.first().map(|(t, _)| *t);
             let due = async {
                 match next {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -177,10 +186,10 @@ impl Pool {
             loop {
                 let taken = {
                     let mut inner = self.lock();
-                    match inner.deadlines.first_key_value() {
-                        Some((&(at, number), ())) if at <= now => {
+                    match inner.deadlines.first() {
+                        Some(&(at, number)) if at <= now => {
                             inner.deadlines.remove(&(at, number));
-                            Some(inner.dormant.remove(&number))
+                            Some(inner.dormant.remove(&number).map(|(instance, _)| instance))
                         }
                         _ => None,
                     }
@@ -331,7 +340,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_deadline_of_an_instance_revived_before_finds_nothing() {
+    async fn an_instance_revived_before_its_deadline_takes_the_deadline_along() {
         let pool = PoolHandle::spawn();
         let (p, revived, _) = probe();
         let ticket = pool
@@ -339,6 +348,7 @@ mod tests {
             .ok()
             .unwrap();
         assert!(ticket.revive());
+        assert_eq!(pool.deadlines(), 0, "the deadline left with the instance");
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(revived.load(Ordering::SeqCst), 1);
     }
