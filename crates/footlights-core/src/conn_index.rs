@@ -6,6 +6,9 @@
 //! index lookups here rather than scans: finding, adding and removing a connection cost a hash
 //! lookup plus O(log n) for the join order; a broadcast visits only the subscribers of its event.
 //!
+//! Most actors have no connection most of the time: the tables are made with the first one and
+//! let go with the last, so such an actor's index is two words.
+//!
 //! Generic over the connection (`C`) and the handle events are sent through (`S`, its sink), so
 //! it depends on nothing else in the crate and is tested on its own.
 
@@ -18,10 +21,17 @@ use footlights_protocol::ConnId;
 ///
 /// Invariant: an event's subscriber map holds `(seq, sink)` exactly for the connections in
 /// `by_id` that have a sink and list the event in their slot's `events`; no subscriber map is
-/// empty. Checked by `ConnIndex::check` in the tests.
+/// empty; the tables exist only while there is a connection. Checked by `ConnIndex::check` in
+/// the tests.
 pub(crate) struct ConnIndex<C, S> {
-    /// The sequence number the next connection gets; it orders connections by join time.
+    /// The sequence number the next connection gets; it orders connections by join time, and
+    /// keeps counting when the tables go, so none is reused while a sink of an earlier
+    /// connection could still be around.
     next_seq: u64,
+    tables: Option<Box<Tables<C, S>>>,
+}
+
+struct Tables<C, S> {
     by_id: HashMap<ConnId, Slot<C, S>>,
     /// Join order: sequence number → id.
     order: BTreeMap<u64, ConnId>,
@@ -43,9 +53,7 @@ impl<C, S> Default for ConnIndex<C, S> {
     fn default() -> Self {
         ConnIndex {
             next_seq: 0,
-            by_id: HashMap::new(),
-            order: BTreeMap::new(),
-            subscribers: HashMap::new(),
+            tables: None,
         }
     }
 }
@@ -53,22 +61,26 @@ impl<C, S> Default for ConnIndex<C, S> {
 impl<C, S: Clone> ConnIndex<C, S> {
     /// How many connections there are.
     pub(crate) fn len(&self) -> usize {
-        self.by_id.len()
+        self.tables.as_ref().map_or(0, |t| t.by_id.len())
     }
 
     /// Whether there is no connection.
     pub(crate) fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.tables.is_none()
     }
 
     /// The connection with this id.
     pub(crate) fn get(&self, id: &ConnId) -> Option<&C> {
-        self.by_id.get(id).map(|s| &s.conn)
+        self.tables.as_ref()?.by_id.get(id).map(|s| &s.conn)
     }
 
     /// The connections in the order they joined.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &C> {
-        self.order.values().filter_map(|id| self.get(id))
+        self.tables.iter().flat_map(|t| {
+            t.order
+                .values()
+                .filter_map(|id| t.by_id.get(id).map(|s| &s.conn))
+        })
     }
 
     /// Adds a connection as the last to join, subscribed to nothing. A connection already
@@ -77,8 +89,15 @@ impl<C, S: Clone> ConnIndex<C, S> {
         let old = self.remove(&id);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.order.insert(seq, id.clone());
-        self.by_id.insert(
+        let tables = self.tables.get_or_insert_with(|| {
+            Box::new(Tables {
+                by_id: HashMap::new(),
+                order: BTreeMap::new(),
+                subscribers: HashMap::new(),
+            })
+        });
+        tables.order.insert(seq, id.clone());
+        tables.by_id.insert(
             id,
             Slot {
                 seq,
@@ -92,38 +111,39 @@ impl<C, S: Clone> ConnIndex<C, S> {
 
     /// Removes a connection and its subscriptions.
     pub(crate) fn remove(&mut self, id: &ConnId) -> Option<C> {
-        let slot = self.by_id.remove(id)?;
-        self.order.remove(&slot.seq);
+        let tables = self.tables.as_mut()?;
+        let slot = tables.by_id.remove(id)?;
+        tables.order.remove(&slot.seq);
         for event in &slot.events {
-            self.drop_subscriber(event, slot.seq);
+            tables.drop_subscriber(event, slot.seq);
         }
-        if self.by_id.is_empty() {
+        if tables.by_id.is_empty() {
             // The last one left (a stateless call, typically): give the tables' memory back,
-            // so an idle actor holds none. Sequence numbers keep counting.
-            let next_seq = self.next_seq;
-            *self = Self::default();
-            self.next_seq = next_seq;
+            // so an idle actor holds none.
+            self.tables = None;
         }
         Some(slot.conn)
     }
 
     /// Removes every connection; returns them in the order they joined.
     pub(crate) fn take_all(&mut self) -> Vec<C> {
-        let mut taken = std::mem::take(self);
-        // Sequence numbers stay unique across the reset: none is reused while a sink of an
-        // earlier connection could still be around.
-        self.next_seq = taken.next_seq;
-        let order = std::mem::take(&mut taken.order);
+        let Some(mut tables) = self.tables.take() else {
+            return Vec::new();
+        };
+        let order = std::mem::take(&mut tables.order);
         order
             .into_values()
-            .filter_map(|id| taken.by_id.remove(&id).map(|s| s.conn))
+            .filter_map(|id| tables.by_id.remove(&id).map(|s| s.conn))
             .collect()
     }
 
     /// Adds the connection to the subscribers of `event`. Returns whether it is one now: false
     /// when there is no such connection or it has no sink.
     pub(crate) fn subscribe(&mut self, id: &ConnId, event: &str) -> bool {
-        let Some(slot) = self.by_id.get_mut(id) else {
+        let Some(tables) = self.tables.as_mut() else {
+            return false;
+        };
+        let Some(slot) = tables.by_id.get_mut(id) else {
             return false;
         };
         let Some(sink) = &slot.sink else {
@@ -131,7 +151,8 @@ impl<C, S: Clone> ConnIndex<C, S> {
         };
         if !slot.events.contains(event) {
             slot.events.insert(event.to_owned());
-            self.subscribers
+            tables
+                .subscribers
                 .entry(event.to_owned())
                 .or_default()
                 .insert(slot.seq, sink.clone());
@@ -141,23 +162,28 @@ impl<C, S: Clone> ConnIndex<C, S> {
 
     /// Removes the connection from the subscribers of `event`, if it was one.
     pub(crate) fn unsubscribe(&mut self, id: &ConnId, event: &str) {
-        let Some(slot) = self.by_id.get_mut(id) else {
+        let Some(tables) = self.tables.as_mut() else {
+            return;
+        };
+        let Some(slot) = tables.by_id.get_mut(id) else {
             return;
         };
         if slot.events.remove(event) {
             let seq = slot.seq;
-            self.drop_subscriber(event, seq);
+            tables.drop_subscriber(event, seq);
         }
     }
 
     /// The sinks of the connections subscribed to `event`, in the order the connections joined.
     pub(crate) fn subscribers(&self, event: &str) -> impl Iterator<Item = &S> {
-        self.subscribers
-            .get(event)
-            .into_iter()
+        self.tables
+            .iter()
+            .filter_map(move |t| t.subscribers.get(event))
             .flat_map(BTreeMap::values)
     }
+}
 
+impl<C, S> Tables<C, S> {
     fn drop_subscriber(&mut self, event: &str, seq: u64) {
         if let Some(subs) = self.subscribers.get_mut(event) {
             subs.remove(&seq);
@@ -185,12 +211,16 @@ mod tests {
     impl Index {
         /// Asserts the invariant of [`ConnIndex`].
         fn check(&self) {
-            assert_eq!(self.order.len(), self.by_id.len());
-            for (seq, id) in &self.order {
-                assert_eq!(self.by_id[id].seq, *seq);
+            let Some(t) = &self.tables else {
+                return;
+            };
+            assert!(!t.by_id.is_empty(), "no tables without a connection");
+            assert_eq!(t.order.len(), t.by_id.len());
+            for (seq, id) in &t.order {
+                assert_eq!(t.by_id[id].seq, *seq);
             }
             let mut expected: HashMap<String, BTreeMap<u64, u32>> = HashMap::new();
-            for slot in self.by_id.values() {
+            for slot in t.by_id.values() {
                 for event in &slot.events {
                     let sink = slot.sink.expect("only connections with a sink subscribe");
                     expected
@@ -199,7 +229,7 @@ mod tests {
                         .insert(slot.seq, sink);
                 }
             }
-            assert_eq!(self.subscribers, expected);
+            assert_eq!(t.subscribers, expected);
         }
     }
 
@@ -226,14 +256,13 @@ mod tests {
         index.insert(id(2), 2, Some(20));
         assert!(index.subscribe(&id(2), "e"));
         index.remove(&id(1));
-        assert!(index.by_id.capacity() > 0, "one connection is left");
+        assert!(index.tables.is_some(), "one connection is left");
         index.remove(&id(2));
-        assert_eq!(index.by_id.capacity(), 0);
-        assert_eq!(index.subscribers.capacity(), 0);
-        assert!(index.order.is_empty());
+        assert!(index.tables.is_none());
+        assert!(index.is_empty());
         // Sequence numbers keep counting: a newcomer joins after any earlier connection.
         index.insert(id(3), 3, Some(30));
-        assert_eq!(index.by_id[&id(3)].seq, 2);
+        assert_eq!(index.tables.as_ref().unwrap().by_id[&id(3)].seq, 2);
         index.check();
     }
 
@@ -271,7 +300,7 @@ mod tests {
         index.remove(&id(1));
         assert_eq!(index.subscribers("e").count(), 0);
         assert!(
-            !index.subscribers.contains_key("e"),
+            !index.tables.as_ref().unwrap().subscribers.contains_key("e"),
             "no empty subscriber lists"
         );
         index.check();
