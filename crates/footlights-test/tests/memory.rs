@@ -149,7 +149,7 @@ async fn idle_awake_actors() {
     eprintln!(
         "live heap per dormant actor: {per_dormant} B (driver share {driver_per_actor} B excluded)"
     );
-    // What is left (1.63 KB when this was written): the shared context ~520 B, the instance
+    // What is left (1.63 KB when this was written): the shared context ~500 B, the instance
     // (boxed) 272 B, the gate 176 B, the registry's slot, the mailbox, the remembered key and
     // the pool's entry.
     assert!(
