@@ -205,9 +205,30 @@ impl Pool {
 }
 
 /// A dormant actor instance, with the time its idle stretch began.
-pub(super) struct Dormant<A: Actor> {
-    pub(super) instance: Instance<A>,
-    pub(super) since: Instant,
+struct Dormant<A: Actor> {
+    instance: Instance<A>,
+    since: Instant,
+}
+
+/// Hands `instance`, idle since `since`, to its registry's pool until the next message (or
+/// its sleep deadline). Gives it back when a message is already waiting.
+#[expect(
+    clippy::result_large_err,
+    reason = "the instance goes back into the loop's own local on the rare refusal; boxed, it would be unboxed there at once"
+)]
+pub(super) fn park<A: Actor>(instance: Instance<A>, since: Instant) -> Result<(), Instance<A>> {
+    let options = &instance.options;
+    let deadline = (!options.no_sleep).then(|| since + options.sleep_timeout);
+    let pool = instance.reg.dormant_pool().clone();
+    let door = instance.rx.door();
+    let metrics = instance.ctx.shared.metrics.clone();
+    // Counted first: a send may revive it, and count that, as soon as it is in the pool.
+    metrics.went_dormant();
+    let dormant = Box::new(Dormant { instance, since });
+    door.park(&pool, dormant, deadline).map_err(|back| {
+        metrics.revived();
+        back.instance
+    })
 }
 
 impl<A: Actor> Revive for Dormant<A> {

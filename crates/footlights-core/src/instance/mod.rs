@@ -409,22 +409,10 @@ impl<A: Actor> Instance<A> {
                             && now >= last_activity + after
                             && this.may_go_dormant()
                         {
-                            let deadline =
-                                (!this.options.no_sleep).then(|| last_activity + timeout);
-                            let pool = this.reg.dormant_pool().clone();
-                            let door = this.rx.door();
-                            let metrics = this.ctx.shared.metrics.clone();
-                            let dormant = Box::new(dormant::Dormant {
-                                instance: this,
-                                since: last_activity,
-                            });
-                            match door.park(&pool, dormant, deadline) {
-                                Ok(()) => {
-                                    metrics.went_dormant();
-                                    return;
-                                }
+                            match dormant::park(this, last_activity) {
+                                Ok(()) => return,
                                 // A message came in meanwhile.
-                                Err(back) => this = back.instance,
+                                Err(back) => this = back,
                             }
                         }
                         // While the actor cannot sleep (a deferred answer, a connection),
