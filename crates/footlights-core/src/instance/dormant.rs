@@ -183,24 +183,23 @@ impl Pool {
                 () = due => {}
             }
             let now = Instant::now();
-            loop {
-                let taken = {
-                    let mut inner = self.lock();
-                    match inner.deadlines.first() {
-                        Some(&(at, number)) if at <= now => {
-                            inner.deadlines.remove(&(at, number));
-                            Some(inner.dormant.remove(&number).map(|(instance, _)| instance))
-                        }
-                        _ => None,
-                    }
-                };
-                match taken {
-                    Some(Some(instance)) => instance.revive(&self.runtime),
-                    Some(None) => {}
-                    None => break,
-                }
+            while let Some(instance) = self.take_due(now) {
+                instance.revive(&self.runtime);
             }
         }
+    }
+
+    /// The instance with the earliest deadline, out of the pool, if that deadline is `now`
+    /// or earlier. (Every deadline has its instance: one taken out takes its deadline along.)
+    fn take_due(&self, now: Instant) -> Option<Box<dyn Revive>> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let &(at, number) = inner.deadlines.first()?;
+        if at > now {
+            return None;
+        }
+        inner.deadlines.pop_first();
+        inner.dormant.remove(&number).map(|(instance, _)| instance)
     }
 }
 
