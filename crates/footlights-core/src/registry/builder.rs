@@ -36,9 +36,36 @@ impl RegistryBuilder {
         }
     }
 
-    /// Registers an actor type under its name (`A::NAME`).
-    pub fn actor<A: Actor>(mut self) -> Self {
+    /// Registers an actor type under its name (`A::NAME`), with the settings its
+    /// [`Actor::options`] gives.
+    pub fn actor<A: Actor>(self) -> Self {
+        self.actor_with::<A>(|_| {})
+    }
+
+    /// Registers an actor type as [`actor`](Self::actor) does, with its settings changed by
+    /// `change` first: a server may, for example, keep actors awake longer than their type
+    /// says, or lower a limit, without a type of its own. Every instance of the type shares
+    /// the result.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use footlights_core::{ActionError, ActionTable, Actor, Conns, Ctx, Registry};
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Counter;
+    /// # impl footlights_protocol::ActorSpec for Counter { const NAME: &'static str = "counter"; type Input = (); }
+    /// # impl Actor for Counter {
+    /// #     type Conn = Conns;
+    /// #     async fn create_state(_: &Ctx<Self>, _: &()) -> Result<Self, ActionError> { Ok(Counter) }
+    /// #     fn actions(_: &mut ActionTable<Self>) {}
+    /// # }
+    /// let builder = Registry::builder().actor_with::<Counter>(|options| {
+    ///     options.sleep_timeout = Duration::from_secs(300);
+    /// });
+    /// ```
+    pub fn actor_with<A: Actor>(mut self, change: impl FnOnce(&mut crate::ActorOptions)) -> Self {
         let mut table = ActionTable::new();
+        let mut options = A::options();
+        change(&mut options);
+        table.options = Arc::new(options);
         A::actions(&mut table);
         let mut queues = crate::queue::Queues::<A>::new();
         A::queues(&mut queues);

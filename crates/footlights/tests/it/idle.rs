@@ -129,3 +129,26 @@ async fn a_raw_response_made_later_keeps_the_actor_awake_until_it_is_out() {
     awake_for_a_full_timeout(&registry).await;
     assert_eq!(drowsy.wakes().await.unwrap(), 2);
 }
+
+/// Settings changed at registration (`actor_with`) replace the type's own: here an idle
+/// timeout of 40 s in place of its 10 s.
+#[tokio::test(start_paused = true)]
+async fn a_timeout_set_at_registration_replaces_the_types_own() {
+    let registry = Registry::builder()
+        .actor_with::<Drowsy>(|options| options.sleep_timeout = TIMEOUT * 4)
+        .start()
+        .await
+        .unwrap();
+    let drowsy = registry.client().get_or_create::<Drowsy>(["d"]);
+    assert_eq!(drowsy.wakes().await.unwrap(), 1);
+    tokio::time::advance(TIMEOUT * 4 - Duration::from_secs(1)).await;
+    let_run().await;
+    assert_eq!(
+        registry.awake_count(),
+        1,
+        "asleep after the type's own timeout"
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    until_awake(&registry, 0).await;
+    assert_eq!(drowsy.wakes().await.unwrap(), 2);
+}
