@@ -111,6 +111,12 @@ pub struct ServeOptions {
     /// of memory.
     #[arg(long, value_name = "COUNT", default_value_t = footlights::DEFAULT_REMEMBERED_ACTORS)]
     pub remembered_actors: usize,
+    /// How long a demo actor with nothing to do stays awake before it saves its state and
+    /// sleeps, in seconds (decimals allowed); each type's own when not given (30 for every
+    /// demo type). A longer one keeps more actors in memory and spares their callers a load
+    /// from the store.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub sleep_timeout: Option<Duration>,
     /// When another footlights serve listens on the same address with the same data
     /// directory, this one takes over from it: it listens beside it at once, then waits up to
     /// this many seconds for it to stop (send it SIGTERM) before opening the store and
@@ -295,6 +301,16 @@ impl ServeOptions {
     }
 }
 
+/// The demo actors, with the settings the command line changes.
+fn demo_registry(options: &ServeOptions) -> footlights::RegistryBuilder {
+    let sleep_timeout = options.sleep_timeout;
+    demo::registry_with(move |actor| {
+        if let Some(timeout) = sleep_timeout {
+            actor.sleep_timeout = timeout;
+        }
+    })
+}
+
 /// The demo registry on the SQLite store in the data directory.
 async fn sqlite_registry(
     lock_wait: Duration,
@@ -312,7 +328,7 @@ async fn sqlite_registry(
         .await
         .with_context(|| format!("cannot open the store {}", db.display()))?;
     tracing::info!(db = %db.display(), durability = ?options.durability, recover = options.recover, "store open");
-    Ok(demo::registry().driver(driver))
+    Ok(demo_registry(options).driver(driver))
 }
 
 /// The demo registry as a node of the cluster kept in the PostgreSQL database at `url`, and
@@ -338,7 +354,7 @@ async fn cluster_registry(
     let config = ClusterConfig::new(NodeInfo::new(&options.node_name, advertised.clone()))
         .lease(Duration::from_millis(options.lease_ms));
     tracing::info!(node = %options.node_name, peer_addr = %bound, advertised = %advertised, lease_ms = options.lease_ms, "cluster store open");
-    let registry = demo::registry()
+    let registry = demo_registry(options)
         .shared_driver(Arc::new(driver.clone()))
         .cluster(Arc::new(driver), config);
     Ok((registry, peers))

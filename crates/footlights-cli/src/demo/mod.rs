@@ -36,7 +36,7 @@ mod secure_room;
 mod test_actor;
 mod test_raw;
 
-use footlights::{Registry, RegistryBuilder};
+use footlights::{ActorOptions, Registry, RegistryBuilder};
 
 pub use chat_room::{
     ANONYMOUS, ChatRoom, ChatRoomActions, JoinParams, Joined, Left, MAX_MESSAGE_LENGTH, Member,
@@ -68,13 +68,26 @@ pub use test_raw::{TOGETHER, TestRaw, TestRawActions};
 /// # Ok(()) }
 /// ```
 pub fn registry() -> RegistryBuilder {
+    registry_with(|_| {})
+}
+
+/// [`registry`], with every demo type's settings changed by `change` (`footlights serve
+/// --sleep-timeout` sets the idle timeout this way).
+///
+/// ```
+/// use std::time::Duration;
+/// use footlights_cli::demo;
+///
+/// let builder = demo::registry_with(|options| options.sleep_timeout = Duration::from_secs(300));
+/// ```
+pub fn registry_with(change: impl Fn(&mut ActorOptions)) -> RegistryBuilder {
     Registry::builder()
-        .actor::<Counter>()
-        .actor::<ChatRoom>()
-        .actor::<SecureRoom>()
-        .actor::<ProtectedActor>()
-        .actor::<JobQueue>()
-        .actor::<Notes>()
+        .actor_with::<Counter>(&change)
+        .actor_with::<ChatRoom>(&change)
+        .actor_with::<SecureRoom>(&change)
+        .actor_with::<ProtectedActor>(&change)
+        .actor_with::<JobQueue>(&change)
+        .actor_with::<Notes>(&change)
 }
 
 /// Adds the actors only the compatibility tests need ([`TestActor`], [`TestRaw`]).

@@ -2,6 +2,7 @@
 //! and the exit statuses and error lines scripts rely on.
 
 use std::process::Output;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -158,4 +159,41 @@ async fn failures_have_codes_and_exit_statuses() {
     let (status, stderr) = failing(&url, &[&t[..], &["list"]].concat()).await;
     assert_eq!(status, 3);
     assert!(stderr.starts_with("error: cannot reach "), "{stderr}");
+}
+
+/// `serve --sleep-timeout` replaces the demo types' 30 s idle timeout: with 0.2 s, a counter
+/// called once is listed asleep long before its type's own timeout (the wait is bounded well
+/// under it), and it wakes with its count.
+#[tokio::test]
+async fn serve_sleep_timeout_puts_idle_demo_actors_to_sleep_sooner() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        &dir.path().join("data"),
+        &["--token", TOKEN, "--sleep-timeout", "0.2"],
+    )
+    .await;
+    let url = server.url.clone();
+    let (status, _) = server
+        .action("counter", "nap", "increment", json!([5]))
+        .await;
+    assert_eq!(status, 200);
+    let list = ["--token", TOKEN, "list", "--name", "counter"];
+    let asleep = async {
+        loop {
+            let listed = ok(&url, &list).await;
+            if listed.trim_end().ends_with("\tasleep") {
+                return listed;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let listed = tokio::time::timeout(LIMIT, asleep)
+        .await
+        .expect("asleep well before the type's own 30 s");
+    assert!(listed.starts_with("counter\tnap\t"), "{listed}");
+    assert_eq!(
+        server.action("counter", "nap", "getCount", json!([])).await,
+        (200, json!({ "output": 5 }))
+    );
+    assert!(server.terminate().await.success());
 }
