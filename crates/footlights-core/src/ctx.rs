@@ -41,8 +41,9 @@ pub(crate) struct Shared<A: Actor> {
     /// The in-process client, for actor-to-actor calls.
     pub(crate) client: Client,
     pub(crate) clock: ClockHandle,
-    /// Alarms of this actor by id, mirrored in storage.
-    pub(crate) alarms: Mutex<HashMap<String, Alarm>>,
+    /// Alarms of this actor by id, mirrored in storage. (A B-tree: 24 bytes in every
+    /// actor's context where a hash map takes 48, and most actors have no alarm.)
+    pub(crate) alarms: Mutex<BTreeMap<String, Alarm>>,
     /// Writes made through the context (alarms) during the current message, committed with
     /// the state after it.
     pub(crate) pending_writes: Mutex<Vec<Write>>,
@@ -110,7 +111,7 @@ impl<A: Actor> Shared<A> {
         std::mem::take(&mut *lock(&self.pending_writes))
     }
 
-    pub(crate) fn alarms(&self) -> MutexGuard<'_, HashMap<String, Alarm>> {
+    pub(crate) fn alarms(&self) -> MutexGuard<'_, BTreeMap<String, Alarm>> {
         lock(&self.alarms)
     }
 
@@ -350,7 +351,7 @@ impl<A: Actor> Ctx<A> {
         let parts = shared
             .db
             .parts(shared.kv.driver(), &shared.id, &shared.gate);
-        crate::db::Db::new(parts, shared.db.limits)
+        crate::db::Db::new(parts, shared.db.limits())
     }
 
     /// Runs `fut` and keeps the actor awake until it settles: the idle timeout does not put

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::Connection;
 
+use crate::ActorOptions;
 use crate::gate::Gate;
 
 /// The storage key of the database's length (outside the user's key space).
@@ -33,6 +34,17 @@ pub(crate) struct DbLimits {
     pub(crate) cache_bytes: usize,
     pub(crate) statement_timeout: Duration,
     pub(crate) max_rows: usize,
+}
+
+impl DbLimits {
+    fn of(options: &ActorOptions) -> Self {
+        DbLimits {
+            max_bytes: options.db_max_bytes,
+            cache_bytes: options.db_cache_bytes,
+            statement_timeout: options.db_statement_timeout,
+            max_rows: options.db_max_rows,
+        }
+    }
 }
 
 /// Pages handed to the writer and not yet durable, so reads see them before the driver has
@@ -111,7 +123,8 @@ pub(crate) type Slot = Arc<Mutex<Option<Connection>>>;
 /// [`Db`](super::Db). Its parts are made at the first statement: most actors never use it.
 pub(crate) struct DbState {
     parts: OnceLock<Parts>,
-    pub(crate) limits: DbLimits,
+    /// The type's settings, where the limits are read.
+    options: Arc<ActorOptions>,
 }
 
 /// What a database in use holds.
@@ -162,11 +175,16 @@ fn lock(slot: &Slot) -> MutexGuard<'_, Option<Connection>> {
 }
 
 impl DbState {
-    pub(crate) fn new(limits: DbLimits) -> Self {
+    pub(crate) fn new(options: Arc<ActorOptions>) -> Self {
         DbState {
             parts: OnceLock::new(),
-            limits,
+            options,
         }
+    }
+
+    /// The limits of the actor's type.
+    pub(crate) fn limits(&self) -> DbLimits {
+        DbLimits::of(&self.options)
     }
 
     /// The database's parts, made on first use. Nothing is read until the first statement.

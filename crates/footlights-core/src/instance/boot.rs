@@ -150,19 +150,10 @@ impl<A: Actor> Instance<A> {
             driver.clone(),
             id.clone(),
             gate.clone(),
-            kv::Limits {
-                max_bytes: options.kv_max_bytes,
-                max_message_bytes: options.kv_max_message_bytes,
-                cache_bytes: options.kv_cache_bytes,
-            },
+            table.options.clone(),
         );
         #[cfg(feature = "db")]
-        let db = crate::db::DbState::new(crate::db::DbLimits {
-            max_bytes: options.db_max_bytes,
-            cache_bytes: options.db_cache_bytes,
-            statement_timeout: options.db_statement_timeout,
-            max_rows: options.db_max_rows,
-        });
+        let db = crate::db::DbState::new(table.options.clone());
         let shared = Arc::new(Shared {
             id: id.clone(),
             key: meta.key.clone(),

@@ -279,7 +279,7 @@ impl<A: Actor> Instance<A> {
         let shared = &self.ctx.shared;
         self.deferred.is_empty()
             && !self.runner.is_active()
-            && self.runner.winding_until.is_none()
+            && self.runner.winding_until().is_none()
             && self.detached.is_empty()
             && self.done.is_none()
             && self.destroyed.is_none()

@@ -26,7 +26,7 @@ use crate::conn::{Conn, ConnRequest};
 use crate::ctx::{Ctx, Shared};
 use crate::deferred::Deferred;
 use crate::gate::{ConnSink, Gate, Output};
-use crate::kv::{self, KvStore};
+use crate::kv::KvStore;
 use crate::raw::{RawEvent, RawReply, RawRequest, RawResponse, RawSocket, WsMessage};
 use crate::registry::RegistryInner;
 use crate::snapshot;
@@ -243,13 +243,13 @@ impl<A: Actor> Instance<A> {
             });
             tokio::pin!(timer);
             if revived.is_none() {
-                this.start_run(Duration::ZERO);
+                this.start_run();
             }
             // Set when the actor waits for its run loop to return before sleeping.
             let mut sleep_after_run = false;
             loop {
                 let can_sleep = !this.options.no_sleep && this.idle();
-                let winding_until = this.runner.winding_until;
+                let winding_until = this.runner.winding_until();
                 if let Some(expiry) = this.next_expiry()
                     && expiry < timer.deadline()
                 {
@@ -308,7 +308,7 @@ impl<A: Actor> Instance<A> {
                             if sleeping.await {
                                 return;
                             }
-                            this.start_run(Duration::ZERO);
+                            this.start_run();
                             last_activity = Instant::now();
                         }
                     }
@@ -596,3 +596,4 @@ impl<A: Actor> Instance<A> {
         )
     }
 }
+

@@ -13,33 +13,43 @@ pub(super) enum RunEnd {
     Cancelled,
 }
 
-/// The run loop's state. Owned by the actor task.
+/// The run loop's state, made when a run starts and dropped when the loop stops for good
+/// (most actor types have no loop: their instances carry one pointer, not the state). Owned
+/// by the actor task.
 #[derive(Default)]
 pub(super) struct Runner {
-    /// The loop's future while it runs or waits to restart; polled in the actor's loop.
-    fut: Option<BoxFuture<'static, RunEnd>>,
-    /// Fires the loop's signal.
-    cancel: Option<watch::Sender<bool>>,
-    /// The type has no loop (the default hook answered): never started again.
-    absent: bool,
+    running: Option<Box<Running>>,
     /// Consecutive ends of runs shorter than [`RESTART_RESET`].
     early_ends: u32,
+}
+
+/// A run in progress, or waiting to restart.
+struct Running {
+    /// The loop's future; polled in the actor's loop.
+    fut: BoxFuture<'static, RunEnd>,
+    /// Fires the loop's signal.
+    cancel: watch::Sender<bool>,
     /// When the current run started.
-    started: Option<Instant>,
+    started: Instant,
     /// The signal fired; the loop has until then to return.
-    pub(super) winding_until: Option<Instant>,
+    winding_until: Option<Instant>,
 }
 
 impl Runner {
     /// Whether a run is in progress (or waits to restart).
     pub(super) fn is_active(&self) -> bool {
-        self.fut.is_some()
+        self.running.is_some()
+    }
+
+    /// When the loop must have returned, once its signal fired.
+    pub(super) fn winding_until(&self) -> Option<Instant> {
+        self.running.as_ref().and_then(|r| r.winding_until)
     }
 
     /// The end of the current run; pending for ever when none is in progress.
     pub(super) async fn ended(&mut self) -> RunEnd {
-        match &mut self.fut {
-            Some(fut) => fut.await,
+        match &mut self.running {
+            Some(running) => (&mut running.fut).await,
             None => std::future::pending().await,
         }
     }
@@ -47,16 +57,13 @@ impl Runner {
 
 impl<A: Actor> Instance<A> {
     /// Starts the run loop after `delay` (unless the type has none).
-    pub(super) fn start_run(&mut self, delay: Duration) {
-        if self.runner.absent || self.table.run_absent.load(Ordering::Relaxed) {
+    fn start_run_after(&mut self, delay: Duration) {
+        if self.table.run_absent.load(Ordering::Relaxed) {
             return;
         }
         let (cancel, signal) = RunSignal::new();
         let ctx = self.ctx.clone();
-        self.runner.cancel = Some(cancel);
-        self.runner.started = Some(Instant::now() + delay);
-        self.runner.winding_until = None;
-        self.runner.fut = Some(Box::pin(async move {
+        let fut = Box::pin(async move {
             if !delay.is_zero() {
                 // Waiting to restart does not keep the actor awake.
                 let _waiting = ctx.shared.queues.waiting();
@@ -70,14 +77,25 @@ impl<A: Actor> Instance<A> {
                 tracing::error!(actor = A::NAME, "run loop panicked");
                 Err(ActionError::internal("run loop panicked"))
             }))
+        });
+        self.runner.running = Some(Box::new(Running {
+            fut,
+            cancel,
+            started: Instant::now() + delay,
+            winding_until: None,
         }));
+    }
+
+    /// Starts the run loop (unless the type has none).
+    pub(super) fn start_run(&mut self) {
+        self.start_run_after(Duration::ZERO);
     }
 
     /// Whether the run loop keeps the actor awake: it runs, and is not waiting for a queue
     /// message (or for its restart).
     pub(super) fn run_holds_awake(&self) -> bool {
         self.runner.is_active()
-            && self.runner.winding_until.is_none()
+            && self.runner.winding_until().is_none()
             && self
                 .ctx
                 .shared
@@ -88,12 +106,13 @@ impl<A: Actor> Instance<A> {
 
     /// The run ended: restart it with backoff, unless it was told to stop.
     pub(super) fn run_ended(&mut self, end: RunEnd) {
-        self.runner.fut = None;
-        let winding = self.runner.winding_until.take().is_some();
-        let cancelled = self.runner.cancel.take().is_some_and(|c| *c.borrow());
+        let Some(running) = self.runner.running.take() else {
+            return;
+        };
+        let winding = running.winding_until.is_some();
+        let cancelled = *running.cancel.borrow();
         match end {
             RunEnd::Returned(Err(e)) if e.message() == NOT_DEFINED && !e.is_public() => {
-                self.runner.absent = true;
                 self.table.run_absent.store(true, Ordering::Relaxed);
                 return;
             }
@@ -108,42 +127,37 @@ impl<A: Actor> Instance<A> {
         if winding || cancelled {
             return;
         }
-        let ran = self.runner.started.map_or(Duration::ZERO, |s| {
-            Instant::now().saturating_duration_since(s)
-        });
-        if ran >= RESTART_RESET {
-            self.runner.early_ends = 1;
+        let ran = Instant::now().saturating_duration_since(running.started);
+        self.runner.early_ends = if ran >= RESTART_RESET {
+            1
         } else {
-            self.runner.early_ends = self.runner.early_ends.saturating_add(1);
-        }
-        self.start_run(restart_delay(self.runner.early_ends));
+            self.runner.early_ends.saturating_add(1)
+        };
+        self.start_run_after(restart_delay(self.runner.early_ends));
     }
 
     /// Fires the run loop's signal and gives it the grace period; the actor keeps serving.
     /// Returns whether the loop is still running (the caller waits for it).
     pub(super) fn wind_down_run(&mut self) -> bool {
-        if !self.runner.is_active() {
+        let grace = self.options.run_grace;
+        let Some(running) = &mut self.runner.running else {
             return false;
-        }
-        if self.runner.winding_until.is_none() {
-            if let Some(cancel) = &self.runner.cancel {
-                cancel.send_replace(true);
-            }
-            self.runner.winding_until = Some(Instant::now() + self.options.run_grace);
+        };
+        if running.winding_until.is_none() {
+            running.cancel.send_replace(true);
+            running.winding_until = Some(Instant::now() + grace);
         }
         true
     }
 
     /// The grace period passed: the loop is dropped.
     pub(super) fn abandon_run(&mut self) {
-        if self.runner.fut.take().is_some() {
+        if self.runner.running.take().is_some() {
             tracing::warn!(
                 actor = A::NAME,
                 "run loop did not return within its grace period; dropped"
             );
         }
-        self.runner.cancel = None;
-        self.runner.winding_until = None;
     }
 
     /// Stops the run loop without serving messages (shutdown): signal, then at most the

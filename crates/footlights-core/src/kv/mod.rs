@@ -61,7 +61,7 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub(crate) use store::{KvStore, Limits};
+pub(crate) use store::KvStore;
 pub use store::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 /// How many entries [`Kv::stream`] reads at a time.

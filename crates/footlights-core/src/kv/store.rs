@@ -8,6 +8,7 @@ use footlights_storage::{Driver, KvRange, StorageError, Write};
 
 use super::cache::Cache;
 use super::overlay::{Change, Found, Layer, stack};
+use crate::ActorOptions;
 use crate::gate::Gate;
 
 /// The byte every key of the actor's own map starts with in storage. Keys that start with
@@ -27,6 +28,16 @@ pub(crate) struct Limits {
     pub(crate) max_bytes: u64,
     pub(crate) max_message_bytes: u64,
     pub(crate) cache_bytes: usize,
+}
+
+impl Limits {
+    fn of(options: &ActorOptions) -> Self {
+        Limits {
+            max_bytes: options.kv_max_bytes,
+            max_message_bytes: options.kv_max_message_bytes,
+            cache_bytes: options.kv_cache_bytes,
+        }
+    }
 }
 
 /// Everything that changes, made on first use: most actors never touch their store.
@@ -53,7 +64,9 @@ pub(crate) struct KvStore {
     driver: Arc<dyn Driver>,
     id: ActorId,
     gate: Arc<Gate>,
-    limits: Limits,
+    /// The type's settings, where the limits are read (shared by the type's instances
+    /// rather than copied into each).
+    options: Arc<ActorOptions>,
     inner: Mutex<Option<Box<Inner>>>,
 }
 
@@ -113,15 +126,19 @@ impl KvStore {
         driver: Arc<dyn Driver>,
         id: ActorId,
         gate: Arc<Gate>,
-        limits: Limits,
+        options: Arc<ActorOptions>,
     ) -> Self {
         KvStore {
             driver,
             id,
             gate,
-            limits,
+            options,
             inner: Mutex::new(None),
         }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits::of(&self.options)
     }
 
     /// The driver the store reads from.
@@ -144,7 +161,7 @@ impl KvStore {
                 staged: Layer::default(),
                 staged_bytes: 0,
                 unsettled: Layer::default(),
-                cache: Cache::new(self.limits.cache_bytes),
+                cache: Cache::new(self.limits().cache_bytes),
                 writes: 0,
                 size: None,
             })
@@ -243,13 +260,13 @@ impl KvStore {
             }
         }
         let message = self.with(|inner| inner.staged_bytes) + added;
-        if message > self.limits.max_message_bytes {
+        if message > self.limits().max_message_bytes {
             return Err(ActionError::new(
                 "kv",
                 "message_too_large",
                 format!(
                     "one message may write at most {} bytes to the store; this one would write {message}",
-                    self.limits.max_message_bytes
+                    self.limits().max_message_bytes
                 ),
             ));
         }
@@ -265,7 +282,7 @@ impl KvStore {
                     .get_or_insert(stored.saturating_add(inner.staged_bytes));
             });
         }
-        if self.with(|inner| inner.size.unwrap_or(0)) + added > self.limits.max_bytes {
+        if self.with(|inner| inner.size.unwrap_or(0)) + added > self.limits().max_bytes {
             self.refresh_size().await?;
         }
         self.with(|inner| self.stage(inner, entries, added))
@@ -279,13 +296,13 @@ impl KvStore {
         added: u64,
     ) -> Result<(), ActionError> {
         let mut size = inner.size.unwrap_or(0);
-        if size + added > self.limits.max_bytes {
+        if size + added > self.limits().max_bytes {
             return Err(ActionError::new(
                 "kv",
                 "actor_too_large",
                 format!(
                     "the actor's store would grow past its limit of {} bytes",
-                    self.limits.max_bytes
+                    self.limits().max_bytes
                 ),
             ));
         }
