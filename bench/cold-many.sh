@@ -9,6 +9,12 @@
 # Env: SECS (3), WARMUP (1), RUNS (3), ONLY (the scenarios), PORT (a free one, each server),
 #      SERVE_ARGS (more options for `footlights serve`, such as `--remembered-actors 131072`),
 #      OUT_FILE (bench/out/cold-many.jsonl).
+#
+# A build that has `serve --sleep-timeout` gets `--sleep-timeout 900`, so that the 100,000
+# counters of `c_many100k*` are still awake when their window calls them however long their
+# creation took (the `cold` scenarios put their actors to sleep themselves). Older builds keep
+# the 30 s timeout: the bench line says how many window calls woke an actor. A --sleep-timeout
+# in SERVE_ARGS wins.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="$HERE/out"
@@ -24,8 +30,13 @@ for spec in "$@"; do
   data="$OUT/cold-many-$name"
   rm -rf "$data"
   port="${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+  awake_args=""
+  if [[ "${SERVE_ARGS:-}" != *--sleep-timeout* ]] \
+    && "$dir/footlights" serve --help 2>/dev/null | grep -q -- "--sleep-timeout"; then
+    awake_args="--sleep-timeout 900"
+  fi
   # shellcheck disable=SC2086
-  RUST_LOG=warn "$dir/footlights" serve --port "$port" --data-dir "$data" ${SERVE_ARGS:-} > "$OUT/cold-many-$name.log" 2>&1 &
+  RUST_LOG=warn "$dir/footlights" serve --port "$port" --data-dir "$data" $awake_args ${SERVE_ARGS:-} > "$OUT/cold-many-$name.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do grep -q "listening on" "$OUT/cold-many-$name.log" && break; sleep 0.1; done
   for s in ${ONLY//,/ }; do
