@@ -404,7 +404,7 @@ pub(crate) async fn creation(ctx: &Ctx, run: u32) -> RunResult {
     r
 }
 
-/// (f) Memory with 10,000 actors, then with 2,000 idle WebSockets (20 actors).
+/// (f) Memory with 10,000 actors, with 10,000 more, then with 2,000 idle WebSockets (20 actors).
 pub(crate) async fn memory(ctx: &Ctx) -> Vec<RunResult> {
     let mut out = Vec::new();
     let idle = procfs::sample(&ctx.pids).rss_kb;
@@ -434,8 +434,35 @@ pub(crate) async fn memory(ctx: &Ctx) -> Vec<RunResult> {
     r.bytes_per_unit = per;
     r.note = format!("{} actors created; +{:.0} B per actor", r.ops, per);
     out.push(r);
+    out.push(memory_more(ctx, &prefix, after).await);
     out.push(memory_ws(ctx).await);
     out
+}
+
+/// (f) 10,000 more counters on top of the first 10,000: the growth per actor without what the
+/// first ones paid once (the HTTP connections' buffers, the runtime's and the store's start-up
+/// allocations), so the slope of memory in the number of actors. `before` is the RSS after
+/// the first 10,000.
+async fn memory_more(ctx: &Ctx, prefix: &str, before: u64) -> RunResult {
+    let mut r = create_actors(
+        ctx,
+        &format!("{prefix}-more"),
+        10_000,
+        32,
+        Duration::from_secs(40),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = procfs::sample(&ctx.pids).rss_kb;
+    r.scenario = "f_rss_10k_more_actors".to_owned();
+    r.server_rss_kb = after;
+    let per = (after.saturating_sub(before) * 1024) as f64 / r.ops.max(1) as f64;
+    r.bytes_per_unit = per;
+    r.note = format!(
+        "{} more actors created beside the first 10000; +{:.0} B per actor",
+        r.ops, per
+    );
+    r
 }
 
 /// (f) RSS growth with 2,000 idle `/connect` WebSockets over 20 actors.
