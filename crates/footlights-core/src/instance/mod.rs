@@ -596,4 +596,3 @@ impl<A: Actor> Instance<A> {
         )
     }
 }
-
