@@ -425,43 +425,30 @@ pub(crate) async fn memory(ctx: &Ctx) -> Vec<RunResult> {
 
     let before = procfs::sample(&ctx.pids).rss_kb;
     let prefix = format!("m-{}", ctx.nonce);
-    let mut r = create_actors(ctx, &prefix, 10_000, 32, Duration::from_secs(40)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = procfs::sample(&ctx.pids).rss_kb;
-    r.scenario = "f_rss_10k_actors".to_owned();
-    r.server_rss_kb = after;
-    let per = (after.saturating_sub(before) * 1024) as f64 / r.ops.max(1) as f64;
-    r.bytes_per_unit = per;
-    r.note = format!("{} actors created; +{:.0} B per actor", r.ops, per);
-    out.push(r);
-    out.push(memory_more(ctx, &prefix, after).await);
+    let first = rss_growth(ctx, &prefix, "f_rss_10k_actors", before, "actors created").await;
+    let after_first = first.server_rss_kb;
+    out.push(first);
+    // 10,000 more: their growth leaves out what the first ones paid once (the load
+    // generator's HTTP connections' buffers, SQLite's caches filling, the runtime's own
+    // growth), so it is the slope of memory in the number of actors.
+    let more = format!("{prefix}-more");
+    let what = "more actors created beside the first 10000";
+    out.push(rss_growth(ctx, &more, "f_rss_10k_more_actors", after_first, what).await);
     out.push(memory_ws(ctx).await);
     out
 }
 
-/// (f) 10,000 more counters on top of the first 10,000: the growth per actor without what the
-/// first ones paid once (the HTTP connections' buffers, the runtime's and the store's start-up
-/// allocations), so the slope of memory in the number of actors. `before` is the RSS after
-/// the first 10,000.
-async fn memory_more(ctx: &Ctx, prefix: &str, before: u64) -> RunResult {
-    let mut r = create_actors(
-        ctx,
-        &format!("{prefix}-more"),
-        10_000,
-        32,
-        Duration::from_secs(40),
-    )
-    .await;
+/// (f) Creates 10,000 counters named `prefix-N` and, 2 s later, reports as `scenario` the
+/// server's RSS growth over `before` (KiB) per actor created.
+async fn rss_growth(ctx: &Ctx, prefix: &str, scenario: &str, before: u64, what: &str) -> RunResult {
+    let mut r = create_actors(ctx, prefix, 10_000, 32, Duration::from_secs(40)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = procfs::sample(&ctx.pids).rss_kb;
-    r.scenario = "f_rss_10k_more_actors".to_owned();
+    r.scenario = scenario.to_owned();
     r.server_rss_kb = after;
     let per = (after.saturating_sub(before) * 1024) as f64 / r.ops.max(1) as f64;
     r.bytes_per_unit = per;
-    r.note = format!(
-        "{} more actors created beside the first 10000; +{:.0} B per actor",
-        r.ops, per
-    );
+    r.note = format!("{} {what}; +{per:.0} B per actor", r.ops);
     r
 }
 
