@@ -2,7 +2,6 @@
 //! and the exit statuses and error lines scripts rely on.
 
 use std::process::Output;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -161,15 +160,15 @@ async fn failures_have_codes_and_exit_statuses() {
     assert!(stderr.starts_with("error: cannot reach "), "{stderr}");
 }
 
-/// `serve --sleep-timeout` replaces the demo types' 30 s idle timeout: with 0.2 s, a counter
-/// called once is listed asleep long before its type's own timeout (the wait is bounded well
-/// under it), and it wakes with its count.
+/// `serve --sleep-timeout` replaces the demo types' 30 s idle timeout: with 1 s, the live log
+/// of a counter called once ends (the actor stopped) long before its type's own timeout would
+/// come (the wait is bounded well under it), and the counter wakes with its count.
 #[tokio::test]
 async fn serve_sleep_timeout_puts_idle_demo_actors_to_sleep_sooner() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(
         &dir.path().join("data"),
-        &["--token", TOKEN, "--sleep-timeout", "0.2"],
+        &["--token", TOKEN, "--sleep-timeout", "1"],
     )
     .await;
     let url = server.url.clone();
@@ -177,20 +176,26 @@ async fn serve_sleep_timeout_puts_idle_demo_actors_to_sleep_sooner() {
         .action("counter", "nap", "increment", json!([5]))
         .await;
     assert_eq!(status, 200);
-    let list = ["--token", TOKEN, "list", "--name", "counter"];
-    let asleep = async {
-        loop {
-            let listed = ok(&url, &list).await;
-            if listed.trim_end().ends_with("\tasleep") {
-                return listed;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let listed = tokio::time::timeout(LIMIT, asleep)
+    let listed = ok(&url, &["--token", TOKEN, "list", "--name", "counter"]).await;
+    let id = listed.split('\t').nth(2).expect("an id column").to_owned();
+    // Watching wakes the actor if it already slept; the stream ends when it stops.
+    let watch = reqwest::Client::new()
+        .get(format!("{url}/inspector/api/actors/{id}/log"))
+        .bearer_auth(TOKEN)
+        .send();
+    let response = tokio::time::timeout(LIMIT, watch)
         .await
-        .expect("asleep well before the type's own 30 s");
-    assert!(listed.starts_with("counter\tnap\t"), "{listed}");
+        .expect("head in time")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let log = tokio::time::timeout(LIMIT, response.text())
+        .await
+        .expect("asleep well before the type's own 30 s")
+        .unwrap();
+    assert!(
+        log.ends_with("event: end\ndata: {\"reason\":\"stopped\"}\n\n"),
+        "{log}"
+    );
     assert_eq!(
         server.action("counter", "nap", "getCount", json!([])).await,
         (200, json!({ "output": 5 }))
