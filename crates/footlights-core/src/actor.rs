@@ -99,8 +99,9 @@ pub struct ActorOptions {
     /// no pending answer, no running [`run`](Actor::run) loop, hold or
     /// [`wait_until`](crate::Ctx::wait_until) task, and every write durable.
     ///
-    /// Past it the actor is *dormant*: its state, vars and context stay in memory, but the
-    /// task that ran it (about 600 bytes) is given back. The next message, alarm or call
+    /// Past it the actor is *dormant*: its state and vars stay in memory, but the task that
+    /// ran it is given back, and so are the parts of its context it holds empty (about
+    /// 1,000 bytes in all; see the lifecycle chapter). The next message, alarm or call
     /// spawns a new task for it at once, with no storage read and no hook: to the actor and
     /// its callers it never stopped. A dormant actor still goes to sleep once its
     /// [`sleep_timeout`](Self::sleep_timeout) is up. The runtime's metrics count dormant

@@ -67,7 +67,83 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The parts of an actor's context that must outlive it while the actor is dormant in its
+/// compact form (see `instance::compact`): who the actor is, its alarms and queued messages,
+/// its connection sequence, and the handles it shares with the registry. [`Shared::new`] makes
+/// the rest anew: the output gate, the key-value store's handle and cache, the unopened
+/// database, empty connection and socket tables.
+pub(crate) struct Lasting<A: Actor> {
+    pub(crate) id: ActorId,
+    pub(crate) key: ActorKey,
+    pub(crate) generation: u64,
+    pub(crate) mailbox: Mailbox,
+    pub(crate) client: Client,
+    pub(crate) clock: ClockHandle,
+    pub(crate) alarms: BTreeMap<String, Alarm>,
+    pub(crate) conns: ConnIndex<Conn<A>, Arc<ConnSink>>,
+    pub(crate) metrics: Arc<crate::metrics::ActorTypeMetrics>,
+    pub(crate) queues: crate::queue::state::LazyQueues,
+    pub(crate) queue_specs: Arc<HashMap<String, crate::queue::QueueSpec>>,
+    pub(crate) tap: Arc<crate::inspect::Tap>,
+}
+
 impl<A: Actor> Shared<A> {
+    /// A context of `lasting`, with a new gate, the actor's store handle on `driver`, its
+    /// database unopened, and nothing in flight.
+    pub(crate) fn new(
+        lasting: Lasting<A>,
+        driver: Arc<dyn footlights_storage::Driver>,
+        options: &Arc<crate::ActorOptions>,
+    ) -> Self {
+        let gate = Gate::new();
+        Shared {
+            kv: KvStore::new(driver, lasting.id.clone(), gate.clone(), options.clone()),
+            #[cfg(feature = "db")]
+            db: crate::db::DbState::new(options.clone()),
+            gate,
+            id: lasting.id,
+            key: lasting.key,
+            generation: lasting.generation,
+            conns: Mutex::new(lasting.conns),
+            raw_sockets: Mutex::default(),
+            mailbox: lasting.mailbox,
+            client: lasting.client,
+            clock: lasting.clock,
+            alarms: Mutex::new(lasting.alarms),
+            pending_writes: Mutex::default(),
+            sleep_requested: AtomicBool::new(false),
+            destroy_requested: AtomicBool::new(false),
+            metrics: lasting.metrics,
+            queues: lasting.queues,
+            queue_specs: lasting.queue_specs,
+            awake_holds: Default::default(),
+            background: Mutex::default(),
+            tap: lasting.tap,
+        }
+    }
+
+    /// Takes the lasting parts out, for a context about to be dropped: only the actor's own
+    /// task may call it, with nothing in flight.
+    pub(crate) fn take_lasting(&mut self) -> Lasting<A> {
+        Lasting {
+            id: self.id.clone(),
+            key: self.key.clone(),
+            generation: self.generation,
+            mailbox: self.mailbox.clone(),
+            client: self.client.clone(),
+            clock: self.clock.clone(),
+            alarms: std::mem::take(
+                self.alarms
+                    .get_mut()
+                    .unwrap_or_else(PoisonError::into_inner),
+            ),
+            conns: std::mem::take(self.conns.get_mut().unwrap_or_else(PoisonError::into_inner)),
+            metrics: self.metrics.clone(),
+            queues: std::mem::take(&mut self.queues),
+            queue_specs: self.queue_specs.clone(),
+            tap: self.tap.clone(),
+        }
+    }
     /// Whether the running message changed database pages (never without the `db` feature).
     pub(crate) fn db_has_staged(&self) -> bool {
         #[cfg(feature = "db")]

@@ -17,28 +17,49 @@ impl<A: Actor> Instance<A> {
             preloaded,
         } = start;
         match Self::load(&id, &tx, &reg, metrics, &table, preloaded).await {
-            Ok((actor, ctx, last_snapshot)) => Ok(Instance {
-                ctx: {
-                    Self::unpark_conns(&reg, &ctx);
-                    ctx
-                },
-                actor,
-                options: table.options.clone(),
-                table,
-                rx,
-                reg,
-                token,
-                deferred: Deferreds(None),
-                last_snapshot,
-                dirty: false,
-                panicked: false,
-                done: None,
-                detached: Default::default(),
-                destroyed: None,
-                runner: Default::default(),
-                trace: tracing::Span::none(),
-            }),
+            Ok((actor, ctx, last_snapshot)) => {
+                Self::unpark_conns(&reg, &ctx);
+                Ok(Self::assemble(
+                    actor,
+                    ctx,
+                    table,
+                    rx,
+                    reg,
+                    token,
+                    last_snapshot,
+                ))
+            }
             Err(e) => Err((e, rx)),
+        }
+    }
+
+    /// An instance of `actor` with `ctx`, between messages, with nothing pending.
+    pub(super) fn assemble(
+        actor: A,
+        ctx: Ctx<A>,
+        table: Arc<ActionTable<A>>,
+        rx: MailboxRx,
+        reg: Arc<RegistryInner>,
+        token: u64,
+        last_snapshot: Vec<u8>,
+    ) -> Self {
+        Instance {
+            actor,
+            ctx,
+            options: table.options.clone(),
+            table,
+            rx,
+            reg,
+            token,
+            deferred: Deferreds(None),
+            last_snapshot,
+            dirty: false,
+            panicked: false,
+            done: None,
+            detached: Default::default(),
+            destroyed: None,
+            runner: Default::default(),
+            trace: tracing::Span::none(),
         }
     }
 
@@ -122,7 +143,6 @@ impl<A: Actor> Instance<A> {
                 )));
             }
         };
-        let gate = Gate::new();
         // In a cluster the claim bumps the stored generation, and the instance's writes are
         // fenced with the bumped one: an instance on another node that has not yet noticed it
         // lost the actor cannot overwrite this one's writes. Alone, the registry is the only
@@ -146,38 +166,21 @@ impl<A: Actor> Instance<A> {
             }
             None => meta.generation,
         };
-        let kv = KvStore::new(
-            driver.clone(),
-            id.clone(),
-            gate.clone(),
-            table.options.clone(),
-        );
-        #[cfg(feature = "db")]
-        let db = crate::db::DbState::new(table.options.clone());
-        let shared = Arc::new(Shared {
+        let lasting = crate::ctx::Lasting {
             id: id.clone(),
             key: meta.key.clone(),
             generation,
-            gate,
-            kv,
-            #[cfg(feature = "db")]
-            db,
-            conns: Default::default(),
-            raw_sockets: Default::default(),
             mailbox: tx.clone(),
             client: reg.client(),
             clock: reg.clock(),
-            alarms: std::sync::Mutex::new(alarms.into_iter().map(|a| (a.id.clone(), a)).collect()),
-            pending_writes: Default::default(),
-            sleep_requested: false.into(),
-            destroy_requested: false.into(),
+            alarms: alarms.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            conns: Default::default(),
             metrics,
             queues: Default::default(),
             queue_specs,
-            awake_holds: Default::default(),
-            background: Default::default(),
             tap: Default::default(),
-        });
+        };
+        let shared = Arc::new(Shared::new(lasting, driver.clone(), &table.options));
         let queued = queued.map_err(storage)?;
         if !queued.is_empty() {
             shared.queues.load(queued);

@@ -6,7 +6,9 @@
 //! [`Pool`], and its mailbox keeps a [`Ticket`] for it. The next message takes the instance
 //! back out and spawns a new task for it, with no storage read and no hook: to the actor and
 //! its callers nothing happened. What the task itself took (tokio's task cell, the loop's
-//! timer and waits, about 600 bytes an actor) is given back meanwhile.
+//! timer and waits, about 600 bytes an actor) is given back meanwhile, and, when nothing else
+//! holds the actor's context, the context's transient parts too: the instance is kept in its
+//! [compact form](super::compact).
 //!
 //! A dormant actor that may sleep still has to, once its idle time is up. The pool keeps
 //! each one's sleep deadline; the [sweeper](Pool::sweep) takes an actor whose deadline came
@@ -29,6 +31,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::Instance;
+use super::compact::Compact;
 use crate::actor::Actor;
 
 /// A dormant instance, type-erased: it knows how to start its loop again.
@@ -203,14 +206,22 @@ impl Pool {
     }
 }
 
-/// A dormant actor instance, with the time its idle stretch began.
+/// A dormant actor instance kept whole (something else holds its context, or its database
+/// is open), with the time its idle stretch began.
 struct Dormant<A: Actor> {
     instance: Instance<A>,
     since: Instant,
 }
 
+/// A dormant actor instance in its compact form, with the time its idle stretch began.
+struct DormantCompact<A: Actor> {
+    compact: Compact<A>,
+    since: Instant,
+}
+
 /// Hands `instance`, idle since `since`, to its registry's pool until the next message (or
-/// its sleep deadline). Gives it back when a message is already waiting.
+/// its sleep deadline): compact when it can be, whole otherwise. Gives it back when a message
+/// is already waiting.
 #[expect(
     clippy::result_large_err,
     reason = "the instance goes back into the loop's own local on the rare refusal; boxed, it would be unboxed there at once"
@@ -223,27 +234,46 @@ pub(super) fn park<A: Actor>(instance: Instance<A>, since: Instant) -> Result<()
     let metrics = instance.ctx.shared.metrics.clone();
     // Counted first: a send may revive it, and count that, as soon as it is in the pool.
     metrics.went_dormant();
-    let dormant = Box::new(Dormant { instance, since });
-    door.park(&pool, dormant, deadline).map_err(|back| {
-        metrics.revived();
-        back.instance
-    })
+    let refused = match Compact::of(instance) {
+        Ok(compact) => {
+            let dormant = Box::new(DormantCompact { compact, since });
+            door.park(&pool, dormant, deadline)
+                .map_err(|back| back.compact.expand())
+        }
+        Err(instance) => {
+            let dormant = Box::new(Dormant { instance, since });
+            door.park(&pool, dormant, deadline)
+                .map_err(|back| back.instance)
+        }
+    };
+    refused.inspect_err(|_| metrics.revived())
 }
 
 impl<A: Actor> Revive for Dormant<A> {
     fn revive(self: Box<Self>, runtime: &Handle) {
-        let Dormant { instance, since } = *self;
-        let shared = &instance.ctx.shared;
-        shared.metrics.revived();
-        let span = tracing::info_span!(
-            "actor",
-            actor = A::NAME,
-            key = %shared.key,
-            id = %shared.id
-        );
-        tracing::trace!(parent: &span, "dormant actor back in a task");
-        runtime.spawn(instance.run(Some(since)).instrument(span));
+        respawn(self.instance, self.since, runtime);
     }
+}
+
+impl<A: Actor> Revive for DormantCompact<A> {
+    fn revive(self: Box<Self>, runtime: &Handle) {
+        let DormantCompact { compact, since } = *self;
+        respawn(compact.expand(), since, runtime);
+    }
+}
+
+/// Spawns the loop of `instance`, dormant since `since`, on `runtime`.
+fn respawn<A: Actor>(instance: Instance<A>, since: Instant, runtime: &Handle) {
+    let shared = &instance.ctx.shared;
+    shared.metrics.revived();
+    let span = tracing::info_span!(
+        "actor",
+        actor = A::NAME,
+        key = %shared.key,
+        id = %shared.id
+    );
+    tracing::trace!(parent: &span, "dormant actor back in a task");
+    runtime.spawn(instance.run(Some(since)).instrument(span));
 }
 
 impl<A: Actor> Instance<A> {

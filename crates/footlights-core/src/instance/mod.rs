@@ -25,8 +25,7 @@ use crate::actor::{ActionTable, Actor, ActorOptions, Entry, Outcome};
 use crate::conn::{Conn, ConnRequest};
 use crate::ctx::{Ctx, Shared};
 use crate::deferred::Deferred;
-use crate::gate::{ConnSink, Gate, Output};
-use crate::kv::KvStore;
+use crate::gate::{ConnSink, Output};
 use crate::raw::{RawEvent, RawReply, RawRequest, RawResponse, RawSocket, WsMessage};
 use crate::registry::RegistryInner;
 use crate::snapshot;
@@ -35,6 +34,7 @@ pub(crate) use mailbox::{Mailbox, MailboxRx};
 pub(crate) use msg::Msg;
 
 mod boot;
+mod compact;
 mod conns;
 mod detached;
 pub(crate) mod dormant;

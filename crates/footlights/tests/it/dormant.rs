@@ -84,10 +84,63 @@ impl Wakeful {
     }
 }
 
+/// An actor with a key-value store, which may hold a clone of its own context in its vars.
+#[derive(Default, Serialize, Deserialize)]
+pub struct Keeper {
+    #[serde(skip)]
+    in_memory: u32,
+    #[serde(skip)]
+    held: Option<Ctx<Keeper>>,
+}
+
+/// The store limit of `Keeper`, in bytes of keys and values.
+const KEEPER_KV_BYTES: u64 = 64;
+
+#[footlights::actor]
+impl Keeper {
+    fn options() -> ActorOptions {
+        let mut options = ActorOptions::default();
+        options.sleep_timeout = SLEEP;
+        options.kv_max_bytes = KEEPER_KV_BYTES;
+        options
+    }
+
+    /// Counts the call in memory; returns the count.
+    #[action]
+    fn touch(&mut self) -> u32 {
+        self.in_memory += 1;
+        self.in_memory
+    }
+
+    #[action]
+    async fn put(&self, ctx: &Ctx<Self>, key: String, value: String) -> Result<(), ActionError> {
+        ctx.kv().put(&key, &value).await
+    }
+
+    #[action]
+    async fn get(&self, ctx: &Ctx<Self>, key: String) -> Result<Option<String>, ActionError> {
+        ctx.kv().get(&key).await
+    }
+
+    /// Keeps a clone of the context in the vars, as an actor that hands it to a helper would.
+    #[action]
+    fn hold(&mut self, ctx: &Ctx<Self>) {
+        self.held = Some(ctx.clone());
+    }
+
+    /// Writes through the held clone of the context.
+    #[action]
+    async fn put_held(&self, key: String, value: String) -> Result<(), ActionError> {
+        let held = self.held.as_ref().expect("hold was called");
+        held.kv().put(&key, &value).await
+    }
+}
+
 async fn start() -> (Registry, ActorHandle<Napper>) {
     let registry = Registry::builder()
         .actor::<Napper>()
         .actor::<Wakeful>()
+        .actor::<Keeper>()
         .start()
         .await
         .unwrap();
@@ -225,4 +278,48 @@ async fn a_shutdown_stops_dormant_actors_too() {
     assert_eq!(registry.awake_count(), 0);
     assert_eq!(dormant(&registry, "napper"), 0);
     assert_eq!(counts(&registry, "napper").sleeps() - slept_before, 21);
+}
+
+/// A dormant actor gives back its context's transient parts (the store's handle and cache
+/// among them) and gets new ones when it comes back: its entries are read again from the
+/// store, and the store's size still counts against its limit.
+#[tokio::test(start_paused = true)]
+async fn a_dormant_actor_comes_back_with_its_store_and_its_store_limit() {
+    let (registry, _) = start().await;
+    let keeper = registry.client().get_or_create::<Keeper>(["k"]);
+    keeper.put("a".into(), "x".repeat(30)).await.unwrap();
+    assert_eq!(keeper.touch().await.unwrap(), 1);
+    for round in 2..4 {
+        pass(Duration::from_secs(2)).await;
+        until_dormant(&registry, "keeper", 1).await;
+        assert_eq!(keeper.touch().await.unwrap(), round, "vars kept");
+        assert_eq!(keeper.get("a".into()).await.unwrap(), Some("x".repeat(30)));
+    }
+    // 32 bytes stored (each key counts one byte more): 35 more would pass the limit of 64.
+    let refused = keeper.put("b".into(), "y".repeat(33)).await.unwrap_err();
+    assert_eq!(refused.code(), "actor_too_large", "{refused:?}");
+    keeper.put("b".into(), "y".repeat(20)).await.unwrap();
+    pass(Duration::from_secs(2)).await;
+    until_dormant(&registry, "keeper", 1).await;
+    assert_eq!(keeper.get("b".into()).await.unwrap(), Some("y".repeat(20)));
+    assert_eq!(counts(&registry, "keeper").wakes(), 1, "never reloaded");
+}
+
+/// An actor whose vars hold a clone of its context keeps that context through dormancy: the
+/// clone still reaches the live actor after it comes back.
+#[tokio::test(start_paused = true)]
+async fn a_context_held_by_the_actor_stays_its_context_through_dormancy() {
+    let (registry, _) = start().await;
+    let keeper = registry.client().get_or_create::<Keeper>(["held"]);
+    keeper.hold().await.unwrap();
+    keeper.put_held("a".into(), "1".into()).await.unwrap();
+    pass(Duration::from_secs(2)).await;
+    until_dormant(&registry, "keeper", 1).await;
+    assert_eq!(keeper.get("a".into()).await.unwrap(), Some("1".into()));
+    keeper.put_held("b".into(), "2".into()).await.unwrap();
+    assert_eq!(keeper.get("b".into()).await.unwrap(), Some("2".into()));
+    pass(Duration::from_secs(2)).await;
+    until_dormant(&registry, "keeper", 1).await;
+    assert_eq!(keeper.get("b".into()).await.unwrap(), Some("2".into()));
+    assert_eq!(keeper.touch().await.unwrap(), 1);
 }
