@@ -49,24 +49,15 @@ impl<A: Actor> Compact<A> {
             return Err(instance);
         }
         let lasting = shared.take_lasting();
-        let Instance {
-            actor,
-            table,
-            rx,
-            reg,
-            token,
-            last_snapshot,
-            runner,
-            ..
-        } = instance;
+        // The rest of the instance (its context among it) is dropped here.
         Ok(Compact {
-            actor,
-            table,
-            rx,
-            reg,
-            token,
-            last_snapshot,
-            runner,
+            actor: instance.actor,
+            table: instance.table,
+            rx: instance.rx,
+            reg: instance.reg,
+            token: instance.token,
+            last_snapshot: instance.last_snapshot,
+            runner: instance.runner,
             lasting,
         })
     }
