@@ -50,6 +50,11 @@ macro_rules! string_id {
 
 string_id! {
     /// The internal id of an actor: unique, opaque, safe in a URL path segment.
+    ///
+    /// A registry makes new ones as 32 lowercase hex digits of a version 7 UUID (RFC 9562):
+    /// a millisecond timestamp first, so ids sort in the order the actors were created and
+    /// the rows of actors made together sit side by side in the store's indexes. Treat an id
+    /// as an opaque string all the same: ids from other sources keep whatever form they had.
     ActorId
 }
 

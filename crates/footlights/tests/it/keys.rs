@@ -297,3 +297,32 @@ async fn keys_over_the_limit_create_nothing() {
             .is_none()
     );
 }
+
+/// Ids are 32 lowercase hex digits that sort in the order their actors were created, so the
+/// rows of actors made one after another sit side by side in the store's indexes.
+#[tokio::test]
+async fn ids_sort_in_creation_order() {
+    let r = registry().await;
+    let c = r.client();
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let id = c
+            .get_or_create::<Game>(format!("g{i}").as_str())
+            .resolve()
+            .await
+            .unwrap();
+        let text = id.as_str();
+        assert_eq!(text.len(), 32, "{text}");
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{text}"
+        );
+        ids.push(text.to_owned());
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+    sorted.dedup();
+    assert_eq!(sorted.len(), 200, "every id is new");
+}
