@@ -127,7 +127,7 @@ impl<A: Actor> Shared<A> {
     pub(crate) fn take_lasting(&mut self) -> Lasting<A> {
         Lasting {
             id: self.id.clone(),
-            key: self.key.clone(),
+            key: std::mem::take(&mut self.key),
             generation: self.generation,
             mailbox: self.mailbox.clone(),
             client: self.client.clone(),
