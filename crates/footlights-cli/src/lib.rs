@@ -3,7 +3,7 @@
 //! ```text
 //! footlights serve [--host 127.0.0.1] [--port 6420] [--data-dir ./data] [--with-test-actors]
 //!                  [--durability power|process] [--shutdown-timeout 10] [--log-format text|json]
-//!                  [--remembered-actors 65536]
+//!                  [--remembered-actors 65536] [--store-cache-mib 64]
 //! footlights new NAME [--path DIR] [--footlights-path DIR | --footlights-git URL]
 //! footlights actors [--url URL] [--token TOKEN] list|get|call|delete ...
 //! ```

@@ -111,6 +111,17 @@ pub struct ServeOptions {
     /// of memory.
     #[arg(long, value_name = "COUNT", default_value_t = footlights::DEFAULT_REMEMBERED_ACTORS)]
     pub remembered_actors: usize,
+    /// The page cache of each of the store's two SQLite connections, in MiB (at least 1).
+    /// Pages are cached as they are read or written, so memory grows with the part of the store
+    /// in use, up to twice this; a smaller cache reads more from the file (or the operating
+    /// system's cache). Not used with --postgres.
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = footlights::storage::DEFAULT_CACHE_BYTES >> 20,
+        value_parser = clap::value_parser!(u64).range(1..=1 << 20)
+    )]
+    pub store_cache_mib: u64,
     /// How long a demo actor with nothing to do stays awake before it saves its state and
     /// sleeps, in seconds (decimals allowed); each type's own when not given (30 for every
     /// demo type). A longer one keeps more actors in memory and spares their callers a load
@@ -324,10 +335,17 @@ async fn sqlite_registry(
         .durability(options.durability.into())
         .lock_wait(lock_wait)
         .recover(options.recover)
+        .cache_bytes(options.store_cache_mib << 20)
         .open()
         .await
         .with_context(|| format!("cannot open the store {}", db.display()))?;
-    tracing::info!(db = %db.display(), durability = ?options.durability, recover = options.recover, "store open");
+    tracing::info!(
+        db = %db.display(),
+        durability = ?options.durability,
+        recover = options.recover,
+        cache_mib = options.store_cache_mib,
+        "store open"
+    );
     Ok(demo_registry(options).driver(driver))
 }
 

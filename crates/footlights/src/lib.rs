@@ -107,7 +107,7 @@ pub mod queue {
 pub mod storage {
     pub use footlights_storage::{Alarm, Driver, MemoryDriver, StorageError, Write};
     #[cfg(feature = "sqlite")]
-    pub use footlights_storage_sqlite::{Durability, SqliteDriver};
+    pub use footlights_storage_sqlite::{DEFAULT_CACHE_BYTES, Durability, SqliteDriver};
 }
 
 /// Running several nodes as one cluster: any node serves any actor, each actor lives on one

@@ -704,3 +704,16 @@ async fn json_logs_name_each_request_and_metrics_need_the_token() {
         "the token is never logged"
     );
 }
+
+#[tokio::test]
+async fn state_survives_a_restart_with_a_one_mib_store_cache() {
+    state_survives_a_restart_with(&["--store-cache-mib", "1"]).await;
+}
+
+#[tokio::test]
+async fn a_store_cache_of_nothing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve_to_exit(&["--port", "0", "--store-cache-mib", "0"], dir.path()).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--store-cache-mib"));
+}
