@@ -69,37 +69,49 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The parts of an actor's context that must outlive it while the actor is dormant in its
 /// compact form (see `instance::compact`): who the actor is, its alarms and queued messages,
-/// its connection sequence, and the handles it shares with the registry. [`Shared::new`] makes
-/// the rest anew: the output gate, the key-value store's handle and cache, the unopened
-/// database, empty connection and socket tables.
+/// its connection sequence and its type's counts. [`Shared::new`] makes the rest anew: the
+/// output gate, the key-value store's handle and cache, the unopened database, empty
+/// connection and socket tables, and, unless someone watches it, the live log's tap; it takes
+/// what the registry and the type share from [`Handles`].
 pub(crate) struct Lasting<A: Actor> {
     pub(crate) id: ActorId,
     pub(crate) key: ActorKey,
     pub(crate) generation: u64,
     pub(crate) mailbox: Mailbox,
-    pub(crate) client: Client,
-    pub(crate) clock: ClockHandle,
     pub(crate) alarms: BTreeMap<String, Alarm>,
     pub(crate) conns: ConnIndex<Conn<A>, Arc<ConnSink>>,
     pub(crate) metrics: Arc<crate::metrics::ActorTypeMetrics>,
     pub(crate) queues: crate::queue::state::LazyQueues,
+    /// `None` when nothing but the context held it and no one watched: a new one will do.
+    pub(crate) tap: Option<Arc<crate::inspect::Tap>>,
+}
+
+/// What the contexts of every actor of one type on one registry share: handed to
+/// [`Shared::new`], so a dormant actor need not keep its own copies.
+pub(crate) struct Handles {
+    pub(crate) driver: Arc<dyn footlights_storage::Driver>,
+    pub(crate) client: Client,
+    pub(crate) clock: ClockHandle,
+    pub(crate) options: Arc<crate::ActorOptions>,
     pub(crate) queue_specs: Arc<HashMap<String, crate::queue::QueueSpec>>,
-    pub(crate) tap: Arc<crate::inspect::Tap>,
 }
 
 impl<A: Actor> Shared<A> {
-    /// A context of `lasting`, with a new gate, the actor's store handle on `driver`, its
-    /// database unopened, and nothing in flight.
-    pub(crate) fn new(
-        lasting: Lasting<A>,
-        driver: Arc<dyn footlights_storage::Driver>,
-        options: &Arc<crate::ActorOptions>,
-    ) -> Self {
+    /// A context of `lasting`, with a new gate, the actor's store handle on the driver of
+    /// `handles`, its database unopened, and nothing in flight.
+    pub(crate) fn new(lasting: Lasting<A>, handles: Handles) -> Self {
+        let Handles {
+            driver,
+            client,
+            clock,
+            options,
+            queue_specs,
+        } = handles;
         let gate = Gate::new();
         Shared {
             kv: KvStore::new(driver, lasting.id.clone(), gate.clone(), options.clone()),
             #[cfg(feature = "db")]
-            db: crate::db::DbState::new(options.clone()),
+            db: crate::db::DbState::new(options),
             gate,
             id: lasting.id,
             key: lasting.key,
@@ -107,31 +119,32 @@ impl<A: Actor> Shared<A> {
             conns: Mutex::new(lasting.conns),
             raw_sockets: Mutex::default(),
             mailbox: lasting.mailbox,
-            client: lasting.client,
-            clock: lasting.clock,
+            client,
+            clock,
             alarms: Mutex::new(lasting.alarms),
             pending_writes: Mutex::default(),
             sleep_requested: AtomicBool::new(false),
             destroy_requested: AtomicBool::new(false),
             metrics: lasting.metrics,
             queues: lasting.queues,
-            queue_specs: lasting.queue_specs,
+            queue_specs,
             awake_holds: Default::default(),
             background: Mutex::default(),
-            tap: lasting.tap,
+            tap: lasting.tap.unwrap_or_default(),
         }
     }
 
     /// Takes the lasting parts out, for a context about to be dropped: only the actor's own
     /// task may call it, with nothing in flight.
     pub(crate) fn take_lasting(&mut self) -> Lasting<A> {
+        // Held by this context and this clone only, and unwatched: the next context makes its own.
+        let tap = self.tap.clone();
+        let tap = (Arc::strong_count(&tap) > 2 || tap.is_watched()).then_some(tap);
         Lasting {
             id: self.id.clone(),
             key: std::mem::take(&mut self.key),
             generation: self.generation,
             mailbox: self.mailbox.clone(),
-            client: self.client.clone(),
-            clock: self.clock.clone(),
             alarms: std::mem::take(
                 self.alarms
                     .get_mut()
@@ -140,8 +153,7 @@ impl<A: Actor> Shared<A> {
             conns: std::mem::take(self.conns.get_mut().unwrap_or_else(PoisonError::into_inner)),
             metrics: self.metrics.clone(),
             queues: std::mem::take(&mut self.queues),
-            queue_specs: self.queue_specs.clone(),
-            tap: self.tap.clone(),
+            tap,
         }
     }
     /// Whether the running message changed database pages (never without the `db` feature).

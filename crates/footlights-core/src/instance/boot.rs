@@ -109,7 +109,7 @@ impl<A: Actor> Instance<A> {
         table: &ActionTable<A>,
         preloaded: Option<footlights_storage::LoadedActor>,
     ) -> Result<(A, Ctx<A>, Vec<u8>), ActionError> {
-        let queue_specs = table.queues.clone();
+        let queue_specs = &table.queues;
         let options = &*table.options;
         let storage = |e: footlights_storage::StorageError| crate::writer::storage_error(&e);
         let driver = reg.driver();
@@ -171,16 +171,13 @@ impl<A: Actor> Instance<A> {
             key: meta.key.clone(),
             generation,
             mailbox: tx.clone(),
-            client: reg.client(),
-            clock: reg.clock(),
             alarms: alarms.into_iter().map(|a| (a.id.clone(), a)).collect(),
             conns: Default::default(),
             metrics,
             queues: Default::default(),
-            queue_specs,
-            tap: Default::default(),
+            tap: None,
         };
-        let shared = Arc::new(Shared::new(lasting, driver.clone(), &table.options));
+        let shared = Arc::new(Shared::new(lasting, handles(reg, table)));
         let queued = queued.map_err(storage)?;
         if !queued.is_empty() {
             shared.queues.load(queued);
@@ -264,5 +261,19 @@ impl<A: Actor> Instance<A> {
         // startup and keeps them across sleeps).
         tracing::debug!(actor = A::NAME, %id, key = %meta.key, "actor started");
         Ok((actor, ctx, snapshot))
+    }
+}
+
+/// What every context of `table`'s type on `reg` shares.
+pub(super) fn handles<A: Actor>(
+    reg: &RegistryInner,
+    table: &ActionTable<A>,
+) -> crate::ctx::Handles {
+    crate::ctx::Handles {
+        driver: reg.driver().clone(),
+        client: reg.client(),
+        clock: reg.clock(),
+        options: table.options.clone(),
+        queue_specs: table.queues.clone(),
     }
 }

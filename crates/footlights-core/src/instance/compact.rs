@@ -1,9 +1,11 @@
 //! The compact form of a dormant instance: the actor's state and vars, and only the parts of
-//! its context that must last ([`Lasting`]: id, key, alarms, queued messages, the handles it
-//! shares with the registry). What an actor with nothing to do holds empty or can make again
-//! is dropped: the shared context's allocation, the output gate, the key-value store's handle
-//! and cache. [`Compact::expand`] makes them anew when a message revives the actor, with no
-//! storage read; the key-value store reads its entries again as they are asked for.
+//! its context that must last ([`Lasting`]: id, key, alarms, queued messages, its type's
+//! counts). What an actor with nothing to do holds empty, can make again or finds in its
+//! registry and type is dropped: the shared context's allocation, the output gate, the
+//! key-value store's handle and cache, the handles every actor of the type shares, and an
+//! unwatched live log tap. [`Compact::expand`] makes them anew when a message revives the
+//! actor, with no storage read; the key-value store reads its entries again as they are asked
+//! for.
 //!
 //! Only an instance whose context no one else holds (no clone of its [`Ctx`] kept by a task
 //! or by the actor's own vars) and whose database is unopened takes this form; the dormant pool
@@ -20,7 +22,8 @@ pub(super) struct Compact<A: Actor> {
     rx: MailboxRx,
     reg: Arc<RegistryInner>,
     token: u64,
-    last_snapshot: Vec<u8>,
+    /// Boxed: no spare capacity kept, and 8 bytes less than a `Vec`.
+    last_snapshot: Box<[u8]>,
     runner: run_loop::Runner,
     lasting: Lasting<A>,
 }
@@ -56,7 +59,7 @@ impl<A: Actor> Compact<A> {
             rx: instance.rx,
             reg: instance.reg,
             token: instance.token,
-            last_snapshot: instance.last_snapshot,
+            last_snapshot: instance.last_snapshot.into_boxed_slice(),
             runner: instance.runner,
             lasting,
         })
@@ -64,8 +67,7 @@ impl<A: Actor> Compact<A> {
 
     /// The instance again, with a new context around what lasted.
     pub(super) fn expand(self) -> Instance<A> {
-        let driver = self.reg.driver().clone();
-        let shared = Shared::new(self.lasting, driver, &self.table.options);
+        let shared = Shared::new(self.lasting, super::boot::handles(&self.reg, &self.table));
         let ctx = Ctx {
             shared: Arc::new(shared),
             conn: None,
@@ -77,7 +79,7 @@ impl<A: Actor> Compact<A> {
             self.rx,
             self.reg,
             self.token,
-            self.last_snapshot,
+            self.last_snapshot.into_vec(),
         );
         instance.runner = self.runner;
         instance
