@@ -20,7 +20,7 @@
 //! reach would never be freed; kept here, it is dropped with the sweeper when the runtime
 //! shuts down, as a task would have been.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use std::sync::atomic::Ordering;
@@ -40,12 +40,14 @@ pub(crate) trait Revive: Send {
     fn revive(self: Box<Self>, runtime: &Handle);
 }
 
-/// Where a mailbox finds its dormant instance. A ticket whose instance was revived (by the
-/// sweeper, or by a send that raced another) finds nothing; numbers are never reused.
+/// Where a mailbox finds its dormant instance: its number, and its sleep deadline, which
+/// orders the pool. A ticket whose instance was revived (by the sweeper, or by a send that
+/// raced another) finds nothing; numbers are never reused.
 #[derive(Clone, Debug)]
 pub(crate) struct Ticket {
     pool: Weak<Pool>,
     number: u64,
+    deadline: Option<Instant>,
 }
 
 impl Ticket {
@@ -55,7 +57,7 @@ impl Ticket {
         let Some(pool) = self.pool.upgrade() else {
             return false;
         };
-        let Some(instance) = pool.take(self.number) else {
+        let Some(instance) = pool.take(self.number, self.deadline) else {
             return false;
         };
         instance.revive(&pool.runtime);
@@ -63,7 +65,7 @@ impl Ticket {
     }
 }
 
-/// The dormant instances of one registry, by ticket number, with their sleep deadlines.
+/// The dormant instances of one registry, by sleep deadline and ticket number.
 pub(crate) struct Pool {
     runtime: Handle,
     inner: Mutex<Inner>,
@@ -74,16 +76,24 @@ pub(crate) struct Pool {
 #[derive(Default)]
 struct Inner {
     next: u64,
-    /// Each with its sleep deadline, if it has one.
-    dormant: HashMap<u64, (Box<dyn Revive>, Option<Instant>)>,
-    /// Ticket numbers by sleep deadline; an instance taken out leaves with its deadline.
-    deadlines: BTreeSet<(Instant, u64)>,
+    /// The instances that sleep when their idle time is up, earliest deadline first: the
+    /// sweeper takes from the front, a ticket finds its own by deadline and number. One map
+    /// for both, so an instance and its deadline always leave together.
+    by_deadline: BTreeMap<(Instant, u64), Box<dyn Revive>>,
+    /// The instances of types that never sleep, by ticket number.
+    sleepless: HashMap<u64, Box<dyn Revive>>,
+}
+
+impl Inner {
+    fn len(&self) -> usize {
+        self.by_deadline.len() + self.sleepless.len()
+    }
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("dormant", &self.lock().dormant.len())
+            .field("dormant", &self.lock().len())
             .finish_non_exhaustive()
     }
 }
@@ -122,12 +132,16 @@ impl PoolHandle {
             let mut inner = pool.lock();
             let number = inner.next;
             inner.next += 1;
-            inner.dormant.insert(number, (instance, deadline));
-            if let Some(at) = deadline {
-                let first = inner.deadlines.first().map(|(t, _)| *t);
-                inner.deadlines.insert((at, number));
-                if first.is_none_or(|first| at < first) {
-                    pool.earlier.notify_one();
+            match deadline {
+                Some(at) => {
+                    let first = inner.by_deadline.first_key_value().map(|((t, _), _)| *t);
+                    inner.by_deadline.insert((at, number), instance);
+                    if first.is_none_or(|first| at < first) {
+                        pool.earlier.notify_one();
+                    }
+                }
+                None => {
+                    inner.sleepless.insert(number, instance);
                 }
             }
             number
@@ -135,19 +149,20 @@ impl PoolHandle {
         Ok(Ticket {
             pool: self.0.clone(),
             number,
+            deadline,
         })
     }
 
     /// Dormant instances now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.0.upgrade().map_or(0, |p| p.lock().dormant.len())
+        self.0.upgrade().map_or(0, |p| p.lock().len())
     }
 
     /// Sleep deadlines kept now.
     #[cfg(test)]
     fn deadlines(&self) -> usize {
-        self.0.upgrade().map_or(0, |p| p.lock().deadlines.len())
+        self.0.upgrade().map_or(0, |p| p.lock().by_deadline.len())
     }
 }
 
@@ -156,25 +171,29 @@ impl Pool {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self, number: u64) -> Option<Box<dyn Revive>> {
+    fn take(&self, number: u64, deadline: Option<Instant>) -> Option<Box<dyn Revive>> {
         let mut inner = self.lock();
-        let (instance, deadline) = inner.dormant.remove(&number)?;
-        if let Some(at) = deadline {
-            inner.deadlines.remove(&(at, number));
-        }
-        // A map keeps its room; give it back once most of it is unused.
-        if inner.dormant.capacity() > 64 && inner.dormant.len() * 4 < inner.dormant.capacity() {
-            let keep = inner.dormant.len() * 2;
-            inner.dormant.shrink_to(keep);
-        }
-        Some(instance)
+        let Some(at) = deadline else {
+            let instance = inner.sleepless.remove(&number)?;
+            // A hash map keeps its room; give it back once most of it is unused.
+            let sleepless = &mut inner.sleepless;
+            if sleepless.capacity() > 64 && sleepless.len() * 4 < sleepless.capacity() {
+                sleepless.shrink_to(sleepless.len() * 2);
+            }
+            return Some(instance);
+        };
+        inner.by_deadline.remove(&(at, number))
     }
 
     /// Revives each instance whose deadline came, for as long as the runtime runs. Owns the
     /// pool: when the runtime drops this task, the instances still dormant go with it.
     async fn sweep(self: Arc<Self>) {
         loop {
-            let next = self.lock().deadlines.first().map(|(t, _)| *t);
+            let next = self
+                .lock()
+                .by_deadline
+                .first_key_value()
+                .map(|((t, _), _)| *t);
             let due = async {
                 match next {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -193,16 +212,14 @@ impl Pool {
     }
 
     /// The instance with the earliest deadline, out of the pool, if that deadline is `now`
-    /// or earlier. (Every deadline has its instance: one taken out takes its deadline along.)
+    /// or earlier.
     fn take_due(&self, now: Instant) -> Option<Box<dyn Revive>> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let &(at, number) = inner.deadlines.first()?;
+        let mut inner = self.lock();
+        let (&(at, _), _) = inner.by_deadline.first_key_value()?;
         if at > now {
             return None;
         }
-        inner.deadlines.pop_first();
-        inner.dormant.remove(&number).map(|(instance, _)| instance)
+        inner.by_deadline.pop_first().map(|(_, instance)| instance)
     }
 }
 
@@ -401,6 +418,37 @@ mod tests {
         assert_eq!(pool.deadlines(), 0, "the deadline left with the instance");
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(revived.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn instances_with_one_deadline_and_sleepless_ones_each_answer_their_own_ticket() {
+        let pool = PoolHandle::spawn();
+        let at = Instant::now() + Duration::from_secs(10);
+        let (a, a_revived, _) = probe();
+        let (b, b_revived, _) = probe();
+        let (forever, forever_revived, _) = probe();
+        let a = pool.keep(a, Some(at)).ok().unwrap();
+        let _b = pool.keep(b, Some(at)).ok().unwrap();
+        let forever = pool.keep(forever, None).ok().unwrap();
+        assert_eq!((pool.len(), pool.deadlines()), (3, 2));
+        assert!(a.revive());
+        assert_eq!(a_revived.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            b_revived.load(Ordering::SeqCst),
+            0,
+            "same deadline, other ticket"
+        );
+        assert_eq!((pool.len(), pool.deadlines()), (2, 1));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(b_revived.load(Ordering::SeqCst), 1, "the sweeper took it");
+        assert_eq!(
+            forever_revived.load(Ordering::SeqCst),
+            0,
+            "no deadline, no sweep"
+        );
+        assert!(forever.revive());
+        assert_eq!(forever_revived.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.len(), 0);
     }
 
     #[test]
