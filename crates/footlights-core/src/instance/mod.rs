@@ -151,11 +151,12 @@ async fn start_instance<A: Actor>(
         let _ = prev.wait_for(|done| *done).await;
     }
     let (id, token, reg) = (start.id.clone(), start.token, start.reg.clone());
+    let metrics = start.metrics.clone();
     match Instance::<A>::boot(start, table).await {
         Ok(instance) => Some(instance),
         Err((e, rx)) => {
             tracing::debug!(actor = A::NAME, %id, error = %e, "actor did not start");
-            reg.finish(&id, token);
+            reg.finish(&id, token, &metrics);
             stop::drain(rx, &e);
             None
         }

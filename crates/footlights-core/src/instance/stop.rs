@@ -212,7 +212,8 @@ impl<A: Actor> Instance<A> {
         {
             membership.release(&shared.id, shared.generation).await;
         }
-        self.reg.finish(&self.ctx.shared.id, self.token);
+        self.reg
+            .finish(&self.ctx.shared.id, self.token, &self.ctx.shared.metrics);
         if let Some(done) = &self.done {
             let _ = done.send(true);
         }

@@ -204,6 +204,7 @@ impl RegistryBuilder {
                 slept: Mutex::new(lru::LruCache::unbounded()),
                 preloads: Mutex::new(super::preload::Preloads::new()),
                 me: weak.clone(),
+                client: Client::from_transport(crate::local::LocalTransport::new(weak.clone())),
             }
         });
         if let Some(membership) = membership {

@@ -50,7 +50,7 @@ impl RegistryInner {
         for slot in self.slots().values() {
             match &slot.state {
                 SlotState::Running(tx) => senders.push(tx.clone()),
-                SlotState::Stopping(done) => stopping.push(done.clone()),
+                SlotState::Stopping(done) => stopping.push((**done).clone()),
             }
         }
         let mut waits = Vec::new();

@@ -14,7 +14,8 @@ pub(crate) struct RegistryInner {
     pub(super) slots: Mutex<HashMap<ActorId, Slot>>,
     /// Ids of actors by name and key, so repeated calls skip the storage lookup; the most
     /// recently used [`remembered`](Self::remembered) besides the awake actors only.
-    pub(super) keys: Mutex<lru::LruCache<(String, ActorKey), ActorId>>,
+    /// The name is the type's own `&'static str`, so an entry holds no copy of it.
+    pub(super) keys: Mutex<lru::LruCache<(&'static str, ActorKey), ActorId>>,
     /// See [`RegistryBuilder::remembered_actors`].
     pub(super) remembered: usize,
     pub(super) next_token: AtomicU64,
@@ -41,6 +42,9 @@ pub(crate) struct RegistryInner {
     /// Everything counted, for [`Registry::metrics`].
     pub(super) metrics: Arc<RuntimeMetrics>,
     pub(super) me: Weak<RegistryInner>,
+    /// The in-process client every actor's context and [`Registry::client`] clone: it holds
+    /// only the weak handle above, so one serves all.
+    pub(super) client: Client,
 }
 
 impl std::fmt::Debug for RegistryInner {
@@ -91,16 +95,16 @@ impl RegistryInner {
     }
 
     pub(crate) fn client(&self) -> Client {
-        Client::from_transport(LocalTransport::new(self.me.clone()))
+        self.client.clone()
     }
 
-    pub(super) fn check_type(&self, name: &str) -> Result<(), ActionError> {
-        if self.types.contains_key(name) {
-            Ok(())
-        } else {
-            Err(ActionError::actor_not_found(format!(
+    /// The registered type's own name (`'static`), or `actor.not_found`.
+    pub(super) fn check_type(&self, name: &str) -> Result<&'static str, ActionError> {
+        match self.types.get_key_value(name) {
+            Some((&name, _)) => Ok(name),
+            None => Err(ActionError::actor_not_found(format!(
                 "no actor type named `{name}`"
-            )))
+            ))),
         }
     }
 
@@ -116,8 +120,8 @@ impl RegistryInner {
                 Ok(id.clone())
             }
             Target::Get { name, key } => {
-                self.check_type(name)?;
-                if let Some(id) = lock(&self.keys).get(&(name.clone(), key.clone())) {
+                let name = self.check_type(name)?;
+                if let Some(id) = lock(&self.keys).get(&(name, key.clone())) {
                     return Ok(id.clone());
                 }
                 self.look_up(name, key)
@@ -125,8 +129,8 @@ impl RegistryInner {
                     .ok_or_else(|| not_found(format_args!("{name}/{key}")))
             }
             Target::GetOrCreate { name, key, input } => {
-                self.check_type(name)?;
-                if let Some(id) = lock(&self.keys).get(&(name.clone(), key.clone())) {
+                let name = self.check_type(name)?;
+                if let Some(id) = lock(&self.keys).get(&(name, key.clone())) {
                     return Ok(id.clone());
                 }
                 // A read first: an actor that exists (asleep, or no longer remembered) is
@@ -151,7 +155,11 @@ impl RegistryInner {
     /// and alarms (one job for the store), kept for its next instance if it is asleep, so
     /// that waking it for the call that follows reads nothing more (see
     /// [`Preloads`](super::preload::Preloads)).
-    async fn look_up(&self, name: &str, key: &ActorKey) -> Result<Option<ActorId>, ActionError> {
+    async fn look_up(
+        &self,
+        name: &'static str,
+        key: &ActorKey,
+    ) -> Result<Option<ActorId>, ActionError> {
         if self.cluster.is_some() {
             let meta = self.driver.find_actor(name, key).await.map_err(storage)?;
             return Ok(meta.map(|meta| {
@@ -183,7 +191,7 @@ impl RegistryInner {
         key: &ActorKey,
         input: Option<Value>,
     ) -> Result<ActorId, ActionError> {
-        self.check_type(name)?;
+        let name = self.check_type(name)?;
         match self.insert(name, key, input).await? {
             (id, true) => Ok(id),
             (existing, false) => Err(ActionError::duplicate_key(format!(
@@ -205,7 +213,7 @@ impl RegistryInner {
     /// group commit, and this returns once that commit is durable.
     async fn insert(
         &self,
-        name: &str,
+        name: &'static str,
         key: &ActorKey,
         input: Option<Value>,
     ) -> Result<(ActorId, bool), ActionError> {
@@ -281,7 +289,7 @@ impl RegistryInner {
                         Err(mpsc::error::SendError(m)) => msg = Some(m),
                     },
                 },
-                SlotState::Stopping(done) => prev = Some(done.clone()),
+                SlotState::Stopping(done) => prev = Some((**done).clone()),
             }
         }
         let Some(reg) = self.me.upgrade() else {
@@ -301,14 +309,13 @@ impl RegistryInner {
                 token,
                 state: SlotState::Running(tx.clone()),
                 started_ms: now_ms(),
-                metrics: metrics.clone(),
             },
         );
         metrics.woke();
         if let Some(old) = replaced {
             // The old instance is stopping (or ended without freeing its slot): it counts as
             // stopped now, since its `finish` will find the slot taken.
-            self.stopped(id, &old, slots.len());
+            self.stopped(id, &old, metrics, slots.len());
         }
         ty.spawn(Start {
             id: id.clone(),
@@ -419,25 +426,26 @@ impl RegistryInner {
         if let Some(slot) = slots.get_mut(id)
             && slot.token == token
         {
-            slot.state = SlotState::Stopping(done);
+            slot.state = SlotState::Stopping(Box::new(done));
         }
         true
     }
 
-    /// An instance stopped: free its slot unless a newer instance holds it.
-    pub(crate) fn finish(&self, id: &ActorId, token: u64) {
+    /// An instance stopped: free its slot unless a newer instance holds it. `metrics` are
+    /// the counts of its type.
+    pub(crate) fn finish(&self, id: &ActorId, token: u64, metrics: &ActorTypeMetrics) {
         let mut slots = self.slots();
         if slots.get(id).is_some_and(|s| s.token == token)
             && let Some(slot) = slots.remove(id)
         {
-            self.stopped(id, &slot, slots.len());
+            self.stopped(id, &slot, metrics, slots.len());
         }
     }
 
     /// Counts an instance as stopped and remembers its times; `awake` actors remain. The
     /// keys remembered for the actors that were awake shrink back to the bound.
-    fn stopped(&self, id: &ActorId, slot: &Slot, awake: usize) {
-        slot.metrics.slept();
+    fn stopped(&self, id: &ActorId, slot: &Slot, metrics: &ActorTypeMetrics, awake: usize) {
+        metrics.slept();
         lock(&self.preloads).stopped(id);
         {
             let mut slept = lock(&self.slept);
@@ -459,10 +467,10 @@ impl RegistryInner {
     }
 
     /// A destroyed actor's key is free again.
-    pub(crate) fn forget(&self, name: &str, key: &ActorKey, id: &ActorId) {
+    pub(crate) fn forget(&self, name: &'static str, key: &ActorKey, id: &ActorId) {
         lock(&self.slept).pop(id);
         let mut keys = lock(&self.keys);
-        let k = (name.to_owned(), key.clone());
+        let k = (name, key.clone());
         if keys.peek(&k) == Some(id) {
             keys.pop(&k);
         }
@@ -473,13 +481,13 @@ impl RegistryInner {
     /// called by key stay remembered however many they are (they are the most recently used),
     /// and the table shrinks back as they go to sleep. The actor remembered counts as awake:
     /// it is looked up or created to be called.
-    fn remember_key(&self, name: &str, key: &ActorKey, id: &ActorId) {
+    fn remember_key(&self, name: &'static str, key: &ActorKey, id: &ActorId) {
         let awake = {
             let slots = self.slots();
             slots.len() + usize::from(!slots.contains_key(id))
         };
         let mut keys = lock(&self.keys);
-        keys.put((name.to_owned(), key.clone()), id.clone());
+        keys.put((name, key.clone()), id.clone());
         while keys.len() > self.remembered.saturating_add(awake) {
             keys.pop_lru();
         }
