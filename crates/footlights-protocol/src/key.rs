@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,14 +20,24 @@ use serde::{Deserialize, Serialize};
 /// let back: ActorKey = "a\\/b/\\0".parse().unwrap();
 /// assert_eq!(back, ActorKey::from(["a/b", ""]));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ActorKey(Vec<String>);
+///
+/// The parts are shared: a clone costs a reference count, not a copy, so the many places that
+/// keep an actor's key (its context, the registry's key cache, the store's records) hold one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(from = "Vec<String>")]
+pub struct ActorKey(Arc<[String]>);
+
+/// A list of strings on the wire, as the derived form of a `Vec<String>` would be.
+impl Serialize for ActorKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
+}
 
 impl ActorKey {
     /// A key from its parts.
     pub fn new(parts: Vec<String>) -> Self {
-        ActorKey(parts)
+        ActorKey(parts.into())
     }
 
     /// The key's parts.
@@ -99,25 +110,25 @@ impl FromStr for ActorKey {
         if !current.is_empty() || separators > 0 || parts.is_empty() {
             parts.push(current);
         }
-        Ok(ActorKey(parts))
+        Ok(ActorKey(parts.into()))
     }
 }
 
 impl From<&str> for ActorKey {
     fn from(s: &str) -> Self {
-        ActorKey(vec![s.to_owned()])
+        ActorKey(Arc::from([s.to_owned()]))
     }
 }
 
 impl From<String> for ActorKey {
     fn from(s: String) -> Self {
-        ActorKey(vec![s])
+        ActorKey(Arc::from([s]))
     }
 }
 
 impl From<Vec<String>> for ActorKey {
     fn from(parts: Vec<String>) -> Self {
-        ActorKey(parts)
+        ActorKey(parts.into())
     }
 }
 
@@ -168,6 +179,29 @@ mod tests {
     fn no_key_and_empty_list_are_equal() {
         assert_eq!(ActorKey::from(()), ActorKey::new(vec![]));
         assert_eq!(ActorKey::from("x"), ActorKey::from(["x"]));
+    }
+
+    #[test]
+    fn on_the_wire_a_key_is_a_list_of_strings() {
+        let key = ActorKey::from(["room", "general"]);
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(json, r#"["room","general"]"#);
+        assert_eq!(serde_json::from_str::<ActorKey>(&json).unwrap(), key);
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&key, &mut cbor).unwrap();
+        let as_list: Vec<String> = ciborium::from_reader(cbor.as_slice()).unwrap();
+        assert_eq!(as_list, ["room", "general"]);
+        assert_eq!(
+            ciborium::from_reader::<ActorKey, _>(cbor.as_slice()).unwrap(),
+            key
+        );
+    }
+
+    #[test]
+    fn a_clone_shares_the_parts() {
+        let key = ActorKey::from(["a", "b"]);
+        let copy = key.clone();
+        assert!(std::ptr::eq(key.parts(), copy.parts()));
     }
 
     proptest::proptest! {
