@@ -168,7 +168,7 @@ impl<A: Actor> Instance<A> {
         };
         let lasting = crate::ctx::Lasting {
             id: id.clone(),
-            key: meta.key.clone(),
+            key: reg.shared_key(A::NAME, &meta.key),
             generation,
             mailbox: tx.clone(),
             alarms: alarms.into_iter().map(|a| (a.id.clone(), a)).collect(),

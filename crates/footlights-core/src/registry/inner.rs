@@ -466,6 +466,14 @@ impl RegistryInner {
         }
     }
 
+    /// `key`, an actor of `name`'s as its record says, sharing the parts the key cache holds
+    /// for it when the cache has it: the actor's context and the cache then keep one copy.
+    pub(crate) fn shared_key(&self, name: &'static str, key: &ActorKey) -> ActorKey {
+        lock(&self.keys)
+            .get_key_value(&(name, key.clone()))
+            .map_or_else(|| key.clone(), |((_, cached), _)| cached.clone())
+    }
+
     /// A destroyed actor's key is free again.
     pub(crate) fn forget(&self, name: &'static str, key: &ActorKey, id: &ActorId) {
         lock(&self.slept).pop(id);
