@@ -107,7 +107,7 @@ pub struct ServeOptions {
     /// How many sleeping actors the server remembers, most recently used first: their ids by
     /// name and key, so that a call by key skips a lookup in the store, and their start and
     /// sleep times (awake actors are remembered besides). Past it the least recently used are
-    /// forgotten (a call to one of them looks its key up again). Each costs about 320 bytes
+    /// forgotten (a call to one of them looks its key up again). Each costs about 250 bytes
     /// of memory.
     #[arg(long, value_name = "COUNT", default_value_t = footlights::DEFAULT_REMEMBERED_ACTORS)]
     pub remembered_actors: usize,

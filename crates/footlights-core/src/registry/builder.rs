@@ -103,7 +103,7 @@ impl RegistryBuilder {
     /// ([`Registry::actor_times`]). The keys of awake actors are remembered on top of it, and
     /// forgotten again down to the bound as they go to sleep. Past it the least recently used
     /// are forgotten, so the memory of a registry does not grow with the number of actors that
-    /// ever woke; each remembered sleeping actor holds about 320 bytes of heap (more with long
+    /// ever woke; each remembered sleeping actor holds about 250 bytes of heap (more with long
     /// keys). 0 remembers none but the awake ones.
     ///
     /// ```
