@@ -182,10 +182,18 @@ async fn state_survives_a_restart_with_process_durability() {
 
 #[tokio::test]
 async fn an_unknown_durability_is_refused() {
+    assert_refused("--durability", "sometimes").await;
+}
+
+/// `footlights serve` with `option` set to `value` exits at once with a failure status and an
+/// error that names the option.
+async fn assert_refused(option: &str, value: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let out = serve_to_exit(&["--port", "0", "--durability", "sometimes"], dir.path()).await;
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--durability"));
+    let arg = format!("{option}={value}");
+    let out = serve_to_exit(&["--port", "0", &arg], dir.path()).await;
+    assert!(!out.status.success(), "{arg}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(option), "{arg}: {stderr}");
 }
 
 async fn state_survives_a_restart_with(extra: &[&str]) {
@@ -515,13 +523,8 @@ async fn sigterm_ends_at_the_shutdown_timeout_while_a_request_is_half_sent() {
 
 #[tokio::test]
 async fn a_shutdown_timeout_that_is_not_a_positive_number_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     for value in ["soon", "0", "-1"] {
-        let timeout = format!("--shutdown-timeout={value}");
-        let out = serve_to_exit(&["--port", "0", &timeout], dir.path()).await;
-        assert!(!out.status.success(), "{value}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("--shutdown-timeout"), "{value}: {stderr}");
+        assert_refused("--shutdown-timeout", value).await;
     }
 }
 
@@ -712,8 +715,5 @@ async fn state_survives_a_restart_with_a_one_mib_store_cache() {
 
 #[tokio::test]
 async fn a_store_cache_of_nothing_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = serve_to_exit(&["--port", "0", "--store-cache-mib", "0"], dir.path()).await;
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--store-cache-mib"));
+    assert_refused("--store-cache-mib", "0").await;
 }
